@@ -1,0 +1,1 @@
+"""The bridge: a trained torch model -> ONNX (float, quantized) -> C model data."""

@@ -1,0 +1,1 @@
+"""Runtime backends behind one step interface: numpy (the reference), ort, c."""

@@ -1,0 +1,31 @@
+"""Typed errors shared by every layer, grouped by kind.
+
+Each message names the file or value at fault and what was expected. The CLI turns any
+`LstmEdgeError` into a one-line message and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class LstmEdgeError(Exception):
+    """Base of every error this project raises for bad input or a broken artifact."""
+
+
+class InvalidConfigError(LstmEdgeError):
+    """A model config that is malformed or out of range."""
+
+
+class FormatVersionError(InvalidConfigError):
+    """An artifact written with a format version this reader does not know."""
+
+
+class InvalidArtifactError(LstmEdgeError):
+    """A model file that is not what it claims to be (not ONNX, truncated, foreign)."""
+
+
+class UnsupportedModelError(InvalidArtifactError):
+    """A valid model that uses ops, opsets or dtypes a backend cannot run."""
+
+
+class InputError(LstmEdgeError, ValueError):
+    """Bad tokens or state handed to a step call; the caller's state is left unchanged."""

@@ -1,0 +1,196 @@
+"""Checkpoint folders: write atomically, read with checks that name the file at fault.
+
+A checkpoint is a folder holding `config.json` (the ModelConfig), `model.safetensors`
+(weights; never pickle) and `data.json` (where the corpus came from and how it was split).
+Every file is written to a temp file in the same folder, fsynced, then `os.replace`d, so a
+kill at any moment leaves the previous good file under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.errors import InvalidConfigError, LstmEdgeError
+from lstm_edge.toolchain.model import CharLSTM, build_model
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+DATA_FILE = "data.json"
+TMP_PREFIX = ".tmp-"
+
+
+class InvalidCheckpointError(LstmEdgeError):
+    """A folder that is not a loadable lstm-edge checkpoint."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    config: ModelConfig
+    model: CharLSTM  # in eval mode
+    data: dict[str, Any]  # contents of data.json ({} if absent)
+    weights_sha256: str  # SHA-256 of model.safetensors as stored
+
+
+# ---- atomic writes -----------------------------------------------------------------------
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call write(tmp) on a temp file beside `path`, fsync it, then replace `path` with it.
+
+    On any failure (disk full included) the temp file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def clean_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove temp files a killed writer left behind; returns what was removed."""
+    removed = []
+    for p in Path(folder).glob(TMP_PREFIX + "*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---- save / load -------------------------------------------------------------------------
+
+
+def save_checkpoint(folder: Path, model: CharLSTM, data: dict[str, Any] | None = None) -> None:
+    """Write config.json, model.safetensors and data.json into `folder` (created if needed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"format_version": str(model.config.format_version)}
+    # Weights first: a config never describes weights that are not on disk yet.
+    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp), metadata=meta))
+    atomic_write_bytes(folder / CONFIG_FILE, (model.config.to_json() + "\n").encode())
+    if data is not None:
+        atomic_write_bytes(folder / DATA_FILE, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def load_config(folder: Path) -> ModelConfig:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InvalidCheckpointError(f"not a valid checkpoint: {folder} is not a folder")
+    cfg_path = folder / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise InvalidCheckpointError(f"not a valid checkpoint: {cfg_path} is missing")
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidCheckpointError(
+            f"not a valid checkpoint: cannot read {cfg_path}: {e}"
+        ) from None
+    try:
+        return ModelConfig.from_json(text)
+    except InvalidConfigError as e:
+        raise InvalidCheckpointError(f"not a valid checkpoint: {cfg_path}: {e}") from None
+
+
+def load_weights(folder: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """Read model.safetensors and check it against the model `config` describes."""
+    path = Path(folder) / WEIGHTS_FILE
+    if not path.is_file():
+        raise InvalidCheckpointError(f"not a valid checkpoint: {path} is missing")
+    try:
+        weights = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise InvalidCheckpointError(
+            f"not a valid checkpoint: {path} is not a readable safetensors file ({e})"
+        ) from None
+    expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.items()}
+    missing = sorted(expected.keys() - found.keys())
+    unexpected = sorted(found.keys() - expected.keys())
+    wrong = sorted(
+        f"{k} {found[k]} (expected {expected[k]})"
+        for k in expected.keys() & found.keys()
+        if found[k] != expected[k]
+    )
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected}")
+        if wrong:
+            parts.append(f"wrong shapes: {', '.join(wrong)}")
+        raise InvalidCheckpointError(
+            f"not a valid checkpoint: {path} does not match {CONFIG_FILE}: " + "; ".join(parts)
+        )
+    return weights
+
+
+def load_checkpoint(folder: Path) -> Checkpoint:
+    folder = Path(folder)
+    config = load_config(folder)
+    weights = load_weights(folder, config)
+    model = build_model(config)
+    model.load_state_dict(weights)
+    model.eval()
+    data: dict[str, Any] = {}
+    data_path = folder / DATA_FILE
+    if data_path.is_file():
+        try:
+            data = json.loads(data_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InvalidCheckpointError(
+                f"not a valid checkpoint: cannot read {data_path}: {e}"
+            ) from None
+    return Checkpoint(
+        path=folder,
+        config=config,
+        model=model,
+        data=data,
+        weights_sha256=sha256_file(folder / WEIGHTS_FILE),
+    )
