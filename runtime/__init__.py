@@ -13,6 +13,9 @@ from lstm_edge.runtime.errors import (
     LstmEdgeError,
     UnsupportedModelError,
 )
+from lstm_edge.runtime.model import Model, load
+from lstm_edge.runtime.state import State
+from lstm_edge.runtime.suggest import Suggester, Suggestion
 
 __all__ = [
     "FORMAT_VERSION",
@@ -21,6 +24,11 @@ __all__ = [
     "InvalidArtifactError",
     "InvalidConfigError",
     "LstmEdgeError",
+    "Model",
     "ModelConfig",
+    "State",
+    "Suggester",
+    "Suggestion",
     "UnsupportedModelError",
+    "load",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from lstm_edge.runtime.config import ModelConfig
@@ -29,6 +29,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 DATA_FILE = "data.json"
 TMP_PREFIX = ".tmp-"
+_UMASK = os.umask(0o022)  # read once (os.umask can only read by setting), then restore
+os.umask(_UMASK)
 
 
 class InvalidCheckpointError(LstmEdgeError):
@@ -57,6 +59,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -105,17 +108,68 @@ def sha256_file(path: Path) -> str:
 # ---- save / load -------------------------------------------------------------------------
 
 
-def save_checkpoint(folder: Path, model: CharLSTM, data: dict[str, Any] | None = None) -> None:
-    """Write config.json, model.safetensors and data.json into `folder` (created if needed)."""
+def save_checkpoint(
+    folder: Path,
+    model: CharLSTM,
+    data: dict[str, Any] | None = None,
+    *,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Write config.json, model.safetensors and data.json into `folder` (created if needed).
+
+    `metadata` (str -> str) goes into the safetensors header beside the weights, so facts
+    about these exact weights (training step, validation loss) can never be torn from them.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    meta = {"format_version": str(model.config.format_version)}
+    meta = {**(metadata or {}), "format_version": str(model.config.format_version)}
     # Weights first: a config never describes weights that are not on disk yet.
     atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp), metadata=meta))
     atomic_write_bytes(folder / CONFIG_FILE, (model.config.to_json() + "\n").encode())
     if data is not None:
         atomic_write_bytes(folder / DATA_FILE, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def read_weights_metadata(folder: Path) -> dict[str, str]:
+    """The str -> str metadata stored in model.safetensors' header (without loading weights)."""
+    path = Path(folder) / WEIGHTS_FILE
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise InvalidCheckpointError(
+            f"not a valid checkpoint: {path} is not a readable safetensors file ({e})"
+        ) from None
+
+
+def save_torch_state(path: Path, state: dict[str, Any]) -> None:
+    """Atomically write non-weight training state (optimizer, progress) with torch.save.
+
+    Only tensors, numbers, strings, lists and dicts, so `load_torch_state` can read it with
+    `weights_only=True`.
+    """
+    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+
+
+def load_torch_state(path: Path) -> dict[str, Any]:
+    """Read a file written by `save_torch_state`. A pickle that would run code is refused:
+    `weights_only=True` is passed explicitly, whatever torch's default is."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidCheckpointError(f"not a valid checkpoint: {path} is missing")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InvalidCheckpointError(
+            f"not a valid checkpoint: {path} is not a safe torch state file ({first})"
+        ) from None
+    if not isinstance(state, dict):
+        raise InvalidCheckpointError(
+            f"not a valid checkpoint: {path} holds {type(state).__name__}, expected a dict"
+        )
+    return state
 
 
 def load_config(folder: Path) -> ModelConfig:

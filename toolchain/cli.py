@@ -6,8 +6,11 @@ input (a one-line message, no traceback); 130 interrupted by Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from enum import Enum
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -71,3 +74,617 @@ def main(
 # ---- commands ------------------------------------------------------------------------------
 # Each command parses its arguments and calls one library function; the work lives in
 # the module named in its docstring.
+
+
+# ---- train / info (lstm_edge.toolchain.train, lstm_edge.toolchain.info) ------------------
+
+
+def _default(name: str) -> str:
+    from lstm_edge.toolchain.train import RunConfig
+
+    # Parentheses, not brackets: rich would read "[...]" as markup and drop it.
+    return f"(default {getattr(RunConfig(), name)}; with --resume: the run's own)"
+
+
+@app.command()
+@user_errors
+def train(
+    out: Path = typer.Option(
+        ..., "-o", "--out", help="Run folder; it becomes a checkpoint (the best model)."
+    ),
+    corpus: Path | None = typer.Option(
+        None,
+        "--corpus",
+        help="A UTF-8 text file or a folder of .txt files. Default: the CPython docs that "
+        "ship with Python (pydoc_data), no download.",
+    ),
+    hidden: int | None = typer.Option(None, min=1, help="LSTM hidden size. " + _default("hidden")),
+    layers: int | None = typer.Option(None, min=1, help="LSTM layers. " + _default("layers")),
+    embed: int | None = typer.Option(None, min=1, help="Embedding size. " + _default("embed")),
+    seq_len: int | None = typer.Option(
+        None, min=1, help="Characters per truncated-BPTT chunk. " + _default("seq_len")
+    ),
+    batch_size: int | None = typer.Option(
+        None,
+        min=1,
+        help="Contiguous streams per step, over all ranks (torchrun splits them). "
+        + _default("batch_size"),
+    ),
+    steps: int | None = typer.Option(None, min=1, help="Optimizer steps. " + _default("steps")),
+    epochs: float | None = typer.Option(
+        None, help="Instead of --steps: passes over the training split (may be fractional)."
+    ),
+    lr: float | None = typer.Option(
+        None, help="Peak learning rate (AdamW; warmup, then cosine). " + _default("lr")
+    ),
+    warmup_steps: int | None = typer.Option(
+        None, min=0, help="Linear warmup steps (at most steps/10). " + _default("warmup_steps")
+    ),
+    weight_decay: float | None = typer.Option(
+        None, min=0, help="AdamW weight decay. " + _default("weight_decay")
+    ),
+    grad_clip: float | None = typer.Option(
+        None, help="Clip the gradient norm to this. " + _default("grad_clip")
+    ),
+    seed: int | None = typer.Option(None, help="Random seed. " + _default("seed")),
+    eval_every: int | None = typer.Option(
+        None,
+        min=1,
+        help="Validate (loss, BPC), keep the best model and save the resume state every N "
+        "steps. " + _default("eval_every"),
+    ),
+    log_every: int | None = typer.Option(
+        None, min=1, help="Write a training-loss line to metrics.jsonl every N steps."
+    ),
+    max_vocab: int | None = typer.Option(
+        None,
+        min=2,
+        help="Cap the vocabulary (unknown character included) at the most frequent "
+        "characters of the training split. Default: no cap.",
+    ),
+    min_count: int | None = typer.Option(
+        None,
+        min=1,
+        help="Characters seen fewer times in the training split map to the unknown id. "
+        + _default("min_count"),
+    ),
+    threads: int | None = typer.Option(
+        None,
+        min=1,
+        help="Torch CPU threads per process. Default: the cores idle at start (cores minus "
+        "load average) / processes on this machine, at least 1.",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in OUT where it stopped (same settings)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace a run that OUT already holds."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train a character LSTM (truncated BPTT, state carried across chunks).
+
+    OUT ends up a checkpoint folder holding the best model by validation loss
+    (config.json, model.safetensors, data.json), with metrics.jsonl, loss.png,
+    train.json and resume/ (latest weights and optimizer state for --resume).
+    Ctrl-C finishes the current step, saves, and exits with status 130.
+    Runs unchanged under `torchrun --nproc-per-node N`.
+    """
+    from lstm_edge.toolchain.train import TrainingInterrupted, TrainOptions
+    from lstm_edge.toolchain.train import train as run_training
+
+    options = TrainOptions(
+        out=out,
+        corpus=corpus,
+        hidden=hidden,
+        layers=layers,
+        embed=embed,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        steps=steps,
+        epochs=epochs,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
+        grad_clip=grad_clip,
+        seed=seed,
+        eval_every=eval_every,
+        log_every=log_every,
+        max_vocab=max_vocab,
+        min_count=min_count,
+        threads=threads,
+        resume=resume,
+        force=force,
+        progress=progress,
+    )
+    try:
+        r = run_training(options)
+    except TrainingInterrupted as e:
+        err_console.print(f"{e}; continue with --resume", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if not r.is_main:  # under torchrun, rank 0 alone reports
+        return
+    console.print(
+        f"trained {r.steps} steps in {r.elapsed_s:.0f} s ({r.chars_per_s:,.0f} chars/s); "
+        f"best validation {r.best_val_bpc:.3f} bits/char at step {r.best_step}; "
+        f"checkpoint: {r.out}",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors
+def info(
+    path: Path = typer.Argument(..., help="A checkpoint folder."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Describe a checkpoint and check that it is whole.
+
+    Prints the config, vocabulary size, parameter count, file sizes and the
+    training metrics (best and last). Every weight is read and checked against
+    config.json; a broken or foreign checkpoint is an error (exit status 2).
+    """
+    import json
+
+    from rich.table import Table
+
+    from lstm_edge.toolchain.info import describe, rows
+
+    described = describe(path)
+    if json_out:
+        typer.echo(json.dumps(described, indent=2))
+        return
+    table = Table(title=f"{described['kind']}: {path}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows(described):
+        table.add_row(key, value)
+    console.print(table)
+
+
+# ---- export / quantize (lstm_edge.exporters) -------------------------------------------------
+
+
+def _check_failed(e: Exception) -> typer.Exit:
+    err_console.print(f"[bold red]check failed:[/] {e}", highlight=False)
+    return typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+@user_errors
+def export(
+    ckpt_dir: Path = typer.Argument(
+        ..., help="Checkpoint folder (config.json + model.safetensors), e.g. from train."
+    ),
+    out: Path = typer.Option(..., "-o", "--out", help="The .onnx file to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+    check_steps: int = typer.Option(
+        2000,
+        "--check-steps",
+        min=1,
+        help="Tokens of the held-out stream (seeded random tokens if the checkpoint has no "
+        "data record) on which the written file is compared with torch.",
+    ),
+) -> None:
+    """Export a checkpoint to streaming float ONNX, then check the file against torch.
+
+    The graph takes tokens (batch x time) and the state h0/c0, and returns
+    logits and the next state hn/cn. After writing, the file is checked:
+    onnx.checker with shape inference, then onnxruntime vs torch as one
+    prefill and as single steps (max abs logit error <= 1e-4). If the check
+    fails, nothing is left under OUT and the exit status is 1.
+    """
+    from lstm_edge.exporters.onnx_export import SelfCheckError, export_checkpoint
+
+    try:
+        r = export_checkpoint(ckpt_dir, out, force=force, check_steps=check_steps)
+    except SelfCheckError as e:
+        raise _check_failed(e) from None
+    console.print(
+        f"wrote {r.path} ({r.bytes:,} bytes); checked {r.steps_checked} steps of {r.stream}: "
+        f"max abs logit error vs torch {r.max_abs_err_prefill:.2g} (prefill), "
+        f"{r.max_abs_err_steps:.2g} (single steps)",
+        highlight=False,
+    )
+
+
+class QuantScheme(str, Enum):
+    int8 = "int8"
+    int8_dynamic = "int8-dynamic"
+    fp16 = "fp16"
+
+
+@app.command()
+@user_errors
+def quantize(
+    model: Path = typer.Argument(..., help="A float .onnx written by `lstm-edge export`."),
+    scheme: QuantScheme = typer.Option(
+        ...,
+        "--scheme",
+        help="int8: weight-only symmetric per-channel int8, standard ONNX (DequantizeLinear), "
+        "runs everywhere incl. the numpy and C backends. int8-dynamic: onnxruntime's "
+        "quantize_dynamic (DynamicQuantizeLSTM): ONNX RUNTIME ONLY. fp16: float16 weights.",
+    ),
+    out: Path = typer.Option(..., "-o", "--out", help="The .onnx file to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+) -> None:
+    """Quantize a float export; print per-tensor sizes and max abs weight error.
+
+    The scheme, the source of the scales and each tensor's max abs error go
+    into the artifact's metadata; the config and source SHA-256 are kept. A
+    written file that onnxruntime cannot run is not kept (exit status 1).
+    """
+    from lstm_edge.exporters.onnx_export import SelfCheckError
+    from lstm_edge.exporters.quantize import quantize_file, report_table
+
+    try:
+        report = quantize_file(model, out, scheme.value, force=force)
+    except SelfCheckError as e:
+        raise _check_failed(e) from None
+    console.print(report_table(report))
+
+
+# ---- validate / bench / pipeline (lstm_edge.toolchain.validate, .bench, .pipeline) ----------
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C -> exit status 130 with a one-line message (click would exit 1, "Aborted!")."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print("interrupted", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _wide(c: Console) -> Console:
+    """A console at least 120 columns wide for the result tables: in a narrow terminal or a
+    log (80 columns) a line wraps, which beats rich truncating the numbers to "1.2e…"."""
+    return Console(file=c.file, width=max(c.width, 120))
+
+
+@app.command()
+@user_errors
+def validate(
+    ckpt_dir: Path = typer.Argument(..., help="The checkpoint the artifacts were exported from."),
+    artifacts: list[Path] = typer.Argument(..., help="One or more .onnx artifacts."),
+    backend: list[str] = typer.Option(
+        [],
+        "--backend",
+        "-b",
+        help="Runtime backend(s) to step each artifact with (repeatable). Default: numpy and "
+        "ort, skipping a backend that cannot run a scheme.",
+    ),
+    steps: int = typer.Option(
+        5000, "--steps", min=1, help="Steps of the stream (cycled if longer than the text)."
+    ),
+    text: Path | None = typer.Option(
+        None, "--text", help="UTF-8 text to stream instead of the checkpoint's held-out split."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="Folder for report.json and the error-vs-timestep PNG."
+    ),
+    chunk: int = typer.Option(
+        1, "--chunk", min=1, help="Tokens per runtime step call (1 validates single steps)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing report."),
+) -> None:
+    """Run torch and each artifact in lock-step over a stream, state carried; check tolerances.
+
+    Per artifact and backend: max and mean logit error, drift (first vs last 10%
+    of the steps), top-1 agreement, bits per character of torch vs the artifact,
+    and the range the cell state reached. Exit status 1 if any is out of its
+    scheme's tolerance (see TOLERANCES in lstm_edge/toolchain/validate.py).
+    """
+    # Imported here so `lstm-edge --help` and the other commands do not pay for torch.
+    from lstm_edge.toolchain import validate as v
+
+    options = v.ValidateOptions(
+        steps=steps, backends=tuple(backend), text=text, chunk=chunk, report_dir=report, force=force
+    )
+    with _interruptible():  # nothing is written until the end: Ctrl-C leaves no partial report
+        result = v.validate(ckpt_dir, artifacts, options, console=err_console)
+    _wide(console).print(v.render_table(result))
+    for note in result.skipped:
+        console.print(f"skipped {note}", highlight=False)
+    if report is not None:
+        console.print(f"wrote {report / v.REPORT_FILE} and {report / v.PLOT_FILE}", highlight=False)
+    console.print(v.render_verdict(result), highlight=False)
+    if not result.passed:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+@user_errors
+def bench(
+    artifacts: list[Path] = typer.Argument(..., help="One or more .onnx artifacts of one model."),
+    backend: list[str] = typer.Option(
+        [], "--backend", "-b", help="Runtime backend(s) (repeatable). Default: ort and numpy."
+    ),
+    checkpoint: Path | None = typer.Option(
+        None,
+        "--checkpoint",
+        help="Checkpoint for the torch baseline (default: the artifact's float weights).",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON."),
+    repeats: int = typer.Option(7, "--repeats", min=1, help="Timed repeats per measurement."),
+    threads: int = typer.Option(
+        1,
+        "--threads",
+        min=1,
+        help="Threads for numpy's BLAS, torch and the ort backend (the plain session.run "
+        "loop keeps onnxruntime's defaults).",
+    ),
+) -> None:
+    """Per-step latency, throughput, process cost and size, side by side with the baselines.
+
+    Baselines: PyTorch eager (default and oneDNN off), a plain onnxruntime
+    session.run loop, and one BLAS matrix-vector product per layer (the limit).
+    Medians with p10-p90 over repeats, and ratios.
+    """
+    from lstm_edge.toolchain import bench as b
+
+    options = b.BenchOptions(
+        backends=tuple(backend),
+        checkpoint=checkpoint,
+        repeats=repeats,
+        process_repeats=min(repeats, 3),  # a fresh torch process takes seconds
+        threads=threads,
+    )
+    with _interruptible():
+        result = b.bench(artifacts, options, console=err_console)
+    for table in b.render_tables(result):
+        _wide(console).print(table)
+    for note in result.notes:
+        console.print(note, highlight=False)
+    if json_out is not None:
+        b.write_json(result, json_out)
+        console.print(f"wrote {json_out}", highlight=False)
+
+
+# ---- predictive typing (lstm_edge.runtime.suggest, .toolchain.demo, .toolchain.typing_eval) --
+
+
+class RuntimeBackend(str, Enum):
+    numpy = "numpy"
+    ort = "ort"
+    c = "c"
+
+
+@app.command()
+@user_errors
+def suggest(
+    model: Path = typer.Argument(..., help="An .onnx artifact (float or quantized)."),
+    text: str = typer.Argument(..., help="The text typed so far."),
+    k: int = typer.Option(3, "-k", min=1, help="How many completions."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    backend: RuntimeBackend = typer.Option(
+        RuntimeBackend.ort, "--backend", help="Runtime backend."
+    ),
+) -> None:
+    """The k most probable completions of the current (or next) word, with probabilities.
+
+    A suggestion's probability is P(its characters, then a space or punctuation | text);
+    see lstm_edge.runtime.suggest. The time covers the prefill of TEXT plus the beam search.
+    """
+    import json
+    import time
+
+    from lstm_edge.runtime import Suggester, load
+    from lstm_edge.toolchain.typing_eval import scheme_label
+
+    suggester = Suggester(load(model, backend=backend.value))
+    t0 = time.perf_counter()
+    suggester.type(text)
+    shown = suggester.suggestions(k)
+    ms = (time.perf_counter() - t0) * 1e3
+    if json_out:
+        out = {
+            "text": text,
+            "suggestions": [s.to_dict() for s in shown],
+            "ms": ms,
+            "step_calls": suggester.step_calls,
+        }
+        typer.echo(json.dumps(out, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"completions of {text[-40:]!r}")
+    for col, justify in (("#", "right"), ("word", "left"), ("insert", "left"), ("P", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for i, s in enumerate(shown, 1):
+        table.add_row(str(i), s.word, s.completion, f"{s.probability:.2%}")
+    console.print(table)
+    if not shown:
+        console.print("no suggestion (no word to complete here)", highlight=False)
+    console.print(
+        f"{ms:.2f} ms ({suggester.step_calls} step calls incl. start context), "
+        f"{model.name} ({scheme_label(suggester.model.scheme)}, {backend.value} backend)",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors
+def demo(
+    model: Path | None = typer.Argument(
+        None, help="An .onnx artifact. Default: runs/default/model.int8.onnx."
+    ),
+    k: int = typer.Option(3, "-k", min=1, max=3, help="How many suggestions to show."),
+    backend: RuntimeBackend = typer.Option(
+        RuntimeBackend.ort, "--backend", help="Runtime backend."
+    ),
+) -> None:
+    """Interactive predictive typing in the terminal (Tab/F1-F3 or Alt-1..3 accept)."""
+    from lstm_edge.toolchain.demo import run_demo
+
+    text = run_demo(model, backend=backend.value, k=k)
+    if text:
+        typer.echo(text)
+
+
+@app.command("eval-typing")
+@user_errors
+def eval_typing(
+    models: list[Path] = typer.Argument(
+        ..., help="One or more .onnx artifacts, e.g. model.onnx model.int8.onnx (side by side)."
+    ),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Type this checkpoint's held-out (test) split."
+    ),
+    text_file: Path | None = typer.Option(None, "--text", help="Type this UTF-8 text file."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the reports as JSON."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the --json file."),
+    k: int = typer.Option(3, "-k", min=1, help="Suggestions shown per keystroke."),
+    max_chars: int = typer.Option(
+        20_000, "--max-chars", min=1, help="Type at most this many characters."
+    ),
+    backend: RuntimeBackend = typer.Option(
+        RuntimeBackend.ort, "--backend", help="Runtime backend."
+    ),
+) -> None:
+    """Simulate a user typing held-out text with suggestions: keystroke savings and more.
+
+    Without --checkpoint/--text, the checkpoint folder holding the first model is used.
+    Convention: accepting costs 1 keystroke and inserts the rest of the word without a
+    trailing space; the user accepts as soon as the word is among the k shown. See
+    lstm_edge.toolchain.typing_eval.
+    """
+    from rich.progress import Progress
+
+    from lstm_edge.toolchain import typing_eval as te
+
+    text, source = te.find_text(models, checkpoint, text_file, max_chars)
+    if json_out is not None:
+        te.check_json_path(json_out, force)
+    reports = []
+    with Progress(console=err_console, transient=True) as progress:
+        for path in models:
+            task = progress.add_task(f"typing with {path.name}", total=len(text))
+            reports.append(
+                te.evaluate_model(
+                    path,
+                    text,
+                    backend=backend.value,
+                    k=k,
+                    progress=lambda n, task=task: progress.update(task, completed=n),
+                )
+            )
+    console.print(te.report_table(reports, source))
+    if json_out is not None:
+        te.write_json(json_out, reports, source, force)
+        console.print(f"wrote {json_out}", highlight=False)
+
+
+@app.command()
+@user_errors
+def pipeline(
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for the bundle."),
+    corpus: Path | None = typer.Option(
+        None, "--corpus", help="Training text (file or folder of .txt). Default: built-in."
+    ),
+    from_ckpt: Path | None = typer.Option(
+        None, "--from", help="Reuse this checkpoint instead of training."
+    ),
+    scheme: str = typer.Option("int8", "--scheme", help="int8, int8-dynamic or fp16."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Training steps."),
+    hidden: int | None = typer.Option(None, "--hidden", min=1, help="LSTM hidden size."),
+    layers: int | None = typer.Option(None, "--layers", min=1, help="LSTM layers."),
+    embed: int | None = typer.Option(None, "--embed", min=1, help="Embedding size."),
+    seq_len: int | None = typer.Option(None, "--seq-len", min=1, help="Training chunk length."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Training streams."),
+    validate_steps: int = typer.Option(
+        5000, "--validate-steps", min=1, help="Steps of held-out text to validate on."
+    ),
+    run_bench: bool = typer.Option(True, "--bench/--no-bench", help="Run the short bench."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle in OUT."),
+) -> None:
+    """Train (or reuse --from), export, quantize, validate, bench: a deployable bundle in OUT.
+
+    OUT gets model.onnx, model.SCHEME.onnx, validation/ (report.json, plot),
+    bench.json and SUMMARY.md (sizes, verdict, bench figures, how to load it).
+    A failing stage stops the pipeline with its message and exit status
+    (1 a check failed, 2 bad input, 130 interrupted); earlier outputs stay.
+    """
+    from lstm_edge.toolchain.pipeline import PipelineOptions, StageFailed, run_pipeline
+
+    options = PipelineOptions(
+        out=out,
+        corpus=corpus,
+        from_checkpoint=from_ckpt,
+        scheme=scheme,
+        steps=steps,
+        hidden=hidden,
+        layers=layers,
+        embed=embed,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        validate_steps=validate_steps,
+        bench=run_bench,
+        force=force,
+    )
+    try:
+        with _interruptible():
+            run_pipeline(options, console=err_console)
+    except StageFailed as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(e.exit_code) from None
+
+
+# ---- codegen (lstm_edge.exporters.c_codegen) -------------------------------------------------
+
+
+class CodegenTarget(str, Enum):
+    host = "host"
+    cortex_m4 = "cortex-m4"
+
+
+@app.command()
+@user_errors
+def codegen(
+    model: Path = typer.Argument(..., help="A float, fp16 or int8 .onnx artifact."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for the C bundle."),
+    name: str | None = typer.Option(
+        None, "--name", help="C name of the model (sanitized). Default: the file's stem."
+    ),
+    target: CodegenTarget = typer.Option(
+        CodegenTarget.host,
+        "--target",
+        help="host: build ./NAME with the system C compiler. cortex-m4: build NAME.elf for "
+        "QEMU's mps2-an386 (arm-none-eabi-gcc, newlib) and print its section sizes.",
+    ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Run the build (host, or the ELF under qemu-system-arm) and compare its logits "
+        "with the numpy reference (and torch, given --checkpoint). Exit 1 if out of tolerance.",
+    ),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Stream its held-out split and compare with its torch model."
+    ),
+    steps: int = typer.Option(400, "--steps", min=2, help="Tokens in the example's stream."),
+    force: bool = typer.Option(False, "--force", help="Overwrite bundle files in OUT."),
+) -> None:
+    """Emit the model as C (NAME_model.c/.h), the C library, an example and a Makefile.
+
+    Prints the flash (weights, library code) and RAM (state per stream, scratch)
+    the model needs. See lstm_edge/exporters/c_codegen.py and runtime/c/lstm_edge.h.
+    """
+    from lstm_edge.exporters import c_codegen as cg
+
+    report = cg.codegen(
+        model,
+        out,
+        cg.CodegenOptions(
+            name=name,
+            target=target.value,
+            check=check,
+            checkpoint=checkpoint,
+            steps=steps,
+            force=force,
+        ),
+    )
+    console.print(cg.report_table(report))
+    console.print(f"wrote {len(report.files)} files to {report.out_dir}; built {report.binary}")
+    if report.checks:
+        console.print(cg.checks_table(report))
+        if not report.passed:
+            raise typer.Exit(EXIT_CHECK_FAILED)

@@ -1,0 +1,382 @@
+"""Export a trained CharLSTM to the streaming ONNX artifact, then prove the file right.
+
+The graph is built directly from the weights with `onnx.helper` (format: runtime/config.py
+and the notes): a Gather for the embedding, one standard `LSTM` node per layer with the
+recurrent state as explicit inputs/outputs, MatMul/Add for the head. Building it by hand
+keeps the graph exactly the small op set every backend (numpy, ORT, C) reads, and it does
+not depend on a torch exporter whose output changes between PyTorch releases. The one
+place where torch and ONNX disagree, the gate order, is `torch_to_onnx_gates`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from lstm_edge.runtime.config import (
+    EMBEDDING,
+    FORMAT_VERSION,
+    HEAD_BIAS,
+    HEAD_WEIGHT,
+    INPUT_C0,
+    INPUT_H0,
+    INPUT_TOKENS,
+    META_CONFIG,
+    META_FORMAT_VERSION,
+    META_PRODUCER_VERSION,
+    META_QUANTIZATION,
+    META_SOURCE_SHA256,
+    OUTPUT_CN,
+    OUTPUT_HN,
+    OUTPUT_LOGITS,
+    ModelConfig,
+    lstm_b,
+    lstm_r,
+    lstm_w,
+)
+from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.toolchain import __version__
+from lstm_edge.toolchain.checkpoint import atomic_write, load_checkpoint
+from lstm_edge.toolchain.model import CharLSTM
+
+OPSET = 17
+IR_VERSION = 8
+DIM_BATCH = "batch"
+DIM_TIME = "time"
+
+# Max abs logit difference allowed between the exported file (onnxruntime) and torch over
+# the check stream. Both compute in float32 but sum in different orders; a correct export
+# measures ~1e-6 over 2,000 steps, while a wrong gate order or state wiring is off by O(1).
+CHECK_TOLERANCE = 1e-4
+DEFAULT_CHECK_STEPS = 2000
+RANDOM_STREAM_SEED = 0
+
+
+class OutputExistsError(LstmEdgeError):
+    """The output path exists and the caller did not ask to overwrite it."""
+
+
+class NonFiniteWeightError(LstmEdgeError):
+    """A weight tensor holds NaN or Inf; such a model is refused, naming the tensor."""
+
+
+class SelfCheckError(LstmEdgeError):
+    """A freshly written artifact failed its own check; nothing was left under its name.
+
+    The CLI maps this to exit status 1 (a check did not pass), not 2 (bad input).
+    """
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    bytes: int
+    max_abs_err_prefill: float  # logits, one call over the whole stream vs torch
+    max_abs_err_steps: float  # logits, one call per token with the state carried vs torch
+    max_abs_err_state: float  # final (hn, cn) of both runs vs torch
+    steps_checked: int
+    stream: str  # where the check tokens came from
+    source_sha256: str
+
+
+# ---- the gate permutation ----------------------------------------------------------------
+
+
+def torch_to_onnx_gates(w: np.ndarray) -> np.ndarray:
+    """Reorder the 4 gate blocks along axis 0 from PyTorch's i, f, g, o to ONNX's i, o, f, c.
+
+    Works for weights [4H, in] and biases [4H]; PyTorch's g (cell candidate) is ONNX's c.
+    """
+    w = np.asarray(w)
+    if w.ndim < 1 or w.shape[0] % 4 != 0:
+        raise ValueError(f"gate axis has length {w.shape[:1]} (expected a multiple of 4)")
+    i, f, g, o = np.split(w, 4, axis=0)
+    return np.concatenate([i, o, f, g], axis=0)
+
+
+# ---- the graph ---------------------------------------------------------------------------
+
+
+def check_finite(named: dict[str, np.ndarray], where: str) -> None:
+    """Refuse NaN/Inf in any tensor, naming the first offending one (bad-inputs row 21)."""
+    for name, value in named.items():
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            bad = int((~np.isfinite(value)).sum())
+            raise NonFiniteWeightError(
+                f"{where}: tensor {name!r} has {bad} NaN/Inf value(s) of {value.size}; "
+                "a model with non-finite weights cannot be exported"
+            )
+
+
+def onnx_weights(model: CharLSTM) -> dict[str, np.ndarray]:
+    """The model's weights as float32 arrays under their ONNX (logical) names and layouts."""
+    sd = {k: v.detach().cpu().to(torch.float32).numpy() for k, v in model.state_dict().items()}
+    check_finite(sd, "model weights")
+    out = {EMBEDDING: sd["embedding.weight"]}
+    for layer in range(model.config.num_layers):
+        out[lstm_w(layer)] = torch_to_onnx_gates(sd[f"lstm.weight_ih_l{layer}"])[None]
+        out[lstm_r(layer)] = torch_to_onnx_gates(sd[f"lstm.weight_hh_l{layer}"])[None]
+        # ONNX B is [Wb, Rb] concatenated: torch's bias_ih then bias_hh.
+        b = np.concatenate(
+            [
+                torch_to_onnx_gates(sd[f"lstm.bias_ih_l{layer}"]),
+                torch_to_onnx_gates(sd[f"lstm.bias_hh_l{layer}"]),
+            ]
+        )
+        out[lstm_b(layer)] = b[None]
+    out[HEAD_WEIGHT] = sd["head.weight"].T  # [hidden, vocab] for MatMul
+    out[HEAD_BIAS] = sd["head.bias"]
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+def _int64(name: str, values: list[int]) -> TensorProto:
+    return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
+
+
+def build_graph(config: ModelConfig, weights: dict[str, np.ndarray]) -> onnx.GraphProto:
+    """The float graph of the artifact format over `weights` (logical name -> array)."""
+    num_layers, hidden, vocab = config.num_layers, config.hidden_size, config.vocab_size
+    inits = [numpy_helper.from_array(v, k) for k, v in weights.items()]
+    inits.append(_int64("const.squeeze_axes", [1]))
+    nodes = [
+        helper.make_node("Gather", [EMBEDDING, INPUT_TOKENS], ["x_btE"], axis=0, name="embed"),
+        helper.make_node("Transpose", ["x_btE"], ["x0"], perm=[1, 0, 2], name="to_time_major"),
+    ]
+    x = "x0"
+    hn_parts, cn_parts = [], []
+    for layer in range(num_layers):
+        starts, ends, axes = f"const.l{layer}.start", f"const.l{layer}.end", "const.axis0"
+        inits += [_int64(starts, [layer]), _int64(ends, [layer + 1])]
+        h0_l, c0_l = f"h0.l{layer}", f"c0.l{layer}"
+        y, yh, yc, x_next = f"y.l{layer}", f"hn.l{layer}", f"cn.l{layer}", f"x{layer + 1}"
+        nodes += [
+            helper.make_node(
+                "Slice", [INPUT_H0, starts, ends, axes], [h0_l], name=f"slice_h0_l{layer}"
+            ),
+            helper.make_node(
+                "Slice", [INPUT_C0, starts, ends, axes], [c0_l], name=f"slice_c0_l{layer}"
+            ),
+            helper.make_node(
+                "LSTM",
+                [x, lstm_w(layer), lstm_r(layer), lstm_b(layer), "", h0_l, c0_l],
+                [y, yh, yc],
+                hidden_size=hidden,
+                name=f"lstm_l{layer}",
+            ),
+            # Y is [time, num_directions=1, batch, hidden]; drop the direction axis.
+            helper.make_node(
+                "Squeeze", [y, "const.squeeze_axes"], [x_next], name=f"squeeze_l{layer}"
+            ),
+        ]
+        hn_parts.append(yh)
+        cn_parts.append(yc)
+        x = x_next
+    inits.append(_int64("const.axis0", [0]))
+    for out_name, parts in ((OUTPUT_HN, hn_parts), (OUTPUT_CN, cn_parts)):
+        if len(parts) == 1:
+            nodes.append(helper.make_node("Identity", parts, [out_name], name=out_name))
+        else:
+            nodes.append(helper.make_node("Concat", parts, [out_name], axis=0, name=out_name))
+    nodes += [
+        helper.make_node("Transpose", [x], ["y_btH"], perm=[1, 0, 2], name="to_batch_major"),
+        helper.make_node("MatMul", ["y_btH", HEAD_WEIGHT], ["head_mm"], name="head_matmul"),
+        helper.make_node("Add", ["head_mm", HEAD_BIAS], [OUTPUT_LOGITS], name="head_bias"),
+    ]
+    state_shape = [num_layers, DIM_BATCH, hidden]
+    inputs = [
+        helper.make_tensor_value_info(INPUT_TOKENS, TensorProto.INT64, [DIM_BATCH, DIM_TIME]),
+        helper.make_tensor_value_info(INPUT_H0, TensorProto.FLOAT, state_shape),
+        helper.make_tensor_value_info(INPUT_C0, TensorProto.FLOAT, state_shape),
+    ]
+    outputs = [
+        helper.make_tensor_value_info(
+            OUTPUT_LOGITS, TensorProto.FLOAT, [DIM_BATCH, DIM_TIME, vocab]
+        ),
+        helper.make_tensor_value_info(OUTPUT_HN, TensorProto.FLOAT, state_shape),
+        helper.make_tensor_value_info(OUTPUT_CN, TensorProto.FLOAT, state_shape),
+    ]
+    return helper.make_graph(nodes, "lstm_edge", inputs, outputs, initializer=inits)
+
+
+def build_onnx(model: CharLSTM, *, source_sha256: str = "") -> onnx.ModelProto:
+    """The float artifact for `model` (pure: no I/O). NaN/Inf weights are refused."""
+    config = model.config
+    graph = build_graph(config, onnx_weights(model))
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="lstm-edge",
+        producer_version=__version__,
+        ir_version=IR_VERSION,
+    )
+    helper.set_model_props(
+        proto,
+        {
+            META_FORMAT_VERSION: str(FORMAT_VERSION),
+            META_CONFIG: config.to_json(),
+            META_QUANTIZATION: "none",
+            META_SOURCE_SHA256: source_sha256,
+            META_PRODUCER_VERSION: __version__,
+        },
+    )
+    return proto
+
+
+# ---- writing and checking ----------------------------------------------------------------
+
+
+def check_output_path(out: Path, force: bool) -> Path:
+    """Refuse an existing output without `force` and a folder we cannot write into."""
+    out = Path(out)
+    if out.is_dir():
+        raise OutputExistsError(f"output {out} is a folder (expected a file path)")
+    if out.exists() and not force:
+        raise OutputExistsError(f"output {out} exists; pass --force to overwrite it")
+    folder = out.parent
+    if not folder.is_dir():
+        raise OutputExistsError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputExistsError(f"output folder {folder} is not writable")
+    return out
+
+
+def check_model_file(path: Path) -> None:
+    """onnx.checker with full shape inference; a failure is a SelfCheckError."""
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise SelfCheckError(f"{path}: onnx.checker refused the written model: {e}") from None
+
+
+def ort_session(path_or_bytes: Path | bytes):
+    """A single-threaded CPU onnxruntime session (deterministic, fair to a shared machine).
+
+    Basic graph optimizations only: from the extended level on, ORT fuses DequantizeLinear +
+    MatMul into MatMulNBits, which also quantizes the activations and moves int8 logits by
+    ~1e-2 away from the weight-only semantics the numpy and C backends implement.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def run_session(sess, tokens: np.ndarray, h: np.ndarray, c: np.ndarray):
+    """One session.run: tokens [batch, time] -> (logits, hn, cn)."""
+    logits, hn, cn = sess.run(
+        [OUTPUT_LOGITS, OUTPUT_HN, OUTPUT_CN],
+        {INPUT_TOKENS: tokens.astype(np.int64), INPUT_H0: h, INPUT_C0: c},
+    )
+    return logits, hn, cn
+
+
+def run_steps(sess, tokens: np.ndarray, h: np.ndarray, c: np.ndarray):
+    """One session.run per time step with the state carried; logits [batch, time, vocab]."""
+    out = []
+    for t in range(tokens.shape[1]):
+        logits, h, c = run_session(sess, tokens[:, t : t + 1], h, c)
+        out.append(logits)
+    return np.concatenate(out, axis=1), h, c
+
+
+def torch_reference(model: CharLSTM, tokens: np.ndarray):
+    """Torch logits and final state for tokens [batch, time] from a zero state."""
+    with torch.no_grad():
+        logits, (h, c) = model(torch.from_numpy(tokens.astype(np.int64)))
+    return logits.numpy(), h.numpy(), c.numpy()
+
+
+def check_stream(ckpt_data: dict, config: ModelConfig, steps: int) -> tuple[np.ndarray, str]:
+    """Tokens for the self-check: the held-out test split if the checkpoint records its
+    corpus, otherwise (or if the corpus is gone) seeded pseudo-random tokens."""
+    reason = "the checkpoint has no data record"
+    if ckpt_data:
+        try:
+            from lstm_edge.toolchain.data import encode, held_out_text
+
+            ids = np.asarray(encode(held_out_text(ckpt_data, "test"), config), dtype=np.int64)
+            if ids.size:
+                return ids[:steps], "held-out test split of the training corpus"
+            reason = "the held-out split is empty"
+        except (ImportError, LstmEdgeError, OSError) as e:
+            reason = f"held-out text unavailable: {e}"
+    rng = np.random.default_rng(RANDOM_STREAM_SEED)
+    ids = rng.integers(0, config.vocab_size, size=steps, dtype=np.int64)
+    return ids, f"seeded pseudo-random tokens (seed {RANDOM_STREAM_SEED}; {reason})"
+
+
+def _max_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def compare_with_torch(path: Path, model: CharLSTM, tokens: np.ndarray) -> tuple[float, ...]:
+    """(prefill, steps, state) max abs errors of the ONNX file at `path` vs torch."""
+    sess = ort_session(path)
+    batch = tokens[None]
+    want_logits, want_h, want_c = torch_reference(model, batch)
+    h0 = np.zeros_like(want_h)
+    got_p, h_p, c_p = run_session(sess, batch, h0, h0)
+    got_s, h_s, c_s = run_steps(sess, batch, h0, h0)
+    state_err = max(
+        _max_err(x, y) for x, y in ((h_p, want_h), (c_p, want_c), (h_s, want_h), (c_s, want_c))
+    )
+    return _max_err(got_p, want_logits), _max_err(got_s, want_logits), state_err
+
+
+def export_checkpoint(
+    ckpt_dir: Path,
+    out: Path,
+    *,
+    force: bool = False,
+    check_steps: int = DEFAULT_CHECK_STEPS,
+) -> ExportReport:
+    """Export the checkpoint in `ckpt_dir` to `out`, atomically, after checking the file.
+
+    The file is written to a temp file beside `out`, checked there (onnx.checker with full
+    shape inference, then onnxruntime vs torch over `check_steps` tokens as one prefill and
+    as single steps), and only then renamed to `out`; on any failure nothing is left under
+    `out` and an existing file there is untouched.
+    """
+    if isinstance(check_steps, bool) or not isinstance(check_steps, int) or check_steps < 1:
+        raise LstmEdgeError(f"check_steps is {check_steps!r} (expected an integer >= 1)")
+    out = check_output_path(out, force)
+    ckpt = load_checkpoint(Path(ckpt_dir))
+    proto = build_onnx(ckpt.model, source_sha256=ckpt.weights_sha256)
+    data = proto.SerializeToString()
+    tokens, stream = check_stream(ckpt.data, ckpt.config, check_steps)
+    errors: list[float] = []
+
+    def write_and_check(tmp: Path) -> None:
+        tmp.write_bytes(data)
+        check_model_file(tmp)
+        errors.extend(compare_with_torch(tmp, ckpt.model, tokens))
+        worst = max(errors[:2])
+        if not worst <= CHECK_TOLERANCE:  # also catches NaN
+            raise SelfCheckError(
+                f"export check failed: max abs logit difference vs torch is {worst:.3g} "
+                f"(prefill {errors[0]:.3g}, single steps {errors[1]:.3g}; tolerance "
+                f"{CHECK_TOLERANCE:g}) over {tokens.size} steps; {out} was not written"
+            )
+
+    atomic_write(out, write_and_check)
+    return ExportReport(
+        path=out,
+        bytes=out.stat().st_size,
+        max_abs_err_prefill=errors[0],
+        max_abs_err_steps=errors[1],
+        max_abs_err_state=errors[2],
+        steps_checked=int(tokens.size),
+        stream=stream,
+        source_sha256=ckpt.weights_sha256,
+    )

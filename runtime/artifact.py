@@ -1,0 +1,582 @@
+"""Read an lstm-edge ONNX artifact and check all of it before anything runs.
+
+`read_artifact` refuses, with a typed error naming the file and what was expected: files
+over the size cap, bytes that are not ONNX, models without lstm-edge metadata or with an
+unknown format version, ops/opsets/dtypes outside what the runtime supports, tensors whose
+payload does not match their dims, external data (unless allowed, and then never outside
+the model's folder, never absolute, never a symlink; checked before any file is opened),
+and weights whose shapes disagree with the config. It returns the logical weights as
+float32 (int8 dequantized, fp16 cast) and keeps the int8 payload for the C backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lstm_edge.runtime import onnx_proto as op
+from lstm_edge.runtime.config import (
+    EMBEDDING,
+    FORMAT_VERSION,
+    HEAD_BIAS,
+    HEAD_WEIGHT,
+    INPUT_C0,
+    INPUT_H0,
+    INPUT_TOKENS,
+    META_CONFIG,
+    META_FORMAT_VERSION,
+    META_PRODUCER_VERSION,
+    META_QUANTIZATION,
+    META_SOURCE_SHA256,
+    OUTPUT_CN,
+    OUTPUT_HN,
+    OUTPUT_LOGITS,
+    QUANT_SCHEMES,
+    QUANT_SUFFIX,
+    SCALE_SUFFIX,
+    ZERO_POINT_SUFFIX,
+    ModelConfig,
+    lstm_b,
+    lstm_r,
+    lstm_w,
+)
+from lstm_edge.runtime.errors import (
+    FormatVersionError,
+    InvalidArtifactError,
+    InvalidConfigError,
+    UnsupportedModelError,
+)
+
+# The default model is a few MB; 256 MiB leaves room for large vocabularies while keeping
+# a hostile or mistaken path (a disk image, a dataset) from being read into memory.
+DEFAULT_MAX_BYTES = 256 << 20
+# No single tensor may claim more elements than this (dims that overflow, row 14).
+MAX_ELEMENTS = 1 << 31
+
+# IR versions whose ModelProto layout this reader and onnxruntime 1.18+ both understand.
+SUPPORTED_IR_VERSIONS = range(7, 11)
+# Default-domain opsets in which every op below has the semantics the numpy/C backends use
+# (Squeeze/Slice take axes as inputs from 13; DequantizeLinear gains block_size in 21).
+SUPPORTED_OPSETS = range(13, 21)
+DEFAULT_DOMAINS = ("", "ai.onnx")
+CONTRIB_DOMAIN = "com.microsoft"
+
+# Ops the numpy and C backends understand (the exporter's float/int8/fp16 graphs).
+BASE_OPS = frozenset(
+    {
+        "Gather",
+        "Transpose",
+        "Slice",
+        "LSTM",
+        "Squeeze",
+        "Concat",
+        "Identity",
+        "MatMul",
+        "Add",
+        "DequantizeLinear",
+        "Cast",
+    }
+)
+# Extra ops onnxruntime's quantize_dynamic emits for this graph (the last two are the
+# fused forms its optimizer writes if a session-optimized model is saved); ort only.
+DYNAMIC_OPS = frozenset(
+    {
+        "DynamicQuantizeLSTM",
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
+        "Mul",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+    }
+)
+
+REQUIRED_METADATA = (
+    META_FORMAT_VERSION,
+    META_CONFIG,
+    META_QUANTIZATION,
+    META_SOURCE_SHA256,
+    META_PRODUCER_VERSION,
+)
+
+# LSTM attributes the backends implement, with the only values they accept.
+_LSTM_DEFAULTS = {
+    "direction": b"forward",
+    "activations": [b"Sigmoid", b"Tanh", b"Tanh"],
+    "input_forget": 0,
+    "layout": 0,
+}
+
+
+@dataclass(frozen=True)
+class QuantizedTensor:
+    """An int8 weight as stored: value = q * scale along `axis` (zero point 0)."""
+
+    q: np.ndarray  # int8, the logical weight's shape
+    scale: np.ndarray  # float32 [shape[axis]]
+    axis: int  # non-negative
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    config: ModelConfig
+    scheme: str
+    metadata: dict[str, str]
+    weights: dict[str, np.ndarray]  # logical name -> float32, read-only; {} for int8-dynamic
+    quantized: dict[str, QuantizedTensor]  # int8 artifacts only
+    sha256: str  # of the file's bytes
+    ops: frozenset[str] = frozenset()  # op types in the graph
+    model_bytes: bytes = field(default=b"", repr=False)  # what was checked, for onnxruntime
+    has_external_data: bool = False
+
+
+def logical_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Each logical weight's shape, as the artifact format defines it."""
+    v, e, h = config.vocab_size, config.embed_size, config.hidden_size
+    shapes = {EMBEDDING: (v, e), HEAD_WEIGHT: (h, v), HEAD_BIAS: (v,)}
+    for layer in range(config.num_layers):
+        inp = e if layer == 0 else h
+        shapes[lstm_w(layer)] = (1, 4 * h, inp)
+        shapes[lstm_r(layer)] = (1, 4 * h, h)
+        shapes[lstm_b(layer)] = (1, 8 * h)
+    return shapes
+
+
+def require_ops(artifact: Artifact, allowed: Iterable[str], backend: str) -> None:
+    """Refuse an artifact using ops a backend cannot run, listing them."""
+    unsupported = sorted(artifact.ops - frozenset(allowed))
+    if unsupported:
+        raise UnsupportedModelError(
+            f"{artifact.path}: the {backend!r} backend cannot run ops {unsupported} "
+            f"(scheme {artifact.scheme!r}; supported: {sorted(allowed)})"
+        )
+
+
+def read_artifact(
+    path: str | os.PathLike,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    allow_external_data: bool = False,
+) -> Artifact:
+    """Read and check an lstm-edge ONNX file; see the module docstring for what is refused."""
+    path = Path(path)
+    data = _read_capped(path, max_bytes)
+    if not data:
+        raise InvalidArtifactError(f"not a valid ONNX model: {path}: the file is empty")
+    model = op.parse_model(data, str(path))
+    _check_onnx(model, path)
+    metadata = _metadata(model, path)
+    config, scheme = _config_and_scheme(metadata, path)
+    graph = model.graph
+    ops = _check_ops(model, scheme, path)
+    _check_io(graph, config, path)
+    tensors = _initializers(graph, path, allow_external_data)
+    if scheme == "int8-dynamic":
+        # quantize_dynamic rewrites the LSTM into contrib ops whose layout we do not
+        # interpret; only onnxruntime runs it, so its checks of the graph apply.
+        weights, quantized = {}, {}
+    else:
+        weights, quantized = _logical_weights(graph, tensors, config, path)
+        _check_lstm_nodes(graph, config, path)
+    return Artifact(
+        path=path,
+        config=config,
+        scheme=scheme,
+        metadata=metadata,
+        weights=weights,
+        quantized=quantized,
+        sha256=hashlib.sha256(data).hexdigest(),
+        ops=ops,
+        model_bytes=data,
+        has_external_data=any(t.is_external for t in graph.initializers),
+    )
+
+
+# ---- the checks, in the order they run ----------------------------------------------------
+
+
+def _read_capped(path: Path, max_bytes: int) -> bytes:
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise InvalidArtifactError(f"cannot read model {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidArtifactError(f"not a valid ONNX model: {path}: not a regular file")
+    if st.st_size > max_bytes:
+        raise InvalidArtifactError(
+            f"model {path} is {st.st_size} bytes, over the {max_bytes}-byte limit "
+            f"(pass max_bytes= to raise it)"
+        )
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)  # the file may have grown since stat
+    except OSError as e:
+        raise InvalidArtifactError(f"cannot read model {path}: {e.strerror or e}") from None
+    if len(data) > max_bytes:
+        raise InvalidArtifactError(f"model {path} is over the {max_bytes}-byte limit")
+    return data
+
+
+def _check_onnx(model: op.Model, path: Path) -> None:
+    if model.graph is None or not model.opset_import or model.ir_version == 0:
+        missing = [
+            name
+            for name, absent in (
+                ("ir_version", model.ir_version == 0),
+                ("opset_import", not model.opset_import),
+                ("graph", model.graph is None),
+            )
+            if absent
+        ]
+        raise InvalidArtifactError(f"not a valid ONNX model: {path}: no {', '.join(missing)}")
+    if model.ir_version not in SUPPORTED_IR_VERSIONS:
+        raise UnsupportedModelError(
+            f"{path}: ONNX IR version {model.ir_version} is not supported (expected "
+            f"{SUPPORTED_IR_VERSIONS.start} to {SUPPORTED_IR_VERSIONS.stop - 1})"
+        )
+    if model.function_count or model.graph.sparse_initializer_count:
+        raise UnsupportedModelError(
+            f"{path}: model-local functions and sparse initializers are not supported"
+        )
+
+
+def _metadata(model: op.Model, path: Path) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for key, value in model.metadata_props:
+        if key in metadata:
+            raise InvalidArtifactError(f"{path}: metadata key {key!r} appears twice")
+        metadata[key] = value
+    missing = [k for k in REQUIRED_METADATA if k not in metadata]
+    if missing:
+        what = (
+            "has no lstm-edge metadata"
+            if len(missing) == len(REQUIRED_METADATA)
+            else "has incomplete lstm-edge metadata"
+        )
+        raise InvalidArtifactError(
+            f"{path} is an ONNX model but {what}: missing keys {missing} "
+            f"(export it with `lstm-edge export`)"
+        )
+    found = metadata[META_FORMAT_VERSION]
+    if found != str(FORMAT_VERSION):
+        raise FormatVersionError(
+            f"{path}: format version {found!r} is not supported (expected {FORMAT_VERSION!r})"
+        )
+    return metadata
+
+
+def _config_and_scheme(metadata: dict[str, str], path: Path) -> tuple[ModelConfig, str]:
+    try:
+        config = ModelConfig.from_json(metadata[META_CONFIG])
+    except FormatVersionError as e:
+        raise FormatVersionError(f"{path}: metadata {META_CONFIG!r}: {e}") from None
+    except InvalidConfigError as e:
+        raise InvalidArtifactError(f"{path}: metadata {META_CONFIG!r}: {e}") from None
+    scheme = metadata[META_QUANTIZATION]
+    if scheme not in QUANT_SCHEMES:
+        raise UnsupportedModelError(
+            f"{path}: quantization scheme {scheme!r} is unknown (expected one of {QUANT_SCHEMES})"
+        )
+    return config, scheme
+
+
+def _check_ops(model: op.Model, scheme: str, path: Path) -> frozenset[str]:
+    contrib_ok = scheme == "int8-dynamic"
+    for domain, version in model.opset_import:
+        if domain in DEFAULT_DOMAINS:
+            if version not in SUPPORTED_OPSETS:
+                raise UnsupportedModelError(
+                    f"{path}: opset {version} is not supported (expected "
+                    f"{SUPPORTED_OPSETS.start} to {SUPPORTED_OPSETS.stop - 1})"
+                )
+        elif not (contrib_ok and domain == CONTRIB_DOMAIN):
+            raise UnsupportedModelError(
+                f"{path}: operator domain {domain!r} (opset {version}) is not supported"
+            )
+    allowed = BASE_OPS | DYNAMIC_OPS if contrib_ok else BASE_OPS
+    unsupported = sorted(
+        {
+            f"{n.domain}::{n.op_type}" if n.domain not in DEFAULT_DOMAINS else n.op_type
+            for n in model.graph.nodes
+            if n.op_type not in allowed
+            or not (n.domain in DEFAULT_DOMAINS or (contrib_ok and n.domain == CONTRIB_DOMAIN))
+        }
+    )
+    if unsupported:
+        raise UnsupportedModelError(
+            f"{path}: unsupported ops {unsupported} for scheme {scheme!r} "
+            f"(supported: {sorted(allowed)})"
+        )
+    for n in model.graph.nodes:
+        for a in n.attributes:
+            if a.has_graph:
+                raise UnsupportedModelError(
+                    f"{path}: node {n.name or n.op_type!r} has a subgraph attribute {a.name!r}"
+                )
+    return frozenset(n.op_type for n in model.graph.nodes)
+
+
+def _check_io(graph: op.Graph, config: ModelConfig, path: Path) -> None:
+    layers, hidden, vocab = config.num_layers, config.hidden_size, config.vocab_size
+    expected_inputs = {
+        INPUT_TOKENS: (op.INT64, (None, None)),
+        INPUT_H0: (op.FLOAT, (layers, None, hidden)),
+        INPUT_C0: (op.FLOAT, (layers, None, hidden)),
+    }
+    expected_outputs = {
+        OUTPUT_LOGITS: (op.FLOAT, (None, None, vocab)),
+        OUTPUT_HN: (op.FLOAT, (layers, None, hidden)),
+        OUTPUT_CN: (op.FLOAT, (layers, None, hidden)),
+    }
+    initializer_names = {t.name for t in graph.initializers}
+    # IR < 4 lists initializers among the inputs; they are not real inputs.
+    inputs = [v for v in graph.inputs if v.name not in initializer_names]
+    for kind, found, expected in (
+        ("inputs", inputs, expected_inputs),
+        ("outputs", graph.outputs, expected_outputs),
+    ):
+        names = [v.name for v in found]
+        if sorted(names) != sorted(expected):
+            raise InvalidArtifactError(
+                f"{path}: graph {kind} are {names} (expected {sorted(expected)})"
+            )
+        for v in found:
+            elem, dims = expected[v.name]
+            if not v.is_tensor or v.elem_type != elem:
+                raise InvalidArtifactError(
+                    f"{path}: graph {kind[:-1]} {v.name!r} has element type {v.elem_type} "
+                    f"(expected {elem}, {op.DTYPES[elem].name})"
+                )
+            if v.shape is None:
+                continue  # shape left to inference; the weights fix every static dim
+            if len(v.shape) != len(dims) or any(
+                want is not None and isinstance(got, int) and got != want
+                for got, want in zip(v.shape, dims, strict=True)
+            ):
+                shown = ["?" if d is None else d for d in dims]
+                raise InvalidArtifactError(
+                    f"{path}: graph {kind[:-1]} {v.name!r} has shape {list(v.shape)} "
+                    f"(expected {shown} from the config)"
+                )
+
+
+def _initializers(graph: op.Graph, path: Path, allow_external: bool) -> dict[str, np.ndarray]:
+    """Check every initializer's dtype, dims and payload size; decode them."""
+    external: list[tuple[op.Tensor, Path]] = []
+    tensors: dict[str, np.ndarray] = {}
+    for t in graph.initializers:
+        where = f"{path}: initializer {t.name!r}"
+        if t.name in tensors or any(t.name == e.name for e, _ in external):
+            raise InvalidArtifactError(f"{where} is defined twice")
+        if t.data_type not in op.DTYPES:
+            raise UnsupportedModelError(f"{where} has unsupported data type {t.data_type}")
+        if t.has_segment:
+            raise UnsupportedModelError(f"{where} is segmented")
+        if any(d < 0 for d in t.dims):
+            raise InvalidArtifactError(f"{where} has negative dims {list(t.dims)}")
+        count = math.prod(t.dims)
+        if count > MAX_ELEMENTS:
+            raise InvalidArtifactError(
+                f"{where} has dims {list(t.dims)} ({count} elements, over the {MAX_ELEMENTS} limit)"
+            )
+        if t.is_external:
+            external.append((t, _external_path(t, path, allow_external)))
+            continue
+        stored = t.stored_count()
+        if stored != count:
+            detail = f"{len(t.raw_data)} bytes" if t.raw_data is not None else f"{stored} values"
+            raise InvalidArtifactError(
+                f"{where} has dims {list(t.dims)} ({count} elements of "
+                f"{op.DTYPES[t.data_type].name}) but holds {detail}"
+            )
+        tensors[t.name] = t.to_numpy()
+    # Only now, with every external location checked, is any external file opened.
+    for t, file in external:
+        tensors[t.name] = _read_external(t, file, path)
+    return tensors
+
+
+def _external_path(t: op.Tensor, model_path: Path, allow: bool) -> Path:
+    """Resolve an external-data location, refusing anything outside the model's folder."""
+    info = dict(t.external_data)
+    location = info.get("location", "")
+    where = f"{model_path}: initializer {t.name!r} stores its data in external file {location!r}"
+    if not allow:
+        raise UnsupportedModelError(
+            f"{where}; external data is refused (self-contained models only; "
+            f"pass allow_external_data=True to permit files beside the model)"
+        )
+    folder = model_path.resolve().parent
+    rel = Path(location)
+    if not location or rel.is_absolute() or location.startswith(("/", "\\")) or ":" in location:
+        raise InvalidArtifactError(f"{where}: absolute or empty paths are refused")
+    if ".." in rel.parts or "\\" in location:
+        raise InvalidArtifactError(f"{where}: paths outside the model's folder are refused")
+    candidate = folder / rel
+    # Any symlink on the way (the file or a folder in between) could point anywhere.
+    probe = folder
+    for part in rel.parts:
+        probe = probe / part
+        if probe.is_symlink():
+            raise InvalidArtifactError(f"{where}: symlinks are refused ({probe})")
+    if folder not in candidate.resolve().parents:
+        raise InvalidArtifactError(f"{where}: paths outside the model's folder are refused")
+    return candidate
+
+
+def _read_external(t: op.Tensor, file: Path, model_path: Path) -> np.ndarray:
+    info = dict(t.external_data)
+    where = f"{model_path}: initializer {t.name!r} (external file {file.name!r})"
+    dtype = op.DTYPES[t.data_type]
+    nbytes = math.prod(t.dims) * dtype.itemsize
+    try:
+        offset = int(info.get("offset", "0"))
+        length = int(info.get("length", str(nbytes)))
+    except ValueError:
+        raise InvalidArtifactError(f"{where}: offset/length are not integers") from None
+    if offset < 0 or length != nbytes:
+        raise InvalidArtifactError(
+            f"{where}: holds {length} bytes at offset {offset} (expected {nbytes} bytes "
+            f"for dims {list(t.dims)})"
+        )
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(file, flags)
+        with os.fdopen(fd, "rb") as f:
+            f.seek(offset)
+            raw = f.read(length)
+    except OSError as e:
+        raise InvalidArtifactError(f"{where}: {e.strerror or e}") from None
+    if len(raw) != length:
+        raise InvalidArtifactError(f"{where}: the file ends after {len(raw)} of {length} bytes")
+    return np.frombuffer(raw, dtype=dtype).reshape(t.dims)
+
+
+def _logical_weights(
+    graph: op.Graph, tensors: dict[str, np.ndarray], config: ModelConfig, path: Path
+) -> tuple[dict[str, np.ndarray], dict[str, QuantizedTensor]]:
+    """Find each logical weight as a float initializer or a DequantizeLinear/Cast output."""
+    producers = {out: n for n in graph.nodes for out in n.outputs}
+    weights: dict[str, np.ndarray] = {}
+    quantized: dict[str, QuantizedTensor] = {}
+    for name, shape in logical_shapes(config).items():
+        where = f"{path}: weight {name!r}"
+        node = producers.get(name)
+        if name in tensors and node is None:
+            value = tensors[name]
+            _expect(value, np.float32, shape, where)
+        elif node is not None and node.op_type == "DequantizeLinear":
+            q, scale, axis = _dequantize_inputs(node, tensors, shape, where)
+            quantized[name] = QuantizedTensor(q=_frozen(q), scale=_frozen(scale), axis=axis)
+            bshape = [1] * len(shape)
+            bshape[axis] = shape[axis]
+            value = q.astype(np.float32) * scale.reshape(bshape)
+        elif node is not None and node.op_type == "Cast":
+            value = _cast_input(node, tensors, shape, where)
+        else:
+            found = f"produced by {node.op_type}" if node is not None else "not found"
+            raise InvalidArtifactError(
+                f"{where} is {found} (expected a float32 initializer, or a DequantizeLinear "
+                f"or Cast of {name + QUANT_SUFFIX!r})"
+            )
+        if not np.isfinite(value).all():
+            raise InvalidArtifactError(f"{where} contains NaN or Inf")
+        weights[name] = _frozen(np.ascontiguousarray(value, dtype=np.float32))
+    return weights, quantized
+
+
+def _expect(value: np.ndarray, dtype, shape: tuple[int, ...], where: str) -> None:
+    if value.dtype != np.dtype(dtype) or value.shape != tuple(shape):
+        raise InvalidArtifactError(
+            f"{where} is {value.dtype} {list(value.shape)} "
+            f"(expected {np.dtype(dtype).name} {list(shape)} from the config)"
+        )
+
+
+def _inputs_as(node: op.Node, names: list[str], tensors: dict, where: str) -> list[np.ndarray]:
+    got = list(node.inputs)
+    if got != names:
+        raise InvalidArtifactError(f"{where}: {node.op_type} reads {got} (expected {names})")
+    missing = [n for n in names if n not in tensors]
+    if missing:
+        raise InvalidArtifactError(f"{where}: initializers {missing} are missing")
+    return [tensors[n] for n in names]
+
+
+def _dequantize_inputs(node: op.Node, tensors: dict, shape: tuple[int, ...], where: str):
+    base = node.outputs[0]
+    q, scale, zero = _inputs_as(
+        node, [base + QUANT_SUFFIX, base + SCALE_SUFFIX, base + ZERO_POINT_SUFFIX], tensors, where
+    )
+    attrs = {a.name: a for a in node.attributes}
+    unknown = sorted(set(attrs) - {"axis"})
+    if unknown:
+        raise UnsupportedModelError(f"{where}: DequantizeLinear attributes {unknown} unsupported")
+    axis = attrs["axis"].i if "axis" in attrs else 1
+    if not -len(shape) <= axis < len(shape):
+        raise InvalidArtifactError(f"{where}: axis {axis} is out of range for shape {shape}")
+    axis %= len(shape)
+    _expect(q, np.int8, shape, where + QUANT_SUFFIX)
+    _expect(scale, np.float32, (shape[axis],), where + SCALE_SUFFIX)
+    _expect(zero, np.int8, (shape[axis],), where + ZERO_POINT_SUFFIX)
+    if zero.any():
+        raise UnsupportedModelError(f"{where}: nonzero zero points (the int8 scheme is symmetric)")
+    if not (np.isfinite(scale).all() and (scale > 0).all()):
+        raise InvalidArtifactError(f"{where}: scales must be finite and positive")
+    return q, scale, axis
+
+
+def _cast_input(node: op.Node, tensors: dict, shape: tuple[int, ...], where: str) -> np.ndarray:
+    (q,) = _inputs_as(node, [node.outputs[0] + QUANT_SUFFIX], tensors, where)
+    attrs = {a.name: a for a in node.attributes}
+    if set(attrs) - {"to", "saturate"} or "to" not in attrs or attrs["to"].i != op.FLOAT:
+        raise UnsupportedModelError(f"{where}: only Cast(to=FLOAT) is supported")
+    _expect(q, np.float16, shape, where + QUANT_SUFFIX)
+    return q.astype(np.float32)
+
+
+def _check_lstm_nodes(graph: op.Graph, config: ModelConfig, path: Path) -> None:
+    """The backends implement one LSTM: forward, default activations, no peepholes/clip."""
+    nodes = [n for n in graph.nodes if n.op_type == "LSTM"]
+    if len(nodes) != config.num_layers:
+        raise InvalidArtifactError(
+            f"{path}: graph has {len(nodes)} LSTM nodes (expected {config.num_layers}, "
+            f"one per layer of the config)"
+        )
+    for layer, node in enumerate(nodes):
+        where = f"{path}: LSTM node of layer {layer}"
+        got = list(node.inputs[1:4])
+        want = [lstm_w(layer), lstm_r(layer), lstm_b(layer)]
+        if got != want:
+            raise InvalidArtifactError(f"{where} reads weights {got} (expected {want})")
+        extra = [i for i in (node.inputs[4:5] + node.inputs[7:]) if i]
+        if extra:
+            raise UnsupportedModelError(
+                f"{where} uses sequence_lens or peepholes {extra} (unsupported)"
+            )
+        for a in node.attributes:
+            if a.name == "hidden_size":
+                if a.i != config.hidden_size:
+                    raise InvalidArtifactError(
+                        f"{where} has hidden_size {a.i} (expected {config.hidden_size})"
+                    )
+                continue
+            value = {"direction": a.s, "activations": a.strings}.get(a.name, a.i)
+            if a.name not in _LSTM_DEFAULTS or value != _LSTM_DEFAULTS[a.name]:
+                raise UnsupportedModelError(
+                    f"{where} has attribute {a.name}={value!r}; only hidden_size and "
+                    f"the defaults {_LSTM_DEFAULTS} are supported"
+                )
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a)  # own the memory (not a view into the file's bytes)
+    a.setflags(write=False)
+    return a

@@ -1,0 +1,81 @@
+"""The reference backend: the lstm-edge graph in plain numpy, slow and obvious.
+
+Names follow the ONNX LSTM spec (X, W, R, B, H_0, C_0; gates i, o, f, c) so the code can
+be read side by side with onnx/reference/ops/op_lstm.py. It runs float, int8 and fp16
+artifacts from the float32 weights `read_artifact` rebuilt (int8: q * scale, exactly what
+DequantizeLinear computes; fp16: an exact cast). Every other backend is tested against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lstm_edge.runtime.artifact import BASE_OPS, Artifact, require_ops
+from lstm_edge.runtime.config import EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, lstm_b, lstm_r, lstm_w
+from lstm_edge.runtime.errors import InputError, UnsupportedModelError
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    # 1 / (1 + exp(-x)) overflows (with a warning) for x < -88 in float32; this identity
+    # is exact in real arithmetic and stays finite everywhere.
+    return 0.5 * np.tanh(0.5 * x) + 0.5
+
+
+def lstm(
+    X: np.ndarray, W: np.ndarray, R: np.ndarray, B: np.ndarray, H_0: np.ndarray, C_0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One forward ONNX LSTM layer with default activations.
+
+    X [T, batch, in]; W [4H, in]; R [4H, H]; B [8H] (Wb then Rb); H_0, C_0 [batch, H].
+    Returns Y [T, batch, H], Y_h and Y_c [batch, H].
+    """
+    Wb, Rb = np.split(B, 2)
+    H_t, C_t = H_0, C_0
+    Y = []
+    for x in X:
+        gates = x @ W.T + H_t @ R.T + Wb + Rb
+        i, o, f, c = np.split(gates, 4, -1)
+        i, o, f, c = sigmoid(i), sigmoid(o), sigmoid(f), np.tanh(c)
+        C_t = f * C_t + i * c
+        H_t = o * np.tanh(C_t)
+        Y.append(H_t)
+    return np.stack(Y), H_t, C_t
+
+
+@dataclass(frozen=True)
+class NumpyRunner:
+    weights: dict[str, np.ndarray]
+    num_layers: int
+
+    def run(
+        self, tokens: np.ndarray, h: np.ndarray, c: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        w = self.weights
+        X = w[EMBEDDING][tokens].transpose(1, 0, 2)  # [T, batch, E]
+        Y_h, Y_c = [], []
+        for layer in range(self.num_layers):
+            X, H_n, C_n = lstm(
+                X,
+                w[lstm_w(layer)][0],
+                w[lstm_r(layer)][0],
+                w[lstm_b(layer)][0],
+                h[layer],
+                c[layer],
+            )
+            Y_h.append(H_n)
+            Y_c.append(C_n)
+        logits = X.transpose(1, 0, 2) @ w[HEAD_WEIGHT] + w[HEAD_BIAS]
+        return logits, np.stack(Y_h), np.stack(Y_c)
+
+
+def load(artifact: Artifact, **options) -> NumpyRunner:
+    if options:
+        raise InputError(f"the numpy backend takes no options (got {sorted(options)})")
+    require_ops(artifact, BASE_OPS, "numpy")
+    if not artifact.weights:
+        raise UnsupportedModelError(
+            f"{artifact.path}: the numpy backend cannot run scheme {artifact.scheme!r}"
+        )
+    return NumpyRunner(weights=artifact.weights, num_layers=artifact.config.num_layers)

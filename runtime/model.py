@@ -1,0 +1,111 @@
+"""`load` an artifact into an immutable `Model` and `step` it with caller-owned state.
+
+All checks of the file happen in `load` (through `read_artifact` and the backend's
+loader). `step` checks only what the caller hands it (token ids, dtypes, state shape,
+finiteness), naming expected vs found, then calls the backend; the state passed in is
+never modified, so on any error the caller still holds a good state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lstm_edge.runtime.artifact import DEFAULT_MAX_BYTES, Artifact, read_artifact
+from lstm_edge.runtime.backends import BACKENDS, Runner
+from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.errors import InputError
+from lstm_edge.runtime.state import State
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded, checked artifact bound to one backend. Holds no per-stream state."""
+
+    config: ModelConfig
+    scheme: str
+    backend: str
+    artifact: Artifact = field(repr=False)
+    runner: Runner = field(repr=False)
+
+    def initial_state(self, batch: int = 1) -> State:
+        return State.zeros(self.config, batch)
+
+    def step(self, tokens: Any, state: State) -> tuple[np.ndarray, State]:
+        """tokens int [batch] -> logits [batch, vocab]; [batch, time] -> [batch, time, vocab].
+
+        Returns the logits and the state after the last token; `state` is left as it was.
+        """
+        ids, single = self._check_tokens(tokens)
+        self._check_state(state, ids.shape[0])
+        logits, hn, cn = self.runner.run(ids, state.h, state.c)
+        return (logits[:, 0] if single else logits), State._wrap(hn, cn)
+
+    def _check_tokens(self, tokens: Any) -> tuple[np.ndarray, bool]:
+        arr = np.asarray(tokens)
+        if arr.dtype.kind not in "iu":
+            raise InputError(f"tokens have dtype {arr.dtype} (expected an integer dtype)")
+        if arr.ndim not in (1, 2) or arr.size == 0:
+            raise InputError(
+                f"tokens have shape {list(arr.shape)} (expected [batch] or [batch, time], "
+                f"non-empty)"
+            )
+        single = arr.ndim == 1
+        ids = np.ascontiguousarray(arr[:, None] if single else arr, dtype=np.int64)
+        vocab = self.config.vocab_size
+        # One reduction checks both ends: negative ids (and uint64 ids >= 2**63, which
+        # wrapped negative in int64) are >= 2**63 when viewed as uint64.
+        if ids.view(np.uint64).max() >= vocab:
+            pos = tuple(int(i) for i in np.argwhere((arr < 0) | (arr >= vocab))[0])
+            raise InputError(
+                f"token id {int(arr[pos])} at position {list(pos)} is out of range "
+                f"(expected 0 to {vocab - 1})"
+            )
+        return ids, single
+
+    def _check_state(self, state: Any, batch: int) -> None:
+        if not isinstance(state, State):
+            raise InputError(
+                f"state is a {type(state).__name__} (expected a State, e.g. from "
+                f"model.initial_state(batch))"
+            )
+        expected = (self.config.num_layers, batch, self.config.hidden_size)
+        if state.h.shape != expected:
+            raise InputError(
+                f"state has shape {list(state.h.shape)} (expected [layers, batch, hidden] = "
+                f"{list(expected)} for {batch} token stream(s))"
+            )
+        for name, value in (("h", state.h), ("c", state.c)):
+            if not np.isfinite(value).all():
+                raise InputError(
+                    f"state.{name} contains NaN or Inf (expected finite values; start the "
+                    f"stream again from model.initial_state())"
+                )
+
+
+def load(
+    path: str | os.PathLike,
+    backend: str = "numpy",
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    allow_external_data: bool = False,
+    **options: Any,
+) -> Model:
+    """Read and check `path`, then prepare `backend` ("numpy", "ort", "c") to run it.
+
+    `options` go to the backend (e.g. ort: intra_op_threads, inter_op_threads).
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"backend {backend!r} is unknown (expected one of {sorted(BACKENDS)})")
+    artifact = read_artifact(path, max_bytes=max_bytes, allow_external_data=allow_external_data)
+    runner = BACKENDS[backend](artifact, **options)
+    return Model(
+        config=artifact.config,
+        scheme=artifact.scheme,
+        backend=backend,
+        artifact=artifact,
+        runner=runner,
+    )

@@ -1,0 +1,119 @@
+"""The recurrent state: a value object the caller owns, one per stream or batch of streams.
+
+`State` holds h and c as read-only float32 arrays [layers, batch, hidden]. It never
+changes after construction, so snapshots, branching (beam search) and restore are plain
+assignments; `select` and `stack` reorder and combine streams along the batch axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.errors import InputError
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class State:
+    """h, c: float32 [layers, batch, hidden], read-only. Build with zeros/select/stack."""
+
+    h: np.ndarray
+    c: np.ndarray
+
+    def __post_init__(self) -> None:
+        arrays = {}
+        for name in ("h", "c"):
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.dtype != np.float32:
+                found = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+                raise InputError(f"state.{name} is {found} (expected a float32 numpy array)")
+            if value.ndim != 3:
+                raise InputError(
+                    f"state.{name} has shape {list(value.shape)} "
+                    f"(expected 3 dims: [layers, batch, hidden])"
+                )
+            # Copy unless the array is already one we own and froze (backend outputs are
+            # wrapped by `_wrap`, which skips this), so later writes by the caller to the
+            # array they passed in cannot change the state.
+            arrays[name] = _readonly(np.array(value, dtype=np.float32, order="C"))
+        if arrays["h"].shape != arrays["c"].shape:
+            raise InputError(
+                f"state.h has shape {list(arrays['h'].shape)} but state.c has "
+                f"{list(arrays['c'].shape)} (expected equal shapes)"
+            )
+        object.__setattr__(self, "h", arrays["h"])
+        object.__setattr__(self, "c", arrays["c"])
+
+    @classmethod
+    def _wrap(cls, h: np.ndarray, c: np.ndarray) -> State:
+        """Adopt arrays nobody else holds (fresh backend outputs) without copying."""
+        state = object.__new__(cls)
+        object.__setattr__(state, "h", _readonly(h))
+        object.__setattr__(state, "c", _readonly(c))
+        return state
+
+    @property
+    def batch(self) -> int:
+        return self.h.shape[1]
+
+    @property
+    def num_layers(self) -> int:
+        return self.h.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.h.shape[2]
+
+    @classmethod
+    def zeros(cls, config: ModelConfig, batch: int = 1) -> State:
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise InputError(f"batch is {batch!r} (expected an integer >= 1)")
+        shape = (config.num_layers, int(batch), config.hidden_size)
+        return cls._wrap(np.zeros(shape, np.float32), np.zeros(shape, np.float32))
+
+    def select(self, indices: Sequence[int] | np.ndarray | int) -> State:
+        """Take streams by batch index (reorder, repeat or drop them), e.g. surviving beams."""
+        idx = np.atleast_1d(np.asarray(indices))
+        if idx.ndim != 1 or not (idx.dtype.kind in "iu" or idx.size == 0):
+            raise InputError(
+                f"indices have dtype {idx.dtype} and shape {list(idx.shape)} "
+                f"(expected a 1-D sequence of integers)"
+            )
+        if idx.size == 0:
+            raise InputError("indices are empty (expected at least one stream)")
+        bad = idx[(idx < -self.batch) | (idx >= self.batch)]
+        if bad.size:
+            raise InputError(
+                f"index {int(bad[0])} is out of range for a state of batch {self.batch}"
+            )
+        return State._wrap(np.take(self.h, idx, axis=1), np.take(self.c, idx, axis=1))
+
+    @classmethod
+    def stack(cls, states: Sequence[State]) -> State:
+        """Concatenate states along the batch axis (stream order kept)."""
+        states = list(states)
+        if not states or not all(isinstance(s, State) for s in states):
+            raise InputError("stack needs a non-empty sequence of State objects")
+        shape = (states[0].num_layers, states[0].hidden_size)
+        for i, s in enumerate(states):
+            if (s.num_layers, s.hidden_size) != shape:
+                raise InputError(
+                    f"states[{i}] has layers x hidden {s.num_layers} x {s.hidden_size} "
+                    f"(expected {shape[0]} x {shape[1]} like states[0])"
+                )
+        return cls._wrap(
+            np.concatenate([s.h for s in states], axis=1),
+            np.concatenate([s.c for s in states], axis=1),
+        )
+
+    def __repr__(self) -> str:
+        layers, batch, hidden = self.h.shape
+        return f"State(layers={layers}, batch={batch}, hidden={hidden})"

@@ -1,0 +1,110 @@
+/* api_test.c: the C API's contract, as a user's program sees it. Built by test_codegen.py
+ * inside a generated bundle (example_stream.h names the model). Exits 0 and prints
+ * "api ok" when every check holds; otherwise names the first failed check. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "example_stream.h"
+
+#define N 40
+#define B 6 /* more than LSTM_EDGE_BATCH_BLOCK: one full block and a partial one */
+#define SF EXAMPLE_STATE_FLOATS
+#define V EXAMPLE_VOCAB
+
+#define CHECK(cond)                                                   \
+    do {                                                              \
+        if (!(cond)) {                                                \
+            printf("FAILED line %d: %s\n", __LINE__, #cond);          \
+            return 1;                                                 \
+        }                                                             \
+    } while (0)
+
+static float h1[SF], c1[SF], h2[SF], c2[SF];
+static float hb[B][SF], cb[B][SF];
+static float scratch[EXAMPLE_SCRATCH_FLOATS * LSTM_EDGE_BATCH_BLOCK];
+static float logits1[N][V], logits2[N][V], logits_b[B][N][V];
+static int32_t tokens[B][N];
+
+int main(void)
+{
+    const lstm_edge_model *m = &EXAMPLE_MODEL;
+    lstm_edge_state s1 = {h1, c1}, s2 = {h2, c2}, sb[B];
+    lstm_edge_model broken = EXAMPLE_MODEL;
+    int32_t t, b, bad[3];
+
+    CHECK(lstm_edge_check_model(m) == LSTM_EDGE_OK);
+    broken.format_version = LSTM_EDGE_FORMAT_VERSION + 1;
+    CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
+    broken = EXAMPLE_MODEL;
+    broken.head.rows += 1;
+    CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
+
+    /* reset zeroes whatever was there */
+    memset(h1, 0xff, sizeof h1);
+    CHECK(lstm_edge_reset(m, &s1) == LSTM_EDGE_OK);
+    CHECK(h1[0] == 0.0f && c1[SF - 1] == 0.0f);
+    CHECK(lstm_edge_reset(m, &s2) == LSTM_EDGE_OK);
+
+    /* N single steps == one step_many call, bit for bit */
+    for (t = 0; t < N; ++t) {
+        CHECK(lstm_edge_step(m, &s1, example_stream[t], logits1[t], scratch) == LSTM_EDGE_OK);
+    }
+    CHECK(lstm_edge_step_many(m, &s2, example_stream, N, &logits2[0][0], scratch) ==
+          LSTM_EDGE_OK);
+    CHECK(memcmp(logits1, logits2, sizeof logits1) == 0);
+    CHECK(memcmp(h1, h2, sizeof h1) == 0 && memcmp(c1, c2, sizeof c1) == 0);
+
+    /* NULL logits: the state advances the same (a prompt prefill) */
+    lstm_edge_reset(m, &s2);
+    CHECK(lstm_edge_step_many(m, &s2, example_stream, N, NULL, scratch) == LSTM_EDGE_OK);
+    CHECK(memcmp(h1, h2, sizeof h1) == 0 && memcmp(c1, c2, sizeof c1) == 0);
+
+    /* A bad token anywhere: refused, the state untouched */
+    bad[0] = example_stream[0];
+    bad[1] = V;
+    bad[2] = example_stream[1];
+    CHECK(lstm_edge_step_many(m, &s2, bad, 3, &logits2[0][0], scratch) ==
+          LSTM_EDGE_ERR_BAD_TOKEN);
+    CHECK(lstm_edge_step(m, &s2, -1, logits2[0], scratch) == LSTM_EDGE_ERR_BAD_TOKEN);
+    CHECK(memcmp(h1, h2, sizeof h1) == 0 && memcmp(c1, c2, sizeof c1) == 0);
+
+    /* Batched streams == each stream alone; scratch for one stream still works */
+    for (b = 0; b < B; ++b) {
+        sb[b].h = hb[b];
+        sb[b].c = cb[b];
+        lstm_edge_reset(m, &sb[b]);
+        for (t = 0; t < N; ++t) {
+            tokens[b][t] = example_stream[(b * 7 + t) % EXAMPLE_STREAM_LEN];
+        }
+    }
+    CHECK(lstm_edge_step_batch(m, sb, B, &tokens[0][0], N, &logits_b[0][0][0], scratch,
+                               sizeof scratch / sizeof scratch[0]) == LSTM_EDGE_OK);
+    for (b = 0; b < B; ++b) {
+        lstm_edge_reset(m, &s2);
+        CHECK(lstm_edge_step_many(m, &s2, tokens[b], N, &logits2[0][0], scratch) ==
+              LSTM_EDGE_OK);
+        CHECK(memcmp(logits_b[b], logits2, sizeof logits2) == 0);
+        CHECK(memcmp(hb[b], h2, sizeof h2) == 0 && memcmp(cb[b], c2, sizeof c2) == 0);
+    }
+    CHECK(lstm_edge_step_batch(m, sb, B, &tokens[0][0], N, NULL, scratch,
+                               EXAMPLE_SCRATCH_FLOATS) == LSTM_EDGE_OK);
+    CHECK(lstm_edge_step_batch(m, sb, B, &tokens[0][0], N, NULL, scratch,
+                               EXAMPLE_SCRATCH_FLOATS - 1) == LSTM_EDGE_ERR_BAD_SIZE);
+    CHECK(lstm_edge_step_batch(m, sb, -1, &tokens[0][0], N, NULL, scratch,
+                               EXAMPLE_SCRATCH_FLOATS) == LSTM_EDGE_ERR_BAD_SIZE);
+
+    /* NULLs and non-finite state */
+    CHECK(lstm_edge_step(NULL, &s1, 0, logits1[0], scratch) == LSTM_EDGE_ERR_NULL);
+    CHECK(lstm_edge_step(m, &s1, 0, logits1[0], NULL) == LSTM_EDGE_ERR_NULL);
+    CHECK(lstm_edge_check_state(m, &s1) == LSTM_EDGE_OK);
+    c1[SF - 1] = (float)NAN;
+    CHECK(lstm_edge_check_state(m, &s1) == LSTM_EDGE_ERR_NONFINITE_STATE);
+    h1[0] = (float)INFINITY;
+    c1[SF - 1] = 0.0f;
+    CHECK(lstm_edge_check_state(m, &s1) == LSTM_EDGE_ERR_NONFINITE_STATE);
+    CHECK(strcmp(lstm_edge_status_str(LSTM_EDGE_ERR_BAD_TOKEN), "ok") != 0);
+
+    printf("api ok\n");
+    return 0;
+}

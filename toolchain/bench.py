@@ -1,0 +1,782 @@
+"""`lstm-edge bench`: the runtime against the baselines a user would otherwise use, in one run.
+
+Everything is measured side by side in one process on the same artifact and machine and
+reported as medians with their spread (p10/p90 over repeats) and as ratios:
+
+- per-step latency, batch 1, state carried: each runtime backend; PyTorch eager (as a user
+  writes it, and with oneDNN off, whose LSTM path is slow for single steps); a plain
+  onnxruntime `session.run` loop (default session options, the state fed back); and the
+  practical limit, one BLAS matrix-vector product per layer over the same weights + head;
+- throughput with 1, 8 and 64 streams batched, and a 512-token prefill;
+- wall time and peak RSS of a fresh process that imports the runtime, loads the model and
+  steps once, against the same with torch;
+- file size per artifact.
+
+The torch baseline is the checkpoint's model if `--checkpoint` is given; otherwise a
+CharLSTM built from an artifact's (dequantized) float weights, with the exporter's gate
+permutation reversed (`onnx_to_torch_gates`). Its latency does not depend on the values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from lstm_edge.exporters.onnx_export import torch_to_onnx_gates
+from lstm_edge.runtime.config import (
+    EMBEDDING,
+    HEAD_BIAS,
+    HEAD_WEIGHT,
+    INPUT_C0,
+    INPUT_H0,
+    INPUT_TOKENS,
+    ModelConfig,
+    lstm_b,
+    lstm_r,
+    lstm_w,
+)
+from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
+from lstm_edge.toolchain.model import CharLSTM, build_model
+from lstm_edge.toolchain.validate import onednn
+
+DEFAULT_BACKENDS = ("ort", "numpy")
+DEFAULT_REPEATS = 7
+STREAMS = (1, 8, 64)
+PREFILL = 512
+# Each repeat runs a loop long enough (~this many seconds) that timer resolution and
+# one-off hiccups are small against it; the loop length is calibrated per item.
+TARGET_REPEAT_SECONDS = 0.05
+SEED = 0
+
+
+class BenchInputError(LstmEdgeError):
+    """Bad input to `bench` (nothing runnable, no weights for the torch baseline, ...)."""
+
+
+# ---- timing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Seconds per iteration: median and the 10th/90th percentiles over repeats."""
+
+    median: float
+    p10: float
+    p90: float
+    repeats: int
+    iterations: int  # per repeat
+
+
+def time_loop(
+    body: Callable[[int], None], repeats: int, target: float = TARGET_REPEAT_SECONDS
+) -> Stats:
+    """Time `body(k)` (which runs k iterations) `repeats` times; seconds per iteration."""
+    body(2)  # warm-up: first-call allocations, lazy initialisation, caches
+    k = 1
+    while True:  # calibrate k so one repeat takes about `target` seconds
+        t0 = time.perf_counter()
+        body(k)
+        dt = time.perf_counter() - t0
+        if dt >= target / 4 or k >= 1 << 16:
+            break
+        k *= 4
+    k = max(1, int(k * target / max(dt, 1e-9)))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        body(k)
+        samples.append((time.perf_counter() - t0) / k)
+    p10, med, p90 = np.percentile(samples, [10, 50, 90])
+    return Stats(float(med), float(p10), float(p90), repeats, k)
+
+
+# ---- threads -------------------------------------------------------------------------------
+
+# OpenBLAS' thread setters under the names numpy's wheels have shipped them with.
+_BLAS_SETTERS = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+
+
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[bool]:
+    """Run numpy's OpenBLAS with `n` threads for the block; yields whether that worked.
+
+    Why: on this shared 2-core machine a multi-threaded OpenBLAS matvec of the default
+    model measured 1-9 ms instead of ~0.1 ms single-threaded (threads spin against other
+    processes). numpy has no API for this, so the library numpy loaded is found in
+    /proc/self/maps and its setter called through ctypes (what threadpoolctl does).
+    """
+    lib = None
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and "/" in ln})
+        for path in paths:
+            cand = ctypes.CDLL(path)
+            for setter, getter in _BLAS_SETTERS:
+                if hasattr(cand, setter) and hasattr(cand, getter):
+                    lib = (getattr(cand, setter), getattr(cand, getter))
+                    break
+            if lib:
+                break
+    except OSError:
+        lib = None
+    if lib is None:
+        yield False
+        return
+    setter, getter = lib
+    before = int(getter())
+    setter(ctypes.c_int(n))
+    try:
+        yield True
+    finally:
+        setter(ctypes.c_int(before))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# ---- torch baseline ------------------------------------------------------------------------
+
+
+def onnx_to_torch_gates(w: np.ndarray) -> np.ndarray:
+    """The inverse of the exporter's `torch_to_onnx_gates` (ONNX i,o,f,c -> PyTorch i,f,g,o).
+
+    Derived from the forward permutation itself, so the two can never disagree.
+    """
+    w = np.asarray(w)
+    where = torch_to_onnx_gates(np.arange(w.shape[0]))  # ONNX row k holds torch row where[k]
+    out = np.empty_like(w)
+    out[where] = w
+    return out
+
+
+def charlstm_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> CharLSTM:
+    """A CharLSTM holding an artifact's float weights (logical ONNX names and layouts)."""
+    H = config.hidden_size
+    sd: dict[str, torch.Tensor] = {
+        "embedding.weight": torch.from_numpy(np.array(weights[EMBEDDING])),
+        "head.weight": torch.from_numpy(np.ascontiguousarray(weights[HEAD_WEIGHT].T)),
+        "head.bias": torch.from_numpy(np.array(weights[HEAD_BIAS])),
+    }
+    for layer in range(config.num_layers):
+        b = weights[lstm_b(layer)][0]
+        for name, value in (
+            (f"lstm.weight_ih_l{layer}", weights[lstm_w(layer)][0]),
+            (f"lstm.weight_hh_l{layer}", weights[lstm_r(layer)][0]),
+            (f"lstm.bias_ih_l{layer}", b[: 4 * H]),  # ONNX B = [Wb, Rb]
+            (f"lstm.bias_hh_l{layer}", b[4 * H :]),
+        ):
+            sd[name] = torch.from_numpy(np.ascontiguousarray(onnx_to_torch_gates(value)))
+    model = build_model(config)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in sd.items()})
+    return model.eval()
+
+
+# ---- results -------------------------------------------------------------------------------
+
+
+@dataclass
+class LatencyRow:
+    name: str
+    kind: str  # runtime | torch | session_run | matvec
+    artifact: str | None
+    backend: str | None
+    stats: Stats
+    # latency / baseline latency; None where the baseline was not measured.
+    vs_torch: float | None = None
+    vs_session_run: float | None = None
+    vs_matvec: float | None = None
+
+
+@dataclass
+class ThroughputRow:
+    name: str
+    artifact: str | None
+    mode: str  # "streams" or "prefill"
+    tokens_per_call: int  # streams in the batch, or prefill length
+    stats: Stats  # seconds per call
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens_per_call / self.stats.median
+
+
+@dataclass
+class ProcessRow:
+    name: str
+    wall_s: Stats  # spawn to exit, interpreter start-up included
+    import_s: float  # median, measured inside the child
+    peak_rss_mb: float  # median of the child's own peak RSS (VmHWM)
+
+
+@dataclass
+class BenchReport:
+    machine: dict[str, Any]
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    latency: list[LatencyRow] = field(default_factory=list)
+    throughput: list[ThroughputRow] = field(default_factory=list)
+    process: list[ProcessRow] = field(default_factory=list)
+    sizes: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "model": self.model,
+            "settings": self.settings,
+            "latency": [
+                {**_stats_us(r.stats), **{k: v for k, v in asdict(r).items() if k != "stats"}}
+                for r in self.latency
+            ],
+            "throughput": [
+                {
+                    "name": r.name,
+                    "artifact": r.artifact,
+                    "mode": r.mode,
+                    "tokens_per_call": r.tokens_per_call,
+                    "median_tokens_per_s": r.tokens_per_second,
+                    # The fastest repeats give the highest throughput: p10 time -> p90 rate.
+                    "p10_tokens_per_s": r.tokens_per_call / r.stats.p90,
+                    "p90_tokens_per_s": r.tokens_per_call / r.stats.p10,
+                    **_stats_us(r.stats),
+                }
+                for r in self.throughput
+            ],
+            "process": [
+                {
+                    "name": r.name,
+                    "median_wall_s": r.wall_s.median,
+                    "p10_wall_s": r.wall_s.p10,
+                    "p90_wall_s": r.wall_s.p90,
+                    "import_s": r.import_s,
+                    "peak_rss_mb": r.peak_rss_mb,
+                }
+                for r in self.process
+            ],
+            "sizes": self.sizes,
+            "notes": self.notes,
+        }
+
+
+def _stats_us(s: Stats) -> dict[str, Any]:
+    return {
+        "median_us": s.median * 1e6,
+        "p10_us": s.p10 * 1e6,
+        "p90_us": s.p90 * 1e6,
+        "repeats": s.repeats,
+        "iterations": s.iterations,
+    }
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    backends: tuple[str, ...] = ()  # empty: DEFAULT_BACKENDS, skipping unsupported ones
+    checkpoint: Path | None = None
+    repeats: int = DEFAULT_REPEATS
+    streams: tuple[int, ...] = STREAMS
+    prefill: int = PREFILL
+    process: bool = True  # measure the fresh-process import/RSS rows
+    process_repeats: int = 3  # fresh processes per row (torch takes seconds each)
+    # Threads for everything measured except the plain session.run loop (default options
+    # by definition): numpy's BLAS, torch, the ort backend. 1 is the runtime's default and
+    # the fair setting on a small shared machine; the value is recorded in the JSON.
+    threads: int = 1
+    target_seconds: float = TARGET_REPEAT_SECONDS
+
+
+# ---- the measured loops --------------------------------------------------------------------
+
+
+def _token_cycle(config: ModelConfig, batch: int, n: int = 64) -> list[np.ndarray]:
+    """Pre-made token arrays (so the timed loop allocates none of its inputs)."""
+    rng = np.random.default_rng(SEED)
+    return [rng.integers(1, config.vocab_size, size=batch, dtype=np.int64) for _ in range(n)]
+
+
+def runtime_step_loop(model: Any, batch: int) -> Callable[[int], None]:
+    toks = _token_cycle(model.config, batch)
+    state = [model.initial_state(batch)]
+
+    def body(k: int) -> None:
+        st = state[0]
+        for i in range(k):
+            _, st = model.step(toks[i % len(toks)], st)
+        state[0] = st  # carried across repeats too
+
+    return body
+
+
+def runtime_prefill_loop(model: Any, length: int) -> Callable[[int], None]:
+    toks = _token_cycle(model.config, length, n=1)[0][None]  # [1, length]
+    st = model.initial_state(1)
+
+    def body(k: int) -> None:
+        for _ in range(k):
+            model.step(toks, st)
+
+    return body
+
+
+def torch_step_loop(model: CharLSTM, batch: int, mkldnn: bool = True) -> Callable[[int], None]:
+    toks = [torch.from_numpy(t[:, None]) for t in _token_cycle(model.config, batch)]
+    state = [model.initial_state(batch)]
+
+    def body(k: int) -> None:
+        # As a user writes it: no_grad, the state tuple fed back each step.
+        with torch.no_grad(), onednn(mkldnn):
+            st = state[0]
+            for i in range(k):
+                _, st = model(toks[i % len(toks)], st)
+            state[0] = st
+
+    return body
+
+
+def torch_prefill_loop(model: CharLSTM, length: int) -> Callable[[int], None]:
+    toks = torch.from_numpy(_token_cycle(model.config, length, n=1)[0][None])
+
+    def body(k: int) -> None:
+        with torch.no_grad():
+            for _ in range(k):
+                model(toks)
+
+    return body
+
+
+def session_run_loop(path: Path, config: ModelConfig) -> Callable[[int], None]:
+    """The plain onnxruntime loop a user writes: default options, the state fed back."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    toks = [t[:, None] for t in _token_cycle(config, 1)]  # [1, 1]
+    zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
+    state = [(zeros, zeros)]
+
+    def body(k: int) -> None:
+        h, c = state[0]
+        for i in range(k):
+            _, h, c = sess.run(None, {INPUT_TOKENS: toks[i % len(toks)], INPUT_H0: h, INPUT_C0: c})
+        state[0] = (h, c)
+
+    return body
+
+
+def matvec_loop(config: ModelConfig, weights: dict[str, np.ndarray]) -> Callable[[int], None]:
+    """The practical limit: per layer one [4H, in+H] @ [in+H] product, then the head.
+
+    No gates, no state update: just the multiply-adds every LSTM step must do, through
+    numpy's BLAS with preallocated outputs.
+    """
+    mats = [
+        np.ascontiguousarray(np.concatenate([weights[lstm_w(l)][0], weights[lstm_r(l)][0]], 1))
+        for l in range(config.num_layers)  # noqa: E741 (l for layer, as in the ONNX spec)
+    ]
+    head = np.ascontiguousarray(weights[HEAD_WEIGHT].T)  # [V, H]
+    xs = [np.ones(m.shape[1], dtype=np.float32) for m in mats]
+    outs = [np.empty(m.shape[0], dtype=np.float32) for m in mats]
+    h = np.ones(config.hidden_size, dtype=np.float32)
+    logits = np.empty(config.vocab_size, dtype=np.float32)
+
+    def body(k: int) -> None:
+        for _ in range(k):
+            for m, x, o in zip(mats, xs, outs, strict=True):
+                np.matmul(m, x, out=o)
+            np.matmul(head, h, out=logits)
+
+    return body
+
+
+# ---- fresh-process measurements ------------------------------------------------------------
+
+# Peak RSS of the child's own image. ru_maxrss is wrong for this on Linux: a child spawned
+# by a big parent (vfork/fork, then exec) inherits the parent's high-water mark (measured:
+# 428 MB for a numpy-only child of a 430 MB bench process). /proc/self/status VmHWM belongs
+# to the address space exec created, so it is the child's alone; ru_maxrss is the fallback
+# where /proc is missing.
+_PEAK_RSS = """
+def peak_rss_kb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+_RUNTIME_CHILD = (
+    _PEAK_RSS
+    + """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import lstm_edge.runtime as rt
+t1 = time.perf_counter()
+m = rt.load(sys.argv[1], backend=sys.argv[2])
+m.step(np.array([1], dtype=np.int64), m.initial_state(1))
+print(json.dumps({"import_s": t1 - t0, "maxrss_kb": peak_rss_kb()}))
+"""
+)
+
+_TORCH_CHILD = (
+    _PEAK_RSS
+    + """
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+from lstm_edge.toolchain.model import build_model
+from lstm_edge.toolchain.checkpoint import load_checkpoint
+from lstm_edge.runtime.config import ModelConfig
+t1 = time.perf_counter()
+if sys.argv[1] == "ckpt":
+    model = load_checkpoint(sys.argv[2]).model
+else:  # same shapes, initial weights: memory and time do not depend on the values
+    model = build_model(ModelConfig.from_json(sys.argv[2])).eval()
+with torch.no_grad():
+    model(torch.tensor([[1]]))
+print(json.dumps({"import_s": t1 - t0, "maxrss_kb": peak_rss_kb()}))
+"""
+)
+
+
+def measure_process(name: str, code: str, args: Sequence[str], repeats: int) -> ProcessRow:
+    """Run `code` in fresh interpreters; wall time from spawn to exit, and its own RSS."""
+    walls, imports, rss = [], [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+        )
+        walls.append(time.perf_counter() - t0)
+        if out.returncode != 0:
+            raise BenchInputError(f"{name}: the measuring process failed: {out.stderr.strip()}")
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        imports.append(got["import_s"])
+        rss.append(got["maxrss_kb"] / 1024)  # KiB (VmHWM, and ru_maxrss on Linux)
+    p10, med, p90 = np.percentile(walls, [10, 50, 90])
+    return ProcessRow(
+        name,
+        Stats(float(med), float(p10), float(p90), repeats, 1),
+        float(np.median(imports)),
+        float(np.median(rss)),
+    )
+
+
+# ---- the command ---------------------------------------------------------------------------
+
+
+def _machine() -> dict[str, Any]:
+    import onnxruntime as ort
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": ort.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def bench(
+    artifacts: Sequence[Path], options: BenchOptions | None = None, console: Console | None = None
+) -> BenchReport:
+    """Measure every section for `artifacts` (one model) side by side; see the module doc."""
+    options = options or BenchOptions()
+    if options.threads < 1:
+        raise BenchInputError(f"--threads is {options.threads} (expected at least 1)")
+    with blas_threads(options.threads) as blas_ok, torch_threads(options.threads):
+        report = _bench(artifacts, options, console or Console(stderr=True))
+    report.settings["blas_threads"] = options.threads if blas_ok else "default (not settable)"
+    return report
+
+
+def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -> BenchReport:
+    from lstm_edge import runtime
+    from lstm_edge.toolchain.checkpoint import load_checkpoint
+
+    if not artifacts:
+        raise BenchInputError("no artifact given (expected one or more .onnx files)")
+    if options.repeats < 1:
+        raise BenchInputError(f"--repeats is {options.repeats} (expected at least 1)")
+    explicit = bool(options.backends)
+    backends = options.backends or DEFAULT_BACKENDS
+    target = options.target_seconds
+
+    models: list[tuple[Path, str, Any]] = []
+    notes: list[str] = []
+    for path in map(Path, artifacts):
+        for backend in backends:
+            try:
+                opts = {"intra_op_threads": options.threads} if backend == "ort" else {}
+                models.append((path, backend, runtime.load(path, backend=backend, **opts)))
+            except UnsupportedModelError as e:
+                if explicit:
+                    raise
+                notes.append(f"{path.name} ({backend}) skipped: {e}")
+    if not models:
+        raise BenchInputError("no artifact could be run by any backend: " + "; ".join(notes))
+    config = models[0][2].config
+    for path, _, m in models:
+        if m.config != config:
+            raise BenchInputError(
+                f"{path} is a different model from {models[0][0]} (expected the same config "
+                "for a side-by-side comparison)"
+            )
+
+    # Float weights for the torch baseline and the matvec limit: a float artifact's if
+    # there is one, else any artifact's dequantized ones.
+    with_weights = [m for _, _, m in models if m.artifact.weights]
+    with_weights.sort(key=lambda m: m.scheme != "none")
+    if options.checkpoint is not None:
+        ckpt = load_checkpoint(options.checkpoint)
+        if ckpt.config != config:
+            raise BenchInputError(
+                f"{options.checkpoint} holds a different model from the artifacts"
+            )
+        torch_model = ckpt.model
+        weights_src = "checkpoint " + str(options.checkpoint)
+    elif with_weights:
+        torch_model = charlstm_from_weights(config, with_weights[0].artifact.weights)
+        weights_src = f"weights of {with_weights[0].artifact.path.name} (gates permuted back)"
+    else:
+        raise BenchInputError(
+            "no artifact has float weights for the torch baseline (int8-dynamic only): "
+            "pass --checkpoint"
+        )
+    if with_weights:
+        weights = with_weights[0].artifact.weights
+    else:
+        from lstm_edge.exporters.onnx_export import onnx_weights
+
+        weights = onnx_weights(torch_model)
+    torch_model.eval()
+
+    report = BenchReport(
+        machine=_machine(),
+        model={
+            "layers": config.num_layers,
+            "hidden": config.hidden_size,
+            "embed": config.embed_size,
+            "vocab": config.vocab_size,
+        },
+        settings={
+            "repeats": options.repeats,
+            "target_repeat_seconds": target,
+            "torch_baseline": weights_src,
+            "threads": options.threads,
+            "session_run_options": "onnxruntime defaults",
+            "backends": sorted({b for _, b, _ in models}),
+        },
+        notes=notes,
+    )
+
+    def measure(label: str, body: Callable[[int], None]) -> Stats:
+        with console.status(f"bench: {label}"):
+            return time_loop(body, options.repeats, target)
+
+    # -- per-step latency
+    lat = report.latency
+    torch_default = LatencyRow(
+        "torch eager", "torch", None, None, measure("torch eager", torch_step_loop(torch_model, 1))
+    )
+    torch_nodnn = LatencyRow(
+        "torch eager, oneDNN off",
+        "torch",
+        None,
+        None,
+        measure("torch eager, oneDNN off", torch_step_loop(torch_model, 1, mkldnn=False)),
+    )
+    matvec = LatencyRow(
+        "BLAS matvec limit", "matvec", None, None, measure("matvec", matvec_loop(config, weights))
+    )
+    plain: dict[Path, LatencyRow] = {}
+    for path in dict.fromkeys(p for p, _, _ in models):
+        plain[path] = LatencyRow(
+            "onnxruntime session.run loop",
+            "session_run",
+            str(path),
+            None,
+            measure(f"session.run {path.name}", session_run_loop(path, config)),
+        )
+    runtime_rows = [
+        LatencyRow(
+            f"lstm_edge.runtime ({backend})",
+            "runtime",
+            str(path),
+            backend,
+            measure(f"{path.name} ({backend})", runtime_step_loop(m, 1)),
+        )
+        for path, backend, m in models
+    ]
+    for row in [*runtime_rows, *plain.values(), torch_default, torch_nodnn, matvec]:
+        med = row.stats.median
+        row.vs_torch = med / torch_default.stats.median
+        row.vs_matvec = med / matvec.stats.median
+        if row.artifact is not None:
+            row.vs_session_run = med / plain[Path(row.artifact)].stats.median
+        lat.append(row)
+
+    # -- throughput: batched streams and a prefill
+    for path, backend, m in models:
+        name = f"lstm_edge.runtime ({backend})"
+        for b in options.streams:
+            st = measure(f"{path.name} ({backend}) x{b}", runtime_step_loop(m, b))
+            report.throughput.append(ThroughputRow(name, str(path), "streams", b, st))
+        st = measure(f"{path.name} ({backend}) prefill", runtime_prefill_loop(m, options.prefill))
+        report.throughput.append(ThroughputRow(name, str(path), "prefill", options.prefill, st))
+    for b in options.streams:
+        st = measure(f"torch x{b}", torch_step_loop(torch_model, b))
+        report.throughput.append(ThroughputRow("torch eager", None, "streams", b, st))
+    st = measure("torch prefill", torch_prefill_loop(torch_model, options.prefill))
+    report.throughput.append(ThroughputRow("torch eager", None, "prefill", options.prefill, st))
+
+    # -- fresh process: import + load + one step
+    if options.process:
+        reps = max(1, options.process_repeats)
+        first = models[0][0]
+        for backend in dict.fromkeys(b for _, b, _ in models):
+            with console.status(f"bench: fresh process ({backend})"):
+                report.process.append(
+                    measure_process(
+                        f"runtime ({backend}): import + load + step",
+                        _RUNTIME_CHILD,
+                        [str(first), backend],
+                        reps,
+                    )
+                )
+        args = (
+            ["ckpt", str(options.checkpoint)]
+            if options.checkpoint is not None
+            else ["config", config.to_json()]
+        )
+        with console.status("bench: fresh process [torch]"):
+            report.process.append(
+                measure_process("torch: import + load + step", _TORCH_CHILD, args, reps)
+            )
+
+    # -- sizes
+    sizes = {p: p.stat().st_size for p in dict.fromkeys(p for p, _, _ in models)}
+    float_size = next((sizes[p] for p, _, m in models if m.scheme == "none"), None)
+    for p, _, m in {p: (p, b, m) for p, b, m in models}.values():
+        report.sizes.append(
+            {
+                "artifact": str(p),
+                "scheme": m.scheme,
+                "bytes": sizes[p],
+                "vs_float": sizes[p] / float_size if float_size else None,
+            }
+        )
+    return report
+
+
+# ---- output --------------------------------------------------------------------------------
+
+
+def _ratio(x: float | None) -> str:
+    return "" if x is None else f"{x:.3g}x"
+
+
+def render_tables(report: BenchReport) -> list[Table]:
+    m = report.model
+    lat = Table(
+        title=f"per-step latency, batch 1, state carried ({m['layers']}x{m['hidden']}, "
+        f"vocab {m['vocab']}; median over {report.settings['repeats']} repeats)"
+    )
+    for col in (
+        "",
+        "artifact",
+        "median µs",
+        "p10-p90 µs",
+        "vs torch",
+        "vs session.run",
+        "vs matvec",
+    ):
+        lat.add_column(col, justify="left" if col in ("", "artifact") else "right")
+    for r in report.latency:
+        lat.add_row(
+            r.name,
+            escape(Path(r.artifact).name) if r.artifact else "",
+            f"{r.stats.median * 1e6:,.1f}",
+            f"{r.stats.p10 * 1e6:,.1f}-{r.stats.p90 * 1e6:,.1f}",
+            _ratio(r.vs_torch),
+            _ratio(r.vs_session_run),
+            _ratio(r.vs_matvec),
+        )
+    thr = Table(title="throughput (tokens/s, median; p10-p90)")
+    for col in ("", "artifact", "mode", "tokens/s", "p10-p90"):
+        thr.add_column(col, justify="left" if col in ("", "artifact", "mode") else "right")
+    for r in report.throughput:
+        mode = (
+            f"{r.tokens_per_call} streams"
+            if r.mode == "streams"
+            else f"prefill {r.tokens_per_call}"
+        )
+        thr.add_row(
+            r.name,
+            escape(Path(r.artifact).name) if r.artifact else "",
+            mode,
+            f"{r.tokens_per_second:,.0f}",
+            f"{r.tokens_per_call / r.stats.p90:,.0f}-{r.tokens_per_call / r.stats.p10:,.0f}",
+        )
+    tables = [lat, thr]
+    if report.process:
+        proc = Table(title="fresh process: import + load + one step")
+        for col in ("", "wall s (median)", "p10-p90 s", "import s", "peak RSS MB"):
+            proc.add_column(col, justify="left" if not col else "right")
+        for r in report.process:
+            proc.add_row(
+                r.name,
+                f"{r.wall_s.median:.3f}",
+                f"{r.wall_s.p10:.3f}-{r.wall_s.p90:.3f}",
+                f"{r.import_s:.3f}",
+                f"{r.peak_rss_mb:.1f}",
+            )
+        tables.append(proc)
+    size = Table(title="file size")
+    for col in ("artifact", "scheme", "bytes", "vs float"):
+        size.add_column(col, justify="left" if col in ("artifact", "scheme") else "right")
+    for s in report.sizes:
+        size.add_row(
+            escape(Path(s["artifact"]).name), s["scheme"], f"{s['bytes']:,}", _ratio(s["vs_float"])
+        )
+    tables.append(size)
+    return tables
+
+
+def write_json(report: BenchReport, path: Path) -> None:
+    from lstm_edge.toolchain.checkpoint import atomic_write_bytes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())

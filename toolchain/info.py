@@ -1,0 +1,129 @@
+"""`lstm-edge info`: say what an artifact is and check that it is whole.
+
+`describe(path)` dispatches on the kind of path (a checkpoint folder today; ONNX files are
+another branch of the same function) and returns a JSON-able dict; anything broken or
+foreign raises a typed error naming the file, which the CLI turns into exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lstm_edge.toolchain.checkpoint import (
+    CONFIG_FILE,
+    InvalidCheckpointError,
+    load_checkpoint,
+    read_weights_metadata,
+)
+from lstm_edge.toolchain.train import (
+    RESUME_DIR,
+    RUN_FILE,
+    latest_resume_dir,
+    load_resume_state,
+    read_metrics,
+)
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """Describe and check the artifact at `path`, whatever its kind."""
+    path = Path(path)
+    if path.is_dir():
+        return describe_checkpoint(path)
+    if not path.exists():
+        raise InvalidCheckpointError(f"{path} does not exist")
+    raise InvalidCheckpointError(
+        f"{path} is not something lstm-edge knows (expected a checkpoint folder with {CONFIG_FILE})"
+    )
+
+
+def describe_checkpoint(folder: Path) -> dict[str, Any]:
+    """Config, sizes, metrics of a checkpoint folder; loads every weight to check it."""
+    ckpt = load_checkpoint(folder)  # weights readable and matching the config, or it raises
+    cfg = ckpt.config
+    meta = read_weights_metadata(folder)
+    info: dict[str, Any] = {
+        "kind": "checkpoint",
+        "path": str(folder),
+        "config": {
+            "task": cfg.task,
+            "format_version": cfg.format_version,
+            "vocab_size": cfg.vocab_size,
+            "embed_size": cfg.embed_size,
+            "hidden_size": cfg.hidden_size,
+            "num_layers": cfg.num_layers,
+        },
+        "parameters": sum(p.numel() for p in ckpt.model.parameters()),
+        "weights_sha256": ckpt.weights_sha256,
+        "best": {k: _number(v) for k, v in meta.items() if k != "format_version"},
+    }
+    if ckpt.data:
+        split = ckpt.data.get("split", {})
+        info["data"] = {
+            "source": ckpt.data.get("source"),
+            "sha256": ckpt.data.get("sha256"),
+            "chars": {name: end - start for name, (start, end) in split.items()},
+        }
+    run_file = folder / RUN_FILE
+    if run_file.is_file():
+        try:
+            info["run"] = json.loads(run_file.read_text(encoding="utf-8")).get("run")
+        except (OSError, ValueError) as e:
+            raise InvalidCheckpointError(f"not a valid checkpoint: {run_file}: {e}") from None
+    metrics = read_metrics(folder)
+    for kind in ("train", "val"):
+        last = [m for m in metrics if m.get("kind") == kind]
+        if last:
+            info[f"last_{kind}"] = {k: v for k, v in last[-1].items() if k != "kind"}
+    if (folder / RESUME_DIR).exists():
+        _, state = load_resume_state(folder)  # refuses unsafe pickles, torn states
+        info["resume"] = {
+            "step": int(state["step"]),
+            "of_steps": int(state["run"]["steps"]),
+            "folder": str(latest_resume_dir(folder)),
+        }
+    info["files"] = {
+        str(p.relative_to(folder)): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+    return info
+
+
+def _number(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """Flatten `describe`'s dict into (key, value) lines for a two-column table."""
+    out: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, bool) or value is None:
+            out.append((prefix, str(value)))
+        elif isinstance(value, float):
+            out.append((prefix, f"{value:.4f}"))
+        elif isinstance(value, int) and prefix.startswith("files."):
+            out.append((prefix, _size(value)))
+        elif isinstance(value, int):
+            out.append((prefix, f"{value:,}"))
+        else:
+            out.append((prefix, str(value)))
+
+    walk("", info)
+    return out
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024 or unit == "MiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)

@@ -1,0 +1,412 @@
+"""`lstm-edge pipeline`: train (or reuse) -> export -> quantize -> validate -> bench -> summary.
+
+The whole path in one command. DIR ends up a deployable bundle:
+
+    DIR/checkpoint/              the trained checkpoint (absent with --from)
+    DIR/model.onnx               float artifact
+    DIR/model.SCHEME.onnx        quantized artifact
+    DIR/validation/              report.json + error_vs_timestep.png
+    DIR/bench.json               short side-by-side bench
+    DIR/SUMMARY.md               sizes, validation verdict, bench figures, how to load it
+
+Each stage calls the library function its own command calls; a failing stage stops the
+pipeline with its message and exit status, and what earlier stages wrote stays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+from lstm_edge.runtime.errors import LstmEdgeError
+
+CHECKPOINT_DIR = "checkpoint"
+FLOAT_FILE = "model.onnx"
+VALIDATION_DIR = "validation"
+BENCH_FILE = "bench.json"
+SUMMARY_FILE = "SUMMARY.md"
+DEFAULT_SCHEME = "int8"
+DEFAULT_VALIDATE_STEPS = 5000
+# A short bench: enough repeats for a median, short loops; `lstm-edge bench` for the full run.
+BENCH_REPEATS = 3
+BENCH_TARGET_SECONDS = 0.02
+
+# Exit statuses (the CLI's: 1 a check failed, 2 bad input, 130 interrupted).
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
+
+
+def quantized_file(scheme: str) -> str:
+    return f"model.{scheme}.onnx"
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    out: Path
+    corpus: Path | None = None  # None: the training default (built-in corpus)
+    from_checkpoint: Path | None = None  # reuse instead of training
+    scheme: str = DEFAULT_SCHEME
+    # Training essentials, passed through (None: the trainer's default).
+    steps: int | None = None
+    hidden: int | None = None
+    layers: int | None = None
+    embed: int | None = None
+    seq_len: int | None = None
+    batch_size: int | None = None
+    validate_steps: int = DEFAULT_VALIDATE_STEPS
+    bench: bool = True
+    force: bool = False
+
+
+class StageFailed(Exception):
+    """A stage did not complete; `exit_code` is what the CLI exits with."""
+
+    def __init__(self, stage: str, message: str, exit_code: int) -> None:
+        super().__init__(f"stage '{stage}' failed: {message}")
+        self.stage = stage
+        self.exit_code = exit_code
+
+
+@dataclass
+class PipelineResult:
+    out: Path
+    checkpoint: Path
+    artifacts: list[Path]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    train: Any = None  # TrainResult, or None with --from
+    validation: Any = None  # ValidationReport
+    bench: Any = None  # BenchReport, or None with --no-bench
+    summary: Path | None = None
+
+
+def _outputs(options: PipelineOptions) -> list[Path]:
+    out = options.out
+    return [
+        out / FLOAT_FILE,
+        out / quantized_file(options.scheme),
+        out / VALIDATION_DIR,
+        out / BENCH_FILE,
+        out / SUMMARY_FILE,
+    ]
+
+
+def _check_outputs(options: PipelineOptions) -> None:
+    """Refuse up front (not after an hour of training) to overwrite an earlier bundle."""
+    from lstm_edge.runtime.config import QUANT_SCHEMES
+
+    if options.scheme not in QUANT_SCHEMES or options.scheme == "none":
+        known = [s for s in QUANT_SCHEMES if s != "none"]
+        raise StageFailed(
+            "setup", f"scheme {options.scheme!r} is unknown (expected one of {known})", 2
+        )
+    if options.out.exists() and not options.out.is_dir():
+        raise StageFailed("setup", f"{options.out} exists and is not a folder", EXIT_BAD_INPUT)
+    if options.from_checkpoint is not None:
+        from lstm_edge.toolchain.checkpoint import load_config
+
+        try:  # before any output is written
+            load_config(options.from_checkpoint)
+        except LstmEdgeError as e:
+            raise StageFailed("setup", str(e), EXIT_BAD_INPUT) from None
+    if options.force:
+        return
+    taken = [p for p in _outputs(options) if p.exists()]
+    if options.from_checkpoint is None and (options.out / CHECKPOINT_DIR).exists():
+        taken.insert(0, options.out / CHECKPOINT_DIR)
+    if taken:
+        raise StageFailed(
+            "setup",
+            f"{taken[0]} exists (pass --force to replace the bundle in {options.out})",
+            EXIT_BAD_INPUT,
+        )
+
+
+def run_pipeline(options: PipelineOptions, console: Console | None = None) -> PipelineResult:
+    """Run every stage in order; raise StageFailed naming the first one that fails."""
+    console = console or Console(stderr=True)
+    _check_outputs(options)
+    out = options.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StageFailed("setup", f"cannot create {out}: {e.strerror or e}", 2) from None
+    stages = ["export", "quantize", "validate", *(["bench"] if options.bench else []), "summary"]
+    if options.from_checkpoint is None:
+        stages.insert(0, "train")
+    result = PipelineResult(
+        out=out,
+        checkpoint=Path(options.from_checkpoint or out / CHECKPOINT_DIR),
+        artifacts=[out / FLOAT_FILE, out / quantized_file(options.scheme)],
+    )
+
+    def stage(name: str, fn: Callable[[], T]) -> T:
+        n = stages.index(name) + 1
+        console.rule(f"[bold]\\[{n}/{len(stages)}] {name}", align="left")
+        t0 = time.perf_counter()
+        try:
+            value = fn()
+        except StageFailed:
+            raise
+        except LstmEdgeError as e:
+            code = EXIT_CHECK_FAILED if type(e).__name__ == "SelfCheckError" else EXIT_BAD_INPUT
+            raise StageFailed(name, str(e), code) from None
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            raise StageFailed(name, f"{where}{e.strerror or e}", EXIT_BAD_INPUT) from None
+        result.stage_seconds[name] = time.perf_counter() - t0
+        console.print(f"{name} done in {result.stage_seconds[name]:.1f} s", highlight=False)
+        return value
+
+    if options.from_checkpoint is None:
+        result.train = stage("train", lambda: _train(options, result.checkpoint))
+
+    float_path, quant_path = result.artifacts
+    export = stage("export", lambda: _export(result.checkpoint, float_path, options.force))
+    console.print(
+        f"{float_path} ({export.bytes:,} bytes), max abs logit error vs torch "
+        f"{max(export.max_abs_err_prefill, export.max_abs_err_steps):.2g}",
+        highlight=False,
+    )
+    quant = stage("quantize", lambda: _quantize(float_path, quant_path, options))
+    console.print(f"{quant_path} ({quant_path.stat().st_size:,} bytes)", highlight=False)
+    del quant
+
+    report = stage("validate", lambda: _validate(result, options, console))
+    result.validation = report
+    from lstm_edge.toolchain.validate import render_table, render_verdict
+
+    # At least 120 columns: wrapped lines beat numbers truncated to fit 80.
+    Console(file=console.file, width=max(console.width, 120)).print(render_table(report))
+    console.print(render_verdict(report), highlight=False)
+    if not report.passed:
+        bad = [
+            f"{Path(r.summary.artifact).name} ({r.summary.backend}): " + "; ".join(r.failures)
+            for r in report.results
+            if not r.passed
+        ]
+        raise StageFailed(
+            "validate",
+            "out of tolerance: " + " | ".join(bad) + f" (report in {out / VALIDATION_DIR})",
+            EXIT_CHECK_FAILED,
+        )
+
+    if options.bench:
+        result.bench = stage("bench", lambda: _bench(result, console))
+    result.summary = stage("summary", lambda: write_summary(result, options))
+    console.print(f"bundle ready in {out}; see {result.summary}", highlight=False)
+    return result
+
+
+# ---- the stages ----------------------------------------------------------------------------
+
+
+def _train(options: PipelineOptions, ckpt: Path) -> Any:
+    from lstm_edge.toolchain.train import TrainingInterrupted, TrainOptions, train
+
+    train_options = TrainOptions(
+        out=ckpt,
+        corpus=options.corpus,
+        hidden=options.hidden,
+        layers=options.layers,
+        embed=options.embed,
+        seq_len=options.seq_len,
+        batch_size=options.batch_size,
+        steps=options.steps,
+        force=options.force,
+    )
+    try:
+        return train(train_options)
+    except TrainingInterrupted as e:
+        raise StageFailed(
+            "train", f"{e}; continue with `lstm-edge train --resume`", EXIT_INTERRUPTED
+        ) from None
+
+
+def _export(ckpt: Path, out: Path, force: bool) -> Any:
+    from lstm_edge.exporters.onnx_export import export_checkpoint
+
+    return export_checkpoint(ckpt, out, force=force)
+
+
+def _quantize(src: Path, out: Path, options: PipelineOptions) -> Any:
+    from lstm_edge.exporters.quantize import quantize_file
+
+    return quantize_file(src, out, options.scheme, force=options.force)
+
+
+def _validate(result: PipelineResult, options: PipelineOptions, console: Console) -> Any:
+    from lstm_edge.toolchain.validate import ValidateOptions, validate
+
+    return validate(
+        result.checkpoint,
+        result.artifacts,
+        ValidateOptions(
+            steps=options.validate_steps,
+            report_dir=result.out / VALIDATION_DIR,
+            force=options.force,
+        ),
+        console=console,
+    )
+
+
+def _bench(result: PipelineResult, console: Console) -> Any:
+    from lstm_edge.toolchain.bench import BenchOptions, bench, write_json
+
+    report = bench(
+        result.artifacts,
+        BenchOptions(
+            checkpoint=result.checkpoint,
+            repeats=BENCH_REPEATS,
+            target_seconds=BENCH_TARGET_SECONDS,
+            process_repeats=1,
+        ),
+        console=console,
+    )
+    write_json(report, result.out / BENCH_FILE)
+    return report
+
+
+# ---- SUMMARY.md ----------------------------------------------------------------------------
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
+    from lstm_edge.toolchain.checkpoint import load_config
+    from lstm_edge.toolchain.validate import PLOT_FILE, REPORT_FILE
+
+    config = load_config(result.checkpoint)
+    float_path, quant_path = result.artifacts
+    float_size = float_path.stat().st_size
+    parts = [
+        f"# lstm-edge bundle: {result.out.name}",
+        "",
+        f"Model: {config.num_layers}-layer LSTM, hidden {config.hidden_size}, embed "
+        f"{config.embed_size}, vocabulary {config.vocab_size} characters. Checkpoint: "
+        f"`{result.checkpoint}`.",
+    ]
+    if result.train is not None:
+        t = result.train
+        parts.append(
+            f"Trained {t.steps} steps in {t.elapsed_s:.0f} s; best validation "
+            f"{t.best_val_bpc:.3f} bits/char (step {t.best_step})."
+        )
+    parts += [
+        "",
+        "## Files",
+        "",
+        _md_table(
+            ["file", "scheme", "bytes", "vs float"],
+            [
+                [f"`{p.name}`", s, f"{p.stat().st_size:,}", f"{p.stat().st_size / float_size:.2f}x"]
+                for p, s in ((float_path, "none"), (quant_path, options.scheme))
+            ],
+        ),
+    ]
+    v = result.validation
+    verdict = "PASSED" if v.passed else "FAILED"
+    parts += [
+        "",
+        f"## Validation: {verdict}",
+        "",
+        f"{v.stream.tokens.size - 1} steps of {v.stream.source}"
+        + (" (cycled)" if v.stream.cycled else "")
+        + ", torch and each artifact in lock-step, state carried. "
+        f"Report: `{VALIDATION_DIR}/{REPORT_FILE}`, plot: `{VALIDATION_DIR}/{PLOT_FILE}`.",
+        "",
+        _md_table(
+            [
+                "artifact",
+                "backend",
+                "max abs err",
+                "top-1 agree",
+                "BPC torch -> artifact",
+                "cell range",
+                "verdict",
+            ],
+            [
+                [
+                    f"`{Path(r.summary.artifact).name}`",
+                    r.summary.backend,
+                    f"{r.summary.max_abs_err:.2e}",
+                    f"{r.summary.top1_agreement:.2%}",
+                    f"{r.summary.bpc_torch:.3f} -> {r.summary.bpc_artifact:.3f}",
+                    f"{r.summary.cell_min:.1f} .. {r.summary.cell_max:.1f}",
+                    "pass" if r.passed else "FAIL: " + "; ".join(r.failures),
+                ]
+                for r in v.results
+            ],
+        ),
+    ]
+    if result.bench is not None:
+        b = result.bench
+        parts += [
+            "",
+            "## Bench (this machine, short run; `lstm-edge bench` for the full one)",
+            "",
+            _md_table(
+                ["per step, batch 1", "artifact", "median µs", "vs torch eager", "vs session.run"],
+                [
+                    [
+                        r.name,
+                        f"`{Path(r.artifact).name}`" if r.artifact else "",
+                        f"{r.stats.median * 1e6:,.1f}",
+                        f"{r.vs_torch:.3g}x" if r.vs_torch is not None else "",
+                        f"{r.vs_session_run:.3g}x" if r.vs_session_run is not None else "",
+                    ]
+                    for r in b.latency
+                ],
+            ),
+        ]
+        if b.process:
+            parts += [
+                "",
+                _md_table(
+                    ["fresh process", "wall s", "peak RSS MB"],
+                    [[p.name, f"{p.wall_s.median:.2f}", f"{p.peak_rss_mb:.0f}"] for p in b.process],
+                ),
+            ]
+        parts.append(f"\nAll figures: `{BENCH_FILE}`.")
+    parts += [
+        "",
+        "## Load it on a device",
+        "",
+        "The runtime needs numpy (and onnxruntime for the `ort` backend), not torch. Copy "
+        f"`{quant_path.name}` to the device, then:",
+        "",
+        "```python",
+        "import numpy as np",
+        "import lstm_edge.runtime as rt",
+        "",
+        f'model = rt.load("{quant_path.name}", backend="ort")  # or backend="numpy"',
+        "ids = {ch: i for i, ch in enumerate(model.config.vocab)}  # unknown -> id 0",
+        "state = model.initial_state(batch=1)  # caller-owned h and c",
+        'for ch in "The quick brown ":',
+        "    logits, state = model.step(np.array([ids.get(ch, 0)]), state)",
+        "print(model.config.vocab[int(logits[0].argmax())])  # most likely next character",
+        "```",
+        "",
+        "The state is a value: keep it per stream, copy it to branch, never shared.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_summary(result: PipelineResult, options: PipelineOptions) -> Path:
+    from lstm_edge.toolchain.checkpoint import atomic_write_bytes
+
+    path = result.out / SUMMARY_FILE
+    atomic_write_bytes(path, summary_text(result, options).encode("utf-8"))
+    return path

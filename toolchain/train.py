@@ -1,0 +1,867 @@
+"""Training: truncated BPTT over contiguous streams, checkpoints that survive kills, torchrun.
+
+The training split is cut into B contiguous streams (B = batch size); step k reads the k-th
+chunk of `seq_len` characters of every stream and starts from the state the previous chunk
+left (detached), as char-rnn does, because the model will later run on long streams one
+step at a time. At the start of every pass over the data the state is reset to zeros.
+
+Run folder OUT (rank 0 alone writes, every file atomically):
+    config.json, model.safetensors, data.json   the BEST model so far (`load_checkpoint(OUT)`)
+    metrics.jsonl, loss.png, train.json         curves and the run's settings
+    resume/latest.json -> resume/<step>/        latest weights + trainer.pt (optimizer,
+                                                progress, carried state, RNG, loss history)
+Each resume/<step>/ folder is complete before latest.json points at it, so a kill -9 at
+any moment leaves both the best model and a resumable state.
+
+Under `torchrun --nproc-per-node N` the same code runs with DistributedDataParallel: each
+rank owns B/N of the streams, gradients are averaged, so N ranks compute what one process
+with the same global batch computes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.toolchain import data as data_mod
+from lstm_edge.toolchain.checkpoint import (
+    CONFIG_FILE,
+    DATA_FILE,
+    TMP_PREFIX,
+    WEIGHTS_FILE,
+    InvalidCheckpointError,
+    atomic_write,
+    atomic_write_bytes,
+    clean_stale_temp_files,
+    load_checkpoint,
+    load_torch_state,
+    save_checkpoint,
+    save_torch_state,
+)
+from lstm_edge.toolchain.model import CharLSTM, build_model
+
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "loss.png"
+RUN_FILE = "train.json"
+RESUME_DIR = "resume"
+LATEST_FILE = "latest.json"
+TRAINER_FILE = "trainer.pt"
+STATE_FORMAT = 1  # version of trainer.pt's layout
+LN2 = math.log(2.0)
+
+
+class TrainingError(LstmEdgeError):
+    """Training cannot start or continue (bad options, output folder, resume state)."""
+
+
+class OutputFolderError(TrainingError):
+    """The run folder cannot be created or written, or holds a run already."""
+
+
+class TrainingDiverged(TrainingError):
+    """The loss became NaN/Inf; the last good checkpoint is kept as it was."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C (or SIGTERM): the current step finished and the resume state was saved."""
+
+    def __init__(self, step: int, out: Path) -> None:
+        super().__init__(f"interrupted after step {step}; state saved in {out}")
+        self.step = step
+        self.out = out
+
+
+# ---- options ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting that shapes the result of a run; saved with it and reused on resume."""
+
+    hidden: int = 256
+    layers: int = 2
+    embed: int = 64
+    seq_len: int = 128
+    batch_size: int = 32  # global: the number of contiguous streams, over all ranks
+    steps: int = 3000
+    lr: float = 3e-3
+    min_lr_fraction: float = 0.1  # cosine decays to lr * this
+    warmup_steps: int = 100  # at most steps // 10
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    eval_every: int = 250
+    eval_streams: int = 16  # the validation text is read as this many contiguous streams
+    log_every: int = 10
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    max_vocab: int | None = None
+    min_count: int = 1
+
+    def check(self) -> None:
+        positive = ("hidden", "layers", "embed", "seq_len", "batch_size", "steps")
+        positive += ("eval_every", "eval_streams", "log_every", "min_count")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TrainingError(f"{name} is {value!r} (expected an integer >= 1)")
+        for name in ("lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise TrainingError(f"{name} is {getattr(self, name)!r} (expected > 0)")
+        if not 0 <= self.min_lr_fraction <= 1:
+            raise TrainingError(f"min_lr_fraction is {self.min_lr_fraction!r} (expected 0..1)")
+        if self.warmup_steps < 0 or self.weight_decay < 0:
+            raise TrainingError("warmup_steps and weight_decay must be >= 0")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for the update that makes step `step` (0-based): linear warmup,
+        then cosine down to lr * min_lr_fraction. A pure function of the step, so a
+        resumed run follows the same schedule."""
+        # Warmup never takes more than a tenth of a short run.
+        warmup = min(self.warmup_steps, self.steps // 10)
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        span = max(1, self.steps - warmup)
+        progress = min(1.0, (step - warmup) / span)
+        floor = self.lr * self.min_lr_fraction
+        return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+RUN_FIELDS = tuple(f.name for f in fields(RunConfig))
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What the user asked for. A None run setting means: the default for a new run, the
+    saved value on --resume (where a setting that differs from the saved one is refused)."""
+
+    out: Path
+    corpus: str | Path | None = None  # None: the built-in corpus
+    hidden: int | None = None
+    layers: int | None = None
+    embed: int | None = None
+    seq_len: int | None = None
+    batch_size: int | None = None
+    steps: int | None = None
+    epochs: float | None = None  # instead of steps: passes over the training split
+    lr: float | None = None
+    min_lr_fraction: float | None = None
+    warmup_steps: int | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+    seed: int | None = None
+    eval_every: int | None = None
+    eval_streams: int | None = None
+    log_every: int | None = None
+    val_fraction: float | None = None
+    test_fraction: float | None = None
+    max_vocab: int | None = None
+    min_count: int | None = None
+    threads: int | None = None  # torch intra-op threads; default: cores / local ranks
+    resume: bool = False
+    force: bool = False
+    progress: bool = True
+
+    def given(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in RUN_FIELDS if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    steps: int
+    best_step: int
+    best_val_bpc: float
+    last_val_bpc: float
+    elapsed_s: float
+    chars_per_s: float
+    is_main: bool = True  # rank 0 (the one that reports); other ranks' metrics are partial
+
+
+StepHook = Callable[[int, float], None]  # (steps done, loss of that step), rank 0 only
+
+
+# ---- distributed --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def start(cls) -> _Dist:
+        """Join the process group torchrun describes in the environment (if world > 1)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return cls(
+            rank=dist.get_rank(),
+            world=dist.get_world_size(),
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+        )
+
+    def all_ok(self, ok: bool) -> bool:
+        """True on every rank iff `ok` is True on every rank (a failing rank 0 stops all)."""
+        if self.world == 1:
+            return ok
+        flag = torch.tensor([1 if ok else 0], dtype=torch.int64)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def broadcast(self, obj: Any) -> Any:
+        if self.world == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather_streams(self, t: torch.Tensor) -> torch.Tensor:
+        """[layers, local streams, hidden] on each rank -> [layers, all streams, hidden]."""
+        if self.world == 1:
+            return t
+        parts = [torch.empty_like(t) for _ in range(self.world)]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts, dim=1)
+
+
+def default_threads(processes: int = 1) -> int:
+    """The cores idle at start (cores minus the 1-minute load average), shared among this
+    machine's processes, at least 1. Threads beyond the idle cores do not just fail to help:
+    the LSTM's many small parallel regions each wait for a descheduled thread, which made a
+    step 25x slower on a busy 2-core machine."""
+    cores = os.cpu_count() or 1
+    try:
+        idle = cores - round(os.getloadavg()[0])
+    except OSError:  # no load average on this platform
+        idle = cores
+    return max(1, min(cores, idle) // max(1, processes))
+
+
+def _on_rank0(d: _Dist, fn: Callable[[], Any]) -> Any:
+    """Run fn on rank 0; if it raises, every rank stops (rank 0 with the real message)."""
+    result, error = None, None
+    if d.main:
+        try:
+            result = fn()
+        except BaseException as e:  # also KeyboardInterrupt: the others must not hang
+            error = e
+    if not d.all_ok(error is None):
+        if error is not None:
+            raise error
+        raise TrainingError("rank 0 failed; see its message")
+    return result
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Streams:
+    """This rank's streams: inputs/targets [local streams, chunks * seq_len]."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    chunks: int  # chunks per pass over the data (steps per epoch)
+    seq_len: int
+
+    def chunk(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = step % self.chunks
+        cols = slice(j * self.seq_len, (j + 1) * self.seq_len)
+        return self.x[:, cols], self.y[:, cols]
+
+
+def _streams(ids: np.ndarray, n: int, length: int, seq_len: int | None = None) -> _Streams:
+    """n contiguous streams of `length` positions each (targets shifted by one)."""
+    stride = (len(ids) - 1) // n
+    x = np.stack([ids[i * stride : i * stride + length] for i in range(n)])
+    y = np.stack([ids[i * stride + 1 : i * stride + 1 + length] for i in range(n)])
+    seq = seq_len or length
+    return _Streams(torch.from_numpy(x), torch.from_numpy(y), length // seq, seq)
+
+
+def _train_streams(ids: np.ndarray, run: RunConfig, d: _Dist) -> _Streams:
+    stride = (len(ids) - 1) // run.batch_size
+    chunks = stride // run.seq_len
+    full = _streams(ids, run.batch_size, chunks * run.seq_len, run.seq_len)
+    per = run.batch_size // d.world
+    mine = slice(d.rank * per, (d.rank + 1) * per)
+    return _Streams(full.x[mine], full.y[mine], chunks, run.seq_len)
+
+
+@torch.no_grad()
+def evaluate(model: CharLSTM, ids: np.ndarray, streams: int, seq_len: int) -> float:
+    """Mean cross-entropy (nats/char) over `ids` read as contiguous streams, state carried."""
+    n = max(1, min(streams, len(ids) - 1))
+    length = (len(ids) - 1) // n
+    s = _streams(ids, n, length)
+    was_training = model.training
+    model.eval()
+    state = model.initial_state(n)
+    total = 0.0
+    for start in range(0, length, seq_len):
+        x, y = s.x[:, start : start + seq_len], s.y[:, start : start + seq_len]
+        logits, state = model(x, state)
+        total += nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
+        ).item()
+    model.train(was_training)
+    return total / (n * length)
+
+
+# ---- the run folder -----------------------------------------------------------------------
+
+
+def _resume_dir(out: Path) -> Path:
+    return out / RESUME_DIR
+
+
+def _has_run(out: Path) -> bool:
+    names = (CONFIG_FILE, WEIGHTS_FILE, f"{RESUME_DIR}/{LATEST_FILE}", METRICS_FILE)
+    return out.is_dir() and any((out / n).exists() for n in names)
+
+
+def _prepare_out(out: Path, *, resume: bool, force: bool) -> None:
+    """Create/check the run folder; refuse to replace a run unless --force; clean leftovers."""
+    if resume and force:
+        raise TrainingError("--resume and --force contradict each other; pass one")
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"output folder {out} is a file, not a folder")
+    if resume:
+        if not (_resume_dir(out) / LATEST_FILE).is_file():
+            raise OutputFolderError(
+                f"nothing to resume in {out}: {_resume_dir(out) / LATEST_FILE} is missing"
+            )
+    elif _has_run(out):
+        if not force:
+            raise OutputFolderError(
+                f"output folder {out} already holds a checkpoint; pass --resume to continue "
+                "it or --force to replace it"
+            )
+        # config.json goes first, so until the new run's first save the folder reads as
+        # "not a checkpoint" instead of pairing a new config with old weights.
+        for name in (CONFIG_FILE, WEIGHTS_FILE, DATA_FILE, METRICS_FILE, PLOT_FILE, RUN_FILE):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(_resume_dir(out), ignore_errors=True)
+    try:
+        _resume_dir(out).mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / (TMP_PREFIX + "probe"), b"")  # writable? (root ignores modes)
+        (out / (TMP_PREFIX + "probe")).unlink()
+    except OSError as e:
+        raise OutputFolderError(f"cannot write to output folder {out}: {e.strerror or e}") from None
+    # A writer killed mid-save leaves temp files and possibly an unreferenced step folder.
+    clean_stale_temp_files(out)
+    clean_stale_temp_files(_resume_dir(out))
+    keep = _latest_name(out)
+    for p in _resume_dir(out).iterdir():
+        if p.is_dir() and p.name != keep:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _latest_name(out: Path) -> str | None:
+    path = _resume_dir(out) / LATEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        name = json.loads(path.read_text(encoding="utf-8"))["dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InvalidCheckpointError(f"not a valid checkpoint: cannot read {path}") from None
+    if not isinstance(name, str) or not name.isdigit():
+        raise InvalidCheckpointError(f"not a valid checkpoint: {path} names {name!r}")
+    return name
+
+
+def latest_resume_dir(out: Path) -> Path | None:
+    """The resume/<step>/ folder latest.json points at, or None when there is none."""
+    name = _latest_name(Path(out))
+    return None if name is None else _resume_dir(Path(out)) / name
+
+
+def load_resume_state(out: Path) -> tuple[CharLSTM, dict[str, Any]]:
+    """Latest weights and trainer state of a run; both checked, refusing unsafe pickles."""
+    folder = latest_resume_dir(out)
+    if folder is None:
+        raise InvalidCheckpointError(f"not a valid checkpoint: {out} has no resume state")
+    model = load_checkpoint(folder).model
+    state = load_torch_state(folder / TRAINER_FILE)
+    if state.get("format") != STATE_FORMAT:
+        raise InvalidCheckpointError(
+            f"not a valid checkpoint: {folder / TRAINER_FILE} has format "
+            f"{state.get('format')!r} (expected {STATE_FORMAT})"
+        )
+    if state.get("step") != int(folder.name):
+        raise InvalidCheckpointError(
+            f"not a valid checkpoint: {folder / TRAINER_FILE} is for step {state.get('step')!r}"
+            f", its folder for step {int(folder.name)}"
+        )
+    return model, state
+
+
+def write_metrics(out: Path, records: list[dict[str, Any]]) -> None:
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    atomic_write_bytes(out / METRICS_FILE, text.encode())
+
+
+def read_metrics(out: Path) -> list[dict[str, Any]]:
+    path = Path(out) / METRICS_FILE
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # not ours to fail on: a hand-edited line
+    return records
+
+
+def plot_losses(path: Path, losses: list[float], evals: list[dict[str, Any]]) -> None:
+    """PNG of the training loss (per step and smoothed) and validation BPC against step."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend state to disturb
+
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    ax = fig.subplots()
+    if losses:
+        bpc = np.asarray(losses) / LN2
+        steps = np.arange(1, len(bpc) + 1)
+        ax.plot(steps, bpc, color="tab:blue", alpha=0.25, linewidth=0.8)
+        w = max(1, min(50, len(bpc) // 10))
+        smooth = np.convolve(bpc, np.ones(w) / w, mode="valid")
+        ax.plot(steps[w - 1 :], smooth, color="tab:blue", label=f"train (mean of {w} steps)")
+    if evals:
+        ax.plot(
+            [e["step"] for e in evals],
+            [e["bpc"] for e in evals],
+            "o-",
+            color="tab:orange",
+            label="validation",
+        )
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits per character")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+# ---- the trainer --------------------------------------------------------------------------
+
+
+@contextmanager
+def _saving(folder: Path) -> Iterator[None]:
+    """OSError while saving (disk full, ...) -> a message naming the folder; the atomic
+    writes have left the previous files in place."""
+    try:
+        yield
+    except OSError as e:
+        raise TrainingError(
+            f"could not save the checkpoint in {folder}: {e.strerror or e}; the previous "
+            "checkpoint is intact"
+        ) from None
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[list[bool]]:
+    """A flag set by SIGINT/SIGTERM, so the current step finishes before we stop."""
+    flag = [False]
+
+    def handler(signum: int, frame: Any) -> None:
+        flag[0] = True
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Outside the main thread no handler can be set; Ctrl-C then behaves as usual.
+        with suppress(ValueError):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _resolve_run(options: TrainOptions, saved: dict[str, Any] | None, chunks: int) -> RunConfig:
+    given = options.given()
+    if options.epochs is not None:
+        if options.steps is not None:
+            raise TrainingError("pass --steps or --epochs, not both")
+        if not options.epochs > 0:
+            raise TrainingError(f"epochs is {options.epochs!r} (expected > 0)")
+        given["steps"] = max(1, math.ceil(options.epochs * chunks))
+    if saved is None:
+        run = RunConfig(**given)
+    else:
+        run = RunConfig(**saved)
+        differs = [
+            f"{k} {v!r} (the run has {getattr(run, k)!r})"
+            for k, v in given.items()
+            if v != getattr(run, k)
+        ]
+        if differs:
+            raise TrainingError(
+                "a resumed run keeps its settings; these differ: " + ", ".join(differs)
+            )
+    run.check()
+    return run
+
+
+class _Trainer:
+    def __init__(self, options: TrainOptions, d: _Dist, on_step: StepHook | None) -> None:
+        self.options = options
+        self.d = d
+        self.on_step = on_step
+        self.out = Path(options.out).expanduser().absolute()
+        self.stop = [False]  # this rank's signal flag; replaced in `train`
+        self.stopping = False  # agreed by all ranks
+        self.bar = _Progress(False, 0, 0)
+
+    # -- setup --
+
+    def setup(self) -> None:
+        o, d = self.options, self.d
+        torch.set_num_threads(o.threads or default_threads(d.local_world))
+        prepare = functools.partial(_prepare_out, self.out, resume=o.resume, force=o.force)
+
+        resume = None
+        if o.resume:
+            _on_rank0(d, prepare)  # cleans what a killed run left before reading its state
+            resume = _on_rank0(d, lambda: self._load_resume())
+            resume = d.broadcast(resume)
+            self.data = resume["data"]
+            if o.corpus is not None and data_mod.load_corpus(o.corpus).source != self.data.get(
+                "source"
+            ):
+                raise TrainingError(
+                    f"--corpus {o.corpus} is not the corpus of the run being resumed "
+                    f"({self.data.get('source')}); a resumed run keeps its corpus"
+                )
+            corpus = data_mod.corpus_from_record(self.data)
+            split = data_mod.split_from_record(self.data)
+            config = ModelConfig.from_dict(resume["config"])
+        else:
+            corpus = data_mod.load_corpus(o.corpus)  # refuses a bad corpus before training
+            # The settings the data depends on; `steps` may still come from --epochs.
+            probe = RunConfig(**{k: v for k, v in o.given().items() if k != "steps"})
+            probe.check()
+            split = data_mod.split_corpus(len(corpus.text), probe.val_fraction, probe.test_fraction)
+            vocab_options = data_mod.VocabOptions(probe.max_vocab, probe.min_count)
+            vocab = data_mod.build_vocab(split.text(corpus.text, "train"), vocab_options)
+            config = ModelConfig(
+                vocab=vocab,
+                embed_size=probe.embed,
+                hidden_size=probe.hidden,
+                num_layers=probe.layers,
+            )
+            self.data = data_mod.data_record(corpus, split, vocab, vocab_options)
+
+        saved_run = resume["run"] if resume else None
+        if saved_run is not None:
+            probe = RunConfig(**saved_run)
+        data_mod.check_long_enough(corpus, split, probe.seq_len, probe.batch_size)
+        train_ids = data_mod.encode(split.text(corpus.text, "train"), config)
+        chunks = ((len(train_ids) - 1) // probe.batch_size) // probe.seq_len
+        self.run = run = _resolve_run(o, saved_run, chunks)
+        if run.batch_size % d.world:
+            raise TrainingError(
+                f"batch size {run.batch_size} does not divide among {d.world} ranks"
+            )
+        if not o.resume:
+            _on_rank0(d, prepare)  # only now: a bad corpus or setting leaves no folder behind
+        self.val_ids = data_mod.encode(split.text(corpus.text, "val"), config)
+        self.streams = _train_streams(train_ids, run, d)
+
+        torch.manual_seed(run.seed)
+        self.model = build_model(config)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=run.lr_at(0), weight_decay=run.weight_decay
+        )
+        per = run.batch_size // d.world
+        self.h, self.c = self.model.initial_state(per)
+        self.step = 0
+        self.losses: list[float] = []
+        self.metrics: list[dict[str, Any]] = []
+        self.evals: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        if resume is not None:
+            self._restore(resume)
+        # DDP broadcasts rank 0's parameters, so every rank starts from the same weights.
+        self.net: nn.Module = DistributedDataParallel(self.model) if d.world > 1 else self.model
+
+    def _load_resume(self) -> dict[str, Any]:
+        model, state = load_resume_state(self.out)
+        best = load_checkpoint(self.out)
+        if best.config != model.config:
+            raise InvalidCheckpointError(
+                f"not a valid checkpoint: {self.out / CONFIG_FILE} and the resume state "
+                "describe different models"
+            )
+        state["weights"] = {k: v.clone() for k, v in model.state_dict().items()}
+        state["config"] = model.config.to_dict()
+        state["data"] = best.data
+        return state
+
+    def _restore(self, s: dict[str, Any]) -> None:
+        self.model.load_state_dict(s["weights"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        per = self.run.batch_size // self.d.world
+        mine = slice(self.d.rank * per, (self.d.rank + 1) * per)
+        self.h, self.c = s["h"][:, mine].clone(), s["c"][:, mine].clone()
+        self.step = int(s["step"])
+        self.losses = [float(v) for v in s["losses"]]
+        self.metrics = list(s["metrics"])
+        self.evals = [m for m in self.metrics if m["kind"] == "val"]
+        self.best = s["best"]
+        torch.set_rng_state(s["rng"]["torch"])
+
+    # -- the loop --
+
+    def train_step(self) -> float:
+        """One update; returns the loss averaged over all ranks (NaN/Inf: nothing applied)."""
+        run, k = self.run, self.step
+        if k % self.streams.chunks == 0:  # a new pass over the data starts from zeros
+            self.h, self.c = self.model.initial_state(self.h.shape[1])
+        x, y = self.streams.chunk(k)
+        for group in self.optimizer.param_groups:
+            group["lr"] = run.lr_at(k)
+        logits, (h, c) = self.net(x, (self.h, self.c))
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), run.grad_clip)
+        # One collective for everything the ranks must agree on: loss, grad norm, stop.
+        shared = torch.tensor([loss.item(), norm.item(), float(self.stop[0])], dtype=torch.float64)
+        if self.d.world > 1:
+            dist.all_reduce(shared)
+            shared[:2] /= self.d.world
+        mean_loss, grad_norm, stop = shared.tolist()
+        if not (math.isfinite(mean_loss) and math.isfinite(grad_norm)):
+            raise TrainingDiverged(
+                f"loss became {mean_loss} (gradient norm {grad_norm}) at step {k + 1}; "
+                f"stopped. The last good checkpoint in {self.out} is kept as it was; try a "
+                "lower --lr"
+            )
+        self.optimizer.step()
+        self.h, self.c = h.detach(), c.detach()
+        self.step = k + 1
+        self.losses.append(mean_loss)
+        # Every rank stops at the same step: the one where any rank's flag was in the sum.
+        self.stopping = stop > 0
+        return mean_loss
+
+    def log_train(self, elapsed: float, steps_timed: int) -> None:
+        run = self.run
+        window = self.losses[-run.log_every :]
+        mean = sum(window) / len(window)
+        rate = steps_timed * run.batch_size * run.seq_len / elapsed if elapsed > 0 else 0.0
+        self.metrics.append(
+            {
+                "kind": "train",
+                "step": self.step,
+                "loss": mean,
+                "bpc": mean / LN2,
+                "lr": run.lr_at(self.step - 1),
+                "chars_per_s": round(rate, 1),  # wall-clock: differs between runs
+            }
+        )
+
+    def eval_and_save(self) -> None:
+        """Rank 0: validate, keep the best, write the resume state; every rank takes part
+        in gathering the carried state."""
+        h, c = self.d.gather_streams(self.h), self.d.gather_streams(self.c)
+        _on_rank0(self.d, lambda: self._eval_and_save(h, c))
+
+    def _eval_and_save(self, h: torch.Tensor, c: torch.Tensor) -> None:
+        run = self.run
+        loss = evaluate(self.model, self.val_ids, run.eval_streams, run.seq_len)
+        record = {"kind": "val", "step": self.step, "loss": loss, "bpc": loss / LN2}
+        is_best = math.isfinite(loss) and (self.best is None or loss < self.best["val_loss"])
+        record["best"] = is_best
+        self.metrics.append(record)
+        self.evals.append(record)
+        self.bar.note(
+            f"step {self.step}/{run.steps}: validation {loss / LN2:.3f} bits/char"
+            + (" (best so far)" if is_best else "")
+        )
+        if is_best:
+            self.best = {"step": self.step, "val_loss": loss, "val_bpc": loss / LN2}
+            meta = {k: repr(v) for k, v in self.best.items()}
+            with _saving(self.out):
+                save_checkpoint(self.out, self.model, self.data, metadata=meta)
+        self._save_resume(h, c)
+
+    def save_resume(self) -> None:
+        h, c = self.d.gather_streams(self.h), self.d.gather_streams(self.c)
+        _on_rank0(self.d, lambda: self._save_resume(h, c))
+
+    def _save_resume(self, h: torch.Tensor, c: torch.Tensor) -> None:
+        name = f"{self.step:09d}"
+        folder = _resume_dir(self.out) / name
+        state = {
+            "format": STATE_FORMAT,
+            "step": self.step,
+            "run": asdict(self.run),
+            "optimizer": self.optimizer.state_dict(),
+            "h": h.clone(),
+            "c": c.clone(),
+            "losses": list(self.losses),
+            "metrics": list(self.metrics),
+            "best": self.best,
+            "rng": {"torch": torch.get_rng_state()},
+            "world_size": self.d.world,
+        }
+        with _saving(folder):
+            save_checkpoint(folder, self.model, metadata={"step": str(self.step)})
+            save_torch_state(folder / TRAINER_FILE, state)
+            # The pointer moves only once the folder is complete: the commit point.
+            pointer = json.dumps({"step": self.step, "dir": name}) + "\n"
+            atomic_write_bytes(_resume_dir(self.out) / LATEST_FILE, pointer.encode())
+        for p in _resume_dir(self.out).iterdir():
+            if p.is_dir() and p.name != name:
+                shutil.rmtree(p, ignore_errors=True)
+        with _saving(self.out):
+            write_metrics(self.out, self.metrics)
+            plot_losses(self.out / PLOT_FILE, self.losses, self.evals)
+
+    def write_run_file(self) -> None:
+        info = {
+            "run": asdict(self.run),
+            "world_size": self.d.world,
+            "threads": torch.get_num_threads(),
+            "corpus": {k: self.data[k] for k in ("source", "sha256", "chars")},
+        }
+        atomic_write_bytes(self.out / RUN_FILE, (json.dumps(info, indent=2) + "\n").encode())
+
+    def loop(self) -> TrainResult:
+        run, d = self.run, self.d
+        with _Progress(self.options.progress and d.main, run.steps, self.step) as bar:
+            self.bar = bar
+            if self.step == 0:
+                _on_rank0(d, self.write_run_file)
+                self.eval_and_save()  # step 0: OUT is a loadable checkpoint from the start
+            start, start_step = time.perf_counter(), self.step
+            last_log, last_log_step = start, self.step
+            while self.step < run.steps:
+                loss = self.train_step()
+                if d.main and self.on_step is not None:
+                    self.on_step(self.step, loss)
+                now = time.perf_counter()
+                if d.main:
+                    done = self.step - start_step
+                    rate = done * run.batch_size * run.seq_len / max(now - start, 1e-9)
+                    bar.update(self.step, loss / LN2, rate)
+                if self.step % run.log_every == 0:
+                    self.log_train(now - last_log, self.step - last_log_step)
+                    last_log, last_log_step = now, self.step
+                if self.step % run.eval_every == 0 or self.step == run.steps:
+                    self.eval_and_save()
+                elif self.stopping:
+                    self.save_resume()
+                if self.stopping:
+                    raise TrainingInterrupted(self.step, self.out)
+        elapsed = time.perf_counter() - start
+        done = self.step - start_step
+        best = self.best or {"step": 0, "val_bpc": float("nan")}
+        return TrainResult(
+            out=self.out,
+            steps=self.step,
+            best_step=int(best["step"]),
+            best_val_bpc=float(best["val_bpc"]),
+            last_val_bpc=float(self.evals[-1]["bpc"]) if self.evals else float("nan"),
+            elapsed_s=elapsed,
+            chars_per_s=done * run.batch_size * run.seq_len / elapsed if elapsed > 0 else 0.0,
+            is_main=d.main,
+        )
+
+
+class _Progress:
+    """A rich progress bar (step, loss in BPC, characters/s, ETA) plus one line per
+    evaluation, which is what a log file of a non-interactive run shows."""
+
+    def __init__(self, enabled: bool, total: int, done: int) -> None:
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[bpc]:.3f} bpc"),
+            TextColumn("{task.fields[rate]:,.0f} chars/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self.task = self.bar.add_task("train", total=total, completed=done, bpc=math.nan, rate=0)
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+    def update(self, step: int, bpc: float, rate: float) -> None:
+        if self.enabled:
+            self.bar.update(self.task, completed=step, bpc=bpc, rate=rate)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.bar.console.print(text, highlight=False)
+
+
+def train(options: TrainOptions, *, on_step: StepHook | None = None) -> TrainResult:
+    """Train (or resume) a run into `options.out`; see the module docstring for the layout.
+
+    Raises TrainingInterrupted after Ctrl-C/SIGTERM (state saved), TrainingDiverged on a
+    NaN/Inf loss (nothing saved), and other LstmEdgeErrors for bad input.
+    """
+    d = _Dist.start()
+    trainer = _Trainer(options, d, on_step)
+    try:
+        with _stop_on_signals() as stop:
+            trainer.stop = stop
+            trainer.setup()
+            return trainer.loop()
+    finally:
+        if d.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,596 @@
+"""`lstm-edge validate`: run the torch model and exported artifacts in lock-step over a stream.
+
+The torch training model and every artifact (through each chosen runtime backend) see the
+same token stream with their recurrent state carried. Per step we record the max abs logit
+error, whether the top-1 prediction agrees, and the cross-entropy of both; the summary
+(error, drift from the start to the end of the stream, top-1 agreement, bits per
+character, the range the cell state reached) is checked against a tolerance stated per
+quantization scheme in `TOLERANCES`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lstm_edge.runtime.config import META_SOURCE_SHA256
+from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
+from lstm_edge.toolchain.checkpoint import Checkpoint, atomic_write, atomic_write_bytes
+
+REPORT_FILE = "report.json"
+PLOT_FILE = "error_vs_timestep.png"
+DEFAULT_STEPS = 5000
+# Backends tried when the user names none; one that cannot run a scheme (numpy and
+# int8-dynamic) is skipped with a note instead of failing the run.
+DEFAULT_BACKENDS = ("numpy", "ort")
+# Drift compares the mean error over the first and the last DRIFT_FRACTION of the steps.
+DRIFT_FRACTION = 0.1
+# The torch side runs over the stream in chunks of this many tokens: nn.LSTM over a chunk
+# with the state carried computes exactly the same recurrence as single steps (same
+# equations, state handed from chunk to chunk), and is ~100x faster than stepping torch
+# one token at a time. The artifacts are the ones stepped, since their per-step path is
+# what this command validates.
+TORCH_CHUNK = 4096
+# Metrics are computed in float64 over blocks of this many steps to bound memory.
+METRIC_BLOCK = 8192
+
+
+class ValidationInputError(LstmEdgeError):
+    """Bad input to `validate` (no usable text, an artifact from another model, ...)."""
+
+
+# ---- tolerances ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass criteria for one scheme; a None field is not checked."""
+
+    max_abs_err: float | None = None  # max over all steps of max |logit_artifact - logit_torch|
+    min_top1: float | None = None  # fraction of steps whose argmax agrees with torch
+    max_bpc_increase: float | None = None  # BPC(artifact) - BPC(torch), bits per character
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    # Float artifact: the same float32 math, only the summation order differs (MLAS/BLAS
+    # vs oneDNN). Per-step differences are ~1e-6 and the gates' saturating nonlinearities
+    # keep them from accumulating over the stream, so 1e-4 leaves ~100x headroom while
+    # still catching any real bug (a wrong gate order or a dropped bias is O(1)).
+    "none": Tolerance(max_abs_err=1e-4),
+    # fp16 weights keep 11 significant bits (relative error <= 2^-11 ~ 5e-4): logits move
+    # by ~1e-3, so only near-ties flip the top-1 and the BPC barely changes.
+    "fp16": Tolerance(min_top1=0.99, max_bpc_increase=0.01),
+    # int8 per-channel weights: a relative weight error up to 1/254 per channel. Measured
+    # on trained models this flips a few near-tied top-1s and costs a few hundredths of a
+    # bit; 0.95 and 0.05 bits fail a broken scale or axis (which cost whole bits) while
+    # leaving room for the noise of a small model.
+    "int8": Tolerance(min_top1=0.95, max_bpc_increase=0.05),
+    # onnxruntime's dynamic quantization also rounds the activations to uint8 every step,
+    # so it is noisier than weight-only int8; same shape of bound, looser.
+    "int8-dynamic": Tolerance(min_top1=0.93, max_bpc_increase=0.08),
+}
+
+
+def check_tolerance(summary: PairSummary, tol: Tolerance) -> list[str]:
+    """The reasons `summary` is out of `tol` (empty if it passes)."""
+    failures = []
+    if not summary.finite:
+        failures.append(f"non-finite logits from step {summary.first_nonfinite_step}")
+    if tol.max_abs_err is not None and not summary.max_abs_err <= tol.max_abs_err:
+        failures.append(
+            f"max abs logit error {summary.max_abs_err:.3g} > {tol.max_abs_err:.3g} "
+            f"(at step {summary.argmax_step})"
+        )
+    if tol.min_top1 is not None and not summary.top1_agreement >= tol.min_top1:
+        failures.append(f"top-1 agreement {summary.top1_agreement:.4f} < {tol.min_top1:.4f}")
+    if tol.max_bpc_increase is not None and not summary.bpc_increase <= tol.max_bpc_increase:
+        failures.append(
+            f"BPC increase {summary.bpc_increase:+.4f} > {tol.max_bpc_increase:.4f} bits/char"
+        )
+    return failures
+
+
+# ---- options and results -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    steps: int = DEFAULT_STEPS
+    backends: tuple[str, ...] = ()  # empty: DEFAULT_BACKENDS, skipping unsupported ones
+    text: Path | None = None  # None: the checkpoint's held-out split
+    # Tokens per runtime step call; 1 validates the single-step path. With more, the cell
+    # state range is only sampled at chunk ends.
+    chunk: int = 1
+    report_dir: Path | None = None
+    force: bool = False  # overwrite an existing report in report_dir
+    tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(TOLERANCES))
+
+
+@dataclass(frozen=True)
+class Stream:
+    tokens: np.ndarray  # int64 [steps + 1]; step i reads tokens[i] and predicts tokens[i + 1]
+    source: str
+    source_tokens: int  # length of the text before cycling
+    cycled: bool
+
+
+@dataclass(frozen=True)
+class StepTrace:
+    """Per-step values of one artifact x backend run (not written to JSON, only plotted)."""
+
+    abs_err: np.ndarray  # float64 [steps], max over the vocabulary of |logit difference|
+    agree: np.ndarray  # bool [steps], argmax equal
+    ce_torch: np.ndarray  # float64 [steps], cross-entropy of the next token, nats
+    ce_artifact: np.ndarray
+    cell_absmax: np.ndarray  # float32 [steps], max |c| of the artifact state (NaN if unsampled)
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    artifact: str
+    scheme: str
+    backend: str
+    steps: int
+    max_abs_err: float
+    argmax_step: int
+    mean_abs_err: float
+    err_first: float  # mean abs err over the first DRIFT_FRACTION of the steps
+    err_last: float  # ... and over the last
+    drift_ratio: float  # err_last / err_first
+    top1_agreement: float
+    bpc_torch: float
+    bpc_artifact: float
+    bpc_increase: float
+    cell_min: float
+    cell_max: float
+    finite: bool
+    first_nonfinite_step: int | None
+    seconds: float
+    steps_per_second: float
+
+
+@dataclass(frozen=True)
+class PairResult:
+    summary: PairSummary
+    tolerance: Tolerance
+    failures: list[str]
+    trace: StepTrace
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class ValidationReport:
+    checkpoint: str
+    stream: Stream
+    torch_seconds: float
+    results: list[PairResult]
+    skipped: list[str]  # "artifact (backend): reason" for default backends that cannot run it
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.passed for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "steps": int(self.stream.tokens.size - 1),
+            "text_source": self.stream.source,
+            "text_tokens": self.stream.source_tokens,
+            "text_cycled": self.stream.cycled,
+            "drift_fraction": DRIFT_FRACTION,
+            "torch_seconds": self.torch_seconds,
+            "passed": self.passed,
+            "skipped": self.skipped,
+            "results": [
+                {
+                    **asdict(r.summary),
+                    "tolerance": asdict(r.tolerance),
+                    "passed": r.passed,
+                    "failures": r.failures,
+                }
+                for r in self.results
+            ],
+        }
+
+
+# ---- the stream ----------------------------------------------------------------------------
+
+
+def build_stream(ckpt: Checkpoint, steps: int, text_path: Path | None) -> Stream:
+    """Token ids for `steps` steps: --text or the held-out split, cycled if too short."""
+    from lstm_edge.toolchain.data import encode, held_out_text
+
+    if steps < 1:
+        raise ValidationInputError(f"--steps is {steps} (expected at least 1)")
+    if text_path is not None:
+        try:
+            text = Path(text_path).read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ValidationInputError(f"{text_path} is not UTF-8 text: {e}") from None
+        source = str(text_path)
+    else:
+        text = held_out_text(ckpt.data, "test")
+        source = f"held-out test split of {ckpt.path}"
+    ids = np.asarray(encode(text, ckpt.config), dtype=np.int64)
+    if ids.size < 2:
+        raise ValidationInputError(
+            f"{source} has {ids.size} characters (expected at least 2: one input, one target)"
+        )
+    need = steps + 1
+    # A stream longer than the text wraps around to its start; the jump at the seam is
+    # just another input the model has to carry on from.
+    cycled = need > ids.size
+    tokens = np.resize(ids, need) if cycled else ids[:need].copy()
+    return Stream(tokens=tokens, source=source, source_tokens=int(ids.size), cycled=cycled)
+
+
+# ---- running both sides --------------------------------------------------------------------
+
+
+def torch_logits(model: torch.nn.Module, tokens: np.ndarray) -> np.ndarray:
+    """Logits [len(tokens), vocab] of the torch model over the stream, state carried."""
+    out: np.ndarray | None = None
+    state = None
+    # oneDNN's LSTM kernel is ~6x slower here than torch's native one over long
+    # sequences (measured: 23 s vs 4 s for 100k steps of a 2x64 model); both compute the
+    # same float32 recurrence.
+    with torch.inference_mode(), onednn(False):
+        for start in range(0, tokens.size, TORCH_CHUNK):
+            x = torch.from_numpy(tokens[start : start + TORCH_CHUNK]).unsqueeze(0)
+            y, state = model(x, state)
+            if out is None:
+                out = np.empty((tokens.size, y.shape[-1]), dtype=np.float32)
+            out[start : start + x.shape[1]] = y[0].numpy()
+    assert out is not None  # tokens is never empty (build_stream checks)
+    return out
+
+
+@contextlib.contextmanager
+def onednn(enabled: bool):
+    """torch with its oneDNN (mkldnn) kernels on or off, for the block."""
+    with warnings.catch_warnings():
+        # torch warns about TF32 on Intel GPUs whenever the oneDNN flags are touched.
+        warnings.simplefilter("ignore", UserWarning)
+        with torch.backends.mkldnn.flags(enabled=enabled):
+            yield
+
+
+@dataclass(frozen=True)
+class _RuntimeRun:
+    logits: np.ndarray  # float32 [steps, vocab]
+    cell_absmax: np.ndarray  # float32 [steps]
+    cell_min: float
+    cell_max: float
+    seconds: float
+
+
+def runtime_logits(rt_model: Any, tokens: np.ndarray, chunk: int, progress=None) -> _RuntimeRun:
+    """Step a runtime model over `tokens` (`chunk` tokens per call), state carried."""
+    n = tokens.size
+    logits = np.empty((n, rt_model.config.vocab_size), dtype=np.float32)
+    cell_absmax = np.full(n, np.nan, dtype=np.float32)
+    cmin, cmax = math.inf, -math.inf
+    state = rt_model.initial_state(1)
+    every = max(1, 2000 // chunk)
+    t0 = time.perf_counter()
+    for k, start in enumerate(range(0, n, chunk)):
+        if chunk == 1:
+            # tokens [batch=1]: the single-step call a device makes.
+            y, state = rt_model.step(tokens[start : start + 1], state)
+            logits[start] = y[0]
+            end = start + 1
+        else:
+            y, state = rt_model.step(tokens[None, start : start + chunk], state)
+            end = start + y.shape[1]
+            logits[start:end] = y[0]
+        c = state.c
+        lo, hi = float(c.min()), float(c.max())
+        cmin, cmax = min(cmin, lo), max(cmax, hi)
+        cell_absmax[end - 1] = max(-lo, hi)
+        if progress is not None and k % every == 0:
+            progress(end)
+    seconds = time.perf_counter() - t0
+    if progress is not None:
+        progress(n)
+    return _RuntimeRun(logits, cell_absmax, cmin, cmax, seconds)
+
+
+def step_metrics(ref: np.ndarray, out: np.ndarray, targets: np.ndarray) -> StepTrace:
+    """Per-step error, agreement and cross-entropy of `out` against `ref` (both [N, V])."""
+    n = ref.shape[0]
+    abs_err = np.empty(n)
+    agree = np.empty(n, dtype=bool)
+    ce_ref = np.empty(n)
+    ce_out = np.empty(n)
+    for s in range(0, n, METRIC_BLOCK):
+        r = ref[s : s + METRIC_BLOCK].astype(np.float64)
+        o = out[s : s + METRIC_BLOCK].astype(np.float64)
+        t = targets[s : s + METRIC_BLOCK]
+        abs_err[s : s + len(r)] = np.abs(o - r).max(axis=1)
+        agree[s : s + len(r)] = r.argmax(axis=1) == o.argmax(axis=1)
+        ce_ref[s : s + len(r)] = _cross_entropy(r, t)
+        ce_out[s : s + len(r)] = _cross_entropy(o, t)
+    return StepTrace(abs_err, agree, ce_ref, ce_out, np.full(n, np.nan, dtype=np.float32))
+
+
+def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    m = logits.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(logits - m).sum(axis=1))
+    return lse - logits[np.arange(len(targets)), targets]
+
+
+def summarize(
+    trace: StepTrace, run: _RuntimeRun, *, artifact: str, scheme: str, backend: str
+) -> PairSummary:
+    n = trace.abs_err.size
+    bad = ~np.isfinite(trace.abs_err)
+    k = max(1, int(n * DRIFT_FRACTION))
+    # nan-aware statistics so one bad step still yields a readable report (and fails).
+    err = np.where(bad, np.inf, trace.abs_err)
+    err_first = float(np.mean(err[:k]))
+    err_last = float(np.mean(err[-k:]))
+    bpc_t = float(np.mean(trace.ce_torch)) / math.log(2)
+    bpc_a = float(np.mean(trace.ce_artifact)) / math.log(2)
+    return PairSummary(
+        artifact=artifact,
+        scheme=scheme,
+        backend=backend,
+        steps=n,
+        max_abs_err=float(err.max()),
+        argmax_step=int(err.argmax()),
+        mean_abs_err=float(err.mean()),
+        err_first=err_first,
+        err_last=err_last,
+        drift_ratio=err_last / err_first if err_first > 0 else (1.0 if err_last == 0 else math.inf),
+        top1_agreement=float(trace.agree.mean()),
+        bpc_torch=bpc_t,
+        bpc_artifact=bpc_a,
+        bpc_increase=bpc_a - bpc_t,
+        cell_min=run.cell_min,
+        cell_max=run.cell_max,
+        finite=not bool(bad.any()),
+        first_nonfinite_step=int(np.argmax(bad)) if bad.any() else None,
+        seconds=run.seconds,
+        steps_per_second=n / run.seconds if run.seconds > 0 else math.inf,
+    )
+
+
+# ---- the command ---------------------------------------------------------------------------
+
+
+def _load_runtime(path: Path, backend: str) -> Any:
+    from lstm_edge import runtime
+
+    return runtime.load(path, backend=backend)
+
+
+def _check_same_model(rt_model: Any, ckpt: Checkpoint, path: Path, console: Console) -> None:
+    if rt_model.config != ckpt.config:
+        raise ValidationInputError(
+            f"{path} was not exported from {ckpt.path}: its config "
+            f"(layers {rt_model.config.num_layers}, hidden {rt_model.config.hidden_size}, "
+            f"embed {rt_model.config.embed_size}, vocab {rt_model.config.vocab_size}) "
+            f"differs from the checkpoint's (layers {ckpt.config.num_layers}, hidden "
+            f"{ckpt.config.hidden_size}, embed {ckpt.config.embed_size}, vocab "
+            f"{ckpt.config.vocab_size})"
+        )
+    artifact = getattr(rt_model, "artifact", None)
+    source = artifact.metadata.get(META_SOURCE_SHA256, "") if artifact is not None else ""
+    if source and source != ckpt.weights_sha256:
+        # Same shape, other weights (e.g. exported from an earlier checkpoint of this run):
+        # the numbers below will show it; say why up front.
+        console.print(
+            f"[yellow]warning:[/] {path} records source weights {source[:12]}..., "
+            f"the checkpoint's are {ckpt.weights_sha256[:12]}...",
+            highlight=False,
+        )
+
+
+def validate(
+    ckpt_dir: Path,
+    artifacts: Sequence[Path],
+    options: ValidateOptions | None = None,
+    console: Console | None = None,
+) -> ValidationReport:
+    """Validate each artifact x backend against the checkpoint's torch model."""
+    from lstm_edge.toolchain.checkpoint import load_checkpoint
+
+    options = options or ValidateOptions()
+    console = console or Console(stderr=True)
+    if options.chunk < 1:
+        raise ValidationInputError(f"--chunk is {options.chunk} (expected at least 1)")
+    if not artifacts:
+        raise ValidationInputError("no artifact given (expected one or more .onnx files)")
+    if options.report_dir is not None and not options.force:
+        existing = [
+            p
+            for p in (options.report_dir / REPORT_FILE, options.report_dir / PLOT_FILE)
+            if p.exists()
+        ]
+        if existing:
+            raise ValidationInputError(f"{existing[0]} exists (pass --force to overwrite it)")
+    ckpt = load_checkpoint(Path(ckpt_dir))
+    stream = build_stream(ckpt, options.steps, options.text)
+    steps = stream.tokens.size - 1
+    inputs, targets = stream.tokens[:-1], stream.tokens[1:]
+    if stream.cycled:
+        console.print(
+            f"note: {stream.source} has {stream.source_tokens} characters; cycling it to "
+            f"make {steps} steps",
+            highlight=False,
+        )
+
+    # Load everything first: a bad artifact fails before minutes of stepping.
+    explicit = bool(options.backends)
+    backends = options.backends or DEFAULT_BACKENDS
+    runs: list[tuple[Path, str, Any]] = []
+    skipped: list[str] = []
+    for path in artifacts:
+        for backend in backends:
+            try:
+                rt_model = _load_runtime(Path(path), backend)
+            except UnsupportedModelError as e:
+                if explicit:
+                    raise
+                skipped.append(f"{path} ({backend}): {e}")
+                continue
+            _check_same_model(rt_model, ckpt, Path(path), console)
+            runs.append((Path(path), backend, rt_model))
+    if not runs:
+        raise ValidationInputError("no artifact could be run by any backend: " + "; ".join(skipped))
+
+    t0 = time.perf_counter()
+    ref = torch_logits(ckpt.model, inputs)
+    torch_seconds = time.perf_counter() - t0
+
+    results: list[PairResult] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        for path, backend, rt_model in runs:
+            task = progress.add_task(f"{path.name} ({backend})", total=steps)
+            run = runtime_logits(
+                rt_model,
+                inputs,
+                options.chunk,
+                progress=lambda done, task=task: progress.update(task, completed=done),
+            )
+            trace = step_metrics(ref, run.logits, targets)
+            trace = StepTrace(
+                trace.abs_err, trace.agree, trace.ce_torch, trace.ce_artifact, run.cell_absmax
+            )
+            summary = summarize(
+                trace, run, artifact=str(path), scheme=rt_model.scheme, backend=backend
+            )
+            tol = options.tolerances.get(rt_model.scheme)
+            if tol is None:
+                raise ValidationInputError(
+                    f"{path}: no tolerance is defined for scheme {rt_model.scheme!r} "
+                    f"(known: {sorted(options.tolerances)})"
+                )
+            results.append(PairResult(summary, tol, check_tolerance(summary, tol), trace))
+
+    report = ValidationReport(str(ckpt.path), stream, torch_seconds, results, skipped)
+    if options.report_dir is not None:
+        write_report(report, Path(options.report_dir))
+    return report
+
+
+# ---- output --------------------------------------------------------------------------------
+
+
+def write_report(report: ValidationReport, folder: Path) -> tuple[Path, Path]:
+    """report.json and the error-vs-timestep plot into `folder` (created if needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / REPORT_FILE
+    # allow_nan: a failed run can have inf/NaN statistics; json writes them as Infinity/NaN.
+    atomic_write_bytes(json_path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    png_path = folder / PLOT_FILE
+    fig = plot_errors(report)
+    atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return json_path, png_path
+
+
+def _binned(values: np.ndarray, bins: int, reduce) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce a long per-step series to at most `bins` points (x = last step of each bin)."""
+    n = values.size
+    edges = np.linspace(0, n, min(bins, n) + 1).astype(int)
+    x = edges[1:] - 1
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins (unsampled cell state)
+        y = np.array([reduce(values[a:b]) for a, b in itertools.pairwise(edges)])
+    return x, y
+
+
+def plot_errors(report: ValidationReport):
+    """Error against timestep (log y, per-bin max and mean) and the cell state's max |c|."""
+    # The object API (Figure + Agg canvas) draws off-screen without touching pyplot's
+    # global backend, so this works on headless machines and inside other programs.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 7), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_err, ax_cell = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    floor = 1e-9  # exact zeros (identical logits) cannot be drawn on a log axis
+    for r in report.results:
+        s = r.summary
+        label = f"{Path(s.artifact).name} ({s.backend})"
+        x, ymax = _binned(r.trace.abs_err, 1000, np.max)
+        line = ax_err.plot(x, np.maximum(ymax, floor), lw=1, label=f"{label} max")[0]
+        x, ymean = _binned(r.trace.abs_err, 1000, np.mean)
+        ax_err.plot(x, np.maximum(ymean, floor), lw=1, ls=":", color=line.get_color())
+        if r.tolerance.max_abs_err is not None:
+            ax_err.axhline(r.tolerance.max_abs_err, color=line.get_color(), ls="--", lw=0.8)
+        x, cell = _binned(r.trace.cell_absmax, 1000, np.nanmax)
+        ax_cell.plot(x, cell, lw=1, color=line.get_color(), label=label)
+    ax_err.set_yscale("log")
+    ax_err.set_ylabel("max |logit error| (solid: bin max, dotted: bin mean)")
+    title = f"{report.checkpoint}: {report.stream.tokens.size - 1} steps"
+    ax_err.set_title(title + (" (text cycled)" if report.stream.cycled else ""))
+    ax_err.legend(fontsize="small")
+    ax_cell.set_ylabel("max |cell state|")
+    ax_cell.set_xlabel("timestep")
+    return fig
+
+
+def render_table(report: ValidationReport) -> Table:
+    """One row per artifact x backend; every number is also in report.json."""
+    table = Table(title=f"validation over {report.stream.tokens.size - 1} steps")
+    cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift", "top-1",
+            "BPC torch->art", "cell range", "steps/s", "")  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="left" if col in (cols[0], cols[-1]) else "right")
+    for r in report.results:
+        s = r.summary
+        table.add_row(
+            escape(f"{Path(s.artifact).name} ({s.backend})"),
+            s.scheme,
+            f"{s.max_abs_err:.1e}",
+            f"{s.mean_abs_err:.1e}",
+            f"{s.drift_ratio:.2f}x",
+            f"{s.top1_agreement:.2%}",
+            f"{s.bpc_torch:.3f}->{s.bpc_artifact:.3f}",
+            f"{s.cell_min:.3g}..{s.cell_max:.3g}",
+            f"{s.steps_per_second:,.0f}",
+            "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+        )
+    table.caption = (
+        "drift: mean error over the last 10% of the steps / over the first 10%; "
+        "cell range: min..max of the artifact's cell state"
+    )
+    return table
+
+
+def render_verdict(report: ValidationReport) -> str:
+    if report.passed:
+        return f"[green]validation passed[/] ({len(report.results)} artifact x backend runs)"
+    lines = ["[red]validation failed:[/]"]
+    for r in report.results:
+        if not r.passed:
+            s = r.summary
+            lines.append(escape(f"  {s.artifact} ({s.backend}): " + "; ".join(r.failures)))
+    return "\n".join(lines)
