@@ -213,14 +213,16 @@ def train(
 @app.command()
 @user_errors
 def info(
-    path: Path = typer.Argument(..., help="A checkpoint folder."),
+    path: Path = typer.Argument(..., help="A checkpoint folder or an .onnx artifact."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Describe a checkpoint and check that it is whole.
+    """Describe a checkpoint or an ONNX artifact and check that it is whole.
 
-    Prints the config, vocabulary size, parameter count, file sizes and the
-    training metrics (best and last). Every weight is read and checked against
-    config.json; a broken or foreign checkpoint is an error (exit status 2).
+    For a checkpoint: the config, vocabulary size, parameter count, file sizes and the
+    training metrics (best and last); every weight is read and checked against
+    config.json. For an .onnx file: the config, quantization scheme, sizes and the
+    per-tensor quantization table; every check of the runtime's load runs. A broken or
+    foreign file is an error (exit status 2).
     """
     import json
 

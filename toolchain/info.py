@@ -1,8 +1,8 @@
 """`lstm-edge info`: say what an artifact is and check that it is whole.
 
-`describe(path)` dispatches on the kind of path (a checkpoint folder today; ONNX files are
-another branch of the same function) and returns a JSON-able dict; anything broken or
-foreign raises a typed error naming the file, which the CLI turns into exit status 2.
+`describe(path)` dispatches on the kind of path (a checkpoint folder or an ONNX artifact)
+and returns a JSON-able dict; anything broken or foreign raises a typed error naming the
+file, which the CLI turns into exit status 2.
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from lstm_edge.exporters.quantize import META_QUANT_RUNTIME, META_QUANT_TENSORS
+from lstm_edge.runtime.artifact import logical_shapes, read_artifact
+from lstm_edge.runtime.config import META_PRODUCER_VERSION, META_SOURCE_SHA256
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
     InvalidCheckpointError,
@@ -33,9 +38,51 @@ def describe(path: Path) -> dict[str, Any]:
         return describe_checkpoint(path)
     if not path.exists():
         raise InvalidCheckpointError(f"{path} does not exist")
+    if path.suffix == ".onnx":
+        return describe_onnx(path)
     raise InvalidCheckpointError(
-        f"{path} is not something lstm-edge knows (expected a checkpoint folder with {CONFIG_FILE})"
+        f"{path} is not something lstm-edge knows (expected a checkpoint folder with "
+        f"{CONFIG_FILE} or an .onnx artifact)"
     )
+
+
+def describe_onnx(path: Path) -> dict[str, Any]:
+    """Config, scheme, sizes of an ONNX artifact; runs every check the runtime's load runs."""
+    art = read_artifact(path)  # refuses anything broken or foreign, naming what is wrong
+    cfg = art.config
+    meta = art.metadata
+    info: dict[str, Any] = {
+        "kind": "onnx",
+        "path": str(path),
+        "scheme": art.scheme,
+        "config": {
+            "task": cfg.task,
+            "format_version": cfg.format_version,
+            "vocab_size": cfg.vocab_size,
+            "embed_size": cfg.embed_size,
+            "hidden_size": cfg.hidden_size,
+            "num_layers": cfg.num_layers,
+        },
+        "parameters": sum(int(np.prod(s)) for s in logical_shapes(cfg).values()),
+        "file_bytes": path.stat().st_size,
+        "sha256": art.sha256,
+        "source_weights_sha256": meta.get(META_SOURCE_SHA256),
+        "producer_version": meta.get(META_PRODUCER_VERSION),
+        "ops": ", ".join(sorted(art.ops)),
+    }
+    if META_QUANT_RUNTIME in meta:
+        info["runs_on"] = meta[META_QUANT_RUNTIME]
+    if META_QUANT_TENSORS in meta:
+        tensors = json.loads(meta[META_QUANT_TENSORS])
+        info["tensors"] = {
+            t["name"]: {
+                "shape": "x".join(map(str, t["shape"])),
+                "bytes": f"{t['bytes_before']:,} -> {t['bytes_after']:,}",
+                "max_abs_error": t["max_abs_error"],
+            }
+            for t in tensors
+        }
+    return info
 
 
 def describe_checkpoint(folder: Path) -> dict[str, Any]:
