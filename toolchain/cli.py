@@ -126,6 +126,13 @@ def train(
     grad_clip: float | None = typer.Option(
         None, help="Clip the gradient norm to this. " + _default("grad_clip")
     ),
+    dropout: float | None = typer.Option(
+        None,
+        min=0.0,
+        max=0.99,
+        help="Dropout between LSTM layers and before the head, in training only. "
+        + _default("dropout"),
+    ),
     seed: int | None = typer.Option(None, help="Random seed. " + _default("seed")),
     eval_every: int | None = typer.Option(
         None,
@@ -185,6 +192,7 @@ def train(
         warmup_steps=warmup_steps,
         weight_decay=weight_decay,
         grad_clip=grad_clip,
+        dropout=dropout,
         seed=seed,
         eval_every=eval_every,
         log_every=log_every,

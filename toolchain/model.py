@@ -15,13 +15,20 @@ State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, batch, hidden
 
 
 class CharLSTM(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, dropout: float = 0.0) -> None:
+        """`dropout` acts in training only (between LSTM layers and before the head); it
+        has no weights, so it is not part of the config and never reaches an artifact."""
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_size)
         self.lstm = nn.LSTM(
-            config.embed_size, config.hidden_size, config.num_layers, batch_first=True
+            config.embed_size,
+            config.hidden_size,
+            config.num_layers,
+            batch_first=True,
+            dropout=dropout if config.num_layers > 1 else 0.0,
         )
+        self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
 
     def initial_state(self, batch: int) -> State:
@@ -36,8 +43,8 @@ class CharLSTM(nn.Module):
             state = self.initial_state(tokens.shape[0])
         x = self.embedding(tokens)
         y, (h, c) = self.lstm(x, state)
-        return self.head(y), (h, c)
+        return self.head(self.drop(y)), (h, c)
 
 
-def build_model(config: ModelConfig) -> CharLSTM:
-    return CharLSTM(config)
+def build_model(config: ModelConfig, dropout: float = 0.0) -> CharLSTM:
+    return CharLSTM(config, dropout)

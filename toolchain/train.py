@@ -107,6 +107,9 @@ class RunConfig:
     warmup_steps: int = 100  # at most steps // 10
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    # The built-in corpus is small (420K training chars) for a 2x256 LSTM: without dropout
+    # validation BPC stopped improving after ~1/3 of the default steps.
+    dropout: float = 0.2
     seed: int = 0
     eval_every: int = 250
     eval_streams: int = 16  # the validation text is read as this many contiguous streams
@@ -128,6 +131,8 @@ class RunConfig:
                 raise TrainingError(f"{name} is {getattr(self, name)!r} (expected > 0)")
         if not 0 <= self.min_lr_fraction <= 1:
             raise TrainingError(f"min_lr_fraction is {self.min_lr_fraction!r} (expected 0..1)")
+        if not 0 <= self.dropout < 1:
+            raise TrainingError(f"dropout is {self.dropout!r} (expected 0 <= dropout < 1)")
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise TrainingError("warmup_steps and weight_decay must be >= 0")
 
@@ -167,6 +172,7 @@ class TrainOptions:
     warmup_steps: int | None = None
     weight_decay: float | None = None
     grad_clip: float | None = None
+    dropout: float | None = None
     seed: int | None = None
     eval_every: int | None = None
     eval_streams: int | None = None
@@ -598,7 +604,7 @@ class _Trainer:
         self.streams = _train_streams(train_ids, run, d)
 
         torch.manual_seed(run.seed)
-        self.model = build_model(config)
+        self.model = build_model(config, run.dropout)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=run.lr_at(0), weight_decay=run.weight_decay
         )
