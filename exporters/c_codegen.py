@@ -23,6 +23,7 @@ from rich.table import Table
 
 from lstm_edge.runtime.artifact import Artifact, read_artifact
 from lstm_edge.runtime.backends.c import (
+    HOST_FLAGS,
     LIBRARY_DIR,
     LIBRARY_FILES,
     CompilerError,
@@ -33,14 +34,15 @@ from lstm_edge.runtime.backends.c import (
     model_sources,
     sanitize_name,
 )
-from lstm_edge.runtime.config import UNK_ID, ModelConfig
+from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
 
 TARGETS = ("host", "cortex-m4")
 
-# One place for the build flags; the Makefile in the bundle is filled from these.
-# -ffp-contract=fast: FMAs where the hardware has them (see HOST_FLAGS in backends/c.py).
-HOST_CFLAGS = ("-std=c99", "-O3", "-ffp-contract=fast", "-Wall", "-Wextra", "-Werror", "-pedantic")
+# One place for the build flags; the Makefile in the bundle is filled from these. The host
+# build uses the c backend's flags (why -O3 and -ffp-contract=fast: see HOST_FLAGS there)
+# minus -fPIC, which only its shared library needs.
+HOST_CFLAGS = tuple(f for f in HOST_FLAGS if f != "-fPIC")
 ARM_ARCH = ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard")
 ARM_CFLAGS = (
     "-std=c99", "-O2", "-ffp-contract=fast", "-Wall", "-Wextra", "-Werror", "-pedantic",
@@ -363,11 +365,12 @@ def run_qemu(elf: Path, vocab: int) -> ExampleRun:
     return run_example([qemu, *QEMU_CMD[1:], "-kernel", str(elf)], vocab, QEMU_TIMEOUT_S)
 
 
-def reference_logits(artifact_path: Path, ids: np.ndarray) -> np.ndarray:
-    """The numpy reference backend over the stream: logits [steps, vocab]."""
-    from lstm_edge.runtime.model import load
+def reference_logits(artifact: Artifact, ids: np.ndarray) -> np.ndarray:
+    """The numpy reference backend over the stream: logits [steps, vocab]. It runs the
+    artifact already read (the one the C data was generated from), not the file again."""
+    from lstm_edge.runtime.model import from_artifact
 
-    model = load(artifact_path, backend="numpy")
+    model = from_artifact(artifact, "numpy")
     logits, _ = model.step(ids[None, :], model.initial_state(1))
     return logits[0]
 
@@ -404,7 +407,7 @@ def compare(run: ExampleRun, ref: np.ndarray, ids: np.ndarray, against: str, run
 
 
 def _checks(run: ExampleRun, artifact: Artifact, ids, torch_model, runs_on: str):
-    checks = [compare(run, reference_logits(artifact.path, ids), ids, "numpy", runs_on,
+    checks = [compare(run, reference_logits(artifact, ids), ids, "numpy", runs_on,
                       artifact.scheme)]  # fmt: skip
     if torch_model is not None:
         from lstm_edge.toolchain.validate import torch_logits
@@ -424,8 +427,12 @@ def codegen(model_path: Path, out_dir: Path, options: CodegenOptions = CodegenOp
     artifact = read_artifact(model_path)
     name = sanitize_name(options.name if options.name is not None else Path(model_path).stem)
     ids, source, torch_model = example_stream(artifact.config, options.checkpoint, options.steps)
-    if int(ids.max()) >= artifact.config.vocab_size or int(ids.min()) < UNK_ID:
-        raise CodegenError("the stream holds ids outside the vocabulary")
+    vocab = artifact.config.vocab_size
+    if int(ids.max()) >= vocab or int(ids.min()) < 0:
+        raise CodegenError(
+            f"the example stream holds ids {int(ids.min())} to {int(ids.max())} "
+            f"(expected 0 to {vocab - 1}, the vocabulary of {model_path})"
+        )
     files, sources = bundle_files(artifact, name, ids, source)
     out_dir = Path(out_dir)
     written = write_bundle(out_dir, files, options.force)

@@ -36,10 +36,10 @@ from lstm_edge.exporters.onnx_export import (
     ort_session,
     run_session,
 )
+from lstm_edge.runtime.artifact import logical_shapes
 from lstm_edge.runtime.config import (
     EMBEDDING,
     FORMAT_VERSION,
-    HEAD_BIAS,
     HEAD_WEIGHT,
     META_CONFIG,
     META_FORMAT_VERSION,
@@ -48,7 +48,6 @@ from lstm_edge.runtime.config import (
     SCALE_SUFFIX,
     ZERO_POINT_SUFFIX,
     ModelConfig,
-    lstm_b,
     lstm_r,
     lstm_w,
 )
@@ -112,19 +111,6 @@ class QuantizeReport:
 # ---- reading a float artifact ------------------------------------------------------------
 
 
-def expected_weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Logical weight name -> shape in a float artifact, in graph order."""
-    v, e, h = config.vocab_size, config.embed_size, config.hidden_size
-    shapes: dict[str, tuple[int, ...]] = {EMBEDDING: (v, e)}
-    for layer in range(config.num_layers):
-        shapes[lstm_w(layer)] = (1, 4 * h, e if layer == 0 else h)
-        shapes[lstm_r(layer)] = (1, 4 * h, h)
-        shapes[lstm_b(layer)] = (1, 8 * h)
-    shapes[HEAD_WEIGHT] = (h, v)
-    shapes[HEAD_BIAS] = (v,)
-    return shapes
-
-
 def int8_axes(config: ModelConfig) -> dict[str, int]:
     """The per-output-channel axis of each tensor the int8 scheme quantizes."""
     axes = {EMBEDDING: 0}
@@ -167,7 +153,7 @@ def float_artifact(model: onnx.ModelProto, where: str) -> tuple[ModelConfig, dic
         raise InvalidArtifactError(
             f"{where} uses external data for {external}; expected a self-contained model"
         )
-    shapes = expected_weight_shapes(config)
+    shapes = logical_shapes(config)
     absent = [n for n in shapes if n not in inits]
     if absent:
         raise InvalidArtifactError(f"{where} is not an lstm-edge float artifact: {absent} missing")

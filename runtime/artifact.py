@@ -138,14 +138,16 @@ class Artifact:
 
 
 def logical_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Each logical weight's shape, as the artifact format defines it."""
+    """Each logical weight's shape, as the artifact format defines it, in graph order."""
     v, e, h = config.vocab_size, config.embed_size, config.hidden_size
-    shapes = {EMBEDDING: (v, e), HEAD_WEIGHT: (h, v), HEAD_BIAS: (v,)}
+    shapes: dict[str, tuple[int, ...]] = {EMBEDDING: (v, e)}
     for layer in range(config.num_layers):
         inp = e if layer == 0 else h
         shapes[lstm_w(layer)] = (1, 4 * h, inp)
         shapes[lstm_r(layer)] = (1, 4 * h, h)
         shapes[lstm_b(layer)] = (1, 8 * h)
+    shapes[HEAD_WEIGHT] = (h, v)
+    shapes[HEAD_BIAS] = (v,)
     return shapes
 
 
@@ -336,7 +338,8 @@ def _check_io(graph: op.Graph, config: ModelConfig, path: Path) -> None:
         OUTPUT_CN: (op.FLOAT, (layers, None, hidden)),
     }
     initializer_names = {t.name for t in graph.initializers}
-    # IR < 4 lists initializers among the inputs; they are not real inputs.
+    # Initializers may also be listed as graph inputs (required before IR 4, still allowed
+    # after); they are defaults, not inputs the caller feeds.
     inputs = [v for v in graph.inputs if v.name not in initializer_names]
     for kind, found, expected in (
         ("inputs", inputs, expected_inputs),
@@ -446,9 +449,14 @@ def _read_external(t: op.Tensor, file: Path, model_path: Path) -> np.ndarray:
             f"{where}: holds {length} bytes at offset {offset} (expected {nbytes} bytes "
             f"for dims {list(t.dims)})"
         )
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    # O_NONBLOCK: opening a FIFO planted under the location must not hang the loader
+    # (it has no effect on a regular file); anything but a regular file is refused.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(file, flags)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InvalidArtifactError(f"{where}: not a regular file")
         with os.fdopen(fd, "rb") as f:
             f.seek(offset)
             raw = f.read(length)
@@ -528,8 +536,12 @@ def _dequantize_inputs(node: op.Node, tensors: dict, shape: tuple[int, ...], whe
     _expect(zero, np.int8, (shape[axis],), where + ZERO_POINT_SUFFIX)
     if zero.any():
         raise UnsupportedModelError(f"{where}: nonzero zero points (the int8 scheme is symmetric)")
-    if not (np.isfinite(scale).all() and (scale > 0).all()):
-        raise InvalidArtifactError(f"{where}: scales must be finite and positive")
+    bad = np.flatnonzero(~(np.isfinite(scale) & (scale > 0)))
+    if bad.size:
+        raise InvalidArtifactError(
+            f"{where}{SCALE_SUFFIX}: scale[{bad[0]}] is {float(scale[bad[0]])} "
+            f"(expected finite and > 0; {bad.size} of {scale.size} channels are not)"
+        )
     return q, scale, axis
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lstm_edge.runtime.artifact import DEFAULT_MAX_BYTES, Artifact, read_artifact
-from lstm_edge.runtime.backends import BACKENDS, Runner
+from lstm_edge.runtime.backends import BACKENDS, Loader, Runner
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.state import State
@@ -98,10 +98,14 @@ def load(
 
     `options` go to the backend (e.g. ort: intra_op_threads, inter_op_threads).
     """
-    if backend not in BACKENDS:
-        raise InputError(f"backend {backend!r} is unknown (expected one of {sorted(BACKENDS)})")
+    _backend_loader(backend)  # an unknown name is refused before the file is read
     artifact = read_artifact(path, max_bytes=max_bytes, allow_external_data=allow_external_data)
-    runner = BACKENDS[backend](artifact, **options)
+    return from_artifact(artifact, backend, **options)
+
+
+def from_artifact(artifact: Artifact, backend: str = "numpy", **options: Any) -> Model:
+    """Prepare `backend` to run an artifact `read_artifact` already checked (no file I/O)."""
+    runner = _backend_loader(backend)(artifact, **options)
     return Model(
         config=artifact.config,
         scheme=artifact.scheme,
@@ -109,3 +113,9 @@ def load(
         artifact=artifact,
         runner=runner,
     )
+
+
+def _backend_loader(backend: str) -> Loader:
+    if backend not in BACKENDS:
+        raise InputError(f"backend {backend!r} is unknown (expected one of {sorted(BACKENDS)})")
+    return BACKENDS[backend]

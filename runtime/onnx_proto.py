@@ -64,7 +64,6 @@ class Tensor:
     int64_data: list[int] = field(default_factory=list)
     double_data: list[float] | np.ndarray = field(default_factory=list)
     uint64_data: list[int] = field(default_factory=list)
-    string_data_count: int = 0
     has_segment: bool = False
     external_data: list[tuple[str, str]] = field(default_factory=list)
     data_location: int = 0
@@ -73,37 +72,42 @@ class Tensor:
     def is_external(self) -> bool:
         return self.data_location == DATA_LOCATION_EXTERNAL or bool(self.external_data)
 
+    def _typed_values(self) -> list | np.ndarray:
+        """The one non-raw field that holds values of this data type (per onnx.proto)."""
+        if self.data_type == FLOAT:
+            return self.float_data
+        if self.data_type in _INT32_DATA_TYPES:
+            return self.int32_data
+        if self.data_type == INT64:
+            return self.int64_data
+        if self.data_type == DOUBLE:
+            return self.double_data
+        return self.uint64_data  # UINT32, UINT64
+
     def stored_count(self) -> int:
-        """How many elements the payload holds (for checking against dims)."""
+        """How many elements the payload holds (for checking against dims).
+
+        Values in a field that does not belong to the data type (e.g. int64_data of a
+        FLOAT tensor) do not count: `to_numpy` would not read them.
+        """
         if self.raw_data is not None:
             itemsize = DTYPES[self.data_type].itemsize
             return -1 if len(self.raw_data) % itemsize else len(self.raw_data) // itemsize
-        return (
-            len(self.float_data)
-            + len(self.int32_data)
-            + len(self.int64_data)
-            + len(self.double_data)
-            + len(self.uint64_data)
-            + self.string_data_count
-        )
+        return len(self._typed_values())
 
     def to_numpy(self) -> np.ndarray:
         """Decode the payload. The caller has already checked dtype and element count."""
         dtype = DTYPES[self.data_type]
         if self.raw_data is not None:
             arr = np.frombuffer(self.raw_data, dtype=dtype)
-        elif self.data_type in (FLOAT,):
-            arr = np.asarray(self.float_data, dtype=dtype)
         elif self.data_type == FLOAT16:
             arr = np.asarray(self.int32_data, dtype=np.int64).astype("<u2").view(dtype)
         elif self.data_type in _INT32_DATA_TYPES:
             arr = np.asarray(self.int32_data, dtype=np.int64).astype(dtype)
-        elif self.data_type == INT64:
-            arr = np.asarray(self.int64_data, dtype=dtype)
-        elif self.data_type == DOUBLE:
-            arr = np.asarray(self.double_data, dtype=dtype)
-        else:  # UINT32, UINT64
+        elif self.data_type in (UINT32, UINT64):
             arr = np.asarray(self.uint64_data, dtype=np.uint64).astype(dtype)
+        else:  # FLOAT, INT64, DOUBLE: stored as the dtype itself
+            arr = np.asarray(self._typed_values(), dtype=dtype)
         return arr.reshape(self.dims)
 
 
@@ -295,9 +299,6 @@ def _tensor(r: _Reader) -> Tensor:
             r.repeated_fixed(wire, value, t.float_data, 4, "<f4")
         elif number == 5:
             r.repeated_ints(wire, value, t.int32_data, 32)
-        elif number == 6:
-            r.expect(number, wire, _LEN)
-            t.string_data_count += 1
         elif number == 7:
             r.repeated_ints(wire, value, t.int64_data, 64)
         elif number == 8:

@@ -542,9 +542,14 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
                 opts = {"intra_op_threads": options.threads} if backend == "ort" else {}
                 models.append((path, backend, runtime.load(path, backend=backend, **opts)))
             except UnsupportedModelError as e:
-                if explicit:
-                    raise
                 notes.append(f"{path.name} ({backend}) skipped: {e}")
+    # Each artifact runs where it can (int8-dynamic only on ort); a backend named on the
+    # command line that can run none of the artifacts is an error, not a silent gap.
+    idle = [b for b in backends if explicit and all(b != mb for _, mb, _ in models)]
+    if idle:
+        raise BenchInputError(
+            f"backend(s) {idle} cannot run any of the artifacts: " + "; ".join(notes)
+        )
     if not models:
         raise BenchInputError("no artifact could be run by any backend: " + "; ".join(notes))
     config = models[0][2].config
@@ -776,7 +781,7 @@ def render_tables(report: BenchReport) -> list[Table]:
 
 
 def write_json(report: BenchReport, path: Path) -> None:
-    from lstm_edge.toolchain.checkpoint import atomic_write_bytes
+    from lstm_edge.toolchain.checkpoint import atomic_write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    atomic_write_json(path, report.to_dict())

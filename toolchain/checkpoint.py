@@ -74,6 +74,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """`obj` as indented JSON plus a newline, written atomically. NaN/inf are written as
+    NaN/Infinity (Python's json reads them back) so a failed run's statistics still save."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -128,7 +134,7 @@ def save_checkpoint(
     atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp), metadata=meta))
     atomic_write_bytes(folder / CONFIG_FILE, (model.config.to_json() + "\n").encode())
     if data is not None:
-        atomic_write_bytes(folder / DATA_FILE, (json.dumps(data, indent=2) + "\n").encode())
+        atomic_write_json(folder / DATA_FILE, data)
 
 
 def read_weights_metadata(folder: Path) -> dict[str, str]:

@@ -6,9 +6,8 @@ input (a one-line message, no traceback); 130 interrupted by Ctrl-C.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,13 +32,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+# Messages are never hard-wrapped: a path split over two lines cannot be copied or grepped.
+err_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Turn the project's typed errors and OS errors into a message and exit status 2."""
+    """Turn the project's typed errors and OS errors into a message and exit status 2, and
+    Ctrl-C into exit status 130 (click alone would print "Aborted!" and exit 1)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,6 +53,10 @@ def user_errors(fn: F) -> F:
             where = f" {e.filename}" if e.filename else ""
             err_console.print(f"[bold red]error:[/]{where}: {e.strerror or e}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            # Outputs are written atomically, so whatever was interrupted left no partial file.
+            err_console.print("interrupted", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -80,7 +85,7 @@ def main(
 
 
 def _default(name: str) -> str:
-    from lstm_edge.toolchain.train import RunConfig
+    from lstm_edge.toolchain.run_config import RunConfig
 
     # Parentheses, not brackets: rich would read "[...]" as markup and drop it.
     return f"(default {getattr(RunConfig(), name)}; with --resume: the run's own)"
@@ -158,8 +163,8 @@ def train(
     threads: int | None = typer.Option(
         None,
         min=1,
-        help="Torch CPU threads per process. Default: the cores idle at start (cores minus "
-        "load average) / processes on this machine, at least 1.",
+        help="Torch CPU threads per process. Default: this process's share of the cores "
+        "(cores / processes on this machine). Use 1 on a machine busy with other work.",
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in OUT where it stopped (same settings)."
@@ -172,7 +177,8 @@ def train(
     OUT ends up a checkpoint folder holding the best model by validation loss
     (config.json, model.safetensors, data.json), with metrics.jsonl, loss.png,
     train.json and resume/ (latest weights and optimizer state for --resume).
-    Ctrl-C finishes the current step, saves, and exits with status 130.
+    Ctrl-C finishes the current step, saves, and exits with status 130 (a second
+    Ctrl-C stops at once, keeping the last save).
     Runs unchanged under `torchrun --nproc-per-node N`.
     """
     from lstm_edge.toolchain.train import TrainingInterrupted, TrainOptions
@@ -335,16 +341,6 @@ def quantize(
 # ---- validate / bench / pipeline (lstm_edge.toolchain.validate, .bench, .pipeline) ----------
 
 
-@contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    """Ctrl-C -> exit status 130 with a one-line message (click would exit 1, "Aborted!")."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        err_console.print("interrupted", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
 def _wide(c: Console) -> Console:
     """A console at least 120 columns wide for the result tables: in a narrow terminal or a
     log (80 columns) a line wraps, which beats rich truncating the numbers to "1.2e…"."""
@@ -390,8 +386,8 @@ def validate(
     options = v.ValidateOptions(
         steps=steps, backends=tuple(backend), text=text, chunk=chunk, report_dir=report, force=force
     )
-    with _interruptible():  # nothing is written until the end: Ctrl-C leaves no partial report
-        result = v.validate(ckpt_dir, artifacts, options, console=err_console)
+    # Nothing is written until the end: Ctrl-C (exit 130, see user_errors) leaves no report.
+    result = v.validate(ckpt_dir, artifacts, options, console=err_console)
     _wide(console).print(v.render_table(result))
     for note in result.skipped:
         console.print(f"skipped {note}", highlight=False)
@@ -415,6 +411,7 @@ def bench(
         help="Checkpoint for the torch baseline (default: the artifact's float weights).",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the --json file."),
     repeats: int = typer.Option(7, "--repeats", min=1, help="Timed repeats per measurement."),
     threads: int = typer.Option(
         1,
@@ -430,8 +427,11 @@ def bench(
     session.run loop, and one BLAS matrix-vector product per layer (the limit).
     Medians with p10-p90 over repeats, and ratios.
     """
+    from lstm_edge.exporters.onnx_export import check_output_path
     from lstm_edge.toolchain import bench as b
 
+    if json_out is not None:
+        check_output_path(json_out, force)  # before minutes of timing, not after
     options = b.BenchOptions(
         backends=tuple(backend),
         checkpoint=checkpoint,
@@ -439,8 +439,7 @@ def bench(
         process_repeats=min(repeats, 3),  # a fresh torch process takes seconds
         threads=threads,
     )
-    with _interruptible():
-        result = b.bench(artifacts, options, console=err_console)
+    result = b.bench(artifacts, options, console=err_console)
     for table in b.render_tables(result):
         _wide(console).print(table)
     for note in result.notes:
@@ -594,7 +593,9 @@ def pipeline(
     from_ckpt: Path | None = typer.Option(
         None, "--from", help="Reuse this checkpoint instead of training."
     ),
-    scheme: str = typer.Option("int8", "--scheme", help="int8, int8-dynamic or fp16."),
+    scheme: QuantScheme = typer.Option(
+        QuantScheme.int8, "--scheme", help="Quantization scheme (see `lstm-edge quantize`)."
+    ),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Training steps."),
     hidden: int | None = typer.Option(None, "--hidden", min=1, help="LSTM hidden size."),
     layers: int | None = typer.Option(None, "--layers", min=1, help="LSTM layers."),
@@ -620,7 +621,7 @@ def pipeline(
         out=out,
         corpus=corpus,
         from_checkpoint=from_ckpt,
-        scheme=scheme,
+        scheme=scheme.value,
         steps=steps,
         hidden=hidden,
         layers=layers,
@@ -632,8 +633,7 @@ def pipeline(
         force=force,
     )
     try:
-        with _interruptible():
-            run_pipeline(options, console=err_console)
+        run_pipeline(options, console=err_console)
     except StageFailed as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False)
         raise typer.Exit(e.exit_code) from None

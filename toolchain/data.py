@@ -10,7 +10,7 @@ exactly the text the model never saw. No torch here: only numpy.
 from __future__ import annotations
 
 import hashlib
-import unicodedata
+import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,7 +29,9 @@ DATA_FORMAT = 1  # version of the data.json layout written by `data_record`
 # A text file has almost no control characters besides whitespace; more than this share
 # of them means the bytes were not meant as text (an image that happens to decode, say).
 MAX_CONTROL_SHARE = 0.01
-_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
+# Unicode category Cc (C0, DEL, C1) minus the whitespace controls \t \n \v \f \r: one
+# regex pass, ~30x faster than asking unicodedata per character of a large corpus.
+_BINARY_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 class CorpusError(LstmEdgeError):
@@ -86,9 +88,7 @@ def _decode(raw: bytes, name: str) -> str:
         ) from None
     # One line-ending convention, so a Windows file does not add '\r' to the vocabulary.
     text = text.replace("\r\n", "\n")
-    controls = sum(
-        1 for ch in text if ch not in _TEXT_CONTROLS and unicodedata.category(ch) == "Cc"
-    )
+    controls = sum(1 for _ in _BINARY_CONTROLS.finditer(text))
     if controls > MAX_CONTROL_SHARE * len(text):
         raise CorpusError(
             f"corpus file {name} is {controls / len(text):.0%} control characters: it "

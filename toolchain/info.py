@@ -15,7 +15,7 @@ import numpy as np
 
 from lstm_edge.exporters.quantize import META_QUANT_RUNTIME, META_QUANT_TENSORS
 from lstm_edge.runtime.artifact import logical_shapes, read_artifact
-from lstm_edge.runtime.config import META_PRODUCER_VERSION, META_SOURCE_SHA256
+from lstm_edge.runtime.config import META_PRODUCER_VERSION, META_SOURCE_SHA256, ModelConfig
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
     InvalidCheckpointError,
@@ -46,6 +46,12 @@ def describe(path: Path) -> dict[str, Any]:
     )
 
 
+def config_summary(cfg: ModelConfig) -> dict[str, Any]:
+    """The config without its vocabulary list (its size stands in for it)."""
+    summary = {k: v for k, v in cfg.to_dict().items() if k != "vocab"}
+    return {"vocab_size": cfg.vocab_size, **summary}
+
+
 def describe_onnx(path: Path) -> dict[str, Any]:
     """Config, scheme, sizes of an ONNX artifact; runs every check the runtime's load runs."""
     art = read_artifact(path)  # refuses anything broken or foreign, naming what is wrong
@@ -55,14 +61,7 @@ def describe_onnx(path: Path) -> dict[str, Any]:
         "kind": "onnx",
         "path": str(path),
         "scheme": art.scheme,
-        "config": {
-            "task": cfg.task,
-            "format_version": cfg.format_version,
-            "vocab_size": cfg.vocab_size,
-            "embed_size": cfg.embed_size,
-            "hidden_size": cfg.hidden_size,
-            "num_layers": cfg.num_layers,
-        },
+        "config": config_summary(cfg),
         "parameters": sum(int(np.prod(s)) for s in logical_shapes(cfg).values()),
         "file_bytes": path.stat().st_size,
         "sha256": art.sha256,
@@ -93,14 +92,7 @@ def describe_checkpoint(folder: Path) -> dict[str, Any]:
     info: dict[str, Any] = {
         "kind": "checkpoint",
         "path": str(folder),
-        "config": {
-            "task": cfg.task,
-            "format_version": cfg.format_version,
-            "vocab_size": cfg.vocab_size,
-            "embed_size": cfg.embed_size,
-            "hidden_size": cfg.hidden_size,
-            "num_layers": cfg.num_layers,
-        },
+        "config": config_summary(cfg),
         "parameters": sum(p.numel() for p in ckpt.model.parameters()),
         "weights_sha256": ckpt.weights_sha256,
         "best": {k: _number(v) for k, v in meta.items() if k != "format_version"},

@@ -105,7 +105,9 @@ def _check_outputs(options: PipelineOptions) -> None:
     if options.scheme not in QUANT_SCHEMES or options.scheme == "none":
         known = [s for s in QUANT_SCHEMES if s != "none"]
         raise StageFailed(
-            "setup", f"scheme {options.scheme!r} is unknown (expected one of {known})", 2
+            "setup",
+            f"scheme {options.scheme!r} is unknown (expected one of {known})",
+            EXIT_BAD_INPUT,
         )
     if options.out.exists() and not options.out.is_dir():
         raise StageFailed("setup", f"{options.out} exists and is not a folder", EXIT_BAD_INPUT)
@@ -137,7 +139,9 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StageFailed("setup", f"cannot create {out}: {e.strerror or e}", 2) from None
+        raise StageFailed(
+            "setup", f"cannot create {out}: {e.strerror or e}", EXIT_BAD_INPUT
+        ) from None
     stages = ["export", "quantize", "validate", *(["bench"] if options.bench else []), "summary"]
     if options.from_checkpoint is None:
         stages.insert(0, "train")
@@ -156,7 +160,9 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         except StageFailed:
             raise
         except LstmEdgeError as e:
-            code = EXIT_CHECK_FAILED if type(e).__name__ == "SelfCheckError" else EXIT_BAD_INPUT
+            from lstm_edge.exporters.onnx_export import SelfCheckError
+
+            code = EXIT_CHECK_FAILED if isinstance(e, SelfCheckError) else EXIT_BAD_INPUT
             raise StageFailed(name, str(e), code) from None
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
@@ -175,9 +181,8 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         f"{max(export.max_abs_err_prefill, export.max_abs_err_steps):.2g}",
         highlight=False,
     )
-    quant = stage("quantize", lambda: _quantize(float_path, quant_path, options))
+    stage("quantize", lambda: _quantize(float_path, quant_path, options))
     console.print(f"{quant_path} ({quant_path.stat().st_size:,} bytes)", highlight=False)
-    del quant
 
     report = stage("validate", lambda: _validate(result, options, console))
     result.validation = report

@@ -40,7 +40,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lstm_edge.runtime.config import ModelConfig
-from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.toolchain import data as data_mod
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
@@ -50,6 +49,7 @@ from lstm_edge.toolchain.checkpoint import (
     InvalidCheckpointError,
     atomic_write,
     atomic_write_bytes,
+    atomic_write_json,
     clean_stale_temp_files,
     load_checkpoint,
     load_torch_state,
@@ -57,6 +57,7 @@ from lstm_edge.toolchain.checkpoint import (
     save_torch_state,
 )
 from lstm_edge.toolchain.model import CharLSTM, build_model
+from lstm_edge.toolchain.run_config import RunConfig, TrainingError
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
@@ -66,10 +67,6 @@ LATEST_FILE = "latest.json"
 TRAINER_FILE = "trainer.pt"
 STATE_FORMAT = 1  # version of trainer.pt's layout
 LN2 = math.log(2.0)
-
-
-class TrainingError(LstmEdgeError):
-    """Training cannot start or continue (bad options, output folder, resume state)."""
 
 
 class OutputFolderError(TrainingError):
@@ -90,64 +87,6 @@ class TrainingInterrupted(Exception):
 
 
 # ---- options ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Every setting that shapes the result of a run; saved with it and reused on resume."""
-
-    hidden: int = 256
-    layers: int = 2
-    embed: int = 64
-    seq_len: int = 128
-    batch_size: int = 32  # global: the number of contiguous streams, over all ranks
-    steps: int = 3000
-    lr: float = 3e-3
-    min_lr_fraction: float = 0.1  # cosine decays to lr * this
-    warmup_steps: int = 100  # at most steps // 10
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    # The built-in corpus is small (420K training chars) for a 2x256 LSTM: without dropout
-    # validation BPC stopped improving after ~1/3 of the default steps.
-    dropout: float = 0.2
-    seed: int = 0
-    eval_every: int = 250
-    eval_streams: int = 16  # the validation text is read as this many contiguous streams
-    log_every: int = 10
-    val_fraction: float = 0.05
-    test_fraction: float = 0.05
-    max_vocab: int | None = None
-    min_count: int = 1
-
-    def check(self) -> None:
-        positive = ("hidden", "layers", "embed", "seq_len", "batch_size", "steps")
-        positive += ("eval_every", "eval_streams", "log_every", "min_count")
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise TrainingError(f"{name} is {value!r} (expected an integer >= 1)")
-        for name in ("lr", "grad_clip"):
-            if not getattr(self, name) > 0:
-                raise TrainingError(f"{name} is {getattr(self, name)!r} (expected > 0)")
-        if not 0 <= self.min_lr_fraction <= 1:
-            raise TrainingError(f"min_lr_fraction is {self.min_lr_fraction!r} (expected 0..1)")
-        if not 0 <= self.dropout < 1:
-            raise TrainingError(f"dropout is {self.dropout!r} (expected 0 <= dropout < 1)")
-        if self.warmup_steps < 0 or self.weight_decay < 0:
-            raise TrainingError("warmup_steps and weight_decay must be >= 0")
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate for the update that makes step `step` (0-based): linear warmup,
-        then cosine down to lr * min_lr_fraction. A pure function of the step, so a
-        resumed run follows the same schedule."""
-        # Warmup never takes more than a tenth of a short run.
-        warmup = min(self.warmup_steps, self.steps // 10)
-        if step < warmup:
-            return self.lr * (step + 1) / warmup
-        span = max(1, self.steps - warmup)
-        progress = min(1.0, (step - warmup) / span)
-        floor = self.lr * self.min_lr_fraction
-        return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 RUN_FIELDS = tuple(f.name for f in fields(RunConfig))
@@ -259,16 +198,16 @@ class _Dist:
 
 
 def default_threads(processes: int = 1) -> int:
-    """The cores idle at start (cores minus the 1-minute load average), shared among this
-    machine's processes, at least 1. Threads beyond the idle cores do not just fail to help:
-    the LSTM's many small parallel regions each wait for a descheduled thread, which made a
-    step 25x slower on a busy 2-core machine."""
-    cores = os.cpu_count() or 1
+    """This process's share of the cores it may run on, at least 1. Not fewer when the
+    machine looks busy: a load-dependent default would make the same command run at a
+    different speed from one call to the next. On a machine busy with other work, pass
+    --threads 1: threads beyond the idle cores each wait for a descheduled peer in the
+    LSTM's many small parallel regions (a step was measured 25x slower that way)."""
     try:
-        idle = cores - round(os.getloadavg()[0])
-    except OSError:  # no load average on this platform
-        idle = cores
-    return max(1, min(cores, idle) // max(1, processes))
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, processes))
 
 
 def _on_rank0(d: _Dist, fn: Callable[[], Any]) -> Any:
@@ -495,10 +434,14 @@ def _saving(folder: Path) -> Iterator[None]:
 
 @contextmanager
 def _stop_on_signals() -> Iterator[list[bool]]:
-    """A flag set by SIGINT/SIGTERM, so the current step finishes before we stop."""
+    """A flag set by SIGINT/SIGTERM, so the current step finishes before we stop. A second
+    Ctrl-C stops at once (KeyboardInterrupt), for a user who will not wait for a long
+    evaluation or save: every file is written atomically, so the last save stays usable."""
     flag = [False]
 
     def handler(signum: int, frame: Any) -> None:
+        if flag[0] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         flag[0] = True
 
     previous = {}
@@ -762,7 +705,7 @@ class _Trainer:
             "threads": torch.get_num_threads(),
             "corpus": {k: self.data[k] for k in ("source", "sha256", "chars")},
         }
-        atomic_write_bytes(self.out / RUN_FILE, (json.dumps(info, indent=2) + "\n").encode())
+        atomic_write_json(self.out / RUN_FILE, info)
 
     def loop(self) -> TrainResult:
         run, d = self.run, self.d

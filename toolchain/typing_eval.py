@@ -23,7 +23,6 @@ run); from that pass it also reports:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -209,10 +208,9 @@ def find_text(
     if max_chars < 1:
         raise TypingEvalError(f"--max-chars is {max_chars} (expected >= 1)")
     if text_file is not None:
-        try:
-            text = Path(text_file).read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise TypingEvalError(f"{text_file} is not UTF-8 text ({e})") from None
+        from lstm_edge.toolchain.data import load_corpus
+
+        text = load_corpus(text_file).text  # the corpus checks: empty, binary, not UTF-8
         source = str(text_file)
     else:
         if checkpoint is None:
@@ -232,7 +230,7 @@ def check_json_path(path: Path, force: bool) -> Path:
 
 
 def write_json(path: Path, reports: list[TypingReport], source: str, force: bool) -> None:
-    from lstm_edge.toolchain.checkpoint import atomic_write_bytes
+    from lstm_edge.toolchain.checkpoint import atomic_write_json
 
     path = check_json_path(path, force)
     body = {
@@ -240,7 +238,7 @@ def write_json(path: Path, reports: list[TypingReport], source: str, force: bool
         "text": source,
         "reports": [r.to_dict() for r in reports],
     }
-    atomic_write_bytes(path, (json.dumps(body, indent=2) + "\n").encode())
+    atomic_write_json(path, body)
 
 
 ROWS = (

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import time
 import warnings
@@ -30,7 +29,7 @@ from rich.table import Table
 
 from lstm_edge.runtime.config import META_SOURCE_SHA256
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
-from lstm_edge.toolchain.checkpoint import Checkpoint, atomic_write, atomic_write_bytes
+from lstm_edge.toolchain.checkpoint import Checkpoint, atomic_write, atomic_write_json
 
 REPORT_FILE = "report.json"
 PLOT_FILE = "error_vs_timestep.png"
@@ -68,10 +67,13 @@ class Tolerance:
 
 TOLERANCES: dict[str, Tolerance] = {
     # Float artifact: the same float32 math, only the summation order differs (MLAS/BLAS
-    # vs oneDNN). Per-step differences are ~1e-6 and the gates' saturating nonlinearities
-    # keep them from accumulating over the stream, so 1e-4 leaves ~100x headroom while
-    # still catching any real bug (a wrong gate order or a dropped bias is O(1)).
-    "none": Tolerance(max_abs_err=1e-4),
+    # vs oneDNN). Typical per-step differences are ~1e-5, and they do not accumulate
+    # along the stream; but a trained model amplifies them at some inputs: the default
+    # model's cell state reaches |c| ~ 750, and over 100,000 steps its max error was
+    # 5e-4 (mean 5e-6, top-1 100%), as isolated spikes at the same text positions in
+    # every pass over the text. 1e-3 covers that rounding while any real bug (a wrong
+    # gate order, a dropped bias) is O(1).
+    "none": Tolerance(max_abs_err=1e-3),
     # fp16 weights keep 11 significant bits (relative error <= 2^-11 ~ 5e-4): logits move
     # by ~1e-3, so only near-ties flip the top-1 and the BPC barely changes.
     "fp16": Tolerance(min_top1=0.99, max_bpc_increase=0.01),
@@ -216,15 +218,12 @@ class ValidationReport:
 
 def build_stream(ckpt: Checkpoint, steps: int, text_path: Path | None) -> Stream:
     """Token ids for `steps` steps: --text or the held-out split, cycled if too short."""
-    from lstm_edge.toolchain.data import encode, held_out_text
+    from lstm_edge.toolchain.data import encode, held_out_text, load_corpus
 
     if steps < 1:
         raise ValidationInputError(f"--steps is {steps} (expected at least 1)")
     if text_path is not None:
-        try:
-            text = Path(text_path).read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise ValidationInputError(f"{text_path} is not UTF-8 text: {e}") from None
+        text = load_corpus(text_path).text  # the corpus checks: empty, binary, not UTF-8
         source = str(text_path)
     else:
         text = held_out_text(ckpt.data, "test")
@@ -343,7 +342,7 @@ def summarize(
     n = trace.abs_err.size
     bad = ~np.isfinite(trace.abs_err)
     k = max(1, int(n * DRIFT_FRACTION))
-    # nan-aware statistics so one bad step still yields a readable report (and fails).
+    # A non-finite step counts as an infinite error: the report stays readable and fails.
     err = np.where(bad, np.inf, trace.abs_err)
     err_first = float(np.mean(err[:k]))
     err_last = float(np.mean(err[-k:]))
@@ -419,14 +418,13 @@ def validate(
         raise ValidationInputError(f"--chunk is {options.chunk} (expected at least 1)")
     if not artifacts:
         raise ValidationInputError("no artifact given (expected one or more .onnx files)")
-    if options.report_dir is not None and not options.force:
-        existing = [
-            p
-            for p in (options.report_dir / REPORT_FILE, options.report_dir / PLOT_FILE)
-            if p.exists()
-        ]
-        if existing:
-            raise ValidationInputError(f"{existing[0]} exists (pass --force to overwrite it)")
+    if options.report_dir is not None and Path(options.report_dir).exists():
+        from lstm_edge.exporters.onnx_export import check_output_path
+
+        # Before minutes of stepping: an existing report (without --force), a folder that
+        # cannot be written. A missing folder is created at the end.
+        for name in (REPORT_FILE, PLOT_FILE):
+            check_output_path(Path(options.report_dir) / name, options.force)
     ckpt = load_checkpoint(Path(ckpt_dir))
     stream = build_stream(ckpt, options.steps, options.text)
     steps = stream.tokens.size - 1
@@ -506,8 +504,7 @@ def write_report(report: ValidationReport, folder: Path) -> tuple[Path, Path]:
     """report.json and the error-vs-timestep plot into `folder` (created if needed)."""
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / REPORT_FILE
-    # allow_nan: a failed run can have inf/NaN statistics; json writes them as Infinity/NaN.
-    atomic_write_bytes(json_path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    atomic_write_json(json_path, report.to_dict())  # inf/NaN of a failed run included
     png_path = folder / PLOT_FILE
     fig = plot_errors(report)
     atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
@@ -579,7 +576,8 @@ def render_table(report: ValidationReport) -> Table:
             "[green]pass[/]" if r.passed else "[red]FAIL[/]",
         )
     table.caption = (
-        "drift: mean error over the last 10% of the steps / over the first 10%; "
+        f"drift: mean error over the last {DRIFT_FRACTION:.0%} of the steps / over the first "
+        f"{DRIFT_FRACTION:.0%}; "
         "cell range: min..max of the artifact's cell state"
     )
     return table

@@ -457,10 +457,10 @@ class CRunner:
         # state, so the caller's arrays are never written (np.array always copies).
         hs = np.array(h.transpose(1, 0, 2), dtype=np.float32, order="C")
         cs = np.array(c.transpose(1, 0, 2), dtype=np.float32, order="C")
-        stride = self.layers * self.hidden * 4
+        offsets = np.arange(batch, dtype=np.uintp) * (self.layers * self.hidden * 4)
         states = np.empty((batch, 2), np.uintp)  # lstm_edge_state {float *h; float *c;}
-        states[:, 0] = hs.ctypes.data + stride * np.arange(batch, dtype=np.uintp)
-        states[:, 1] = cs.ctypes.data + stride * np.arange(batch, dtype=np.uintp)
+        states[:, 0] = hs.ctypes.data + offsets
+        states[:, 1] = cs.ctypes.data + offsets
         ids = np.ascontiguousarray(tokens, dtype=np.int32)
         logits = np.empty((batch, time, self.vocab), np.float32)
         scratch = np.empty(min(batch, BATCH_BLOCK) * self.scratch_per_stream, np.float32)

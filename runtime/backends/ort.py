@@ -63,6 +63,14 @@ def load(artifact: Artifact, **options) -> OrtRunner:
             f"unknown ort backend options {sorted(options)} "
             f"(expected some of {sorted(OrtOptions.__dataclass_fields__)})"
         ) from None
+    for name in ("intra_op_threads", "inter_op_threads"):
+        value = getattr(opts, name)
+        # onnxruntime would raise its own TypeError (or misbehave on a negative count).
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(
+                f"ort backend option {name} is {value!r} (expected an integer >= 0; "
+                f"0 lets onnxruntime choose)"
+            )
     allowed = BASE_OPS | DYNAMIC_OPS if artifact.scheme == "int8-dynamic" else BASE_OPS
     require_ops(artifact, allowed, "ort")
     if artifact.has_external_data:

@@ -74,7 +74,7 @@ def test_c_string_escapes_everything_unsafe(text):
     literal = c_string(text)
     body = literal[1:-1]
     assert not re.search(r'["?\n\r]|\*/', body)
-    assert "\\" not in body.replace("\\", "", 0) or re.fullmatch(r"([^\\]|\\[0-7]{3})*", body)
+    assert re.fullmatch(r"([^\\]|\\[0-7]{3})*", body)  # a backslash only starts an octal escape
     assert _unescape(literal) == text.encode("utf-8")
 
 
@@ -82,7 +82,8 @@ def test_c_string_escapes_everything_unsafe(text):
 
 
 def _compilers() -> list[str]:
-    return [c for c in ("gcc", "clang") if shutil.which(c)]
+    # Fall back to cc (the fixture requires it) so the loop below never runs zero times.
+    return [c for c in ("gcc", "clang") if shutil.which(c)] or ["cc"]
 
 
 @pytest.fixture(scope="module")

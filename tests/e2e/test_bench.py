@@ -100,3 +100,36 @@ def test_torch_baseline_from_artifact_weights_equals_the_checkpoint(bundle: Path
     for name, value in ckpt.model.state_dict().items():
         # the same float32 values moved around: bit-identical
         assert torch.equal(rebuilt.state_dict()[name], value), name
+
+
+def test_existing_json_is_refused_before_the_bench(tmp_path: Path):
+    existing = tmp_path / "bench.json"
+    existing.write_text("keep me")
+    # The artifact does not even exist: the output is checked first, before any work.
+    result = CliRunner().invoke(
+        app, ["bench", str(tmp_path / "model.onnx"), "--json", str(existing)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--force" in " ".join(result.output.split())
+    assert existing.read_text() == "keep me"
+
+
+def test_named_backends_skip_what_they_cannot_run(bundle: Path, tmp_path: Path):
+    from lstm_edge.exporters.quantize import quantize_file
+
+    dyn = tmp_path / "model.int8-dynamic.onnx"
+    quantize_file(bundle / "model.onnx", dyn, "int8-dynamic")
+    out = tmp_path / "bench.json"
+    args = ["bench", str(bundle / "model.onnx"), str(dyn), "--repeats", "1"]
+    result = CliRunner().invoke(app, [*args, "-b", "numpy", "-b", "ort", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {(r["name"], Path(r["artifact"]).name) for r in json.loads(out.read_text())["latency"]
+            if r["artifact"]}  # fmt: skip
+    assert ("lstm_edge.runtime (ort)", dyn.name) in rows
+    assert ("lstm_edge.runtime (numpy)", "model.onnx") in rows
+    assert ("lstm_edge.runtime (numpy)", dyn.name) not in rows  # numpy has no contrib ops
+    assert "skipped" in result.output
+    # A named backend that can run none of the artifacts is an error naming it.
+    result = CliRunner().invoke(app, ["bench", str(dyn), "-b", "numpy", "--repeats", "1"])
+    assert result.exit_code == 2
+    assert "numpy" in result.output and "Traceback" not in result.output

@@ -120,7 +120,7 @@ def test_report_values_agree_with_a_direct_recomputation(bundle: Path, validate_
         # the cell range comes from the numpy backend itself: identical computation
         assert r["cell_min"] == pytest.approx(float(cmin), abs=1e-6)
         assert r["cell_max"] == pytest.approx(float(cmax), abs=1e-6)
-    # The float artifact is what the 1e-4 tolerance is about: check the number itself.
+    # The tiny float model stays far inside the 1e-3 float tolerance: check the number itself.
     assert _result(report, "model.onnx", "numpy")["max_abs_err"] <= 1e-4
 
 
@@ -236,3 +236,10 @@ def test_pipeline_failing_stage_stops_and_keeps_earlier_outputs(
     assert (out / "validation" / "report.json").is_file()
     assert not (out / "SUMMARY.md").exists()
     assert not (out / "checkpoint").exists()  # --from: nothing trained
+
+
+def test_pipeline_unknown_scheme_is_a_usage_error(tmp_path: Path):
+    result = runner.invoke(app, ["pipeline", "--out", str(tmp_path / "b"), "--scheme", "int4"])
+    assert result.exit_code == 2, result.output
+    assert "int4" in result.output and "int8-dynamic" in result.output
+    assert not (tmp_path / "b").exists()  # refused before anything is written

@@ -37,7 +37,7 @@ from lstm_edge.runtime.config import (
     ModelConfig,
 )
 from lstm_edge.toolchain import __version__
-from lstm_edge.toolchain.checkpoint import save_checkpoint, sha256_file
+from lstm_edge.toolchain.checkpoint import InvalidCheckpointError, save_checkpoint, sha256_file
 from lstm_edge.toolchain.model import CharLSTM
 
 TINY = ModelConfig(vocab=("\ufffd", *"abcdefgh "), embed_size=4, hidden_size=6, num_layers=2)
@@ -235,7 +235,7 @@ def test_output_folder_must_exist(tmp_path):
 
 def test_bad_checkpoint_is_named(tmp_path):
     (tmp_path / "ck").mkdir()
-    with pytest.raises(Exception, match=r"config\.json"):
+    with pytest.raises(InvalidCheckpointError, match=r"not a valid checkpoint: .*config\.json"):
         export_checkpoint(tmp_path / "ck", tmp_path / "m.onnx")
 
 

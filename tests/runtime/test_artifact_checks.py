@@ -20,11 +20,13 @@ from lstm_edge.runtime import artifact as artifact_mod
 from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.config import (
     EMBEDDING,
+    HEAD_BIAS,
     HEAD_WEIGHT,
     META_CONFIG,
     META_FORMAT_VERSION,
     META_QUANTIZATION,
     META_SOURCE_SHA256,
+    SCALE_SUFFIX,
     ModelConfig,
     lstm_r,
     lstm_w,
@@ -242,6 +244,15 @@ def test_external_data_outside_the_folder_is_refused_before_any_open(
     assert opened == []  # refused before any external file was opened
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_external_data_that_is_not_a_regular_file_is_refused_without_hanging(tmp_path, float_proto):
+    proto, _ = _external(float_proto, EMBEDDING, "weights.bin")
+    os.mkfifo(tmp_path / "weights.bin")  # a blocking open would wait for a writer forever
+    path = save(proto, tmp_path / "m.onnx")
+    with pytest.raises(InvalidArtifactError, match=r"'weights.bin'\): not a regular file"):
+        read_artifact(path, allow_external_data=True)
+
+
 # ---- row 13: ops, opsets, attributes -----------------------------------------------------
 
 
@@ -298,6 +309,19 @@ def test_tensor_whose_payload_does_not_match_its_dims_is_refused(tmp_path, float
         rt.load(path)
 
 
+def test_values_in_a_field_of_another_type_are_refused(tmp_path, float_proto):
+    # A FLOAT tensor whose values sit in int64_data: the right count in the wrong field,
+    # which would otherwise decode as an empty array (a ValueError, not a typed error).
+    proto = copy(float_proto)
+    t = initializer(proto, HEAD_BIAS)
+    size = numpy_helper.to_array(t).size
+    t.ClearField("raw_data")
+    t.int64_data.extend([1] * size)
+    path = save(proto, tmp_path / "m.onnx")
+    with pytest.raises(InvalidArtifactError, match=rf"'{HEAD_BIAS}' has dims \[{size}\].*holds 0"):
+        rt.load(path)
+
+
 def test_overflowing_dims_are_refused(tmp_path, float_proto):
     proto = copy(float_proto)
     t = initializer(proto, EMBEDDING)
@@ -320,7 +344,7 @@ def test_config_that_disagrees_with_the_graph_is_refused(tmp_path, float_proto):
     path = save(proto, tmp_path / "b.onnx")
     with pytest.raises(
         InvalidArtifactError,
-        match=r"'head.weight' is float32 \[16, 12\] \(expected float32 \[32, 12\] from",
+        match=r"'lstm\.0\.W' is float32 \[1, 64, 8\] \(expected float32 \[1, 128, 8\] from",
     ):
         rt.load(path)
 
@@ -343,4 +367,17 @@ def test_nan_weights_are_refused(tmp_path, float_proto):
     t.CopyFrom(numpy_helper.from_array(w, HEAD_WEIGHT))
     path = save(proto, tmp_path / "m.onnx")
     with pytest.raises(InvalidArtifactError, match=f"'{HEAD_WEIGHT}' contains NaN"):
+        rt.load(path)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, np.inf, np.nan])
+def test_zero_negative_or_non_finite_scale_is_refused(tmp_path, artifacts, bad):
+    # Row 19 on the reading side: a scale that would zero or poison a channel.
+    proto = onnx.load(artifacts["int8"])
+    t = initializer(proto, lstm_r(0) + SCALE_SUFFIX)
+    scale = numpy_helper.to_array(t).copy()
+    scale[5] = bad
+    t.CopyFrom(numpy_helper.from_array(scale, t.name))
+    path = save(proto, tmp_path / "m.onnx")
+    with pytest.raises(InvalidArtifactError, match=rf"'{lstm_r(0)}'.scale: scale\[5\] is {bad}"):
         rt.load(path)

@@ -59,3 +59,9 @@ def test_session_folds_weight_dequantization_and_uses_requested_threads(artifact
 def test_unknown_ort_option_is_refused(artifacts):
     with pytest.raises(InputError, match=r"unknown ort backend options \['threads'\]"):
         rt.load(artifacts["none"], "ort", threads=2)
+
+
+def test_bad_thread_count_is_refused_naming_the_option(artifacts):
+    for value in (-1, "2", 1.5):
+        with pytest.raises(InputError, match=rf"option intra_op_threads is {value!r} \(expected"):
+            rt.load(artifacts["none"], "ort", intra_op_threads=value)

@@ -125,3 +125,22 @@ def test_ctrl_c_exits_130_and_keeps_a_resumable_state(tmp_path, corpus):
     # --resume with a new end point is refused (the schedule depends on it)...
     r = _invoke("train", "--out", out, "--resume", "--steps", stopped + 3, "--no-progress")
     assert r.exit_code == 2 and "steps" in r.output
+
+
+def test_cli_import_does_not_load_torch():
+    # --help, suggest and demo must not pay ~1 s for torch; train's defaults in --help come
+    # from the torch-free run_config module.
+    code = "import sys, lstm_edge.toolchain.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_ctrl_c_in_any_command_exits_130_without_a_traceback(tmp_path, monkeypatch):
+    import lstm_edge.toolchain.info as info
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(info, "describe", interrupted)
+    r = _invoke("info", tmp_path)
+    assert r.exit_code == 130, r.output
+    assert "interrupted" in r.output and "Traceback" not in r.output

@@ -36,6 +36,15 @@ def test_bad_corpus_file_is_refused_naming_it(tmp_path, content, words):
     assert str(path) in str(e.value)
 
 
+def test_binary_controls_are_category_cc_minus_whitespace():
+    import sys
+    import unicodedata
+
+    cc = {chr(i) for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i)) == "Cc"}
+    matched = {chr(i) for i in range(sys.maxunicode + 1) if data._BINARY_CONTROLS.match(chr(i))}
+    assert matched == cc - set("\t\n\r\f\v")
+
+
 def test_missing_corpus_and_empty_folder_are_refused(tmp_path):
     with pytest.raises(CorpusError, match="does not exist"):
         data.load_corpus(tmp_path / "nope.txt")

@@ -88,6 +88,23 @@ def test_interrupt_saves_a_loadable_checkpoint_and_resume_state(tmp_path, short_
     assert [m["step"] for m in read_metrics(out) if m["kind"] == "train"] == [1, 2, 3]
 
 
+def test_second_ctrl_c_stops_at_once_and_keeps_the_last_save(tmp_path, short_corpus, tiny):
+    out = tmp_path / "run"
+
+    def twice(done: int, loss: float) -> None:
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # finish this step, then stop...
+            os.kill(os.getpid(), signal.SIGINT)  # ...no: stop now
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(out, short_corpus, eval_every=100), on_step=twice)
+    # Nothing was saved after step 0; that save is whole and resumable.
+    assert load_resume_state(out)[1]["step"] == 0
+    assert load_checkpoint(out).config.hidden_size == 16
+    assert not list(out.rglob(".tmp-*"))
+    assert train(tiny(out, short_corpus, eval_every=100, resume=True)).steps == 12
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     tmp_path, short_corpus, tiny, monkeypatch
 ):

@@ -147,7 +147,8 @@ def test_eval_typing_errors(tmp_path, tiny):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     r = runner.invoke(app, ["eval-typing", model, "--text", str(empty)])
-    assert r.exit_code == 2 and "no text" in flat(r)
+    # --text goes through the corpus checks (empty, binary, not UTF-8), naming the file.
+    assert r.exit_code == 2 and "empty.txt" in flat(r) and "is empty" in flat(r)
     r = runner.invoke(app, ["eval-typing", model, "--text", str(empty), "--checkpoint", "x"])
     assert r.exit_code == 2 and "not both" in flat(r)
     r = runner.invoke(app, ["eval-typing", model])  # no checkpoint beside the model

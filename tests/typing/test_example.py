@@ -69,3 +69,10 @@ def test_plain_output_and_bad_model(tmp_path, tiny):
     assert result.stdout.startswith(f"Tabac c|{first.completion} {first.probability:.1%}")
     missing = run(str(tmp_path / "none.onnx"))
     assert missing.returncode == 2 and "none.onnx" in missing.stderr
+
+
+def test_bad_arguments_exit_2_without_a_traceback(tiny):
+    for args in (["-k", "0"], ["--backend", "no-such"]):
+        result = run(str(tiny.int8_path), *args, stdin="Tabac c\n")
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and args[0] in result.stderr
