@@ -256,6 +256,14 @@ def info(
     console.print(table)
 
 
+class RuntimeBackend(str, Enum):
+    """The runtime backends (`lstm_edge.runtime.backends.BACKENDS`) as CLI choices."""
+
+    numpy = "numpy"
+    ort = "ort"
+    c = "c"
+
+
 # ---- export / quantize (lstm_edge.exporters) -------------------------------------------------
 
 
@@ -352,7 +360,7 @@ def _wide(c: Console) -> Console:
 def validate(
     ckpt_dir: Path = typer.Argument(..., help="The checkpoint the artifacts were exported from."),
     artifacts: list[Path] = typer.Argument(..., help="One or more .onnx artifacts."),
-    backend: list[str] = typer.Option(
+    backend: list[RuntimeBackend] = typer.Option(
         [],
         "--backend",
         "-b",
@@ -384,7 +392,12 @@ def validate(
     from lstm_edge.toolchain import validate as v
 
     options = v.ValidateOptions(
-        steps=steps, backends=tuple(backend), text=text, chunk=chunk, report_dir=report, force=force
+        steps=steps,
+        backends=tuple(b.value for b in backend),
+        text=text,
+        chunk=chunk,
+        report_dir=report,
+        force=force,
     )
     # Nothing is written until the end: Ctrl-C (exit 130, see user_errors) leaves no report.
     result = v.validate(ckpt_dir, artifacts, options, console=err_console)
@@ -402,7 +415,7 @@ def validate(
 @user_errors
 def bench(
     artifacts: list[Path] = typer.Argument(..., help="One or more .onnx artifacts of one model."),
-    backend: list[str] = typer.Option(
+    backend: list[RuntimeBackend] = typer.Option(
         [], "--backend", "-b", help="Runtime backend(s) (repeatable). Default: ort and numpy."
     ),
     checkpoint: Path | None = typer.Option(
@@ -433,7 +446,7 @@ def bench(
     if json_out is not None:
         check_output_path(json_out, force)  # before minutes of timing, not after
     options = b.BenchOptions(
-        backends=tuple(backend),
+        backends=tuple(b.value for b in backend),
         checkpoint=checkpoint,
         repeats=repeats,
         process_repeats=min(repeats, 3),  # a fresh torch process takes seconds
@@ -450,12 +463,6 @@ def bench(
 
 
 # ---- predictive typing (lstm_edge.runtime.suggest, .toolchain.demo, .toolchain.typing_eval) --
-
-
-class RuntimeBackend(str, Enum):
-    numpy = "numpy"
-    ort = "ort"
-    c = "c"
 
 
 @app.command()
