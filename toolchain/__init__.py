@@ -1,3 +1,10 @@
 """The training side of lstm-edge: CLI, data, model, training, checkpoints, validation."""
 
 __version__ = "0.1.0"
+
+# Exit statuses of the `lstm-edge` commands, here so that library modules that report a
+# stage's outcome (pipeline) and the CLI share one definition without importing typer.
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # a check the user asked for did not pass
+EXIT_BAD_INPUT = 2  # bad usage or bad input (Typer's own usage errors are 2 too)
+EXIT_INTERRUPTED = 130  # Ctrl-C, after leaving files consistent

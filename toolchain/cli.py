@@ -16,12 +16,12 @@ import typer
 from rich.console import Console
 
 from lstm_edge.runtime.errors import LstmEdgeError
-from lstm_edge.toolchain import __version__
-
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+from lstm_edge.toolchain import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    __version__,
+)
 
 app = typer.Typer(
     name="lstm-edge",

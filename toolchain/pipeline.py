@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.toolchain import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED
 
 CHECKPOINT_DIR = "checkpoint"
 FLOAT_FILE = "model.onnx"
@@ -36,10 +37,6 @@ DEFAULT_VALIDATE_STEPS = 5000
 BENCH_REPEATS = 3
 BENCH_TARGET_SECONDS = 0.02
 
-# Exit statuses (the CLI's: 1 a check failed, 2 bad input, 130 interrupted).
-EXIT_CHECK_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
 
