@@ -1,4 +1,4 @@
-"""Export a trained CharLSTM to the streaming ONNX artifact, then prove the file right.
+"""Export a trained EdgeLSTM to the streaming ONNX artifact, then prove the file right.
 
 The graph is built directly from the weights with `onnx.helper` (format: runtime/config.py
 and the notes): a Gather for the embedding, one standard `LSTM` node per layer with the
@@ -43,7 +43,7 @@ from lstm_edge.runtime.config import (
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.toolchain import __version__
 from lstm_edge.toolchain.checkpoint import atomic_write, load_checkpoint
-from lstm_edge.toolchain.model import CharLSTM
+from lstm_edge.toolchain.model import EdgeLSTM
 
 OPSET = 17
 IR_VERSION = 8
@@ -114,7 +114,7 @@ def check_finite(named: dict[str, np.ndarray], where: str) -> None:
             )
 
 
-def onnx_weights(model: CharLSTM) -> dict[str, np.ndarray]:
+def onnx_weights(model: EdgeLSTM) -> dict[str, np.ndarray]:
     """The model's weights as float32 arrays under their ONNX (logical) names and layouts."""
     sd = {k: v.detach().cpu().to(torch.float32).numpy() for k, v in model.state_dict().items()}
     check_finite(sd, "model weights")
@@ -204,7 +204,7 @@ def build_graph(config: ModelConfig, weights: dict[str, np.ndarray]) -> onnx.Gra
     return helper.make_graph(nodes, "lstm_edge", inputs, outputs, initializer=inits)
 
 
-def build_onnx(model: CharLSTM, *, source_sha256: str = "") -> onnx.ModelProto:
+def build_onnx(model: EdgeLSTM, *, source_sha256: str = "") -> onnx.ModelProto:
     """The float artifact for `model` (pure: no I/O). NaN/Inf weights are refused."""
     config = model.config
     graph = build_graph(config, onnx_weights(model))
@@ -290,7 +290,7 @@ def run_steps(sess, tokens: np.ndarray, h: np.ndarray, c: np.ndarray):
     return np.concatenate(out, axis=1), h, c
 
 
-def torch_reference(model: CharLSTM, tokens: np.ndarray):
+def torch_reference(model: EdgeLSTM, tokens: np.ndarray):
     """Torch logits and final state for tokens [batch, time] from a zero state."""
     with torch.no_grad():
         logits, (h, c) = model(torch.from_numpy(tokens.astype(np.int64)))
@@ -320,7 +320,7 @@ def _max_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
-def compare_with_torch(path: Path, model: CharLSTM, tokens: np.ndarray) -> tuple[float, ...]:
+def compare_with_torch(path: Path, model: EdgeLSTM, tokens: np.ndarray) -> tuple[float, ...]:
     """(prefill, steps, state) max abs errors of the ONNX file at `path` vs torch."""
     sess = ort_session(path)
     batch = tokens[None]

@@ -13,7 +13,7 @@ reported as medians with their spread (p10/p90 over repeats) and as ratios:
 - file size per artifact.
 
 The torch baseline is the checkpoint's model if `--checkpoint` is given; otherwise a
-CharLSTM built from an artifact's (dequantized) float weights, with the exporter's gate
+EdgeLSTM built from an artifact's (dequantized) float weights, with the exporter's gate
 permutation reversed (`onnx_to_torch_gates`). Its latency does not depend on the values.
 """
 
@@ -52,7 +52,7 @@ from lstm_edge.runtime.config import (
     lstm_w,
 )
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
-from lstm_edge.toolchain.model import CharLSTM, build_model
+from lstm_edge.toolchain.model import EdgeLSTM, build_model
 from lstm_edge.toolchain.validate import onednn
 
 DEFAULT_BACKENDS = ("ort", "numpy")
@@ -176,8 +176,8 @@ def onnx_to_torch_gates(w: np.ndarray) -> np.ndarray:
     return out
 
 
-def charlstm_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> CharLSTM:
-    """A CharLSTM holding an artifact's float weights (logical ONNX names and layouts)."""
+def charlstm_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> EdgeLSTM:
+    """A EdgeLSTM holding an artifact's float weights (logical ONNX names and layouts)."""
     H = config.hidden_size
     sd: dict[str, torch.Tensor] = {
         "embedding.weight": torch.from_numpy(np.array(weights[EMBEDDING])),
@@ -344,7 +344,7 @@ def runtime_prefill_loop(model: Any, length: int) -> Callable[[int], None]:
     return body
 
 
-def torch_step_loop(model: CharLSTM, batch: int, mkldnn: bool = True) -> Callable[[int], None]:
+def torch_step_loop(model: EdgeLSTM, batch: int, mkldnn: bool = True) -> Callable[[int], None]:
     toks = [torch.from_numpy(t[:, None]) for t in _token_cycle(model.config, batch)]
     state = [model.initial_state(batch)]
 
@@ -359,7 +359,7 @@ def torch_step_loop(model: CharLSTM, batch: int, mkldnn: bool = True) -> Callabl
     return body
 
 
-def torch_prefill_loop(model: CharLSTM, length: int) -> Callable[[int], None]:
+def torch_prefill_loop(model: EdgeLSTM, length: int) -> Callable[[int], None]:
     toks = torch.from_numpy(_token_cycle(model.config, length, n=1)[0][None])
 
     def body(k: int) -> None:

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InvalidConfigError, LstmEdgeError
-from lstm_edge.toolchain.model import CharLSTM, build_model
+from lstm_edge.toolchain.model import EdgeLSTM, build_model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -41,7 +41,7 @@ class InvalidCheckpointError(LstmEdgeError):
 class Checkpoint:
     path: Path
     config: ModelConfig
-    model: CharLSTM  # in eval mode
+    model: EdgeLSTM  # in eval mode
     data: dict[str, Any]  # contents of data.json ({} if absent)
     weights_sha256: str  # SHA-256 of model.safetensors as stored
 
@@ -116,7 +116,7 @@ def sha256_file(path: Path) -> str:
 
 def save_checkpoint(
     folder: Path,
-    model: CharLSTM,
+    model: EdgeLSTM,
     data: dict[str, Any] | None = None,
     *,
     metadata: dict[str, str] | None = None,

@@ -1,7 +1,11 @@
-"""The torch model: embedding -> stacked LSTM -> linear head over the vocabulary.
+"""The torch model: input stage -> stacked LSTM -> linear head, for both tasks.
 
-Its shape comes from a `ModelConfig` alone. `forward` takes and returns the recurrent
-state explicitly, exactly as the exported ONNX graph and the runtime do.
+Its shape comes from a `ModelConfig` alone. The input stage is an embedding (char-lm:
+token ids) or the normalization of raw sensor values with the training-split statistics
+the config holds (forecast: x * 1/std - mean/std); a forecast model's head output is
+denormalized the same way (* std + mean), so the model maps raw values to raw
+predictions exactly as the exported graph does. `forward` takes and returns the
+recurrent state explicitly, exactly as the exported ONNX graph and the runtime do.
 """
 
 from __future__ import annotations
@@ -9,42 +13,86 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.config import (
+    NORM_IN_SCALE,
+    NORM_IN_SHIFT,
+    NORM_OUT_SCALE,
+    NORM_OUT_SHIFT,
+    ModelConfig,
+    normalization_tensors,
+)
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, batch, hidden]
 
 
-class CharLSTM(nn.Module):
+class EdgeLSTM(nn.Module):
     def __init__(self, config: ModelConfig, dropout: float = 0.0) -> None:
         """`dropout` acts in training only (between LSTM layers and before the head); it
         has no weights, so it is not part of the config and never reaches an artifact."""
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embed_size)
+        if config.task == "char-lm":
+            self.embedding = nn.Embedding(config.vocab_size, config.embed_size)
+        else:
+            # Buffers, not parameters: fixed statistics, saved with the weights and checked
+            # against the config on load.
+            norm = normalization_tensors(config)
+            self.register_buffer("in_scale", torch.from_numpy(norm[NORM_IN_SCALE]))
+            self.register_buffer("in_shift", torch.from_numpy(norm[NORM_IN_SHIFT]))
+            self.register_buffer("out_scale", torch.from_numpy(norm[NORM_OUT_SCALE]))
+            self.register_buffer("out_shift", torch.from_numpy(norm[NORM_OUT_SHIFT]))
         self.lstm = nn.LSTM(
-            config.embed_size,
+            config.input_size,
             config.hidden_size,
             config.num_layers,
             batch_first=True,
             dropout=dropout if config.num_layers > 1 else 0.0,
         )
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+        self.head = nn.Linear(config.hidden_size, config.output_size)
 
     def initial_state(self, batch: int) -> State:
         shape = (self.config.num_layers, batch, self.config.hidden_size)
         return torch.zeros(shape), torch.zeros(shape)
 
-    def forward(
-        self, tokens: torch.Tensor, state: State | None = None
+    def forward_normalized(
+        self, inputs: torch.Tensor, state: State | None = None
     ) -> tuple[torch.Tensor, State]:
-        """tokens int64 [batch, time] -> logits [batch, time, vocab], (h, c)."""
+        """The head's output before any denormalization: char-lm logits; for forecast the
+        targets in training-split standard units (what the training loss compares)."""
         if state is None:
-            state = self.initial_state(tokens.shape[0])
-        x = self.embedding(tokens)
+            state = self.initial_state(inputs.shape[0])
+        if self.config.task == "char-lm":
+            x = self.embedding(inputs)
+        else:
+            x = inputs * self.in_scale + self.in_shift
         y, (h, c) = self.lstm(x, state)
         return self.head(self.drop(y)), (h, c)
 
+    def forward(
+        self, inputs: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """char-lm: tokens int64 [batch, time] -> logits [batch, time, vocab].
+        forecast: raw features float32 [batch, time, features] -> raw predictions
+        [batch, time, targets] of the targets `horizon` steps later. Also returns (h, c)."""
+        out, state = self.forward_normalized(inputs, state)
+        if self.config.task == "forecast":
+            out = out * self.out_scale + self.out_shift
+        return out, state
 
-def build_model(config: ModelConfig, dropout: float = 0.0) -> CharLSTM:
-    return CharLSTM(config, dropout)
+    def normalize_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        """Raw target values -> the standard units `forward_normalized` predicts."""
+        return (targets - self.out_shift) / self.out_scale
+
+
+# The names of the normalization buffers in the state dict, paired with their ONNX names.
+NORM_BUFFERS = {
+    "in_scale": NORM_IN_SCALE,
+    "in_shift": NORM_IN_SHIFT,
+    "out_scale": NORM_OUT_SCALE,
+    "out_shift": NORM_OUT_SHIFT,
+}
+
+
+def build_model(config: ModelConfig, dropout: float = 0.0) -> EdgeLSTM:
+    return EdgeLSTM(config, dropout)

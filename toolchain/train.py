@@ -56,7 +56,7 @@ from lstm_edge.toolchain.checkpoint import (
     save_checkpoint,
     save_torch_state,
 )
-from lstm_edge.toolchain.model import CharLSTM, build_model
+from lstm_edge.toolchain.model import EdgeLSTM, build_model
 from lstm_edge.toolchain.run_config import RunConfig, TrainingError
 
 METRICS_FILE = "metrics.jsonl"
@@ -262,7 +262,7 @@ def _train_streams(ids: np.ndarray, run: RunConfig, d: _Dist) -> _Streams:
 
 
 @torch.no_grad()
-def evaluate(model: CharLSTM, ids: np.ndarray, streams: int, seq_len: int) -> float:
+def evaluate(model: EdgeLSTM, ids: np.ndarray, streams: int, seq_len: int) -> float:
     """Mean cross-entropy (nats/char) over `ids` read as contiguous streams, state carried."""
     n = max(1, min(streams, len(ids) - 1))
     length = (len(ids) - 1) // n
@@ -349,7 +349,7 @@ def latest_resume_dir(out: Path) -> Path | None:
     return None if name is None else _resume_dir(Path(out)) / name
 
 
-def load_resume_state(out: Path) -> tuple[CharLSTM, dict[str, Any]]:
+def load_resume_state(out: Path) -> tuple[EdgeLSTM, dict[str, Any]]:
     """Latest weights and trainer state of a run; both checked, refusing unsafe pickles."""
     folder = latest_resume_dir(out)
     if folder is None:

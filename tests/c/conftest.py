@@ -1,4 +1,4 @@
-"""Tiny models for the C tests: float and int8 artifacts of a CharLSTM whose weights are
+"""Tiny models for the C tests: float and int8 artifacts of a EdgeLSTM whose weights are
 scaled up so the gates leave their linear range and the logits spread (a freshly
 initialized model's logits are all near 0, which would make any comparison weak)."""
 
@@ -16,7 +16,7 @@ import torch
 from lstm_edge.exporters.onnx_export import build_onnx
 from lstm_edge.exporters.quantize import quantize_proto
 from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
-from lstm_edge.toolchain.model import CharLSTM
+from lstm_edge.toolchain.model import EdgeLSTM
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -29,9 +29,9 @@ class TinyModels:
     stream: np.ndarray  # int64 token ids, a long pseudo-random stream
 
 
-def tiny_model(config: ModelConfig, seed: int = 0, gain: float = 3.0) -> CharLSTM:
+def tiny_model(config: ModelConfig, seed: int = 0, gain: float = 3.0) -> EdgeLSTM:
     torch.manual_seed(seed)
-    model = CharLSTM(config).eval()
+    model = EdgeLSTM(config).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(gain)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small CharLSTM trained for a few hundred steps, its float export, and
+"""Shared fixtures: a small EdgeLSTM trained for a few hundred steps, its float export, and
 a held-out token stream. Built once per session; training takes a few seconds on one core."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from lstm_edge.runtime.config import UNK_CHAR, UNK_ID, ModelConfig
-from lstm_edge.toolchain.model import CharLSTM
+from lstm_edge.toolchain.model import EdgeLSTM
 
 STREAM_STEPS = 2000
 TRAIN_CHARS = 60_000
@@ -20,7 +20,7 @@ TRAIN_STEPS = 200
 
 @dataclass(frozen=True)
 class Trained:
-    model: CharLSTM
+    model: EdgeLSTM
     stream: np.ndarray  # held-out int64 ids, STREAM_STEPS long
     onnx_path: Path  # float export of `model`
 
@@ -44,10 +44,10 @@ def encode(text: str, config: ModelConfig) -> np.ndarray:
     return np.array([ids.get(ch, UNK_ID) for ch in text], dtype=np.int64)
 
 
-def train_small(ids: np.ndarray, config: ModelConfig, steps: int, seed: int = 0) -> CharLSTM:
+def train_small(ids: np.ndarray, config: ModelConfig, steps: int, seed: int = 0) -> EdgeLSTM:
     """Plain truncated-BPTT training; enough to make the logits peaked like a real model's."""
     torch.manual_seed(seed)
-    model = CharLSTM(config)
+    model = EdgeLSTM(config)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     data = torch.from_numpy(ids)
     rng = np.random.default_rng(seed)
@@ -66,7 +66,7 @@ def train_small(ids: np.ndarray, config: ModelConfig, steps: int, seed: int = 0)
     return model.eval()
 
 
-def torch_logits(model: CharLSTM, tokens: np.ndarray, state=None) -> np.ndarray:
+def torch_logits(model: EdgeLSTM, tokens: np.ndarray, state=None) -> np.ndarray:
     """Torch logits [batch, time, vocab] for int64 tokens [batch, time]."""
     with torch.no_grad():
         logits, _ = model(torch.from_numpy(tokens), state)

@@ -10,7 +10,7 @@ from lstm_edge.exporters import onnx_export
 from lstm_edge.runtime.config import META_QUANTIZATION, ModelConfig
 from lstm_edge.toolchain.checkpoint import save_checkpoint
 from lstm_edge.toolchain.cli import app
-from lstm_edge.toolchain.model import CharLSTM
+from lstm_edge.toolchain.model import EdgeLSTM
 
 runner = CliRunner()
 CFG = ModelConfig(vocab=("\ufffd", *"abcde "), embed_size=4, hidden_size=6, num_layers=2)
@@ -18,7 +18,7 @@ CFG = ModelConfig(vocab=("\ufffd", *"abcde "), embed_size=4, hidden_size=6, num_
 
 def checkpoint(folder):
     torch.manual_seed(0)
-    save_checkpoint(folder, CharLSTM(CFG))
+    save_checkpoint(folder, EdgeLSTM(CFG))
     return folder
 
 

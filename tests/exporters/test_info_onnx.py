@@ -12,7 +12,7 @@ from lstm_edge.exporters.quantize import quantize_file
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.toolchain.checkpoint import save_checkpoint
 from lstm_edge.toolchain.cli import app
-from lstm_edge.toolchain.model import CharLSTM
+from lstm_edge.toolchain.model import EdgeLSTM
 
 runner = CliRunner()
 CFG = ModelConfig(vocab=("\ufffd", *"abcdef "), embed_size=5, hidden_size=7, num_layers=2)
@@ -20,7 +20,7 @@ CFG = ModelConfig(vocab=("\ufffd", *"abcdef "), embed_size=5, hidden_size=7, num
 
 def _artifacts(tmp_path):
     torch.manual_seed(0)
-    model = CharLSTM(CFG)
+    model = EdgeLSTM(CFG)
     save_checkpoint(tmp_path / "ck", model)
     float_path = tmp_path / "m.onnx"
     export_checkpoint(tmp_path / "ck", float_path, check_steps=50)

@@ -38,19 +38,19 @@ from lstm_edge.runtime.config import (
 )
 from lstm_edge.toolchain import __version__
 from lstm_edge.toolchain.checkpoint import InvalidCheckpointError, save_checkpoint, sha256_file
-from lstm_edge.toolchain.model import CharLSTM
+from lstm_edge.toolchain.model import EdgeLSTM
 
 TINY = ModelConfig(vocab=("\ufffd", *"abcdefgh "), embed_size=4, hidden_size=6, num_layers=2)
 
 
-def zeros_state(model: CharLSTM, batch: int = 1) -> np.ndarray:
+def zeros_state(model: EdgeLSTM, batch: int = 1) -> np.ndarray:
     cfg = model.config
     return np.zeros((cfg.num_layers, batch, cfg.hidden_size), np.float32)
 
 
 def tiny_checkpoint(folder, seed: int = 0, config: ModelConfig = TINY):
     torch.manual_seed(seed)
-    model = CharLSTM(config).eval()
+    model = EdgeLSTM(config).eval()
     save_checkpoint(folder, model)
     return model
 
@@ -151,7 +151,7 @@ def test_single_layer_graph_uses_identity_and_matches_torch(tmp_path):
     ops = [n.op_type for n in onnx.load(str(report.path)).graph.node]
     assert "Identity" in ops and "Concat" not in ops
     assert report.max_abs_err_steps <= CHECK_TOLERANCE
-    assert isinstance(model, CharLSTM)
+    assert isinstance(model, EdgeLSTM)
 
 
 # ---- export_checkpoint: metadata, stream, bad inputs -------------------------------------
@@ -179,7 +179,7 @@ def test_check_uses_the_held_out_split_when_the_checkpoint_records_its_corpus(tm
     split = data.split_corpus(len(corpus.text))
     vocab = data.build_vocab(split.text(corpus.text, "train"))
     torch.manual_seed(0)
-    model = CharLSTM(ModelConfig(vocab=vocab, embed_size=4, hidden_size=8, num_layers=2))
+    model = EdgeLSTM(ModelConfig(vocab=vocab, embed_size=4, hidden_size=8, num_layers=2))
     save_checkpoint(
         tmp_path / "ck", model, data.data_record(corpus, split, vocab, data.VocabOptions())
     )
@@ -192,7 +192,7 @@ def test_check_uses_the_held_out_split_when_the_checkpoint_records_its_corpus(tm
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, bad):
     torch.manual_seed(0)
-    model = CharLSTM(TINY)
+    model = EdgeLSTM(TINY)
     with torch.no_grad():
         model.lstm.weight_hh_l1[3, 2] = bad
     with pytest.raises(NonFiniteWeightError, match=r"lstm\.weight_hh_l1"):

@@ -43,7 +43,7 @@ from lstm_edge.runtime.config import (
     lstm_r,
 )
 from lstm_edge.runtime.errors import InvalidArtifactError
-from lstm_edge.toolchain.model import CharLSTM
+from lstm_edge.toolchain.model import EdgeLSTM
 
 # Top-1 agreement with the float torch model over the 2,000-step held-out stream. The test
 # model is small and briefly trained, so a few percent of its steps have a top-2 margin
@@ -65,7 +65,7 @@ def default_float(tmp_path_factory):
     vocab = ("\ufffd", *(chr(c) for c in range(32, 131)))
     cfg = ModelConfig(vocab=vocab, embed_size=64, hidden_size=256, num_layers=2)
     path = tmp_path_factory.mktemp("default") / "model.onnx"
-    path.write_bytes(build_onnx(CharLSTM(cfg), source_sha256="ab" * 32).SerializeToString())
+    path.write_bytes(build_onnx(EdgeLSTM(cfg), source_sha256="ab" * 32).SerializeToString())
     return path
 
 
@@ -148,7 +148,7 @@ def test_zero_constant_and_tiny_channels_never_divide_by_zero():
 
 def test_all_zero_weight_tensor_quantizes_and_runs(tmp_path):
     torch.manual_seed(0)
-    model = CharLSTM(
+    model = EdgeLSTM(
         ModelConfig(vocab=("\ufffd", *"abc"), embed_size=3, hidden_size=4, num_layers=2)
     )
     with torch.no_grad():
@@ -211,7 +211,7 @@ def test_refuses_nan_weights_in_the_onnx_input_naming_the_tensor(trained):
 
 def test_fp16_refuses_weights_beyond_its_range(tmp_path):
     torch.manual_seed(0)
-    model = CharLSTM(
+    model = EdgeLSTM(
         ModelConfig(vocab=("\ufffd", *"ab"), embed_size=2, hidden_size=2, num_layers=1)
     )
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Session fixtures: one tiny 2-layer CharLSTM exported with every scheme (built in ~1 s)."""
+"""Session fixtures: one tiny 2-layer EdgeLSTM exported with every scheme (built in ~1 s)."""
 
 from __future__ import annotations
 

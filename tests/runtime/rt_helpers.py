@@ -14,7 +14,7 @@ from onnx import TensorProto
 from lstm_edge.exporters.onnx_export import build_onnx
 from lstm_edge.exporters.quantize import quantize_file, quantize_proto
 from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
-from lstm_edge.toolchain.model import CharLSTM
+from lstm_edge.toolchain.model import EdgeLSTM
 
 SCHEMES = ("none", "int8", "fp16", "int8-dynamic")
 
@@ -25,9 +25,9 @@ def tiny_config(layers: int = 2, hidden: int = 16, embed: int = 8) -> ModelConfi
     )
 
 
-def tiny_model(config: ModelConfig, seed: int = 0) -> CharLSTM:
+def tiny_model(config: ModelConfig, seed: int = 0) -> EdgeLSTM:
     torch.manual_seed(seed)
-    model = CharLSTM(config).eval()
+    model = EdgeLSTM(config).eval()
     # PyTorch's init (|w| <= 1/sqrt(H)) keeps every gate near 0.5; larger weights drive
     # the gates into saturation too, so a wrong gate order or activation cannot hide.
     with torch.no_grad():
@@ -36,7 +36,7 @@ def tiny_model(config: ModelConfig, seed: int = 0) -> CharLSTM:
     return model
 
 
-def write_artifacts(model: CharLSTM, folder: Path) -> dict[str, Path]:
+def write_artifacts(model: EdgeLSTM, folder: Path) -> dict[str, Path]:
     """scheme -> path of the model exported as float and quantized with every scheme."""
     folder.mkdir(parents=True, exist_ok=True)
     float_proto = build_onnx(model, source_sha256="0" * 64)
@@ -78,7 +78,7 @@ def copy(proto: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def torch_run(model: CharLSTM, tokens: np.ndarray, h: np.ndarray, c: np.ndarray):
+def torch_run(model: EdgeLSTM, tokens: np.ndarray, h: np.ndarray, c: np.ndarray):
     """Torch logits [B,T,V] and final (h, c) as numpy, from the given state."""
     with torch.no_grad():
         logits, (hn, cn) = model(

@@ -322,10 +322,10 @@ def test_vocabulary_without_boundaries_or_start_context(tmp_path):
     import onnx
 
     from lstm_edge.exporters.onnx_export import build_onnx
-    from lstm_edge.toolchain.model import CharLSTM
+    from lstm_edge.toolchain.model import EdgeLSTM
 
     config = ModelConfig(vocab=(UNK_CHAR, "a", "b"), embed_size=2, hidden_size=3, num_layers=1)
-    onnx.save(build_onnx(CharLSTM(config)), tmp_path / "m.onnx")
+    onnx.save(build_onnx(EdgeLSTM(config)), tmp_path / "m.onnx")
     s = Suggester(load(tmp_path / "m.onnx", backend="numpy"))
     assert s.prime is None and s.next_char_logprobs() is None
     assert s.suggestions(3) == []

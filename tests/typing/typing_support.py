@@ -1,4 +1,4 @@
-"""Shared pieces of the predictive-typing tests: the tiny vocabulary and seeded CharLSTM
+"""Shared pieces of the predictive-typing tests: the tiny vocabulary and seeded EdgeLSTM
 (exported float and int8 by the project's own exporter), and torch as the reference."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
-from lstm_edge.toolchain.model import CharLSTM
+from lstm_edge.toolchain.model import EdgeLSTM
 
 # Word characters a, b, c, T; boundaries space, ".", newline (also the start context).
 VOCAB = (UNK_CHAR, " ", ".", "\n", "a", "b", "c", "T")
@@ -21,7 +21,7 @@ BOUNDARIES = " .\n"
 @dataclass(frozen=True)
 class Tiny:
     config: ModelConfig
-    torch_model: CharLSTM
+    torch_model: EdgeLSTM
     float_path: Path
     int8_path: Path
 
@@ -34,8 +34,8 @@ TRAIN_TEXT = (
 )
 
 
-def tiny_model(seed: int = 0, steps: int = 120) -> CharLSTM:
-    """A 2-layer CharLSTM (hidden 8) trained for a moment on TRAIN_TEXT; deterministic."""
+def tiny_model(seed: int = 0, steps: int = 120) -> EdgeLSTM:
+    """A 2-layer EdgeLSTM (hidden 8) trained for a moment on TRAIN_TEXT; deterministic."""
     threads = torch.get_num_threads()
     # One thread: these matrices are tiny, and a thread pool on a shared 2-core machine
     # made this 10-20x slower.
@@ -46,10 +46,10 @@ def tiny_model(seed: int = 0, steps: int = 120) -> CharLSTM:
         torch.set_num_threads(threads)
 
 
-def _train(seed: int, steps: int) -> CharLSTM:
+def _train(seed: int, steps: int) -> EdgeLSTM:
     torch.manual_seed(seed)
     config = ModelConfig(vocab=VOCAB, embed_size=4, hidden_size=8, num_layers=2)
-    model = CharLSTM(config)
+    model = EdgeLSTM(config)
     ids = torch.tensor([VOCAB.index(ch) for ch in TRAIN_TEXT * 4])
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     seq = 32
@@ -65,7 +65,7 @@ def _train(seed: int, steps: int) -> CharLSTM:
     return model.eval()
 
 
-def torch_logprobs(model: CharLSTM, sequences: list[np.ndarray]) -> np.ndarray:
+def torch_logprobs(model: EdgeLSTM, sequences: list[np.ndarray]) -> np.ndarray:
     """log-softmax after each token of equally long sequences: [n, time, vocab] float64."""
     with torch.no_grad():
         logits, _ = model(torch.as_tensor(np.stack(sequences)))
