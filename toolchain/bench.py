@@ -45,14 +45,14 @@ from lstm_edge.runtime.config import (
     HEAD_WEIGHT,
     INPUT_C0,
     INPUT_H0,
-    INPUT_TOKENS,
     ModelConfig,
     lstm_b,
     lstm_r,
     lstm_w,
+    normalization_tensors,
 )
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
-from lstm_edge.toolchain.model import EdgeLSTM, build_model
+from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM, build_model
 from lstm_edge.toolchain.validate import onednn
 
 DEFAULT_BACKENDS = ("ort", "numpy")
@@ -176,14 +176,19 @@ def onnx_to_torch_gates(w: np.ndarray) -> np.ndarray:
     return out
 
 
-def charlstm_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> EdgeLSTM:
-    """A EdgeLSTM holding an artifact's float weights (logical ONNX names and layouts)."""
+def torch_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> EdgeLSTM:
+    """An EdgeLSTM holding an artifact's float weights (logical ONNX names and layouts)."""
     H = config.hidden_size
     sd: dict[str, torch.Tensor] = {
-        "embedding.weight": torch.from_numpy(np.array(weights[EMBEDDING])),
         "head.weight": torch.from_numpy(np.ascontiguousarray(weights[HEAD_WEIGHT].T)),
         "head.bias": torch.from_numpy(np.array(weights[HEAD_BIAS])),
     }
+    if config.task == "char-lm":
+        sd["embedding.weight"] = torch.from_numpy(np.array(weights[EMBEDDING]))
+    norm = normalization_tensors(config)
+    for buffer, name in NORM_BUFFERS.items():
+        if name in norm:
+            sd[buffer] = torch.from_numpy(norm[name])
     for layer in range(config.num_layers):
         b = weights[lstm_b(layer)][0]
         for name, value in (
@@ -314,14 +319,33 @@ class BenchOptions:
 # ---- the measured loops --------------------------------------------------------------------
 
 
-def _token_cycle(config: ModelConfig, batch: int, n: int = 64) -> list[np.ndarray]:
-    """Pre-made token arrays (so the timed loop allocates none of its inputs)."""
+def input_cycle(config: ModelConfig, batch: int, n: int = 64) -> list[np.ndarray]:
+    """Pre-made inputs of one step for `batch` streams (so the timed loop allocates none):
+    token ids [batch] for char-lm; raw values [batch, features] for forecast, drawn around
+    the training-split mean with its spread. The values do not change the work done."""
     rng = np.random.default_rng(SEED)
-    return [rng.integers(1, config.vocab_size, size=batch, dtype=np.int64) for _ in range(n)]
+    if config.task == "char-lm":
+        return [rng.integers(1, config.vocab_size, size=batch, dtype=np.int64) for _ in range(n)]
+    mean = np.asarray(config.feature_mean, np.float32)
+    std = np.asarray(config.feature_std, np.float32)
+    return [
+        (mean + std * rng.standard_normal((batch, config.input_size))).astype(np.float32)
+        for _ in range(n)
+    ]
+
+
+def _with_time(step_inputs: np.ndarray) -> np.ndarray:
+    """One step's inputs [batch, ...] as a one-step sequence [batch, 1, ...]."""
+    return step_inputs[:, None]
+
+
+def _sequence(config: ModelConfig, length: int) -> np.ndarray:
+    """A [1, length, ...] sequence of inputs for the prefill measurements."""
+    return input_cycle(config, length, n=1)[0][None]
 
 
 def runtime_step_loop(model: Any, batch: int) -> Callable[[int], None]:
-    toks = _token_cycle(model.config, batch)
+    toks = input_cycle(model.config, batch)
     state = [model.initial_state(batch)]
 
     def body(k: int) -> None:
@@ -334,7 +358,7 @@ def runtime_step_loop(model: Any, batch: int) -> Callable[[int], None]:
 
 
 def runtime_prefill_loop(model: Any, length: int) -> Callable[[int], None]:
-    toks = _token_cycle(model.config, length, n=1)[0][None]  # [1, length]
+    toks = _sequence(model.config, length)
     st = model.initial_state(1)
 
     def body(k: int) -> None:
@@ -345,7 +369,7 @@ def runtime_prefill_loop(model: Any, length: int) -> Callable[[int], None]:
 
 
 def torch_step_loop(model: EdgeLSTM, batch: int, mkldnn: bool = True) -> Callable[[int], None]:
-    toks = [torch.from_numpy(t[:, None]) for t in _token_cycle(model.config, batch)]
+    toks = [torch.from_numpy(_with_time(t)) for t in input_cycle(model.config, batch)]
     state = [model.initial_state(batch)]
 
     def body(k: int) -> None:
@@ -360,7 +384,7 @@ def torch_step_loop(model: EdgeLSTM, batch: int, mkldnn: bool = True) -> Callabl
 
 
 def torch_prefill_loop(model: EdgeLSTM, length: int) -> Callable[[int], None]:
-    toks = torch.from_numpy(_token_cycle(model.config, length, n=1)[0][None])
+    toks = torch.from_numpy(_sequence(model.config, length))
 
     def body(k: int) -> None:
         with torch.no_grad():
@@ -375,14 +399,15 @@ def session_run_loop(path: Path, config: ModelConfig) -> Callable[[int], None]:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    toks = [t[:, None] for t in _token_cycle(config, 1)]  # [1, 1]
+    toks = [_with_time(t) for t in input_cycle(config, 1)]  # [1, 1(, features)]
     zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
     state = [(zeros, zeros)]
 
     def body(k: int) -> None:
         h, c = state[0]
         for i in range(k):
-            _, h, c = sess.run(None, {INPUT_TOKENS: toks[i % len(toks)], INPUT_H0: h, INPUT_C0: c})
+            feed = {config.input_name: toks[i % len(toks)], INPUT_H0: h, INPUT_C0: c}
+            _, h, c = sess.run(None, feed)
         state[0] = (h, c)
 
     return body
@@ -402,7 +427,7 @@ def matvec_loop(config: ModelConfig, weights: dict[str, np.ndarray]) -> Callable
     xs = [np.ones(m.shape[1], dtype=np.float32) for m in mats]
     outs = [np.empty(m.shape[0], dtype=np.float32) for m in mats]
     h = np.ones(config.hidden_size, dtype=np.float32)
-    logits = np.empty(config.vocab_size, dtype=np.float32)
+    logits = np.empty(config.output_size, dtype=np.float32)
 
     def body(k: int) -> None:
         for _ in range(k):
@@ -442,7 +467,9 @@ import numpy as np
 import lstm_edge.runtime as rt
 t1 = time.perf_counter()
 m = rt.load(sys.argv[1], backend=sys.argv[2])
-m.step(np.array([1], dtype=np.int64), m.initial_state(1))
+cfg = m.config
+x = np.ones(1, np.int64) if cfg.task == "char-lm" else np.ones((1, cfg.input_size), np.float32)
+m.step(x, m.initial_state(1))
 print(json.dumps({"import_s": t1 - t0, "maxrss_kb": peak_rss_kb()}))
 """
 )
@@ -461,8 +488,13 @@ if sys.argv[1] == "ckpt":
     model = load_checkpoint(sys.argv[2]).model
 else:  # same shapes, initial weights: memory and time do not depend on the values
     model = build_model(ModelConfig.from_json(sys.argv[2])).eval()
+cfg = model.config
+if cfg.task == "char-lm":
+    x = torch.ones(1, 1, dtype=torch.int64)
+else:
+    x = torch.ones(1, 1, cfg.input_size)
 with torch.no_grad():
-    model(torch.tensor([[1]]))
+    model(x)
 print(json.dumps({"import_s": t1 - t0, "maxrss_kb": peak_rss_kb()}))
 """
 )
@@ -573,7 +605,7 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
         torch_model = ckpt.model
         weights_src = "checkpoint " + str(options.checkpoint)
     elif with_weights:
-        torch_model = charlstm_from_weights(config, with_weights[0].artifact.weights)
+        torch_model = torch_from_weights(config, with_weights[0].artifact.weights)
         weights_src = f"weights of {with_weights[0].artifact.path.name} (gates permuted back)"
     else:
         raise BenchInputError(
@@ -593,8 +625,9 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
         model={
             "layers": config.num_layers,
             "hidden": config.hidden_size,
-            "embed": config.embed_size,
-            "vocab": config.vocab_size,
+            "task": config.task,
+            "input": config.input_size,
+            "output": config.output_size,
         },
         settings={
             "repeats": options.repeats,
@@ -717,7 +750,8 @@ def render_tables(report: BenchReport) -> list[Table]:
     m = report.model
     lat = Table(
         title=f"per-step latency, batch 1, state carried ({m['layers']}x{m['hidden']}, "
-        f"vocab {m['vocab']}; median over {report.settings['repeats']} repeats)"
+        f"{m['task']}, in {m['input']}, out {m['output']}; "
+        f"median over {report.settings['repeats']} repeats)"
     )
     for col in (
         "",

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import lstm_edge.runtime as rt
 from lstm_edge.exporters.onnx_export import torch_to_onnx_gates
-from lstm_edge.toolchain.bench import charlstm_from_weights, onnx_to_torch_gates
+from lstm_edge.toolchain.bench import torch_from_weights, onnx_to_torch_gates
 from lstm_edge.toolchain.checkpoint import load_checkpoint
 from lstm_edge.toolchain.cli import app
 
@@ -96,7 +96,7 @@ def test_torch_baseline_from_artifact_weights_equals_the_checkpoint(bundle: Path
     """Without --checkpoint the torch baseline is rebuilt from the float artifact."""
     ckpt = load_checkpoint(bundle / "checkpoint")
     artifact = rt.load(bundle / "model.onnx", backend="numpy").artifact
-    rebuilt = charlstm_from_weights(artifact.config, artifact.weights)
+    rebuilt = torch_from_weights(artifact.config, artifact.weights)
     for name, value in ckpt.model.state_dict().items():
         # the same float32 values moved around: bit-identical
         assert torch.equal(rebuilt.state_dict()[name], value), name
