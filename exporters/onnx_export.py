@@ -1,15 +1,19 @@
 """Export a trained EdgeLSTM to the streaming ONNX artifact, then prove the file right.
 
 The graph is built directly from the weights with `onnx.helper` (format: runtime/config.py
-and the notes): a Gather for the embedding, one standard `LSTM` node per layer with the
-recurrent state as explicit inputs/outputs, MatMul/Add for the head. Building it by hand
-keeps the graph exactly the small op set every backend (numpy, ORT, C) reads, and it does
-not depend on a torch exporter whose output changes between PyTorch releases. The one
-place where torch and ONNX disagree, the gate order, is `torch_to_onnx_gates`.
+and the notes): an input stage (char-lm: a Gather for the embedding; forecast: Mul/Add
+normalization with the NORM_* tensors), one standard `LSTM` node per layer with the
+recurrent state as explicit inputs/outputs, MatMul/Add for the head, and an output stage
+(forecast: Mul/Add back to raw units). Only the two stages branch on the task. Building
+it by hand keeps the graph exactly the small op set every backend (numpy, ORT, C) reads,
+and it does not depend on a torch exporter whose output changes between PyTorch
+releases. The one place where torch and ONNX disagree, the gate order, is
+`torch_to_onnx_gates`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,31 +23,40 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from lstm_edge.runtime.artifact import check_calibration
 from lstm_edge.runtime.config import (
     EMBEDDING,
     FORMAT_VERSION,
     HEAD_BIAS,
     HEAD_WEIGHT,
     INPUT_C0,
+    INPUT_FEATURES,
     INPUT_H0,
     INPUT_TOKENS,
+    META_CALIBRATION,
     META_CONFIG,
     META_FORMAT_VERSION,
     META_PRODUCER_VERSION,
     META_QUANTIZATION,
     META_SOURCE_SHA256,
+    NORM_IN_SCALE,
+    NORM_IN_SHIFT,
+    NORM_OUT_SCALE,
+    NORM_OUT_SHIFT,
     OUTPUT_CN,
+    OUTPUT_FORECAST,
     OUTPUT_HN,
     OUTPUT_LOGITS,
     ModelConfig,
     lstm_b,
     lstm_r,
     lstm_w,
+    normalization_tensors,
 )
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.toolchain import __version__
 from lstm_edge.toolchain.checkpoint import atomic_write, load_checkpoint
-from lstm_edge.toolchain.model import EdgeLSTM
+from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM
 
 OPSET = 17
 IR_VERSION = 8
@@ -77,11 +90,13 @@ class SelfCheckError(LstmEdgeError):
 class ExportReport:
     path: Path
     bytes: int
-    max_abs_err_prefill: float  # logits, one call over the whole stream vs torch
-    max_abs_err_steps: float  # logits, one call per token with the state carried vs torch
+    # Main output vs torch: char-lm logits; forecast errors divided by target_std (standard
+    # units, see `output_error_scale`).
+    max_abs_err_prefill: float  # one call over the whole stream
+    max_abs_err_steps: float  # one call per step with the state carried
     max_abs_err_state: float  # final (hn, cn) of both runs vs torch
     steps_checked: int
-    stream: str  # where the check tokens came from
+    stream: str  # where the check inputs came from
     source_sha256: str
 
 
@@ -118,7 +133,19 @@ def onnx_weights(model: EdgeLSTM) -> dict[str, np.ndarray]:
     """The model's weights as float32 arrays under their ONNX (logical) names and layouts."""
     sd = {k: v.detach().cpu().to(torch.float32).numpy() for k, v in model.state_dict().items()}
     check_finite(sd, "model weights")
-    out = {EMBEDDING: sd["embedding.weight"]}
+    config = model.config
+    if config.task == "char-lm":
+        out = {EMBEDDING: sd["embedding.weight"]}
+    else:
+        # The graph's NORM_* tensors come from the config (the one place they are computed);
+        # the model's buffers must hold the same values, or torch and the file would differ.
+        out = normalization_tensors(config)
+        for buffer, name in NORM_BUFFERS.items():
+            if not np.array_equal(sd[buffer], out[name]):
+                raise LstmEdgeError(
+                    f"model buffer {buffer!r} does not match the config's normalization "
+                    f"statistics ({name}); the model and its config disagree"
+                )
     for layer in range(model.config.num_layers):
         out[lstm_w(layer)] = torch_to_onnx_gates(sd[f"lstm.weight_ih_l{layer}"])[None]
         out[lstm_r(layer)] = torch_to_onnx_gates(sd[f"lstm.weight_hh_l{layer}"])[None]
@@ -141,11 +168,11 @@ def _int64(name: str, values: list[int]) -> TensorProto:
 
 def build_graph(config: ModelConfig, weights: dict[str, np.ndarray]) -> onnx.GraphProto:
     """The float graph of the artifact format over `weights` (logical name -> array)."""
-    num_layers, hidden, vocab = config.num_layers, config.hidden_size, config.vocab_size
+    num_layers, hidden = config.num_layers, config.hidden_size
     inits = [numpy_helper.from_array(v, k) for k, v in weights.items()]
     inits.append(_int64("const.squeeze_axes", [1]))
     nodes = [
-        helper.make_node("Gather", [EMBEDDING, INPUT_TOKENS], ["x_btE"], axis=0, name="embed"),
+        *_input_stage(config),
         helper.make_node("Transpose", ["x_btE"], ["x0"], perm=[1, 0, 2], name="to_time_major"),
     ]
     x = "x0"
@@ -186,22 +213,61 @@ def build_graph(config: ModelConfig, weights: dict[str, np.ndarray]) -> onnx.Gra
     nodes += [
         helper.make_node("Transpose", [x], ["y_btH"], perm=[1, 0, 2], name="to_batch_major"),
         helper.make_node("MatMul", ["y_btH", HEAD_WEIGHT], ["head_mm"], name="head_matmul"),
-        helper.make_node("Add", ["head_mm", HEAD_BIAS], [OUTPUT_LOGITS], name="head_bias"),
+        *_output_stage(config),
     ]
     state_shape = [num_layers, DIM_BATCH, hidden]
     inputs = [
-        helper.make_tensor_value_info(INPUT_TOKENS, TensorProto.INT64, [DIM_BATCH, DIM_TIME]),
+        _input_value_info(config),
         helper.make_tensor_value_info(INPUT_H0, TensorProto.FLOAT, state_shape),
         helper.make_tensor_value_info(INPUT_C0, TensorProto.FLOAT, state_shape),
     ]
     outputs = [
         helper.make_tensor_value_info(
-            OUTPUT_LOGITS, TensorProto.FLOAT, [DIM_BATCH, DIM_TIME, vocab]
+            config.output_name, TensorProto.FLOAT, [DIM_BATCH, DIM_TIME, config.output_size]
         ),
         helper.make_tensor_value_info(OUTPUT_HN, TensorProto.FLOAT, state_shape),
         helper.make_tensor_value_info(OUTPUT_CN, TensorProto.FLOAT, state_shape),
     ]
     return helper.make_graph(nodes, "lstm_edge", inputs, outputs, initializer=inits)
+
+
+# The task-specific stages: everything between them (LSTM layers, head MatMul) is shared.
+
+
+def _input_value_info(config: ModelConfig) -> onnx.ValueInfoProto:
+    """char-lm: tokens int64 [batch, time]; forecast: features float32 [batch, time, F]."""
+    if config.task == "char-lm":
+        return helper.make_tensor_value_info(INPUT_TOKENS, TensorProto.INT64, [DIM_BATCH, DIM_TIME])
+    return helper.make_tensor_value_info(
+        INPUT_FEATURES, TensorProto.FLOAT, [DIM_BATCH, DIM_TIME, config.input_size]
+    )
+
+
+def _input_stage(config: ModelConfig) -> list[onnx.NodeProto]:
+    """Nodes from the graph input to "x_btE", the first layer's input [batch, time, in]."""
+    if config.task == "char-lm":
+        return [
+            helper.make_node("Gather", [EMBEDDING, INPUT_TOKENS], ["x_btE"], axis=0, name="embed")
+        ]
+    # Raw sensor values -> standard units with the training-split statistics.
+    return [
+        helper.make_node("Mul", [INPUT_FEATURES, NORM_IN_SCALE], ["x_scaled"], name="norm_in_mul"),
+        helper.make_node("Add", ["x_scaled", NORM_IN_SHIFT], ["x_btE"], name="norm_in_add"),
+    ]
+
+
+def _output_stage(config: ModelConfig) -> list[onnx.NodeProto]:
+    """Nodes from "head_mm" (head MatMul output) to the graph's main output."""
+    if config.task == "char-lm":
+        return [helper.make_node("Add", ["head_mm", HEAD_BIAS], [OUTPUT_LOGITS], name="head_bias")]
+    # Head output is in standard units; denormalize to raw target values.
+    return [
+        helper.make_node("Add", ["head_mm", HEAD_BIAS], ["head_out"], name="head_bias"),
+        helper.make_node("Mul", ["head_out", NORM_OUT_SCALE], ["y_scaled"], name="norm_out_mul"),
+        helper.make_node(
+            "Add", ["y_scaled", NORM_OUT_SHIFT], [OUTPUT_FORECAST], name="norm_out_add"
+        ),
+    ]
 
 
 def build_onnx(model: EdgeLSTM, *, source_sha256: str = "") -> onnx.ModelProto:
@@ -272,34 +338,48 @@ def ort_session(path_or_bytes: Path | bytes):
     return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
 
 
-def run_session(sess, tokens: np.ndarray, h: np.ndarray, c: np.ndarray):
-    """One session.run: tokens [batch, time] -> (logits, hn, cn)."""
-    logits, hn, cn = sess.run(
-        [OUTPUT_LOGITS, OUTPUT_HN, OUTPUT_CN],
-        {INPUT_TOKENS: tokens.astype(np.int64), INPUT_H0: h, INPUT_C0: c},
+def _io_names(sess) -> tuple[str, str]:
+    """The session's main input and output names (tokens/logits or features/forecast)."""
+    state = (INPUT_H0, INPUT_C0, OUTPUT_HN, OUTPUT_CN)
+    (inp,) = [i.name for i in sess.get_inputs() if i.name not in state]
+    (out,) = [o.name for o in sess.get_outputs() if o.name not in state]
+    return inp, out
+
+
+def run_session(sess, inputs: np.ndarray, h: np.ndarray, c: np.ndarray):
+    """One session.run over either task's graph: inputs (tokens [batch, time] or features
+    [batch, time, F]) -> (main output [batch, time, out], hn, cn)."""
+    inp, out = _io_names(sess)
+    dtype = np.int64 if inp == INPUT_TOKENS else np.float32
+    y, hn, cn = sess.run(
+        [out, OUTPUT_HN, OUTPUT_CN], {inp: inputs.astype(dtype), INPUT_H0: h, INPUT_C0: c}
     )
-    return logits, hn, cn
+    return y, hn, cn
 
 
-def run_steps(sess, tokens: np.ndarray, h: np.ndarray, c: np.ndarray):
-    """One session.run per time step with the state carried; logits [batch, time, vocab]."""
+def run_steps(sess, inputs: np.ndarray, h: np.ndarray, c: np.ndarray):
+    """One session.run per time step with the state carried; output [batch, time, out]."""
     out = []
-    for t in range(tokens.shape[1]):
-        logits, h, c = run_session(sess, tokens[:, t : t + 1], h, c)
-        out.append(logits)
+    for t in range(inputs.shape[1]):
+        y, h, c = run_session(sess, inputs[:, t : t + 1], h, c)
+        out.append(y)
     return np.concatenate(out, axis=1), h, c
 
 
-def torch_reference(model: EdgeLSTM, tokens: np.ndarray):
-    """Torch logits and final state for tokens [batch, time] from a zero state."""
+def torch_reference(model: EdgeLSTM, inputs: np.ndarray):
+    """Torch output and final state for inputs [batch, time(, F)] from a zero state."""
+    dtype = np.int64 if model.config.task == "char-lm" else np.float32
     with torch.no_grad():
-        logits, (h, c) = model(torch.from_numpy(tokens.astype(np.int64)))
-    return logits.numpy(), h.numpy(), c.numpy()
+        y, (h, c) = model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=dtype)))
+    return y.numpy(), h.numpy(), c.numpy()
 
 
 def check_stream(ckpt_data: dict, config: ModelConfig, steps: int) -> tuple[np.ndarray, str]:
-    """Tokens for the self-check: the held-out test split if the checkpoint records its
-    corpus, otherwise (or if the corpus is gone) seeded pseudo-random tokens."""
+    """Inputs for the self-check ([steps] token ids, or [steps, F] raw feature values): the
+    held-out test split if the checkpoint records its data, otherwise (or if the data is
+    gone) a seeded pseudo-random stream."""
+    if config.task == "forecast":
+        return _forecast_check_stream(ckpt_data, config, steps)
     reason = "the checkpoint has no data record"
     if ckpt_data:
         try:
@@ -316,22 +396,91 @@ def check_stream(ckpt_data: dict, config: ModelConfig, steps: int) -> tuple[np.n
     return ids, f"seeded pseudo-random tokens (seed {RANDOM_STREAM_SEED}; {reason})"
 
 
+def _forecast_check_stream(
+    ckpt_data: dict, config: ModelConfig, steps: int
+) -> tuple[np.ndarray, str]:
+    reason = "the checkpoint has no data record"
+    if ckpt_data:
+        try:
+            from lstm_edge.toolchain.series import held_out_series
+
+            x = np.asarray(held_out_series(ckpt_data, config, "test").features, np.float32)
+            if x.ndim == 2 and x.shape[0] and x.shape[1] == config.input_size:
+                return x[:steps], "held-out test split of the training series"
+            reason = f"the held-out split has shape {x.shape}"
+        except (ImportError, AttributeError, LstmEdgeError, OSError, ValueError) as e:
+            reason = f"held-out series unavailable: {e}"
+    # Raw values at the training statistics' scale, so the check exercises the same
+    # normalization range as real data (a unit-scale stream would hide a wrong shift).
+    rng = np.random.default_rng(RANDOM_STREAM_SEED)
+    mean = np.asarray(config.feature_mean, np.float64)
+    std = np.asarray(config.feature_std, np.float64)
+    x = (mean + std * rng.standard_normal((steps, config.input_size))).astype(np.float32)
+    return (
+        x,
+        f"seeded pseudo-random values, mean + std * N(0, 1) (seed {RANDOM_STREAM_SEED}; {reason})",
+    )
+
+
 def _max_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
-def compare_with_torch(path: Path, model: EdgeLSTM, tokens: np.ndarray) -> tuple[float, ...]:
-    """(prefill, steps, state) max abs errors of the ONNX file at `path` vs torch."""
+def output_error_scale(config: ModelConfig) -> np.ndarray | float:
+    """What output errors are divided by before they meet a tolerance.
+
+    char-lm logits are already O(1): 1. A forecast is in raw units, whose float32 rounding
+    error grows with the target's scale (a target of std 1000 carries ~1e-4 absolute
+    rounding where one of std 0.01 carries ~1e-9), so one absolute tolerance would be too
+    loose for one column and impossible for another. Divided by target_std, errors are in
+    the standard units the network computes in, where CHECK_TOLERANCE means the same thing
+    for every target and for char-lm logits.
+    """
+    if config.task == "char-lm":
+        return 1.0
+    return np.asarray(config.target_std, np.float64)
+
+
+def compare_with_torch(path: Path, model: EdgeLSTM, inputs: np.ndarray) -> tuple[float, ...]:
+    """(prefill, steps, state) max abs errors of the ONNX file at `path` vs torch; output
+    errors divided by `output_error_scale` (forecast: in target standard units)."""
     sess = ort_session(path)
-    batch = tokens[None]
-    want_logits, want_h, want_c = torch_reference(model, batch)
+    batch = inputs[None]
+    want_y, want_h, want_c = torch_reference(model, batch)
+    scale = output_error_scale(model.config)
     h0 = np.zeros_like(want_h)
     got_p, h_p, c_p = run_session(sess, batch, h0, h0)
     got_s, h_s, c_s = run_steps(sess, batch, h0, h0)
     state_err = max(
         _max_err(x, y) for x, y in ((h_p, want_h), (c_p, want_c), (h_s, want_h), (c_s, want_c))
     )
-    return _max_err(got_p, want_logits), _max_err(got_s, want_logits), state_err
+    return (
+        _max_err(got_p / scale, want_y / scale),
+        _max_err(got_s / scale, want_y / scale),
+        state_err,
+    )
+
+
+def forecast_calibration(ckpt) -> dict | None:
+    """META_CALIBRATION for a forecast checkpoint, from the eval helper's `calibrate`, or
+    None when that module is missing or the checkpoint's data is unavailable.
+
+    The dict is checked with the runtime's own reader check, so the exporter never writes
+    calibration an artifact loader would refuse.
+    """
+    try:
+        from lstm_edge.toolchain.forecast_eval import calibrate
+    except (ImportError, AttributeError):
+        return None
+    calibration = calibrate(ckpt)
+    if calibration is None:
+        return None
+    if not isinstance(calibration, dict):
+        raise SelfCheckError(
+            f"calibrate() returned {type(calibration).__name__} (expected a dict or None)"
+        )
+    check_calibration(calibration, ckpt.config, f"calibration of {ckpt.path}")
+    return calibration
 
 
 def export_checkpoint(
@@ -344,29 +493,37 @@ def export_checkpoint(
     """Export the checkpoint in `ckpt_dir` to `out`, atomically, after checking the file.
 
     The file is written to a temp file beside `out`, checked there (onnx.checker with full
-    shape inference, then onnxruntime vs torch over `check_steps` tokens as one prefill and
+    shape inference, then onnxruntime vs torch over `check_steps` steps as one prefill and
     as single steps), and only then renamed to `out`; on any failure nothing is left under
-    `out` and an existing file there is untouched.
+    `out` and an existing file there is untouched. A forecast checkpoint whose data is
+    available also gets META_CALIBRATION (anomaly scores), computed through torch.
     """
     if isinstance(check_steps, bool) or not isinstance(check_steps, int) or check_steps < 1:
         raise LstmEdgeError(f"check_steps is {check_steps!r} (expected an integer >= 1)")
     out = check_output_path(out, force)
     ckpt = load_checkpoint(Path(ckpt_dir))
     proto = build_onnx(ckpt.model, source_sha256=ckpt.weights_sha256)
+    if ckpt.config.task == "forecast":
+        calibration = forecast_calibration(ckpt)
+        if calibration is not None:
+            props = {p.key: p.value for p in proto.metadata_props}
+            props[META_CALIBRATION] = json.dumps(calibration, sort_keys=True)
+            helper.set_model_props(proto, props)
     data = proto.SerializeToString()
-    tokens, stream = check_stream(ckpt.data, ckpt.config, check_steps)
+    inputs, stream = check_stream(ckpt.data, ckpt.config, check_steps)
+    units = "logit" if ckpt.config.task == "char-lm" else "forecast (in target std units)"
     errors: list[float] = []
 
     def write_and_check(tmp: Path) -> None:
         tmp.write_bytes(data)
         check_model_file(tmp)
-        errors.extend(compare_with_torch(tmp, ckpt.model, tokens))
+        errors.extend(compare_with_torch(tmp, ckpt.model, inputs))
         worst = max(errors[:2])
         if not worst <= CHECK_TOLERANCE:  # also catches NaN
             raise SelfCheckError(
-                f"export check failed: max abs logit difference vs torch is {worst:.3g} "
+                f"export check failed: max abs {units} difference vs torch is {worst:.3g} "
                 f"(prefill {errors[0]:.3g}, single steps {errors[1]:.3g}; tolerance "
-                f"{CHECK_TOLERANCE:g}) over {tokens.size} steps; {out} was not written"
+                f"{CHECK_TOLERANCE:g}) over {inputs.shape[0]} steps; {out} was not written"
             )
 
     atomic_write(out, write_and_check)
@@ -376,7 +533,7 @@ def export_checkpoint(
         max_abs_err_prefill=errors[0],
         max_abs_err_steps=errors[1],
         max_abs_err_state=errors[2],
-        steps_checked=int(tokens.size),
+        steps_checked=int(inputs.shape[0]),
         stream=stream,
         source_sha256=ckpt.weights_sha256,
     )

@@ -9,6 +9,10 @@
   `MatMulInteger`): ONNX Runtime only, which the metadata states.
 - fp16: every weight stored as float16 and `Cast` back to float32 in the graph.
 
+A forecast model's NORM_* tensors (input/output normalization) stay float32 initializers
+in every scheme: they are not logical weights, so no scheme touches them, and readers
+check them bit for bit against the config.
+
 Each result carries in its metadata the scheme, where the scales come from and the max
 abs error of every weight tensor (JSON under META_QUANT_TENSORS); every other key
 (config, format version, source SHA-256) is carried over from the float input.
@@ -50,6 +54,7 @@ from lstm_edge.runtime.config import (
     ModelConfig,
     lstm_r,
     lstm_w,
+    normalization_tensors,
 )
 from lstm_edge.runtime.errors import InvalidArtifactError, InvalidConfigError, LstmEdgeError
 from lstm_edge.toolchain.checkpoint import atomic_write
@@ -113,11 +118,11 @@ class QuantizeReport:
 
 def int8_axes(config: ModelConfig) -> dict[str, int]:
     """The per-output-channel axis of each tensor the int8 scheme quantizes."""
-    axes = {EMBEDDING: 0}
+    axes = {EMBEDDING: 0} if config.task == "char-lm" else {}
     for layer in range(config.num_layers):
         axes[lstm_w(layer)] = 1  # the 4H gate rows
         axes[lstm_r(layer)] = 1
-    axes[HEAD_WEIGHT] = 1  # the vocab columns
+    axes[HEAD_WEIGHT] = 1  # the vocab (or target) columns
     return axes
 
 
@@ -166,7 +171,18 @@ def float_artifact(model: onnx.ModelProto, where: str) -> tuple[ModelConfig, dic
     if wrong:
         raise InvalidArtifactError(f"{where}: weights do not match the config: {wrong}")
     check_finite(weights, where)
+    _check_norm_tensors(inits, config, where)
     return config, weights
+
+
+def _check_norm_tensors(inits: dict[str, TensorProto], config: ModelConfig, where: str) -> None:
+    """A forecast artifact's NORM_* initializers must be exactly what its config implies;
+    quantizing a file whose normalization was changed would carry the damage along."""
+    for name, want in normalization_tensors(config).items():
+        found = numpy_helper.to_array(inits[name]) if name in inits else None
+        if found is None or found.dtype != np.float32 or not np.array_equal(found, want):
+            state = "missing" if found is None else "different from the config's statistics"
+            raise InvalidArtifactError(f"{where}: normalization tensor {name!r} is {state}")
 
 
 # ---- the schemes -------------------------------------------------------------------------
@@ -387,17 +403,27 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     return model
 
 
+def smoke_inputs(config: ModelConfig, steps: int = 16) -> np.ndarray:
+    """A short deterministic input stream [1, steps(, F)] for either task: token ids, or
+    raw sensor values swinging within +-2 std of the training means."""
+    if config.task == "char-lm":
+        return np.arange(steps, dtype=np.int64)[None] % config.vocab_size
+    wave = 2.0 * np.sin(np.arange(steps)[:, None] + np.arange(config.input_size)[None])
+    mean = np.asarray(config.feature_mean, np.float64)
+    std = np.asarray(config.feature_std, np.float64)
+    return (mean + std * wave).astype(np.float32)[None]
+
+
 def _smoke_run(path: Path, config: ModelConfig) -> None:
-    """The written file loads in onnxruntime and gives finite logits for a short stream."""
+    """The written file loads in onnxruntime and gives finite outputs for a short stream."""
     try:
         sess = ort_session(path)
-        tokens = np.arange(16, dtype=np.int64)[None] % config.vocab_size
         h = np.zeros((config.num_layers, 1, config.hidden_size), np.float32)
-        logits, _, _ = run_session(sess, tokens, h, h)
+        y, _, _ = run_session(sess, smoke_inputs(config), h, h)
     except Exception as e:  # onnxruntime raises its own exception types
         raise SelfCheckError(f"{path}: onnxruntime cannot run the quantized model: {e}") from None
-    if not np.isfinite(logits).all():
-        raise SelfCheckError(f"{path}: the quantized model gives non-finite logits")
+    if not np.isfinite(y).all():
+        raise SelfCheckError(f"{path}: the quantized model gives non-finite {config.output_name}")
 
 
 def quantize_file(src: Path, out: Path, scheme: str, *, force: bool = False) -> QuantizeReport:

@@ -12,6 +12,7 @@ float32 (int8 dequantized, fp16 cast) and keeps the int8 payload for the C backe
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import stat
@@ -29,7 +30,7 @@ from lstm_edge.runtime.config import (
     HEAD_WEIGHT,
     INPUT_C0,
     INPUT_H0,
-    INPUT_TOKENS,
+    META_CALIBRATION,
     META_CONFIG,
     META_FORMAT_VERSION,
     META_PRODUCER_VERSION,
@@ -37,7 +38,6 @@ from lstm_edge.runtime.config import (
     META_SOURCE_SHA256,
     OUTPUT_CN,
     OUTPUT_HN,
-    OUTPUT_LOGITS,
     QUANT_SCHEMES,
     QUANT_SUFFIX,
     SCALE_SUFFIX,
@@ -46,6 +46,7 @@ from lstm_edge.runtime.config import (
     lstm_b,
     lstm_r,
     lstm_w,
+    normalization_tensors,
 )
 from lstm_edge.runtime.errors import (
     FormatVersionError,
@@ -80,6 +81,7 @@ BASE_OPS = frozenset(
         "Identity",
         "MatMul",
         "Add",
+        "Mul",  # forecast normalization: x * scale + shift
         "DequantizeLinear",
         "Cast",
     }
@@ -135,12 +137,20 @@ class Artifact:
     ops: frozenset[str] = frozenset()  # op types in the graph
     model_bytes: bytes = field(default=b"", repr=False)  # what was checked, for onnxruntime
     has_external_data: bool = False
+    # Forecast only: META_CALIBRATION parsed and checked (see `check_calibration`).
+    calibration: dict | None = None
 
 
 def logical_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Each logical weight's shape, as the artifact format defines it, in graph order."""
-    v, e, h = config.vocab_size, config.embed_size, config.hidden_size
-    shapes: dict[str, tuple[int, ...]] = {EMBEDDING: (v, e)}
+    """Each logical weight's shape, as the artifact format defines it, in graph order.
+
+    The forecast NORM_* tensors are not listed: they are float32 initializers in every
+    scheme, checked by value against the config (`_check_normalization`).
+    """
+    v, e, h = config.output_size, config.input_size, config.hidden_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    if config.task == "char-lm":
+        shapes[EMBEDDING] = (config.vocab_size, e)
     for layer in range(config.num_layers):
         inp = e if layer == 0 else h
         shapes[lstm_w(layer)] = (1, 4 * h, inp)
@@ -180,12 +190,15 @@ def read_artifact(
     ops = _check_ops(model, scheme, path)
     _check_io(graph, config, path)
     tensors = _initializers(graph, path, allow_external_data)
+    norms = _check_normalization(graph, tensors, config, path)
+    calibration = _calibration(metadata, config, path)
     if scheme == "int8-dynamic":
         # quantize_dynamic rewrites the LSTM into contrib ops whose layout we do not
         # interpret; only onnxruntime runs it, so its checks of the graph apply.
         weights, quantized = {}, {}
     else:
         weights, quantized = _logical_weights(graph, tensors, config, path)
+        weights.update(norms)
         _check_lstm_nodes(graph, config, path)
     return Artifact(
         path=path,
@@ -198,6 +211,7 @@ def read_artifact(
         ops=ops,
         model_bytes=data,
         has_external_data=any(t.is_external for t in graph.initializers),
+        calibration=calibration,
     )
 
 
@@ -326,14 +340,20 @@ def _check_ops(model: op.Model, scheme: str, path: Path) -> frozenset[str]:
 
 
 def _check_io(graph: op.Graph, config: ModelConfig, path: Path) -> None:
-    layers, hidden, vocab = config.num_layers, config.hidden_size, config.vocab_size
+    layers, hidden = config.num_layers, config.hidden_size
+    # char-lm: tokens int64 [batch, time]; forecast: features float32 [batch, time, F].
+    main_input = (
+        (op.INT64, (None, None))
+        if config.task == "char-lm"
+        else (op.FLOAT, (None, None, config.input_size))
+    )
     expected_inputs = {
-        INPUT_TOKENS: (op.INT64, (None, None)),
+        config.input_name: main_input,
         INPUT_H0: (op.FLOAT, (layers, None, hidden)),
         INPUT_C0: (op.FLOAT, (layers, None, hidden)),
     }
     expected_outputs = {
-        OUTPUT_LOGITS: (op.FLOAT, (None, None, vocab)),
+        config.output_name: (op.FLOAT, (None, None, config.output_size)),
         OUTPUT_HN: (op.FLOAT, (layers, None, hidden)),
         OUTPUT_CN: (op.FLOAT, (layers, None, hidden)),
     }
@@ -348,7 +368,8 @@ def _check_io(graph: op.Graph, config: ModelConfig, path: Path) -> None:
         names = [v.name for v in found]
         if sorted(names) != sorted(expected):
             raise InvalidArtifactError(
-                f"{path}: graph {kind} are {names} (expected {sorted(expected)})"
+                f"{path}: graph {kind} are {names} (expected {sorted(expected)} for task "
+                f"{config.task!r})"
             )
         for v in found:
             elem, dims = expected[v.name]
@@ -368,6 +389,99 @@ def _check_io(graph: op.Graph, config: ModelConfig, path: Path) -> None:
                     f"{path}: graph {kind[:-1]} {v.name!r} has shape {list(v.shape)} "
                     f"(expected {shown} from the config)"
                 )
+
+
+def _check_normalization(
+    graph: op.Graph, tensors: dict[str, np.ndarray], config: ModelConfig, path: Path
+) -> dict[str, np.ndarray]:
+    """Forecast: each NORM_* tensor is a float32 initializer (never quantized, in every
+    scheme) holding exactly `normalization_tensors(config)`, bit for bit, so the graph and
+    every backend normalize with the statistics the config states. Returns them read-only."""
+    expected = normalization_tensors(config)
+    producers = {out for n in graph.nodes for out in n.outputs}
+    found: dict[str, np.ndarray] = {}
+    for name, want in expected.items():
+        where = f"{path}: normalization tensor {name!r}"
+        if name not in tensors or name in producers:
+            what = "computed by a node" if name in producers else "missing"
+            raise InvalidArtifactError(
+                f"{where} is {what} (expected a float32 initializer; it is never quantized)"
+            )
+        value = tensors[name]
+        _expect(value, np.float32, want.shape, where)
+        # Bit for bit (as uint32): the exporter writes exactly these values, so any
+        # difference, even -0.0 for 0.0 or a NaN, means the file was changed or mis-made.
+        differ = np.flatnonzero(value.view(np.uint32) != want.view(np.uint32))
+        if differ.size:
+            i = int(differ[0])
+            raise InvalidArtifactError(
+                f"{where} does not match the config's normalization statistics "
+                f"({differ.size} of {want.size} values differ; first at index {i}: found "
+                f"{float(value[i])!r}, expected {float(want[i])!r})"
+            )
+        found[name] = _frozen(value)
+    return found
+
+
+def check_calibration(calibration: object, config: ModelConfig, where: str) -> dict:
+    """Check a META_CALIBRATION dict (forecast anomaly scores); errors name `where` and the key.
+
+    residual_scale: one finite float > 0 per target; threshold: a finite float > 0; the
+    optional descriptive keys split and statistic are strings. Returns the dict.
+    """
+    if config.task != "forecast":
+        raise InvalidArtifactError(
+            f"{where}: calibration is for task 'forecast' (this model is {config.task!r})"
+        )
+    if not isinstance(calibration, dict):
+        raise InvalidArtifactError(
+            f"{where}: calibration is {type(calibration).__name__} (expected a JSON object)"
+        )
+    for key in ("residual_scale", "threshold"):
+        if key not in calibration:
+            raise InvalidArtifactError(f"{where}: calibration has no key {key!r}")
+    scales = calibration["residual_scale"]
+    n = len(config.targets)
+    if not isinstance(scales, list) or len(scales) != n:
+        found = f"{len(scales)} values" if isinstance(scales, list) else repr(scales)
+        raise InvalidArtifactError(
+            f"{where}: calibration key 'residual_scale' is {found} (expected a list of "
+            f"{n} numbers > 0, one per target {list(config.targets)})"
+        )
+    for i, v in enumerate(scales):
+        if not _positive_number(v):
+            raise InvalidArtifactError(
+                f"{where}: calibration key 'residual_scale'[{i}] (target "
+                f"{config.targets[i]!r}) is {v!r} (expected a finite number > 0)"
+            )
+    if not _positive_number(calibration["threshold"]):
+        raise InvalidArtifactError(
+            f"{where}: calibration key 'threshold' is {calibration['threshold']!r} "
+            f"(expected a finite number > 0)"
+        )
+    for key in ("split", "statistic"):
+        if key in calibration and not isinstance(calibration[key], str):
+            raise InvalidArtifactError(
+                f"{where}: calibration key {key!r} is {calibration[key]!r} (expected text)"
+            )
+    return calibration
+
+
+def _positive_number(v: object) -> bool:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return ok and math.isfinite(v) and v > 0
+
+
+def _calibration(metadata: dict[str, str], config: ModelConfig, path: Path) -> dict | None:
+    text = metadata.get(META_CALIBRATION)
+    if text is None:
+        return None
+    where = f"{path}: metadata {META_CALIBRATION!r}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidArtifactError(f"{where} is not valid JSON: {e}") from None
+    return check_calibration(value, config, where)
 
 
 def _initializers(graph: op.Graph, path: Path, allow_external: bool) -> dict[str, np.ndarray]:

@@ -1,13 +1,14 @@
 """`load` an artifact into an immutable `Model` and `step` it with caller-owned state.
 
 All checks of the file happen in `load` (through `read_artifact` and the backend's
-loader). `step` checks only what the caller hands it (token ids, dtypes, state shape,
-finiteness), naming expected vs found, then calls the backend; the state passed in is
-never modified, so on any error the caller still holds a good state.
+loader). `step` checks only what the caller hands it (token ids or sensor values, dtypes,
+state shape, finiteness), naming expected vs found, then calls the backend; the state
+passed in is never modified, so on any error the caller still holds a good state.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,15 +35,22 @@ class Model:
     def initial_state(self, batch: int = 1) -> State:
         return State.zeros(self.config, batch)
 
-    def step(self, tokens: Any, state: State) -> tuple[np.ndarray, State]:
-        """tokens int [batch] -> logits [batch, vocab]; [batch, time] -> [batch, time, vocab].
+    def step(self, inputs: Any, state: State) -> tuple[np.ndarray, State]:
+        """Run one step (or a run of steps) from `state`.
 
-        Returns the logits and the state after the last token; `state` is left as it was.
+        char-lm: token ids int [batch] -> logits [batch, vocab]; [batch, time] ->
+        [batch, time, vocab]. forecast: raw sensor values (any real dtype, converted to
+        float32) [batch, F] -> raw predictions [batch, targets]; [batch, time, F] ->
+        [batch, time, targets], each for `horizon` steps after its input step.
+        Returns the outputs and the state after the last step; `state` is left as it was.
         """
-        ids, single = self._check_tokens(tokens)
-        self._check_state(state, ids.shape[0])
-        logits, hn, cn = self.runner.run(ids, state.h, state.c)
-        return (logits[:, 0] if single else logits), State._wrap(hn, cn)
+        if self.config.task == "char-lm":
+            x, single = self._check_tokens(inputs)
+        else:
+            x, single = self._check_features(inputs)
+        self._check_state(state, x.shape[0])
+        y, hn, cn = self.runner.run(x, state.h, state.c)
+        return (y[:, 0] if single else y), State._wrap(hn, cn)
 
     def _check_tokens(self, tokens: Any) -> tuple[np.ndarray, bool]:
         arr = np.asarray(tokens)
@@ -66,6 +74,34 @@ class Model:
             )
         return ids, single
 
+    def _check_features(self, values: Any) -> tuple[np.ndarray, bool]:
+        arr = np.asarray(values)
+        if arr.dtype.kind not in "iuf":
+            raise InputError(
+                f"features have dtype {arr.dtype} (expected real numbers, e.g. float32)"
+            )
+        n = self.config.input_size
+        if arr.ndim not in (2, 3) or arr.shape[-1] != n or arr.size == 0:
+            raise InputError(
+                f"features have shape {list(arr.shape)} (expected [batch, {n}] or "
+                f"[batch, time, {n}], non-empty; features {list(self.config.features)})"
+            )
+        single = arr.ndim == 2
+        # A float64 value beyond float32's range becomes Inf in the cast; it is refused
+        # just below, so numpy's overflow warning would only repeat that.
+        with np.errstate(over="ignore"):
+            x = np.ascontiguousarray(arr[:, None] if single else arr, dtype=np.float32)
+        if not np.isfinite(x).all():
+            pos = [int(i) for i in np.argwhere(~np.isfinite(x))[0]]
+            pos = [pos[0], pos[2]] if single else pos
+            column = self.config.features[pos[-1]]
+            raise InputError(
+                f"feature value {arr[tuple(pos)]!r} at position {pos} (column {column!r}) "
+                f"is not finite after conversion to float32 (expected finite numbers; fill "
+                f"missing sensor values before stepping)"
+            )
+        return x, single
+
     def _check_state(self, state: Any, batch: int) -> None:
         if not isinstance(state, State):
             raise InputError(
@@ -73,13 +109,18 @@ class Model:
                 f"model.initial_state(batch))"
             )
         expected = (self.config.num_layers, batch, self.config.hidden_size)
+        kind = "token " if self.config.task == "char-lm" else ""
         if state.h.shape != expected:
             raise InputError(
                 f"state has shape {list(state.h.shape)} (expected [layers, batch, hidden] = "
-                f"{list(expected)} for {batch} token stream(s))"
+                f"{list(expected)} for {batch} {kind}stream(s))"
             )
         for name, value in (("h", state.h), ("c", state.c)):
-            if not np.isfinite(value).all():
+            # A dot product is finite when every value is (the fast test, ~2x cheaper than
+            # isfinite().all() on a streaming step); only if it is not does the exact test
+            # decide, since squares of huge finite values can overflow too.
+            flat = value.reshape(-1)
+            if not math.isfinite(np.dot(flat, flat)) and not np.isfinite(value).all():
                 raise InputError(
                     f"state.{name} contains NaN or Inf (expected finite values; start the "
                     f"stream again from model.initial_state())"

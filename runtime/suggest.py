@@ -100,6 +100,12 @@ class Suggester:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} is {value!r} (expected an integer >= 1)")
+        task = model.config.task
+        if task != "char-lm":
+            raise InputError(
+                f"word suggestions need a 'char-lm' model; this model is task {task!r} "
+                f"(step it with model.step instead)"
+            )
         self.model = model
         self.max_word_len = max_word_len
         self.beam_width = beam_width

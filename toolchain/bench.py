@@ -209,7 +209,7 @@ def torch_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> E
 @dataclass
 class LatencyRow:
     name: str
-    kind: str  # runtime | torch | session_run | matvec
+    kind: str  # runtime | c_direct | torch | session_run | matvec
     artifact: str | None
     backend: str | None
     stats: Stats
@@ -435,6 +435,33 @@ def matvec_loop(config: ModelConfig, weights: dict[str, np.ndarray]) -> Callable
                 np.matmul(m, x, out=o)
             np.matmul(head, h, out=logits)
 
+    return body
+
+
+def c_direct_loop(model: Any) -> Callable[[int], None]:
+    """The C library's step alone: one call per step into the compiled library on
+    preallocated state, input and output buffers, the state carried in place, as firmware
+    calls `lstm_edge_step`; adds only ctypes' own call cost (~1 us) to the C time."""
+    from lstm_edge.runtime.backends.c import StateStruct
+
+    runner, config = model.runner, model.config
+    n_state = config.num_layers * config.hidden_size
+    h, c = np.zeros(n_state, np.float32), np.zeros(n_state, np.float32)
+    state = StateStruct(h.ctypes.data, c.ctypes.data)
+    dtype = np.int32 if config.task == "char-lm" else np.float32
+    xs = [np.ascontiguousarray(x, dtype=dtype) for x in input_cycle(config, 1)]
+    x_addr = [x.ctypes.data for x in xs]
+    out = np.empty(config.output_size, np.float32)
+    scratch = np.empty(runner.scratch_per_stream, np.float32)
+    args = (ctypes.addressof(state), 1, out.ctypes.data, scratch.ctypes.data)
+
+    def body(k: int) -> None:
+        states, batch, out_addr, scratch_addr = args
+        for i in range(k):
+            runner.call(states, batch, x_addr[i % len(x_addr)], 1, out_addr, scratch_addr)
+
+    # The addresses above point into these arrays: the loop must keep them alive.
+    body.buffers = (h, c, state, xs, out, scratch)  # type: ignore[attr-defined]
     return body
 
 
@@ -677,6 +704,18 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
             measure(f"{path.name} ({backend})", runtime_step_loop(m, 1)),
         )
         for path, backend, m in models
+    ]
+    # The C step itself, without the Python API around it (what a device pays).
+    runtime_rows += [
+        LatencyRow(
+            "C library step (direct call)",
+            "c_direct",
+            str(path),
+            backend,
+            measure(f"{path.name} (C direct)", c_direct_loop(m)),
+        )
+        for path, backend, m in models
+        if backend == "c"
     ]
     for row in [*runtime_rows, *plain.values(), torch_default, torch_nodnn, matvec]:
         med = row.stats.median

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.config import ModelConfig, normalization_tensors
 from lstm_edge.runtime.errors import InvalidConfigError, LstmEdgeError
-from lstm_edge.toolchain.model import EdgeLSTM, build_model
+from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM, build_model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -228,7 +229,37 @@ def load_weights(folder: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
         raise InvalidCheckpointError(
             f"not a valid checkpoint: {path} does not match {CONFIG_FILE}: " + "; ".join(parts)
         )
+    _check_normalization_buffers(path, config, weights)
     return weights
+
+
+def _check_normalization_buffers(
+    path: Path, config: ModelConfig, weights: dict[str, torch.Tensor]
+) -> None:
+    """A forecast model's normalization buffers must be exactly what its config implies.
+
+    Every artifact takes these values from the config (`normalization_tensors`); buffers
+    that differ would make torch disagree with every exported file, so refuse them here.
+    """
+    expected = normalization_tensors(config)
+    for buffer, name in NORM_BUFFERS.items():
+        if name not in expected:
+            continue
+        found = weights[buffer]
+        if found.dtype != torch.float32:
+            raise InvalidCheckpointError(
+                f"not a valid checkpoint: {path}: normalization buffer {buffer!r} is "
+                f"{found.dtype} (expected torch.float32)"
+            )
+        differ = np.flatnonzero(found.numpy() != expected[name])
+        if differ.size:
+            i = int(differ[0])
+            raise InvalidCheckpointError(
+                f"not a valid checkpoint: {path}: normalization buffer {buffer!r} does not "
+                f"match the statistics in {CONFIG_FILE} ({differ.size} value(s) differ; "
+                f"first at index {i}: found {float(found[i])!r}, expected "
+                f"{float(expected[name][i])!r})"
+            )
 
 
 def load_checkpoint(folder: Path) -> Checkpoint:

@@ -85,10 +85,26 @@ def main(
 
 
 def _default(name: str) -> str:
-    from lstm_edge.toolchain.run_config import RunConfig
+    from lstm_edge.toolchain.run_config import default_text
 
     # Parentheses, not brackets: rich would read "[...]" as markup and drop it.
-    return f"(default {getattr(RunConfig(), name)}; with --resume: the run's own)"
+    return f"(default {default_text(name)}; with --resume: the run's own)"
+
+
+class TrainTask(str, Enum):
+    char_lm = "char-lm"
+    forecast = "forecast"
+
+
+class ForecastLoss(str, Enum):
+    mse = "mse"
+    mae = "mae"
+
+
+def _columns(text: str | None) -> tuple[str, ...] | None:
+    from lstm_edge.toolchain.series import parse_columns
+
+    return parse_columns(text)
 
 
 @app.command()
@@ -97,17 +113,74 @@ def train(
     out: Path = typer.Option(
         ..., "-o", "--out", help="Run folder; it becomes a checkpoint (the best model)."
     ),
+    task: TrainTask | None = typer.Option(
+        None,
+        "--task",
+        help="char-lm: a character model for predictive typing. forecast: next values of "
+        "numeric sensor columns (the built-in machine signal, or --csv). Default: char-lm; "
+        "with --resume: the run's own.",
+    ),
     corpus: Path | None = typer.Option(
         None,
         "--corpus",
-        help="A UTF-8 text file or a folder of .txt files. Default: the CPython docs that "
-        "ship with Python (pydoc_data), no download.",
+        help="char-lm: a UTF-8 text file or a folder of .txt files. Default: the CPython "
+        "docs that ship with Python (pydoc_data), no download.",
+    ),
+    csv: Path | None = typer.Option(
+        None,
+        "--csv",
+        help="forecast: a UTF-8 CSV with a header row and numeric columns (rows in time "
+        "order). Default: the built-in machine signal (15-minute samples of load, "
+        "ambient_temp, current, motor_temp, vibration with injected faults).",
+    ),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        help="forecast: the column(s) to predict, comma-separated. Default for the built-in "
+        "signal: motor_temp,vibration; required for a CSV with more than one column.",
+    ),
+    features: str | None = typer.Option(
+        None,
+        "--features",
+        help="forecast: the input columns, comma-separated. Default: every numeric column "
+        "(all but --time-column and --label-column), targets included.",
+    ),
+    time_column: str | None = typer.Option(
+        None,
+        "--time-column",
+        help="forecast: a CSV column of numbers or ISO 8601 date-times that must strictly "
+        "increase; checked, never an input.",
+    ),
+    label_column: str | None = typer.Option(
+        None,
+        "--label-column",
+        help="forecast: a CSV column of 0/1 fault labels; kept for anomaly scoring, never "
+        "an input.",
+    ),
+    horizon: int | None = typer.Option(
+        None,
+        min=1,
+        help="forecast: predict the targets this many rows ahead. " + _default("horizon"),
+    ),
+    loss: ForecastLoss | None = typer.Option(
+        None,
+        "--loss",
+        help="forecast: training loss in training-split standard units; validation reports "
+        "normalized RMSE (mse) or MAE (mae). " + _default("loss"),
+    ),
+    season: int | None = typer.Option(
+        None,
+        min=1,
+        help="forecast: the season length in rows (e.g. rows per day), recorded for the "
+        "seasonal-persistence baseline. Default: 96 for the built-in signal, none for a CSV.",
     ),
     hidden: int | None = typer.Option(None, min=1, help="LSTM hidden size. " + _default("hidden")),
     layers: int | None = typer.Option(None, min=1, help="LSTM layers. " + _default("layers")),
-    embed: int | None = typer.Option(None, min=1, help="Embedding size. " + _default("embed")),
+    embed: int | None = typer.Option(
+        None, min=1, help="char-lm: embedding size. " + _default("embed")
+    ),
     seq_len: int | None = typer.Option(
-        None, min=1, help="Characters per truncated-BPTT chunk. " + _default("seq_len")
+        None, min=1, help="Characters or rows per truncated-BPTT chunk. " + _default("seq_len")
     ),
     batch_size: int | None = typer.Option(
         None,
@@ -142,8 +215,8 @@ def train(
     eval_every: int | None = typer.Option(
         None,
         min=1,
-        help="Validate (loss, BPC), keep the best model and save the resume state every N "
-        "steps. " + _default("eval_every"),
+        help="Validate (loss, BPC or normalized error), keep the best model and save the "
+        "resume state every N steps. " + _default("eval_every"),
     ),
     log_every: int | None = typer.Option(
         None, min=1, help="Write a training-loss line to metrics.jsonl every N steps."
@@ -151,20 +224,21 @@ def train(
     max_vocab: int | None = typer.Option(
         None,
         min=2,
-        help="Cap the vocabulary (unknown character included) at the most frequent "
+        help="char-lm: cap the vocabulary (unknown character included) at the most frequent "
         "characters of the training split. Default: no cap.",
     ),
     min_count: int | None = typer.Option(
         None,
         min=1,
-        help="Characters seen fewer times in the training split map to the unknown id. "
-        + _default("min_count"),
+        help="char-lm: characters seen fewer times in the training split map to the unknown "
+        "id. " + _default("min_count"),
     ),
     threads: int | None = typer.Option(
         None,
         min=1,
         help="Torch CPU threads per process. Default: this process's share of the cores "
-        "(cores / processes on this machine). Use 1 on a machine busy with other work.",
+        "(cores / processes on this machine); forecast: 1 (its small model gains nothing "
+        "from more). Use 1 on a machine busy with other work.",
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in OUT where it stopped (same settings)."
@@ -172,7 +246,12 @@ def train(
     force: bool = typer.Option(False, "--force", help="Replace a run that OUT already holds."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Train a character LSTM (truncated BPTT, state carried across chunks).
+    """Train a character LSTM, or (--task forecast) a sensor forecaster
+    (truncated BPTT, state carried across chunks).
+
+    The data is split into contiguous train/val/test blocks (90/5/5).
+    Forecast inputs and outputs are normalized with training-split
+    statistics stored in the config.
 
     OUT ends up a checkpoint folder holding the best model by validation loss
     (config.json, model.safetensors, data.json), with metrics.jsonl, loss.png,
@@ -186,7 +265,16 @@ def train(
 
     options = TrainOptions(
         out=out,
+        task=None if task is None else task.value,
         corpus=corpus,
+        csv=csv,
+        target=_columns(target),
+        features=_columns(features),
+        time_column=time_column,
+        label_column=label_column,
+        season=season,
+        horizon=horizon,
+        loss=None if loss is None else loss.value,
         hidden=hidden,
         layers=layers,
         embed=embed,
@@ -216,9 +304,11 @@ def train(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if not r.is_main:  # under torchrun, rank 0 alone reports
         return
+    items = "chars" if r.metric == "bpc" else "rows"
+    baseline = "" if r.baseline is None else f" (persistence {r.baseline:.3f})"
     console.print(
-        f"trained {r.steps} steps in {r.elapsed_s:.0f} s ({r.chars_per_s:,.0f} chars/s); "
-        f"best validation {r.best_val_bpc:.3f} bits/char at step {r.best_step}; "
+        f"trained {r.steps} steps in {r.elapsed_s:.0f} s ({r.items_per_s:,.0f} {items}/s); "
+        f"best validation {r.best_val:.3f} {r.unit}{baseline} at step {r.best_step}; "
         f"checkpoint: {r.out}",
         highlight=False,
     )
@@ -349,10 +439,10 @@ def quantize(
 # ---- validate / bench / pipeline (lstm_edge.toolchain.validate, .bench, .pipeline) ----------
 
 
-def _wide(c: Console) -> Console:
-    """A console at least 120 columns wide for the result tables: in a narrow terminal or a
-    log (80 columns) a line wraps, which beats rich truncating the numbers to "1.2e…"."""
-    return Console(file=c.file, width=max(c.width, 120))
+def _wide(c: Console, width: int = 120) -> Console:
+    """A console at least `width` columns wide for the result tables: in a narrow terminal
+    or a log (80 columns) a line wraps, which beats rich truncating the numbers to "1.2e…"."""
+    return Console(file=c.file, width=max(c.width, width))
 
 
 @app.command()
@@ -373,6 +463,12 @@ def validate(
     text: Path | None = typer.Option(
         None, "--text", help="UTF-8 text to stream instead of the checkpoint's held-out split."
     ),
+    csv: Path | None = typer.Option(
+        None,
+        "--csv",
+        help="Forecast models: a CSV (header row, the model's feature and target columns) "
+        "to stream instead of the checkpoint's held-out test split.",
+    ),
     report: Path | None = typer.Option(
         None, "--report", help="Folder for report.json and the error-vs-timestep PNG."
     ),
@@ -383,10 +479,12 @@ def validate(
 ) -> None:
     """Run torch and each artifact in lock-step over a stream, state carried; check tolerances.
 
-    Per artifact and backend: max and mean logit error, drift (first vs last 10%
-    of the steps), top-1 agreement, bits per character of torch vs the artifact,
-    and the range the cell state reached. Exit status 1 if any is out of its
-    scheme's tolerance (see TOLERANCES in lstm_edge/toolchain/validate.py).
+    Per artifact and backend: max and mean output error, drift (first vs last 10%
+    of the steps) and the range the cell state reached; char-lm: top-1 agreement,
+    bits per character of torch vs the artifact; forecast (errors in target std
+    units): MAE/RMSE vs torch and vs the truth, MASE vs (seasonal) persistence.
+    Exit status 1 if any is out of its scheme's tolerance (TOLERANCES and
+    FORECAST_TOLERANCES in lstm_edge/toolchain/validate.py).
     """
     # Imported here so `lstm-edge --help` and the other commands do not pay for torch.
     from lstm_edge.toolchain import validate as v
@@ -395,13 +493,14 @@ def validate(
         steps=steps,
         backends=tuple(b.value for b in backend),
         text=text,
+        csv=csv,
         chunk=chunk,
         report_dir=report,
         force=force,
     )
     # Nothing is written until the end: Ctrl-C (exit 130, see user_errors) leaves no report.
     result = v.validate(ckpt_dir, artifacts, options, console=err_console)
-    _wide(console).print(v.render_table(result))
+    _wide(console, 150).print(v.render_table(result))  # the forecast table has 11 columns
     for note in result.skipped:
         console.print(f"skipped {note}", highlight=False)
     if report is not None:
@@ -409,6 +508,59 @@ def validate(
     console.print(v.render_verdict(result), highlight=False)
     if not result.passed:
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+@user_errors
+def detect(
+    model: Path = typer.Argument(..., help="A forecast .onnx artifact (float or quantized)."),
+    csv: Path | None = typer.Option(
+        None,
+        "--csv",
+        help="A CSV with the model's feature and target columns. Default: the built-in "
+        "signal's held-out rows (val + test of its default size and seed).",
+    ),
+    label_column: str | None = typer.Option(
+        None, "--label-column", help="CSV column of 0/1 fault labels (for precision/recall)."
+    ),
+    time_column: str | None = typer.Option(
+        None, "--time-column", help="CSV time column (checked to increase, not a feature)."
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Anomaly score threshold. Default: the artifact's calibrated one."
+    ),
+    backend: RuntimeBackend = typer.Option(
+        RuntimeBackend.ort, "--backend", help="Runtime backend."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for scores.csv, report.json and detect.png."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files in --out."),
+) -> None:
+    """Flag anomalies: steps whose forecast error is far outside the training residuals.
+
+    Score of a step = max over targets of |forecast - actual| / residual_scale, with
+    the scales and default threshold calibrated on the training split at export
+    (see lstm_edge/toolchain/forecast_eval.py). Prints the flagged runs and, with
+    fault labels, event-level recall and precision. Runs without torch.
+    """
+    from lstm_edge.toolchain import detect as d
+
+    options = d.DetectOptions(
+        csv=csv,
+        label_column=label_column,
+        time_column=time_column,
+        threshold=threshold,
+        backend=backend.value,
+        out=out,
+        force=force,
+    )
+    result = d.detect(model, options)
+    for item in d.render(result):
+        _wide(console).print(item, highlight=False)
+    if out is not None:
+        names = ", ".join((d.SCORES_FILE, d.REPORT_FILE, d.PLOT_FILE))
+        console.print(f"wrote {names} to {out}", highlight=False)
 
 
 @app.command()
@@ -594,8 +746,38 @@ def eval_typing(
 @user_errors
 def pipeline(
     out: Path = typer.Option(..., "-o", "--out", help="Folder for the bundle."),
+    task: TrainTask = typer.Option(
+        TrainTask.char_lm,
+        "--task",
+        help="char-lm (predictive typing) or forecast (sensor columns; adds a detect stage).",
+    ),
     corpus: Path | None = typer.Option(
-        None, "--corpus", help="Training text (file or folder of .txt). Default: built-in."
+        None,
+        "--corpus",
+        help="char-lm: training text (file or folder of .txt). Default: built-in.",
+    ),
+    csv: Path | None = typer.Option(
+        None, "--csv", help="forecast: a CSV of sensor columns. Default: the built-in signal."
+    ),
+    target: str | None = typer.Option(
+        None, "--target", help="forecast: column(s) to predict, comma-separated."
+    ),
+    features: str | None = typer.Option(
+        None, "--features", help="forecast: input columns, comma-separated. Default: all."
+    ),
+    time_column: str | None = typer.Option(
+        None, "--time-column", help="forecast: a CSV time column (checked, not an input)."
+    ),
+    label_column: str | None = typer.Option(
+        None,
+        "--label-column",
+        help="forecast: a CSV column of 0/1 fault labels (scores the detect stage).",
+    ),
+    horizon: int | None = typer.Option(
+        None, "--horizon", min=1, help="forecast: predict this many rows ahead."
+    ),
+    season: int | None = typer.Option(
+        None, "--season", min=1, help="forecast: season length in rows, for the baseline."
     ),
     from_ckpt: Path | None = typer.Option(
         None, "--from", help="Reuse this checkpoint instead of training."
@@ -610,7 +792,7 @@ def pipeline(
     seq_len: int | None = typer.Option(None, "--seq-len", min=1, help="Training chunk length."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Training streams."),
     validate_steps: int = typer.Option(
-        5000, "--validate-steps", min=1, help="Steps of held-out text to validate on."
+        5000, "--validate-steps", min=1, help="Steps of held-out data to validate on."
     ),
     run_bench: bool = typer.Option(True, "--bench/--no-bench", help="Run the short bench."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle in OUT."),
@@ -618,7 +800,8 @@ def pipeline(
     """Train (or reuse --from), export, quantize, validate, bench: a deployable bundle in OUT.
 
     OUT gets model.onnx, model.SCHEME.onnx, validation/ (report.json, plot),
-    bench.json and SUMMARY.md (sizes, verdict, bench figures, how to load it).
+    bench.json and SUMMARY.md (sizes, verdict, bench figures, how to load it);
+    forecast bundles also get detect/ (anomaly scores of the quantized model).
     A failing stage stops the pipeline with its message and exit status
     (1 a check failed, 2 bad input, 130 interrupted); earlier outputs stay.
     """
@@ -626,7 +809,15 @@ def pipeline(
 
     options = PipelineOptions(
         out=out,
+        task=task.value,
         corpus=corpus,
+        csv=csv,
+        target=_columns(target),
+        features=_columns(features),
+        time_column=time_column,
+        label_column=label_column,
+        horizon=horizon,
+        season=season,
         from_checkpoint=from_ckpt,
         scheme=scheme.value,
         steps=steps,
@@ -671,13 +862,16 @@ def codegen(
     check: bool = typer.Option(
         False,
         "--check",
-        help="Run the build (host, or the ELF under qemu-system-arm) and compare its logits "
-        "with the numpy reference (and torch, given --checkpoint). Exit 1 if out of tolerance.",
+        help="Run the build (host, or the ELF under qemu-system-arm) and compare its outputs "
+        "(logits or forecasts) with the numpy reference (and torch, given --checkpoint). "
+        "Exit 1 if out of tolerance.",
     ),
     checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="Stream its held-out split and compare with its torch model."
     ),
-    steps: int = typer.Option(400, "--steps", min=2, help="Tokens in the example's stream."),
+    steps: int = typer.Option(
+        400, "--steps", min=2, help="Steps (tokens or sensor rows) in the example's stream."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite bundle files in OUT."),
 ) -> None:
     """Emit the model as C (NAME_model.c/.h), the C library, an example and a Makefile.

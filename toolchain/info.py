@@ -47,9 +47,41 @@ def describe(path: Path) -> dict[str, Any]:
 
 
 def config_summary(cfg: ModelConfig) -> dict[str, Any]:
-    """The config without its vocabulary list (its size stands in for it)."""
-    summary = {k: v for k, v in cfg.to_dict().items() if k != "vocab"}
-    return {"vocab_size": cfg.vocab_size, **summary}
+    """The config, compact: char-lm without its vocabulary list (its size stands in for
+    it); forecast with column names joined and the statistics left to `normalization`."""
+    if cfg.task == "char-lm":
+        summary = {k: v for k, v in cfg.to_dict().items() if k != "vocab"}
+        return {"vocab_size": cfg.vocab_size, **summary}
+    stats = ("feature_mean", "feature_std", "target_mean", "target_std")
+    summary = {k: v for k, v in cfg.to_dict().items() if k not in stats}
+    summary["features"] = ", ".join(cfg.features)
+    summary["targets"] = ", ".join(cfg.targets)
+    return summary
+
+
+def normalization_summary(cfg: ModelConfig) -> dict[str, str]:
+    """One line per input/target column: the training-split mean and std it is scaled by."""
+    lines = {}
+    for kind, names, means, stds in (
+        ("feature", cfg.features, cfg.feature_mean, cfg.feature_std),
+        ("target", cfg.targets, cfg.target_mean, cfg.target_std),
+    ):
+        for name, mean, std in zip(names, means, stds, strict=True):
+            lines[f"{kind} {name}"] = f"mean {mean:.6g}, std {std:.6g}"
+    return lines
+
+
+def calibration_summary(cfg: ModelConfig, calibration: dict[str, Any]) -> dict[str, Any]:
+    """META_CALIBRATION with the residual scales named by target."""
+    scales = ", ".join(
+        f"{t} {v:.4g}" for t, v in zip(cfg.targets, calibration["residual_scale"], strict=True)
+    )
+    extra = {k: v for k, v in calibration.items() if k not in ("residual_scale", "threshold")}
+    return {"threshold": calibration["threshold"], "residual_scale": scales, **extra}
+
+
+def _task_details(cfg: ModelConfig) -> dict[str, Any]:
+    return {"normalization": normalization_summary(cfg)} if cfg.task == "forecast" else {}
 
 
 def describe_onnx(path: Path) -> dict[str, Any]:
@@ -68,7 +100,10 @@ def describe_onnx(path: Path) -> dict[str, Any]:
         "source_weights_sha256": meta.get(META_SOURCE_SHA256),
         "producer_version": meta.get(META_PRODUCER_VERSION),
         "ops": ", ".join(sorted(art.ops)),
+        **_task_details(cfg),
     }
+    if art.calibration is not None:
+        info["calibration"] = calibration_summary(cfg, art.calibration)
     if META_QUANT_RUNTIME in meta:
         info["runs_on"] = meta[META_QUANT_RUNTIME]
     if META_QUANT_TENSORS in meta:
@@ -96,14 +131,10 @@ def describe_checkpoint(folder: Path) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in ckpt.model.parameters()),
         "weights_sha256": ckpt.weights_sha256,
         "best": {k: _number(v) for k, v in meta.items() if k != "format_version"},
+        **_task_details(cfg),
     }
     if ckpt.data:
-        split = ckpt.data.get("split", {})
-        info["data"] = {
-            "source": ckpt.data.get("source"),
-            "sha256": ckpt.data.get("sha256"),
-            "chars": {name: end - start for name, (start, end) in split.items()},
-        }
+        info["data"] = _data_summary(ckpt.data, "chars" if cfg.task == "char-lm" else "rows")
     run_file = folder / RUN_FILE
     if run_file.is_file():
         try:
@@ -128,6 +159,21 @@ def describe_checkpoint(folder: Path) -> dict[str, Any]:
         if p.is_file()
     }
     return info
+
+
+def _data_summary(data: dict[str, Any], unit: str) -> dict[str, Any]:
+    """Source, hash and split sizes of a data.json record ([start, end) per split)."""
+    summary: dict[str, Any] = {"source": data.get("source"), "sha256": data.get("sha256")}
+    split = data.get("split", {})
+    if isinstance(split, dict):
+        summary[unit] = {
+            name: span[1] - span[0]
+            for name, span in split.items()
+            if isinstance(span, (list, tuple))
+            and len(span) == 2
+            and all(isinstance(v, int) for v in span)
+        }
+    return summary
 
 
 def _number(text: str) -> Any:

@@ -1,11 +1,13 @@
-"""`lstm-edge pipeline`: train (or reuse) -> export -> quantize -> validate -> bench -> summary.
+"""`lstm-edge pipeline`: train (or reuse) -> export -> quantize -> validate -> [detect] ->
+bench -> summary.
 
-The whole path in one command. DIR ends up a deployable bundle:
+The whole path in one command, for either task. DIR ends up a deployable bundle:
 
     DIR/checkpoint/              the trained checkpoint (absent with --from)
     DIR/model.onnx               float artifact
     DIR/model.SCHEME.onnx        quantized artifact
     DIR/validation/              report.json + error_vs_timestep.png
+    DIR/detect/                  forecast only: anomaly scores of the quantized artifact
     DIR/bench.json               short side-by-side bench
     DIR/SUMMARY.md               sizes, validation verdict, bench figures, how to load it
 
@@ -29,6 +31,7 @@ from lstm_edge.toolchain import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUP
 CHECKPOINT_DIR = "checkpoint"
 FLOAT_FILE = "model.onnx"
 VALIDATION_DIR = "validation"
+DETECT_DIR = "detect"
 BENCH_FILE = "bench.json"
 SUMMARY_FILE = "SUMMARY.md"
 DEFAULT_SCHEME = "int8"
@@ -48,7 +51,16 @@ def quantized_file(scheme: str) -> str:
 @dataclass(frozen=True)
 class PipelineOptions:
     out: Path
-    corpus: Path | None = None  # None: the training default (built-in corpus)
+    task: str = "char-lm"
+    corpus: Path | None = None  # char-lm; None: the built-in corpus
+    # forecast data (see `lstm-edge train --help`); csv None: the built-in machine signal
+    csv: Path | None = None
+    target: tuple[str, ...] | None = None
+    features: tuple[str, ...] | None = None
+    time_column: str | None = None
+    label_column: str | None = None
+    horizon: int | None = None
+    season: int | None = None
     from_checkpoint: Path | None = None  # reuse instead of training
     scheme: str = DEFAULT_SCHEME
     # Training essentials, passed through (None: the trainer's default).
@@ -80,16 +92,19 @@ class PipelineResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     train: Any = None  # TrainResult, or None with --from
     validation: Any = None  # ValidationReport
+    detect: Any = None  # DetectReport (forecast)
     bench: Any = None  # BenchReport, or None with --no-bench
     summary: Path | None = None
 
 
 def _outputs(options: PipelineOptions) -> list[Path]:
     out = options.out
+    detect = [out / DETECT_DIR] if options.task == "forecast" else []
     return [
         out / FLOAT_FILE,
         out / quantized_file(options.scheme),
         out / VALIDATION_DIR,
+        *detect,
         out / BENCH_FILE,
         out / SUMMARY_FILE,
     ]
@@ -112,9 +127,15 @@ def _check_outputs(options: PipelineOptions) -> None:
         from lstm_edge.toolchain.checkpoint import load_config
 
         try:  # before any output is written
-            load_config(options.from_checkpoint)
+            task = load_config(options.from_checkpoint).task
         except LstmEdgeError as e:
             raise StageFailed("setup", str(e), EXIT_BAD_INPUT) from None
+        if task != options.task:
+            raise StageFailed(
+                "setup",
+                f"{options.from_checkpoint} holds a {task} model (pass --task {task})",
+                EXIT_BAD_INPUT,
+            )
     if options.force:
         return
     taken = [p for p in _outputs(options) if p.exists()]
@@ -139,7 +160,10 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         raise StageFailed(
             "setup", f"cannot create {out}: {e.strerror or e}", EXIT_BAD_INPUT
         ) from None
-    stages = ["export", "quantize", "validate", *(["bench"] if options.bench else []), "summary"]
+    stages = ["export", "quantize", "validate"]
+    stages += ["detect"] if options.task == "forecast" else []
+    stages += ["bench"] if options.bench else []
+    stages.append("summary")
     if options.from_checkpoint is None:
         stages.insert(0, "train")
     result = PipelineResult(
@@ -173,8 +197,9 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
 
     float_path, quant_path = result.artifacts
     export = stage("export", lambda: _export(result.checkpoint, float_path, options.force))
+    unit = "logit error" if options.task == "char-lm" else "error (target std units)"
     console.print(
-        f"{float_path} ({export.bytes:,} bytes), max abs logit error vs torch "
+        f"{float_path} ({export.bytes:,} bytes), max abs {unit} vs torch "
         f"{max(export.max_abs_err_prefill, export.max_abs_err_steps):.2g}",
         highlight=False,
     )
@@ -183,10 +208,18 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
 
     report = stage("validate", lambda: _validate(result, options, console))
     result.validation = report
-    from lstm_edge.toolchain.validate import render_table, render_verdict
+    from lstm_edge.toolchain.validate import (
+        render_forecast_table,
+        render_table,
+        render_verdict,
+    )
 
-    # At least 120 columns: wrapped lines beat numbers truncated to fit 80.
-    Console(file=console.file, width=max(console.width, 120)).print(render_table(report))
+    # Wide: wrapped lines beat numbers truncated to fit 80 columns.
+    if options.task == "char-lm":
+        Console(file=console.file, width=max(console.width, 120)).print(render_table(report))
+    else:
+        wide = Console(file=console.file, width=max(console.width, 150))
+        wide.print(render_forecast_table(report))
     console.print(render_verdict(report), highlight=False)
     if not report.passed:
         bad = [
@@ -200,6 +233,8 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
             EXIT_CHECK_FAILED,
         )
 
+    if options.task == "forecast":
+        result.detect = stage("detect", lambda: _detect(result, options, console))
     if options.bench:
         result.bench = stage("bench", lambda: _bench(result, console))
     result.summary = stage("summary", lambda: write_summary(result, options))
@@ -215,7 +250,15 @@ def _train(options: PipelineOptions, ckpt: Path) -> Any:
 
     train_options = TrainOptions(
         out=ckpt,
+        task=options.task,
         corpus=options.corpus,
+        csv=options.csv,
+        target=options.target,
+        features=options.features,
+        time_column=options.time_column,
+        label_column=options.label_column,
+        horizon=options.horizon,
+        season=options.season,
         hidden=options.hidden,
         layers=options.layers,
         embed=options.embed,
@@ -259,6 +302,26 @@ def _validate(result: PipelineResult, options: PipelineOptions, console: Console
     )
 
 
+def _detect(result: PipelineResult, options: PipelineOptions, console: Console) -> Any:
+    """Anomaly scores of the quantized artifact (the one a device runs) over the series."""
+    from lstm_edge.toolchain.detect import DetectOptions, detect, render
+
+    report = detect(
+        result.artifacts[1],
+        DetectOptions(
+            csv=options.csv,
+            label_column=options.label_column,
+            time_column=options.time_column,
+            backend="ort",
+            out=result.out / DETECT_DIR,
+            force=options.force,
+        ),
+    )
+    for part in render(report):
+        console.print(part)
+    return report
+
+
 def _bench(result: PipelineResult, console: Console) -> Any:
     from lstm_edge.toolchain.bench import BenchOptions, bench, write_json
 
@@ -292,18 +355,27 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
     config = load_config(result.checkpoint)
     float_path, quant_path = result.artifacts
     float_size = float_path.stat().st_size
+    forecast = config.task == "forecast"
+    if forecast:
+        shape = (
+            f"{len(config.features)} features ({', '.join(config.features)}) -> "
+            f"{len(config.targets)} targets ({', '.join(config.targets)}) {config.horizon} "
+            "step(s) ahead"
+        )
+    else:
+        shape = f"embed {config.embed_size}, vocabulary {config.vocab_size} characters"
     parts = [
         f"# lstm-edge bundle: {result.out.name}",
         "",
-        f"Model: {config.num_layers}-layer LSTM, hidden {config.hidden_size}, embed "
-        f"{config.embed_size}, vocabulary {config.vocab_size} characters. Checkpoint: "
-        f"`{result.checkpoint}`.",
+        f"Model ({config.task}): {config.num_layers}-layer LSTM, hidden {config.hidden_size}, "
+        f"{shape}. Checkpoint: `{result.checkpoint}`.",
     ]
     if result.train is not None:
         t = result.train
+        baseline = f" (persistence: {t.baseline:.3f})" if t.baseline is not None else ""
         parts.append(
             f"Trained {t.steps} steps in {t.elapsed_s:.0f} s; best validation "
-            f"{t.best_val_bpc:.3f} bits/char (step {t.best_step})."
+            f"{t.best_val:.3f} {t.unit}{baseline} (step {t.best_step})."
         )
     parts += [
         "",
@@ -323,35 +395,15 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         "",
         f"## Validation: {verdict}",
         "",
-        f"{v.stream.tokens.size - 1} steps of {v.stream.source}"
+        f"{v.stream.steps} steps of {v.stream.source}"
         + (" (cycled)" if v.stream.cycled else "")
         + ", torch and each artifact in lock-step, state carried. "
         f"Report: `{VALIDATION_DIR}/{REPORT_FILE}`, plot: `{VALIDATION_DIR}/{PLOT_FILE}`.",
         "",
-        _md_table(
-            [
-                "artifact",
-                "backend",
-                "max abs err",
-                "top-1 agree",
-                "BPC torch -> artifact",
-                "cell range",
-                "verdict",
-            ],
-            [
-                [
-                    f"`{Path(r.summary.artifact).name}`",
-                    r.summary.backend,
-                    f"{r.summary.max_abs_err:.2e}",
-                    f"{r.summary.top1_agreement:.2%}",
-                    f"{r.summary.bpc_torch:.3f} -> {r.summary.bpc_artifact:.3f}",
-                    f"{r.summary.cell_min:.1f} .. {r.summary.cell_max:.1f}",
-                    "pass" if r.passed else "FAIL: " + "; ".join(r.failures),
-                ]
-                for r in v.results
-            ],
-        ),
+        _forecast_validation_table(v) if forecast else _charlm_validation_table(v),
     ]
+    if result.detect is not None:
+        parts += ["", *_detect_section(result.detect)]
     if result.bench is not None:
         b = result.bench
         parts += [
@@ -392,18 +444,117 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         "import numpy as np",
         "import lstm_edge.runtime as rt",
         "",
-        f'model = rt.load("{quant_path.name}", backend="ort")  # or backend="numpy"',
-        "ids = {ch: i for i, ch in enumerate(model.config.vocab)}  # unknown -> id 0",
-        "state = model.initial_state(batch=1)  # caller-owned h and c",
-        'for ch in "The quick brown ":',
-        "    logits, state = model.step(np.array([ids.get(ch, 0)]), state)",
-        "print(model.config.vocab[int(logits[0].argmax())])  # most likely next character",
+        f'model = rt.load("{quant_path.name}", backend="ort")  # or "numpy", "c"',
+        *(_forecast_snippet(config) if forecast else _charlm_snippet()),
         "```",
         "",
         "The state is a value: keep it per stream, copy it to branch, never shared.",
         "",
     ]
     return "\n".join(parts)
+
+
+def _verdict(r: Any) -> str:
+    return "pass" if r.passed else "FAIL: " + "; ".join(r.failures)
+
+
+def _charlm_validation_table(v: Any) -> str:
+    return _md_table(
+        [
+            "artifact",
+            "backend",
+            "max abs err",
+            "top-1 agree",
+            "BPC torch -> artifact",
+            "cell range",
+            "verdict",
+        ],
+        [
+            [
+                f"`{Path(r.summary.artifact).name}`",
+                r.summary.backend,
+                f"{r.summary.max_abs_err:.2e}",
+                f"{r.summary.top1_agreement:.2%}",
+                f"{r.summary.bpc_torch:.3f} -> {r.summary.bpc_artifact:.3f}",
+                f"{r.summary.cell_min:.1f} .. {r.summary.cell_max:.1f}",
+                _verdict(r),
+            ]
+            for r in v.results
+        ],
+    )
+
+
+def _forecast_validation_table(v: Any) -> str:
+    def pair(t: dict, a: dict, key: str) -> str:
+        if t[key] is None or a[key] is None:
+            return ""
+        return f"{t[key]:.3f} -> {a[key]:.3f}"
+
+    table = _md_table(
+        [
+            "artifact",
+            "backend",
+            "max err (std)",
+            "MAE/std torch -> artifact",
+            "MASE torch -> artifact",
+            "seasonal MASE",
+            "verdict",
+        ],
+        [
+            [
+                f"`{Path(r.summary.artifact).name}`",
+                r.summary.backend,
+                f"{r.summary.max_abs_err:.2e}",
+                pair(r.summary.torch_truth, r.summary.artifact_truth, "mae_std"),
+                pair(r.summary.torch_truth, r.summary.artifact_truth, "mase_mean"),
+                pair(r.summary.torch_truth, r.summary.artifact_truth, "mase_seasonal_mean"),
+                _verdict(r),
+            ]
+            for r in v.results
+        ],
+    )
+    return (
+        table + "\n\nErrors vs torch in target standard deviations. MASE: the model's MAE "
+        "divided by that of persistence (repeat the last value) on the same held-out steps; "
+        "below 1 beats it."
+    )
+
+
+def _detect_section(d: Any) -> list[str]:
+    lines = [
+        "## Anomaly detection",
+        "",
+        f"`{Path(d.model).name}` ({d.backend}) over {d.rows:,} rows of {d.source}: "
+        f"{int(d.flags.sum())} flagged steps in {len(d.runs)} runs above threshold "
+        f"{d.threshold:g}. Scores, report and plot: `{DETECT_DIR}/`.",
+    ]
+    if d.events is not None:
+        e = d.events
+        lines.append(
+            f"Against the labelled faults: recall {e.recall:.0%} ({e.detected} of {e.events} "
+            f"events), precision {e.precision:.0%} of flag runs."
+        )
+    return lines
+
+
+def _charlm_snippet() -> list[str]:
+    return [
+        "ids = {ch: i for i, ch in enumerate(model.config.vocab)}  # unknown -> id 0",
+        "state = model.initial_state(batch=1)  # caller-owned h and c",
+        'for ch in "The quick brown ":',
+        "    logits, state = model.step(np.array([ids.get(ch, 0)]), state)",
+        "print(model.config.vocab[int(logits[0].argmax())])  # most likely next character",
+    ]
+
+
+def _forecast_snippet(config: Any) -> list[str]:
+    return [
+        "state = model.initial_state(batch=1)  # caller-owned h and c",
+        f"# one row of raw sensor values per step: {', '.join(config.features)}",
+        f"row = np.array([{', '.join(f'{m:.4g}' for m in config.feature_mean)}])",
+        "forecast, state = model.step(row[None], state)",
+        f"print(forecast[0])  # {', '.join(config.targets)} in {config.horizon} step(s)",
+    ]
 
 
 def write_summary(result: PipelineResult, options: PipelineOptions) -> Path:

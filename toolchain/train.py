@@ -13,6 +13,13 @@ Run folder OUT (rank 0 alone writes, every file atomically):
 Each resume/<step>/ folder is complete before latest.json points at it, so a kill -9 at
 any moment leaves both the best model and a resumable state.
 
+Both tasks share this loop; they differ only in the data source and the objective. char-lm:
+characters of a corpus in, the next character out, cross-entropy, validation in bits per
+character. forecast (`--task forecast`): rows of a sensor table (`series`) in, the target
+columns `horizon` rows later out, MSE or MAE in training-split standard units, validation
+as normalized RMSE (MSE loss) or MAE, read as one stream with the state carried, as it runs
+when deployed. The streams are the same contiguous ones with truncated BPTT.
+
 Under `torchrun --nproc-per-node N` the same code runs with DistributedDataParallel: each
 rank owns B/N of the streams, gradients are averaged, so N ranks compute what one process
 with the same global batch computes.
@@ -41,6 +48,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.toolchain import data as data_mod
+from lstm_edge.toolchain import series as series_mod
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
     DATA_FILE,
@@ -57,7 +65,7 @@ from lstm_edge.toolchain.checkpoint import (
     save_torch_state,
 )
 from lstm_edge.toolchain.model import EdgeLSTM, build_model
-from lstm_edge.toolchain.run_config import RunConfig, TrainingError
+from lstm_edge.toolchain.run_config import RunConfig, TrainingError, run_config
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
@@ -98,7 +106,17 @@ class TrainOptions:
     saved value on --resume (where a setting that differs from the saved one is refused)."""
 
     out: Path
-    corpus: str | Path | None = None  # None: the built-in corpus
+    task: str | None = None  # "char-lm" (default for a new run) or "forecast"
+    corpus: str | Path | None = None  # char-lm; None: the built-in corpus
+    # forecast data: a CSV (None: the built-in machine signal) and its columns
+    csv: str | Path | None = None
+    target: tuple[str, ...] | None = None  # None: the built-in signal's BUILTIN_TARGETS
+    features: tuple[str, ...] | None = None  # None: every numeric column
+    time_column: str | None = None
+    label_column: str | None = None
+    season: int | None = None  # rows per season, for seasonal persistence (data.json)
+    horizon: int | None = None
+    loss: str | None = None
     hidden: int | None = None
     layers: int | None = None
     embed: int | None = None
@@ -134,11 +152,63 @@ class TrainResult:
     out: Path
     steps: int
     best_step: int
-    best_val_bpc: float
-    last_val_bpc: float
+    best_val: float  # the validation metric (`metric`) of the best model
+    last_val: float
     elapsed_s: float
-    chars_per_s: float
+    items_per_s: float  # characters (char-lm) or rows (forecast) per second
+    metric: str = "bpc"  # "bpc" | "nrmse" | "nmae"
+    unit: str = "bits/char"
+    baseline: float | None = None  # forecast: the metric of persistence on the same split
     is_main: bool = True  # rank 0 (the one that reports); other ranks' metrics are partial
+
+    # The char-lm names, kept for callers written before forecast existed.
+    @property
+    def best_val_bpc(self) -> float:
+        return self.best_val
+
+    @property
+    def last_val_bpc(self) -> float:
+        return self.last_val
+
+    @property
+    def chars_per_s(self) -> float:
+        return self.items_per_s
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a task trains and validates by: loss in the model's normalized output units
+    (char-lm logits vs ids; forecast standard units) and the metric shown from it."""
+
+    loss: str  # "cross-entropy" | "mse" | "mae"
+    metric: str  # "bpc" | "nrmse" | "nmae": the key in metrics.jsonl
+    unit: str  # how the metric is named to the user
+    rate_key: str  # "chars_per_s" | "rows_per_s"
+
+    @classmethod
+    def of(cls, run: RunConfig) -> Objective:
+        if run.task == "char-lm":
+            return cls("cross-entropy", "bpc", "bits/char", "chars_per_s")
+        if run.loss == "mse":
+            return cls("mse", "nrmse", "normalized RMSE", "rows_per_s")
+        return cls("mae", "nmae", "normalized MAE", "rows_per_s")
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        if self.loss == "cross-entropy":
+            return nn.functional.cross_entropy(
+                out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction=reduction
+            )
+        if self.loss == "mse":
+            return nn.functional.mse_loss(out, y, reduction=reduction)
+        return nn.functional.l1_loss(out, y, reduction=reduction)
+
+    def value(self, loss: float) -> float:
+        """Mean loss -> the metric: bits per character, sqrt(MSE) or the MAE itself."""
+        if self.metric == "bpc":
+            return loss / LN2
+        if self.metric == "nrmse":
+            return math.sqrt(loss) if loss >= 0 else math.nan
+        return loss
 
 
 StepHook = Callable[[int, float], None]  # (steps done, loss of that step), rank 0 only
@@ -230,7 +300,7 @@ def _on_rank0(d: _Dist, fn: Callable[[], Any]) -> Any:
 
 @dataclass(frozen=True)
 class _Streams:
-    """This rank's streams: inputs/targets [local streams, chunks * seq_len]."""
+    """This rank's streams: inputs/targets [local streams, chunks * seq_len (, width)]."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -243,42 +313,70 @@ class _Streams:
         return self.x[:, cols], self.y[:, cols]
 
 
-def _streams(ids: np.ndarray, n: int, length: int, seq_len: int | None = None) -> _Streams:
-    """n contiguous streams of `length` positions each (targets shifted by one)."""
-    stride = (len(ids) - 1) // n
-    x = np.stack([ids[i * stride : i * stride + length] for i in range(n)])
-    y = np.stack([ids[i * stride + 1 : i * stride + 1 + length] for i in range(n)])
+@dataclass(frozen=True)
+class Pairs:
+    """A split as aligned (input, target) positions: inputs[i] is read, targets[i] is
+    what the output at that step should be. char-lm: ids[:-1], ids[1:]; forecast: the
+    feature rows [:-horizon] and the (normalized) target rows [horizon:]."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def _streams(pairs: Pairs, n: int, length: int, seq_len: int | None = None) -> _Streams:
+    """n contiguous streams of `length` positions each."""
+    stride = len(pairs) // n
+    x = np.stack([pairs.inputs[i * stride : i * stride + length] for i in range(n)])
+    y = np.stack([pairs.targets[i * stride : i * stride + length] for i in range(n)])
     seq = seq_len or length
     return _Streams(torch.from_numpy(x), torch.from_numpy(y), length // seq, seq)
 
 
-def _train_streams(ids: np.ndarray, run: RunConfig, d: _Dist) -> _Streams:
-    stride = (len(ids) - 1) // run.batch_size
-    chunks = stride // run.seq_len
-    full = _streams(ids, run.batch_size, chunks * run.seq_len, run.seq_len)
+def _chunks(pairs: Pairs, run: RunConfig) -> int:
+    """Steps per pass over the training split."""
+    return (len(pairs) // run.batch_size) // run.seq_len
+
+
+def _train_streams(pairs: Pairs, run: RunConfig, d: _Dist) -> _Streams:
+    chunks = _chunks(pairs, run)
+    full = _streams(pairs, run.batch_size, chunks * run.seq_len, run.seq_len)
     per = run.batch_size // d.world
     mine = slice(d.rank * per, (d.rank + 1) * per)
     return _Streams(full.x[mine], full.y[mine], chunks, run.seq_len)
 
 
 @torch.no_grad()
-def evaluate(model: EdgeLSTM, ids: np.ndarray, streams: int, seq_len: int) -> float:
-    """Mean cross-entropy (nats/char) over `ids` read as contiguous streams, state carried."""
-    n = max(1, min(streams, len(ids) - 1))
-    length = (len(ids) - 1) // n
-    s = _streams(ids, n, length)
+def evaluate(
+    model: EdgeLSTM,
+    pairs: Pairs | np.ndarray,
+    streams: int,
+    seq_len: int,
+    objective: Objective | None = None,
+) -> float:
+    """Mean loss (char-lm: nats/char) over `pairs` read as contiguous streams, state carried.
+
+    `pairs` may be a char-lm id array (each id predicts the next); the objective defaults
+    to the task's default (cross-entropy; forecast: MSE in standard units)."""
+    if isinstance(pairs, np.ndarray):
+        pairs = Pairs(pairs[:-1], pairs[1:])
+    objective = objective or Objective.of(RunConfig(task=model.config.task))
+    n = max(1, min(streams, len(pairs)))
+    length = len(pairs) // n
+    s = _streams(pairs, n, length)
     was_training = model.training
     model.eval()
     state = model.initial_state(n)
-    total = 0.0
+    total, count = 0.0, 0
     for start in range(0, length, seq_len):
         x, y = s.x[:, start : start + seq_len], s.y[:, start : start + seq_len]
-        logits, state = model(x, state)
-        total += nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
-        ).item()
+        out, state = model.forward_normalized(x, state)
+        total += objective(out, y, reduction="sum").item()
+        count += y.numel()
     model.train(was_training)
-    return total / (n * length)
+    return total / count
 
 
 # ---- the run folder -----------------------------------------------------------------------
@@ -387,14 +485,21 @@ def read_metrics(out: Path) -> list[dict[str, Any]]:
     return records
 
 
-def plot_losses(path: Path, losses: list[float], evals: list[dict[str, Any]]) -> None:
-    """PNG of the training loss (per step and smoothed) and validation BPC against step."""
+def plot_losses(
+    path: Path,
+    losses: list[float],
+    evals: list[dict[str, Any]],
+    objective: Objective | None = None,
+) -> None:
+    """PNG of the training loss (per step and smoothed) and the validation metric (BPC,
+    normalized RMSE or MAE) against step."""
+    objective = objective or Objective.of(RunConfig())
     from matplotlib.figure import Figure  # no pyplot: no global backend state to disturb
 
     fig = Figure(figsize=(8, 4.5), dpi=100)
     ax = fig.subplots()
     if losses:
-        bpc = np.asarray(losses) / LN2
+        bpc = np.asarray([objective.value(v) for v in losses])
         steps = np.arange(1, len(bpc) + 1)
         ax.plot(steps, bpc, color="tab:blue", alpha=0.25, linewidth=0.8)
         w = max(1, min(50, len(bpc) // 10))
@@ -403,13 +508,13 @@ def plot_losses(path: Path, losses: list[float], evals: list[dict[str, Any]]) ->
     if evals:
         ax.plot(
             [e["step"] for e in evals],
-            [e["bpc"] for e in evals],
+            [e[objective.metric] for e in evals],
             "o-",
             color="tab:orange",
             label="validation",
         )
     ax.set_xlabel("step")
-    ax.set_ylabel("bits per character")
+    ax.set_ylabel(objective.unit)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -456,8 +561,11 @@ def _stop_on_signals() -> Iterator[list[bool]]:
             signal.signal(sig, old)
 
 
-def _resolve_run(options: TrainOptions, saved: dict[str, Any] | None, chunks: int) -> RunConfig:
+def _resolve_run(
+    options: TrainOptions, task: str, saved: dict[str, Any] | None, chunks: int
+) -> RunConfig:
     given = options.given()
+    given.pop("task", None)
     if options.epochs is not None:
         if options.steps is not None:
             raise TrainingError("pass --steps or --epochs, not both")
@@ -465,20 +573,146 @@ def _resolve_run(options: TrainOptions, saved: dict[str, Any] | None, chunks: in
             raise TrainingError(f"epochs is {options.epochs!r} (expected > 0)")
         given["steps"] = max(1, math.ceil(options.epochs * chunks))
     if saved is None:
-        run = RunConfig(**given)
-    else:
-        run = RunConfig(**saved)
-        differs = [
-            f"{k} {v!r} (the run has {getattr(run, k)!r})"
-            for k, v in given.items()
-            if v != getattr(run, k)
-        ]
-        if differs:
-            raise TrainingError(
-                "a resumed run keeps its settings; these differ: " + ", ".join(differs)
-            )
+        return run_config(task, given)
+    run = RunConfig(**saved)
+    differs = [
+        f"{k} {v!r} (the run has {getattr(run, k)!r})"
+        for k, v in given.items()
+        if v != getattr(run, k)
+    ]
+    if differs:
+        raise TrainingError("a resumed run keeps its settings; these differ: " + ", ".join(differs))
     run.check()
     return run
+
+
+class _Normalized(nn.Module):
+    """The model as training calls it: `forward_normalized` (char-lm: the logits)."""
+
+    def __init__(self, model: EdgeLSTM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> Any:
+        return self.model.forward_normalized(x, state)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A task's data, ready for the loop: the model config, the data.json record and the
+    train/val splits as aligned pairs (raw; forecast targets are normalized later)."""
+
+    config: ModelConfig
+    data: dict[str, Any]
+    train: Pairs
+    val: Pairs
+    val_now: np.ndarray | None = None  # forecast: the val targets at t (persistence)
+
+
+def _char_lm_source(o: TrainOptions, probe: RunConfig, resume: dict[str, Any] | None) -> _Source:
+    forecast_only = {"--csv": o.csv, "--target": o.target, "--features": o.features}
+    forecast_only |= {"--time-column": o.time_column, "--label-column": o.label_column}
+    forecast_only |= {"--season": o.season}
+    wrong = [name for name, v in forecast_only.items() if v is not None]
+    if wrong:
+        raise TrainingError(f"{', '.join(wrong)} apply to --task forecast only")
+    if resume is not None:
+        data = resume["data"]
+        if o.corpus is not None and data_mod.load_corpus(o.corpus).source != data.get("source"):
+            raise TrainingError(
+                f"--corpus {o.corpus} is not the corpus of the run being resumed "
+                f"({data.get('source')}); a resumed run keeps its corpus"
+            )
+        corpus = data_mod.corpus_from_record(data)
+        split = data_mod.split_from_record(data)
+        config = ModelConfig.from_dict(resume["config"])
+    else:
+        corpus = data_mod.load_corpus(o.corpus)  # refuses a bad corpus before training
+        split = data_mod.split_corpus(len(corpus.text), probe.val_fraction, probe.test_fraction)
+        vocab_options = data_mod.VocabOptions(probe.max_vocab, probe.min_count)
+        vocab = data_mod.build_vocab(split.text(corpus.text, "train"), vocab_options)
+        config = ModelConfig(
+            vocab=vocab,
+            embed_size=probe.embed,
+            hidden_size=probe.hidden,
+            num_layers=probe.layers,
+        )
+        data = data_mod.data_record(corpus, split, vocab, vocab_options)
+    data_mod.check_long_enough(corpus, split, probe.seq_len, probe.batch_size)
+    train_ids = data_mod.encode(split.text(corpus.text, "train"), config)
+    val_ids = data_mod.encode(split.text(corpus.text, "val"), config)
+    return _Source(
+        config, data, Pairs(train_ids[:-1], train_ids[1:]), Pairs(val_ids[:-1], val_ids[1:])
+    )
+
+
+def _forecast_source(o: TrainOptions, probe: RunConfig, resume: dict[str, Any] | None) -> _Source:
+    if o.corpus is not None:
+        raise TrainingError("--corpus applies to --task char-lm only (forecast reads --csv)")
+    if resume is not None:
+        data = resume["data"]
+        config = ModelConfig.from_dict(resume["config"])
+        series = series_mod.series_from_record(data)
+        recorded = {
+            "--csv": data.get("source")
+            if data.get("source") != series_mod.BUILTIN_SOURCE
+            else None,
+            "--target": config.targets,
+            "--features": config.features,
+        }
+        asked = {
+            "--csv": None if o.csv is None else str(Path(o.csv).expanduser().resolve()),
+            "--target": o.target,
+            "--features": o.features,
+        }
+        for name, value in asked.items():
+            if value is not None and value != recorded[name]:
+                raise TrainingError(
+                    f"{name} differs from the run being resumed ({recorded[name]}); a resumed "
+                    "run keeps its data"
+                )
+        split = data_mod.split_from_record(data)
+    else:
+        series = series_mod.load_series(
+            o.csv, time_column=o.time_column, label_column=o.label_column
+        )
+        split = series_mod.split_rows(series.rows, probe.val_fraction, probe.test_fraction)
+        features, targets = series_mod.choose_columns(
+            series, o.target, o.features, builtin=o.csv is None
+        )
+        f_mean, f_std = series_mod.column_stats(series, features, split)
+        t_mean, t_std = series_mod.column_stats(series, targets, split)
+        config = ModelConfig(
+            task="forecast",
+            hidden_size=probe.hidden,
+            num_layers=probe.layers,
+            features=features,
+            targets=targets,
+            horizon=probe.horizon,
+            feature_mean=f_mean,
+            feature_std=f_std,
+            target_mean=t_mean,
+            target_std=t_std,
+        )
+        data = series_mod.data_record(
+            series,
+            split,
+            csv_path=o.csv,
+            time_column=o.time_column,
+            label_column=o.label_column,
+            builtin_rows=series.rows,
+            builtin_seed=0,
+            season=o.season,
+        )
+    series_mod.check_long_enough(series, split, probe.seq_len, probe.batch_size, config.horizon)
+    h = config.horizon
+
+    def pairs(name: str) -> tuple[Pairs, np.ndarray]:
+        rows = series_mod.select(series, config, *getattr(split, name))
+        return Pairs(rows.features[:-h], rows.targets[h:]), rows.targets[:-h]
+
+    val, val_now = pairs("val")
+    return _Source(config, data, pairs("train")[0], val, val_now)
 
 
 class _Trainer:
@@ -489,13 +723,13 @@ class _Trainer:
         self.out = Path(options.out).expanduser().absolute()
         self.stop = [False]  # this rank's signal flag; replaced in `train`
         self.stopping = False  # agreed by all ranks
-        self.bar = _Progress(False, 0, 0)
+        self.bar = _Progress(False, 0, 0, Objective.of(RunConfig()))
+        self.baseline: float | None = None
 
     # -- setup --
 
     def setup(self) -> None:
         o, d = self.options, self.d
-        torch.set_num_threads(o.threads or default_threads(d.local_world))
         prepare = functools.partial(_prepare_out, self.out, resume=o.resume, force=o.force)
 
         resume = None
@@ -503,51 +737,43 @@ class _Trainer:
             _on_rank0(d, prepare)  # cleans what a killed run left before reading its state
             resume = _on_rank0(d, lambda: self._load_resume())
             resume = d.broadcast(resume)
-            self.data = resume["data"]
-            if o.corpus is not None and data_mod.load_corpus(o.corpus).source != self.data.get(
-                "source"
-            ):
+            saved_run = resume["run"]
+            task = saved_run.get("task", "char-lm")  # runs saved before forecast existed
+            if o.task is not None and o.task != task:
                 raise TrainingError(
-                    f"--corpus {o.corpus} is not the corpus of the run being resumed "
-                    f"({self.data.get('source')}); a resumed run keeps its corpus"
+                    f"--task {o.task} differs from the run being resumed (task {task})"
                 )
-            corpus = data_mod.corpus_from_record(self.data)
-            split = data_mod.split_from_record(self.data)
-            config = ModelConfig.from_dict(resume["config"])
-        else:
-            corpus = data_mod.load_corpus(o.corpus)  # refuses a bad corpus before training
-            # The settings the data depends on; `steps` may still come from --epochs.
-            probe = RunConfig(**{k: v for k, v in o.given().items() if k != "steps"})
-            probe.check()
-            split = data_mod.split_corpus(len(corpus.text), probe.val_fraction, probe.test_fraction)
-            vocab_options = data_mod.VocabOptions(probe.max_vocab, probe.min_count)
-            vocab = data_mod.build_vocab(split.text(corpus.text, "train"), vocab_options)
-            config = ModelConfig(
-                vocab=vocab,
-                embed_size=probe.embed,
-                hidden_size=probe.hidden,
-                num_layers=probe.layers,
-            )
-            self.data = data_mod.data_record(corpus, split, vocab, vocab_options)
-
-        saved_run = resume["run"] if resume else None
-        if saved_run is not None:
             probe = RunConfig(**saved_run)
-        data_mod.check_long_enough(corpus, split, probe.seq_len, probe.batch_size)
-        train_ids = data_mod.encode(split.text(corpus.text, "train"), config)
-        chunks = ((len(train_ids) - 1) // probe.batch_size) // probe.seq_len
-        self.run = run = _resolve_run(o, saved_run, chunks)
+        else:
+            saved_run = None
+            task = o.task or "char-lm"
+            # The settings the data depends on; `steps` may still come from --epochs.
+            given = {k: v for k, v in o.given().items() if k not in ("steps", "task")}
+            probe = run_config(task, given)
+        # A forecast model is tiny (16-row x 64 matmuls): extra threads only add waits, and
+        # on a busy 2-core machine 2 threads ran the default training 6x slower than 1.
+        threads = o.threads or (1 if task == "forecast" else default_threads(d.local_world))
+        torch.set_num_threads(threads)
+        source = (_char_lm_source if task == "char-lm" else _forecast_source)(o, probe, resume)
+        self.data = source.data
+        config = source.config
+        self.run = run = _resolve_run(o, task, saved_run, _chunks(source.train, probe))
+        self.objective = Objective.of(run)
         if run.batch_size % d.world:
             raise TrainingError(
                 f"batch size {run.batch_size} does not divide among {d.world} ranks"
             )
         if not o.resume:
-            _on_rank0(d, prepare)  # only now: a bad corpus or setting leaves no folder behind
-        self.val_ids = data_mod.encode(split.text(corpus.text, "val"), config)
-        self.streams = _train_streams(train_ids, run, d)
+            _on_rank0(d, prepare)  # only now: bad data or a bad setting leaves no folder behind
 
         torch.manual_seed(run.seed)
         self.model = build_model(config, run.dropout)
+        self.val = self._normalized(source.val)
+        if source.val_now is not None:  # persistence: the targets now, for `horizon` ahead
+            now = self._normalized(Pairs(source.val.inputs, source.val_now)).targets
+            loss = self.objective(torch.from_numpy(now), torch.from_numpy(self.val.targets))
+            self.baseline = self.objective.value(float(loss))
+        self.streams = _train_streams(self._normalized(source.train), run, d)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=run.lr_at(0), weight_decay=run.weight_decay
         )
@@ -560,8 +786,19 @@ class _Trainer:
         self.best: dict[str, Any] | None = None
         if resume is not None:
             self._restore(resume)
-        # DDP broadcasts rank 0's parameters, so every rank starts from the same weights.
-        self.net: nn.Module = DistributedDataParallel(self.model) if d.world > 1 else self.model
+        # Training compares the head's normalized output (what forward_normalized returns)
+        # with normalized targets. DDP broadcasts rank 0's parameters, so every rank starts
+        # from the same weights.
+        net = _Normalized(self.model)
+        self.net: nn.Module = DistributedDataParallel(net) if d.world > 1 else net
+
+    @torch.no_grad()
+    def _normalized(self, pairs: Pairs) -> Pairs:
+        """Forecast targets in the standard units of the loss (`normalize_targets`)."""
+        if self.model.config.task == "char-lm":
+            return pairs
+        y = self.model.normalize_targets(torch.from_numpy(pairs.targets))
+        return Pairs(pairs.inputs, y.numpy())
 
     def _load_resume(self) -> dict[str, Any]:
         model, state = load_resume_state(self.out)
@@ -599,8 +836,8 @@ class _Trainer:
         x, y = self.streams.chunk(k)
         for group in self.optimizer.param_groups:
             group["lr"] = run.lr_at(k)
-        logits, (h, c) = self.net(x, (self.h, self.c))
-        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        out, (h, c) = self.net(x, (self.h, self.c))
+        loss = self.objective(out, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = nn.utils.clip_grad_norm_(self.model.parameters(), run.grad_clip)
@@ -634,9 +871,9 @@ class _Trainer:
                 "kind": "train",
                 "step": self.step,
                 "loss": mean,
-                "bpc": mean / LN2,
+                self.objective.metric: self.objective.value(mean),
                 "lr": run.lr_at(self.step - 1),
-                "chars_per_s": round(rate, 1),  # wall-clock: differs between runs
+                self.objective.rate_key: round(rate, 1),  # wall-clock: differs between runs
             }
         )
 
@@ -647,19 +884,21 @@ class _Trainer:
         _on_rank0(self.d, lambda: self._eval_and_save(h, c))
 
     def _eval_and_save(self, h: torch.Tensor, c: torch.Tensor) -> None:
-        run = self.run
-        loss = evaluate(self.model, self.val_ids, run.eval_streams, run.seq_len)
-        record = {"kind": "val", "step": self.step, "loss": loss, "bpc": loss / LN2}
+        run, obj = self.run, self.objective
+        loss = evaluate(self.model, self.val, run.eval_streams, run.seq_len, obj)
+        value = obj.value(loss)
+        record = {"kind": "val", "step": self.step, "loss": loss, obj.metric: value}
         is_best = math.isfinite(loss) and (self.best is None or loss < self.best["val_loss"])
         record["best"] = is_best
         self.metrics.append(record)
         self.evals.append(record)
+        baseline = "" if self.baseline is None else f" (persistence {self.baseline:.3f})"
         self.bar.note(
-            f"step {self.step}/{run.steps}: validation {loss / LN2:.3f} bits/char"
+            f"step {self.step}/{run.steps}: validation {value:.3f} {obj.unit}{baseline}"
             + (" (best so far)" if is_best else "")
         )
         if is_best:
-            self.best = {"step": self.step, "val_loss": loss, "val_bpc": loss / LN2}
+            self.best = {"step": self.step, "val_loss": loss, f"val_{obj.metric}": value}
             meta = {k: repr(v) for k, v in self.best.items()}
             with _saving(self.out):
                 save_checkpoint(self.out, self.model, self.data, metadata=meta)
@@ -696,20 +935,25 @@ class _Trainer:
                 shutil.rmtree(p, ignore_errors=True)
         with _saving(self.out):
             write_metrics(self.out, self.metrics)
-            plot_losses(self.out / PLOT_FILE, self.losses, self.evals)
+            plot_losses(self.out / PLOT_FILE, self.losses, self.evals, self.objective)
 
     def write_run_file(self) -> None:
         info = {
             "run": asdict(self.run),
             "world_size": self.d.world,
             "threads": torch.get_num_threads(),
-            "corpus": {k: self.data[k] for k in ("source", "sha256", "chars")},
         }
+        if self.run.task == "char-lm":
+            info["corpus"] = {k: self.data[k] for k in ("source", "sha256", "chars")}
+        else:
+            info["series"] = {k: self.data[k] for k in ("source", "rows", "values_sha256")}
+            info["val_persistence"] = {self.objective.metric: self.baseline}
         atomic_write_json(self.out / RUN_FILE, info)
 
     def loop(self) -> TrainResult:
-        run, d = self.run, self.d
-        with _Progress(self.options.progress and d.main, run.steps, self.step) as bar:
+        run, d, obj = self.run, self.d, self.objective
+        progress = self.options.progress and d.main
+        with _Progress(progress, run.steps, self.step, obj) as bar:
             self.bar = bar
             if self.step == 0:
                 _on_rank0(d, self.write_run_file)
@@ -724,7 +968,7 @@ class _Trainer:
                 if d.main:
                     done = self.step - start_step
                     rate = done * run.batch_size * run.seq_len / max(now - start, 1e-9)
-                    bar.update(self.step, loss / LN2, rate)
+                    bar.update(self.step, obj.value(loss), rate)
                 if self.step % run.log_every == 0:
                     self.log_train(now - last_log, self.step - last_log_step)
                     last_log, last_log_step = now, self.step
@@ -736,24 +980,28 @@ class _Trainer:
                     raise TrainingInterrupted(self.step, self.out)
         elapsed = time.perf_counter() - start
         done = self.step - start_step
-        best = self.best or {"step": 0, "val_bpc": float("nan")}
+        key = f"val_{obj.metric}"
+        best = self.best or {"step": 0, key: float("nan")}
         return TrainResult(
             out=self.out,
             steps=self.step,
             best_step=int(best["step"]),
-            best_val_bpc=float(best["val_bpc"]),
-            last_val_bpc=float(self.evals[-1]["bpc"]) if self.evals else float("nan"),
+            best_val=float(best[key]),
+            last_val=float(self.evals[-1][obj.metric]) if self.evals else float("nan"),
             elapsed_s=elapsed,
-            chars_per_s=done * run.batch_size * run.seq_len / elapsed if elapsed > 0 else 0.0,
+            items_per_s=done * run.batch_size * run.seq_len / elapsed if elapsed > 0 else 0.0,
+            metric=obj.metric,
+            unit=obj.unit,
+            baseline=self.baseline,
             is_main=d.main,
         )
 
 
 class _Progress:
-    """A rich progress bar (step, loss in BPC, characters/s, ETA) plus one line per
-    evaluation, which is what a log file of a non-interactive run shows."""
+    """A rich progress bar (step, loss as the metric, characters or rows/s, ETA) plus one
+    line per evaluation, which is what a log file of a non-interactive run shows."""
 
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
+    def __init__(self, enabled: bool, total: int, done: int, objective: Objective) -> None:
         self.enabled = enabled
         if not enabled:
             return
@@ -771,8 +1019,8 @@ class _Progress:
             TextColumn("[bold]train"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[bpc]:.3f} bpc"),
-            TextColumn("{task.fields[rate]:,.0f} chars/s"),
+            TextColumn("loss {task.fields[bpc]:.3f} " + objective.metric),
+            TextColumn("{task.fields[rate]:,.0f} " + objective.rate_key.replace("_per_s", "/s")),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),

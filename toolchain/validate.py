@@ -1,11 +1,16 @@
 """`lstm-edge validate`: run the torch model and exported artifacts in lock-step over a stream.
 
 The torch training model and every artifact (through each chosen runtime backend) see the
-same token stream with their recurrent state carried. Per step we record the max abs logit
-error, whether the top-1 prediction agrees, and the cross-entropy of both; the summary
-(error, drift from the start to the end of the stream, top-1 agreement, bits per
-character, the range the cell state reached) is checked against a tolerance stated per
-quantization scheme in `TOLERANCES`.
+same input stream with their recurrent state carried; the lock-step run, the drift and
+cell-state statistics, the report and the plot are shared by both tasks. What differs per
+task (`TaskEval`) is only the stream, the per-step error and the task metric:
+
+- char-lm: tokens of held-out text; per step the max abs logit error, top-1 agreement and
+  the cross-entropy of both; summary bits per character; tolerances `TOLERANCES`.
+- forecast: rows of the held-out series; per step the max over targets of
+  |artifact - torch| / target_std (standard units); summary MAE/RMSE against torch and
+  against the truth, MASE against persistence (and seasonal persistence when the season
+  is known); tolerances `FORECAST_TOLERANCES`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import itertools
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +32,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lstm_edge.runtime.config import META_SOURCE_SHA256
+from lstm_edge.runtime.config import META_SOURCE_SHA256, ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
+from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain.checkpoint import Checkpoint, atomic_write, atomic_write_json
 
 REPORT_FILE = "report.json"
@@ -39,10 +45,10 @@ DEFAULT_STEPS = 5000
 DEFAULT_BACKENDS = ("numpy", "ort")
 # Drift compares the mean error over the first and the last DRIFT_FRACTION of the steps.
 DRIFT_FRACTION = 0.1
-# The torch side runs over the stream in chunks of this many tokens: nn.LSTM over a chunk
+# The torch side runs over the stream in chunks of this many steps: nn.LSTM over a chunk
 # with the state carried computes exactly the same recurrence as single steps (same
 # equations, state handed from chunk to chunk), and is ~100x faster than stepping torch
-# one token at a time. The artifacts are the ones stepped, since their per-step path is
+# one step at a time. The artifacts are the ones stepped, since their per-step path is
 # what this command validates.
 TORCH_CHUNK = 4096
 # Metrics are computed in float64 over blocks of this many steps to bound memory.
@@ -58,7 +64,7 @@ class ValidationInputError(LstmEdgeError):
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Pass criteria for one scheme; a None field is not checked."""
+    """char-lm pass criteria for one scheme; a None field is not checked."""
 
     max_abs_err: float | None = None  # max over all steps of max |logit_artifact - logit_torch|
     min_top1: float | None = None  # fraction of steps whose argmax agrees with torch
@@ -88,11 +94,50 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 
-def check_tolerance(summary: PairSummary, tol: Tolerance) -> list[str]:
-    """The reasons `summary` is out of `tol` (empty if it passes)."""
-    failures = []
+@dataclass(frozen=True)
+class ForecastTolerance:
+    """forecast pass criteria for one scheme, in standard units (error / target_std of the
+    training split, so one table serves any sensor's units); a None field is not checked."""
+
+    max_abs_err: float | None = None  # max over steps and targets of |artifact - torch| / std
+    max_mean_err: float | None = None  # mean over steps of the per-step error above
+    max_mae_increase: float | None = None  # MAE vs truth / std: artifact minus torch
+
+
+FORECAST_TOLERANCES: dict[str, ForecastTolerance] = {
+    # Measured on the default forecast model (`lstm-edge train --task forecast`: 1x64,
+    # built-in signal), 20,000 single steps cycling its 1,000-row test split, numpy and
+    # ort alike; its own error vs the truth is MAE 0.28 std, MASE 0.75.
+    # Float: only the float32 summation order differs from torch: measured max 2.1e-6
+    # std, mean 1.5e-7, no drift (last/first 10%: 0.96-1.00x). The inputs are normalized,
+    # so the cell state stays small (|c| < 9) and no spikes like char-lm's appear; 1e-4
+    # leaves ~50x room while any real bug (gate order, a dropped bias) is O(0.1-1).
+    "none": ForecastTolerance(max_abs_err=1e-4),
+    # fp16 weights (relative error <= 2^-11): measured max 1.3e-3 std, mean 1.3e-4, MAE vs
+    # truth -1.3e-5 std. 2e-2 / 5e-3 / 5e-3 leave 15-40x room; a flipped sign or a wrong
+    # scale moves the forecast by whole std units.
+    "fp16": ForecastTolerance(max_abs_err=2e-2, max_mean_err=5e-3, max_mae_increase=5e-3),
+    # int8 per-channel weights (relative error up to 1/254 per channel): measured max
+    # 6.8e-2 std, mean 4.3e-3, MAE vs truth +7e-5 std. The per-step max is not checked
+    # (a few steps at sharp load changes carry it); the mean and the MAE increase bound
+    # what a user feels: 3e-2 is ~7x the measured mean and a tenth of the model's own
+    # error (0.28 std); 2e-2 std of MAE is ~7% of it.
+    "int8": ForecastTolerance(max_mean_err=3e-2, max_mae_increase=2e-2),
+    # onnxruntime's dynamic quantization also rounds the activations to uint8 every step:
+    # measured max 6.7e-2, mean 5.5e-3, MAE +1.3e-4 std; same bounds as int8, doubled.
+    "int8-dynamic": ForecastTolerance(max_mean_err=6e-2, max_mae_increase=4e-2),
+}
+
+
+def _common_failures(summary: Any) -> list[str]:
     if not summary.finite:
-        failures.append(f"non-finite logits from step {summary.first_nonfinite_step}")
+        return [f"non-finite outputs from step {summary.first_nonfinite_step}"]
+    return []
+
+
+def check_tolerance(summary: PairSummary, tol: Tolerance) -> list[str]:
+    """The reasons a char-lm `summary` is out of `tol` (empty if it passes)."""
+    failures = _common_failures(summary)
     if tol.max_abs_err is not None and not summary.max_abs_err <= tol.max_abs_err:
         failures.append(
             f"max abs logit error {summary.max_abs_err:.3g} > {tol.max_abs_err:.3g} "
@@ -107,6 +152,25 @@ def check_tolerance(summary: PairSummary, tol: Tolerance) -> list[str]:
     return failures
 
 
+def check_forecast_tolerance(summary: ForecastSummary, tol: ForecastTolerance) -> list[str]:
+    """The reasons a forecast `summary` is out of `tol` (empty if it passes)."""
+    failures = _common_failures(summary)
+    if tol.max_abs_err is not None and not summary.max_abs_err <= tol.max_abs_err:
+        failures.append(
+            f"max forecast error vs torch {summary.max_abs_err:.3g} std > "
+            f"{tol.max_abs_err:.3g} (at step {summary.argmax_step})"
+        )
+    if tol.max_mean_err is not None and not summary.mean_abs_err <= tol.max_mean_err:
+        failures.append(
+            f"mean forecast error vs torch {summary.mean_abs_err:.3g} std > {tol.max_mean_err:.3g}"
+        )
+    if tol.max_mae_increase is not None and not summary.mae_increase <= tol.max_mae_increase:
+        failures.append(
+            f"MAE vs truth increase {summary.mae_increase:+.4f} std > {tol.max_mae_increase:.4f}"
+        )
+    return failures
+
+
 # ---- options and results -------------------------------------------------------------------
 
 
@@ -114,31 +178,91 @@ def check_tolerance(summary: PairSummary, tol: Tolerance) -> list[str]:
 class ValidateOptions:
     steps: int = DEFAULT_STEPS
     backends: tuple[str, ...] = ()  # empty: DEFAULT_BACKENDS, skipping unsupported ones
-    text: Path | None = None  # None: the checkpoint's held-out split
-    # Tokens per runtime step call; 1 validates the single-step path. With more, the cell
+    text: Path | None = None  # char-lm; None: the checkpoint's held-out split
+    csv: Path | None = None  # forecast; None: the checkpoint's held-out test split
+    # Inputs per runtime step call; 1 validates the single-step path. With more, the cell
     # state range is only sampled at chunk ends.
     chunk: int = 1
     report_dir: Path | None = None
     force: bool = False  # overwrite an existing report in report_dir
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(TOLERANCES))
+    forecast_tolerances: Mapping[str, ForecastTolerance] = field(
+        default_factory=lambda: dict(FORECAST_TOLERANCES)
+    )
 
 
 @dataclass(frozen=True)
 class Stream:
-    tokens: np.ndarray  # int64 [steps + 1]; step i reads tokens[i] and predicts tokens[i + 1]
+    """char-lm: token ids; step i reads tokens[i] and predicts tokens[i + 1]."""
+
+    tokens: np.ndarray  # int64 [steps + 1]
     source: str
     source_tokens: int  # length of the text before cycling
     cycled: bool
 
+    @property
+    def steps(self) -> int:
+        return int(self.tokens.size - 1)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return self.tokens[:-1]
+
+    def report_fields(self) -> dict[str, Any]:
+        return {
+            "text_source": self.source,
+            "text_tokens": self.source_tokens,
+            "text_cycled": self.cycled,
+        }
+
+
+@dataclass(frozen=True)
+class SeriesStream:
+    """forecast: rows of a series; output t is compared with targets[t + horizon]."""
+
+    features: np.ndarray  # float32 [steps, F] raw
+    targets: np.ndarray  # float32 [steps, n_targets] raw, the targets AT each step
+    horizon: int
+    season: int | None
+    source: str
+    source_rows: int  # rows before cycling
+    cycled: bool
+
+    @property
+    def steps(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return self.features
+
+    def report_fields(self) -> dict[str, Any]:
+        return {
+            "series_source": self.source,
+            "series_rows": self.source_rows,
+            "series_cycled": self.cycled,
+            "horizon": self.horizon,
+            "season": self.season,
+        }
+
 
 @dataclass(frozen=True)
 class StepTrace:
-    """Per-step values of one artifact x backend run (not written to JSON, only plotted)."""
+    """Per-step values of one char-lm artifact x backend run (not in JSON, only plotted)."""
 
     abs_err: np.ndarray  # float64 [steps], max over the vocabulary of |logit difference|
     agree: np.ndarray  # bool [steps], argmax equal
     ce_torch: np.ndarray  # float64 [steps], cross-entropy of the next token, nats
     ce_artifact: np.ndarray
+    cell_absmax: np.ndarray  # float32 [steps], max |c| of the artifact state (NaN if unsampled)
+
+
+@dataclass(frozen=True)
+class ForecastTrace:
+    """Per-step values of one forecast artifact x backend run (not in JSON, only plotted)."""
+
+    abs_err: np.ndarray  # float64 [steps], max over targets of |artifact - torch| / std
+    outputs: np.ndarray  # float32 [steps, n_targets], the artifact's raw forecasts
     cell_absmax: np.ndarray  # float32 [steps], max |c| of the artifact state (NaN if unsampled)
 
 
@@ -167,11 +291,40 @@ class PairSummary:
 
 
 @dataclass(frozen=True)
+class ForecastSummary:
+    """Errors vs torch in standard units (max/mean/drift, like char-lm's logit error),
+    per-target MAE/RMSE vs torch in raw units, and both models scored against the truth
+    (`forecast_eval.ForecastScores`: MAE, RMSE, MASE vs (seasonal) persistence)."""
+
+    artifact: str
+    scheme: str
+    backend: str
+    steps: int
+    max_abs_err: float  # std units
+    argmax_step: int
+    mean_abs_err: float
+    err_first: float
+    err_last: float
+    drift_ratio: float
+    mae_vs_torch: list[float]  # per target, raw units
+    rmse_vs_torch: list[float]
+    torch_truth: dict[str, Any]  # ForecastScores of torch
+    artifact_truth: dict[str, Any]  # ForecastScores of the artifact
+    mae_increase: float  # artifact_truth.mae_std - torch_truth.mae_std
+    cell_min: float
+    cell_max: float
+    finite: bool
+    first_nonfinite_step: int | None
+    seconds: float
+    steps_per_second: float
+
+
+@dataclass(frozen=True)
 class PairResult:
-    summary: PairSummary
-    tolerance: Tolerance
+    summary: Any  # PairSummary | ForecastSummary
+    tolerance: Any  # Tolerance | ForecastTolerance
     failures: list[str]
-    trace: StepTrace
+    trace: Any  # StepTrace | ForecastTrace
 
     @property
     def passed(self) -> bool:
@@ -181,10 +334,11 @@ class PairResult:
 @dataclass
 class ValidationReport:
     checkpoint: str
-    stream: Stream
+    stream: Any  # Stream | SeriesStream
     torch_seconds: float
     results: list[PairResult]
     skipped: list[str]  # "artifact (backend): reason" for default backends that cannot run it
+    task: str = "char-lm"
 
     @property
     def passed(self) -> bool:
@@ -193,10 +347,9 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "checkpoint": self.checkpoint,
-            "steps": int(self.stream.tokens.size - 1),
-            "text_source": self.stream.source,
-            "text_tokens": self.stream.source_tokens,
-            "text_cycled": self.stream.cycled,
+            "task": self.task,
+            "steps": self.stream.steps,
+            **self.stream.report_fields(),
             "drift_fraction": DRIFT_FRACTION,
             "torch_seconds": self.torch_seconds,
             "passed": self.passed,
@@ -213,15 +366,19 @@ class ValidationReport:
         }
 
 
-# ---- the stream ----------------------------------------------------------------------------
+# ---- the streams ---------------------------------------------------------------------------
+
+
+def _check_steps(steps: int) -> None:
+    if steps < 1:
+        raise ValidationInputError(f"--steps is {steps} (expected at least 1)")
 
 
 def build_stream(ckpt: Checkpoint, steps: int, text_path: Path | None) -> Stream:
     """Token ids for `steps` steps: --text or the held-out split, cycled if too short."""
     from lstm_edge.toolchain.data import encode, held_out_text, load_corpus
 
-    if steps < 1:
-        raise ValidationInputError(f"--steps is {steps} (expected at least 1)")
+    _check_steps(steps)
     if text_path is not None:
         text = load_corpus(text_path).text  # the corpus checks: empty, binary, not UTF-8
         source = str(text_path)
@@ -241,25 +398,65 @@ def build_stream(ckpt: Checkpoint, steps: int, text_path: Path | None) -> Stream
     return Stream(tokens=tokens, source=source, source_tokens=int(ids.size), cycled=cycled)
 
 
+def build_series_stream(ckpt: Checkpoint, steps: int, csv_path: Path | None) -> SeriesStream:
+    """Rows for `steps` steps: --csv or the held-out test split, cycled if too short.
+
+    Cycling (rather than regenerating a longer built-in signal) works the same for a CSV
+    and keeps the stream inside rows the model never trained on; the seam is one jump,
+    like a sensor reconnecting, and the truth metrics score it like any other step."""
+    from lstm_edge.toolchain.series import held_out_series, read_csv, select
+
+    _check_steps(steps)
+    config = ckpt.config
+    if csv_path is not None:
+        data = select(read_csv(csv_path), config)
+        source = str(csv_path)
+    else:
+        data = held_out_series(ckpt.data, config, "test")
+        source = f"held-out test split of {ckpt.path}"
+    rows = data.features.shape[0]
+    if rows <= config.horizon:
+        raise ValidationInputError(
+            f"{source} has {rows} rows (expected more than the horizon, {config.horizon})"
+        )
+    cycled = steps > rows
+    take = np.arange(steps) % rows
+    return SeriesStream(
+        features=np.ascontiguousarray(data.features[take], dtype=np.float32),
+        targets=np.ascontiguousarray(data.targets[take], dtype=np.float32),
+        horizon=config.horizon,
+        season=data.season,
+        source=source,
+        source_rows=rows,
+        cycled=cycled,
+    )
+
+
 # ---- running both sides --------------------------------------------------------------------
 
 
-def torch_logits(model: torch.nn.Module, tokens: np.ndarray) -> np.ndarray:
-    """Logits [len(tokens), vocab] of the torch model over the stream, state carried."""
+def torch_outputs(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
+    """Outputs [len(inputs), output_size] of the torch model over the stream, state carried.
+
+    `inputs`: token ids int64 [steps] (char-lm) or raw features float32 [steps, F]."""
     out: np.ndarray | None = None
     state = None
     # oneDNN's LSTM kernel is ~6x slower here than torch's native one over long
     # sequences (measured: 23 s vs 4 s for 100k steps of a 2x64 model); both compute the
     # same float32 recurrence.
     with torch.inference_mode(), onednn(False):
-        for start in range(0, tokens.size, TORCH_CHUNK):
-            x = torch.from_numpy(tokens[start : start + TORCH_CHUNK]).unsqueeze(0)
+        for start in range(0, len(inputs), TORCH_CHUNK):
+            x = torch.from_numpy(inputs[start : start + TORCH_CHUNK]).unsqueeze(0)
             y, state = model(x, state)
             if out is None:
-                out = np.empty((tokens.size, y.shape[-1]), dtype=np.float32)
+                out = np.empty((len(inputs), y.shape[-1]), dtype=np.float32)
             out[start : start + x.shape[1]] = y[0].numpy()
-    assert out is not None  # tokens is never empty (build_stream checks)
+    if out is None:
+        raise ValidationInputError("the stream is empty (expected at least one step)")
     return out
+
+
+torch_logits = torch_outputs  # the char-lm name (c_codegen uses it)
 
 
 @contextlib.contextmanager
@@ -274,17 +471,20 @@ def onednn(enabled: bool):
 
 @dataclass(frozen=True)
 class _RuntimeRun:
-    logits: np.ndarray  # float32 [steps, vocab]
+    logits: np.ndarray  # float32 [steps, output_size] (logits or forecasts)
     cell_absmax: np.ndarray  # float32 [steps]
     cell_min: float
     cell_max: float
     seconds: float
 
 
-def runtime_logits(rt_model: Any, tokens: np.ndarray, chunk: int, progress=None) -> _RuntimeRun:
-    """Step a runtime model over `tokens` (`chunk` tokens per call), state carried."""
-    n = tokens.size
-    logits = np.empty((n, rt_model.config.vocab_size), dtype=np.float32)
+def runtime_outputs(rt_model: Any, inputs: np.ndarray, chunk: int, progress=None) -> _RuntimeRun:
+    """Step a runtime model over `inputs` (`chunk` steps per call), state carried.
+
+    `inputs[start:start + 1]` is one step of batch 1 for both tasks (tokens [1], features
+    [1, F]); `inputs[None, start:end]` is batch 1 over time."""
+    n = len(inputs)
+    logits = np.empty((n, rt_model.config.output_size), dtype=np.float32)
     cell_absmax = np.full(n, np.nan, dtype=np.float32)
     cmin, cmax = math.inf, -math.inf
     state = rt_model.initial_state(1)
@@ -292,12 +492,12 @@ def runtime_logits(rt_model: Any, tokens: np.ndarray, chunk: int, progress=None)
     t0 = time.perf_counter()
     for k, start in enumerate(range(0, n, chunk)):
         if chunk == 1:
-            # tokens [batch=1]: the single-step call a device makes.
-            y, state = rt_model.step(tokens[start : start + 1], state)
+            # A single step of batch 1: the call a device makes.
+            y, state = rt_model.step(inputs[start : start + 1], state)
             logits[start] = y[0]
             end = start + 1
         else:
-            y, state = rt_model.step(tokens[None, start : start + chunk], state)
+            y, state = rt_model.step(inputs[None, start : start + chunk], state)
             end = start + y.shape[1]
             logits[start:end] = y[0]
         c = state.c
@@ -310,6 +510,9 @@ def runtime_logits(rt_model: Any, tokens: np.ndarray, chunk: int, progress=None)
     if progress is not None:
         progress(n)
     return _RuntimeRun(logits, cell_absmax, cmin, cmax, seconds)
+
+
+runtime_logits = runtime_outputs  # the char-lm name
 
 
 def step_metrics(ref: np.ndarray, out: np.ndarray, targets: np.ndarray) -> StepTrace:
@@ -336,22 +539,22 @@ def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return lse - logits[np.arange(len(targets)), targets]
 
 
-def summarize(
-    trace: StepTrace, run: _RuntimeRun, *, artifact: str, scheme: str, backend: str
-) -> PairSummary:
-    n = trace.abs_err.size
-    bad = ~np.isfinite(trace.abs_err)
+def forecast_step_errors(ref: np.ndarray, out: np.ndarray, target_std: Any) -> np.ndarray:
+    """Per step: max over targets of |out - ref| / target_std (float64 [N])."""
+    std = np.asarray(target_std, dtype=np.float64)
+    return (np.abs(out.astype(np.float64) - ref.astype(np.float64)) / std).max(axis=1)
+
+
+def _error_stats(abs_err: np.ndarray, run: _RuntimeRun) -> dict[str, Any]:
+    """The task-independent part of a summary: error max/mean/drift, cell range, speed."""
+    n = abs_err.size
+    bad = ~np.isfinite(abs_err)
     k = max(1, int(n * DRIFT_FRACTION))
     # A non-finite step counts as an infinite error: the report stays readable and fails.
-    err = np.where(bad, np.inf, trace.abs_err)
+    err = np.where(bad, np.inf, abs_err)
     err_first = float(np.mean(err[:k]))
     err_last = float(np.mean(err[-k:]))
-    bpc_t = float(np.mean(trace.ce_torch)) / math.log(2)
-    bpc_a = float(np.mean(trace.ce_artifact)) / math.log(2)
-    return PairSummary(
-        artifact=artifact,
-        scheme=scheme,
-        backend=backend,
+    return dict(
         steps=n,
         max_abs_err=float(err.max()),
         argmax_step=int(err.argmax()),
@@ -359,10 +562,6 @@ def summarize(
         err_first=err_first,
         err_last=err_last,
         drift_ratio=err_last / err_first if err_first > 0 else (1.0 if err_last == 0 else math.inf),
-        top1_agreement=float(trace.agree.mean()),
-        bpc_torch=bpc_t,
-        bpc_artifact=bpc_a,
-        bpc_increase=bpc_a - bpc_t,
         cell_min=run.cell_min,
         cell_max=run.cell_max,
         finite=not bool(bad.any()),
@@ -370,6 +569,112 @@ def summarize(
         seconds=run.seconds,
         steps_per_second=n / run.seconds if run.seconds > 0 else math.inf,
     )
+
+
+def summarize(
+    trace: StepTrace, run: _RuntimeRun, *, artifact: str, scheme: str, backend: str
+) -> PairSummary:
+    bpc_t = float(np.mean(trace.ce_torch)) / math.log(2)
+    bpc_a = float(np.mean(trace.ce_artifact)) / math.log(2)
+    return PairSummary(
+        artifact=artifact,
+        scheme=scheme,
+        backend=backend,
+        top1_agreement=float(trace.agree.mean()),
+        bpc_torch=bpc_t,
+        bpc_artifact=bpc_a,
+        bpc_increase=bpc_a - bpc_t,
+        **_error_stats(trace.abs_err, run),
+    )
+
+
+def summarize_forecast(
+    ref: np.ndarray,
+    run: _RuntimeRun,
+    stream: SeriesStream,
+    config: ModelConfig,
+    *,
+    artifact: str,
+    scheme: str,
+    backend: str,
+) -> tuple[ForecastTrace, ForecastSummary]:
+    abs_err = forecast_step_errors(ref, run.logits, config.target_std)
+    trace = ForecastTrace(abs_err, run.logits, run.cell_absmax)
+    diff = run.logits.astype(np.float64) - ref.astype(np.float64)
+
+    def truth(outputs: np.ndarray) -> fe.ForecastScores:
+        return fe.forecast_scores(
+            outputs, stream.targets, stream.horizon, config.target_std, stream.season
+        )
+
+    t_scores, a_scores = truth(ref), truth(run.logits)
+    summary = ForecastSummary(
+        artifact=artifact,
+        scheme=scheme,
+        backend=backend,
+        mae_vs_torch=[float(v) for v in fe.mae(diff)],
+        rmse_vs_torch=[float(v) for v in fe.rmse(diff)],
+        torch_truth=asdict(t_scores),
+        artifact_truth=asdict(a_scores),
+        mae_increase=a_scores.mae_std - t_scores.mae_std,
+        **_error_stats(abs_err, run),
+    )
+    return trace, summary
+
+
+# ---- what differs per task -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskEval:
+    """The task-specific parts of `validate`; everything else is shared."""
+
+    build_stream: Callable[[Checkpoint, ValidateOptions], Any]
+    tolerances: Callable[[ValidateOptions], Mapping[str, Any]]
+    # (torch outputs, runtime run, stream, config, names) -> (trace, summary)
+    evaluate: Callable[..., tuple[Any, Any]]
+    check: Callable[[Any, Any], list[str]]
+    error_label: str  # the per-step error, for the plot
+
+
+def _charlm_stream(ckpt: Checkpoint, options: ValidateOptions) -> Stream:
+    if options.csv is not None:
+        raise ValidationInputError(
+            f"--csv is for forecast models; {ckpt.path} is a char-lm (use --text)"
+        )
+    return build_stream(ckpt, options.steps, options.text)
+
+
+def _forecast_stream(ckpt: Checkpoint, options: ValidateOptions) -> SeriesStream:
+    if options.text is not None:
+        raise ValidationInputError(
+            f"--text is for char-lm models; {ckpt.path} is a forecast model (use --csv)"
+        )
+    return build_series_stream(ckpt, options.steps, options.csv)
+
+
+def _charlm_evaluate(ref, run, stream: Stream, config, **names) -> tuple[StepTrace, PairSummary]:
+    t = step_metrics(ref, run.logits, stream.tokens[1:])
+    trace = StepTrace(t.abs_err, t.agree, t.ce_torch, t.ce_artifact, run.cell_absmax)
+    return trace, summarize(trace, run, **names)
+
+
+TASK_EVALS: dict[str, TaskEval] = {
+    "char-lm": TaskEval(
+        build_stream=_charlm_stream,
+        tolerances=lambda o: o.tolerances,
+        evaluate=_charlm_evaluate,
+        check=check_tolerance,
+        error_label="max |logit error|",
+    ),
+    "forecast": TaskEval(
+        build_stream=_forecast_stream,
+        tolerances=lambda o: o.forecast_tolerances,
+        evaluate=summarize_forecast,
+        check=check_forecast_tolerance,
+        error_label="max |forecast error| / target std",
+    ),
+}
 
 
 # ---- the command ---------------------------------------------------------------------------
@@ -381,15 +686,24 @@ def _load_runtime(path: Path, backend: str) -> Any:
     return runtime.load(path, backend=backend)
 
 
+def _config_differences(a: ModelConfig, b: ModelConfig) -> str:
+    da, db = a.to_dict(), b.to_dict()
+    parts = []
+    for key in sorted(da.keys() | db.keys()):
+        if da.get(key) != db.get(key):
+            va, vb = da.get(key), db.get(key)
+            if key == "vocab":  # thousands of characters: the sizes say enough
+                va, vb = f"{len(va or ())} entries", f"{len(vb or ())} entries"
+            parts.append(f"{key} {va!r} vs {vb!r}")
+    return "; ".join(parts)
+
+
 def _check_same_model(rt_model: Any, ckpt: Checkpoint, path: Path, console: Console) -> None:
     if rt_model.config != ckpt.config:
         raise ValidationInputError(
-            f"{path} was not exported from {ckpt.path}: its config "
-            f"(layers {rt_model.config.num_layers}, hidden {rt_model.config.hidden_size}, "
-            f"embed {rt_model.config.embed_size}, vocab {rt_model.config.vocab_size}) "
-            f"differs from the checkpoint's (layers {ckpt.config.num_layers}, hidden "
-            f"{ckpt.config.hidden_size}, embed {ckpt.config.embed_size}, vocab "
-            f"{ckpt.config.vocab_size})"
+            f"{path} was not exported from {ckpt.path}: its config differs from the "
+            f"checkpoint's (artifact vs checkpoint: "
+            f"{_config_differences(rt_model.config, ckpt.config)})"
         )
     artifact = getattr(rt_model, "artifact", None)
     source = artifact.metadata.get(META_SOURCE_SHA256, "") if artifact is not None else ""
@@ -426,19 +740,21 @@ def validate(
         for name in (REPORT_FILE, PLOT_FILE):
             check_output_path(Path(options.report_dir) / name, options.force)
     ckpt = load_checkpoint(Path(ckpt_dir))
-    stream = build_stream(ckpt, options.steps, options.text)
-    steps = stream.tokens.size - 1
-    inputs, targets = stream.tokens[:-1], stream.tokens[1:]
+    task = TASK_EVALS[ckpt.config.task]
+    stream = task.build_stream(ckpt, options)
+    steps = stream.steps
     if stream.cycled:
+        what = "characters" if isinstance(stream, Stream) else "rows"
+        size = stream.source_tokens if isinstance(stream, Stream) else stream.source_rows
         console.print(
-            f"note: {stream.source} has {stream.source_tokens} characters; cycling it to "
-            f"make {steps} steps",
+            f"note: {stream.source} has {size} {what}; cycling it to make {steps} steps",
             highlight=False,
         )
 
     # Load everything first: a bad artifact fails before minutes of stepping.
     explicit = bool(options.backends)
     backends = options.backends or DEFAULT_BACKENDS
+    tolerances = task.tolerances(options)
     runs: list[tuple[Path, str, Any]] = []
     skipped: list[str] = []
     for path in artifacts:
@@ -451,12 +767,17 @@ def validate(
                 skipped.append(f"{path} ({backend}): {e}")
                 continue
             _check_same_model(rt_model, ckpt, Path(path), console)
+            if rt_model.scheme not in tolerances:
+                raise ValidationInputError(
+                    f"{path}: no tolerance is defined for scheme {rt_model.scheme!r} "
+                    f"(known: {sorted(tolerances)})"
+                )
             runs.append((Path(path), backend, rt_model))
     if not runs:
         raise ValidationInputError("no artifact could be run by any backend: " + "; ".join(skipped))
 
     t0 = time.perf_counter()
-    ref = torch_logits(ckpt.model, inputs)
+    ref = torch_outputs(ckpt.model, stream.inputs)
     torch_seconds = time.perf_counter() - t0
 
     results: list[PairResult] = []
@@ -469,29 +790,23 @@ def validate(
         transient=False,
     ) as progress:
         for path, backend, rt_model in runs:
-            task = progress.add_task(f"{path.name} ({backend})", total=steps)
-            run = runtime_logits(
+            bar = progress.add_task(f"{path.name} ({backend})", total=steps)
+            run = runtime_outputs(
                 rt_model,
-                inputs,
+                stream.inputs,
                 options.chunk,
-                progress=lambda done, task=task: progress.update(task, completed=done),
+                progress=lambda done, bar=bar: progress.update(bar, completed=done),
             )
-            trace = step_metrics(ref, run.logits, targets)
-            trace = StepTrace(
-                trace.abs_err, trace.agree, trace.ce_torch, trace.ce_artifact, run.cell_absmax
-            )
-            summary = summarize(
-                trace, run, artifact=str(path), scheme=rt_model.scheme, backend=backend
-            )
-            tol = options.tolerances.get(rt_model.scheme)
-            if tol is None:
-                raise ValidationInputError(
-                    f"{path}: no tolerance is defined for scheme {rt_model.scheme!r} "
-                    f"(known: {sorted(options.tolerances)})"
-                )
-            results.append(PairResult(summary, tol, check_tolerance(summary, tol), trace))
+            trace, summary = task.evaluate(
+                ref, run, stream, ckpt.config,
+                artifact=str(path), scheme=rt_model.scheme, backend=backend,
+            )  # fmt: skip
+            tol = tolerances[rt_model.scheme]
+            results.append(PairResult(summary, tol, task.check(summary, tol), trace))
 
-    report = ValidationReport(str(ckpt.path), stream, torch_seconds, results, skipped)
+    report = ValidationReport(
+        str(ckpt.path), stream, torch_seconds, results, skipped, task=ckpt.config.task
+    )
     if options.report_dir is not None:
         write_report(report, Path(options.report_dir))
     return report
@@ -532,7 +847,7 @@ def plot_errors(report: ValidationReport):
     fig = Figure(figsize=(10, 7), layout="constrained")
     FigureCanvasAgg(fig)
     ax_err, ax_cell = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-    floor = 1e-9  # exact zeros (identical logits) cannot be drawn on a log axis
+    floor = 1e-9  # exact zeros (identical outputs) cannot be drawn on a log axis
     for r in report.results:
         s = r.summary
         label = f"{Path(s.artifact).name} ({s.backend})"
@@ -545,22 +860,34 @@ def plot_errors(report: ValidationReport):
         x, cell = _binned(r.trace.cell_absmax, 1000, np.nanmax)
         ax_cell.plot(x, cell, lw=1, color=line.get_color(), label=label)
     ax_err.set_yscale("log")
-    ax_err.set_ylabel("max |logit error| (solid: bin max, dotted: bin mean)")
-    title = f"{report.checkpoint}: {report.stream.tokens.size - 1} steps"
-    ax_err.set_title(title + (" (text cycled)" if report.stream.cycled else ""))
+    label = TASK_EVALS[report.task].error_label
+    ax_err.set_ylabel(f"{label} (solid: bin max, dotted: bin mean)")
+    title = f"{report.checkpoint}: {report.stream.steps} steps"
+    ax_err.set_title(title + (" (stream cycled)" if report.stream.cycled else ""))
     ax_err.legend(fontsize="small")
     ax_cell.set_ylabel("max |cell state|")
     ax_cell.set_xlabel("timestep")
     return fig
 
 
-def render_table(report: ValidationReport) -> Table:
-    """One row per artifact x backend; every number is also in report.json."""
-    table = Table(title=f"validation over {report.stream.tokens.size - 1} steps")
-    cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift", "top-1",
-            "BPC torch->art", "cell range", "steps/s", "")  # fmt: skip
+def _table(report: ValidationReport, cols: tuple[str, ...]) -> Table:
+    table = Table(title=f"validation over {report.stream.steps} steps")
     for col in cols:
         table.add_column(col, justify="left" if col in (cols[0], cols[-1]) else "right")
+    return table
+
+
+def _verdict_cell(r: PairResult) -> str:
+    return "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+
+
+def render_table(report: ValidationReport) -> Table:
+    """One row per artifact x backend; every number is also in report.json."""
+    if report.task == "forecast":
+        return render_forecast_table(report)
+    cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift", "top-1",
+            "BPC torch->art", "cell range", "steps/s", "")  # fmt: skip
+    table = _table(report, cols)
     for r in report.results:
         s = r.summary
         table.add_row(
@@ -573,12 +900,50 @@ def render_table(report: ValidationReport) -> Table:
             f"{s.bpc_torch:.3f}->{s.bpc_artifact:.3f}",
             f"{s.cell_min:.3g}..{s.cell_max:.3g}",
             f"{s.steps_per_second:,.0f}",
-            "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+            _verdict_cell(r),
         )
     table.caption = (
         f"drift: mean error over the last {DRIFT_FRACTION:.0%} of the steps / over the first "
         f"{DRIFT_FRACTION:.0%}; "
         "cell range: min..max of the artifact's cell state"
+    )
+    return table
+
+
+def _fmt(v: float | None, spec: str = ".3f") -> str:
+    return "-" if v is None or not math.isfinite(v) else format(v, spec)
+
+
+def render_forecast_table(report: ValidationReport) -> Table:
+    # Two-line headers: the columns then take the width of their numbers, so the table
+    # fits 120 columns without rich truncating the values.
+    cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift",
+            "MAE/std\ntorch->art", "MASE\ntorch->art", "seasonal MASE\ntorch->art",
+            "cell range", "steps/s", "")  # fmt: skip
+    table = _table(report, cols)
+    for r in report.results:
+        s = r.summary
+        t, a = s.torch_truth, s.artifact_truth
+        table.add_row(
+            escape(f"{Path(s.artifact).name} ({s.backend})"),
+            s.scheme,
+            f"{s.max_abs_err:.1e}",
+            f"{s.mean_abs_err:.1e}",
+            f"{s.drift_ratio:.2f}x",
+            f"{_fmt(t['mae_std'])}->{_fmt(a['mae_std'])}",
+            f"{_fmt(t['mase_mean'])}->{_fmt(a['mase_mean'])}",
+            f"{_fmt(t['mase_seasonal_mean'])}->{_fmt(a['mase_seasonal_mean'])}",
+            f"{s.cell_min:.3g}..{s.cell_max:.3g}",
+            f"{s.steps_per_second:,.0f}",
+            _verdict_cell(r),
+        )
+    table.caption = (
+        "errors vs torch in target std units (max over targets per step); "
+        f"drift: mean error over the last {DRIFT_FRACTION:.0%} of the steps / over the first "
+        f"{DRIFT_FRACTION:.0%}; MAE vs the truth / target std, mean over targets (RMSE and "
+        "per-target values in report.json); MASE: MAE / MAE of persistence (repeat the last "
+        "value) on the same steps, seasonal: of the value one season earlier; below 1 beats "
+        "the baseline"
     )
     return table
 

@@ -1,4 +1,5 @@
-/* bench.c: time lstm_edge_step on the host, next to a naive row-dot matrix-vector loop.
+/* bench.c: time one model step on the host, next to a naive row-dot matrix-vector loop.
+ * Works in char-lm and forecast bundles alike.
  *
  * Build inside a bundle written by `lstm-edge codegen` (it reads example_stream.h):
  *   cc -std=c99 -O3 -march=native -D_POSIX_C_SOURCE=199309L -I. \
@@ -30,7 +31,15 @@ static int cmp(const void *a, const void *b)
 }
 
 static float h[EXAMPLE_STATE_FLOATS], c[EXAMPLE_STATE_FLOATS];
-static float scratch[EXAMPLE_SCRATCH_FLOATS], logits[EXAMPLE_VOCAB];
+static float scratch[EXAMPLE_SCRATCH_FLOATS], logits[EXAMPLE_OUTPUT_SIZE];
+
+/* One step of either task: the stream holds token ids (char-lm) or sensor rows (forecast). */
+#if EXAMPLE_FORECAST
+#define STEP(state, t) \
+    lstm_edge_forecast_step(&EXAMPLE_MODEL, (state), example_stream[t], logits, scratch)
+#else
+#define STEP(state, t) lstm_edge_step(&EXAMPLE_MODEL, (state), example_stream[t], logits, scratch)
+#endif
 
 /* Row-major copy of R for the naive loop. */
 #define ROWS (4 * EXAMPLE_HIDDEN)
@@ -74,7 +83,7 @@ int main(void)
     for (rep = 0; rep < REPEATS; ++rep) {
         t0 = now_us();
         for (t = 0; t < n; ++t) {
-            lstm_edge_step(&EXAMPLE_MODEL, &state, example_stream[t], logits, scratch);
+            STEP(&state, t);
         }
         times[rep] = (now_us() - t0) / n;
         sink += logits[0];

@@ -3,9 +3,11 @@
 `BACKENDS` maps a backend name to its loader: `loader(artifact, **options) -> Runner`.
 A loader checks that it can run the artifact (raising `UnsupportedModelError`, e.g. via
 `artifact.require_ops`) and does all per-model work once. A Runner has one method,
-`run(tokens, h, c) -> (logits, hn, cn)`: tokens int64 [batch, time] C-contiguous, h/c
-float32 [layers, batch, hidden], already validated by `Model.step`; it returns fresh
-arrays (logits float32 [batch, time, vocab]) and never writes to its inputs.
+`run(inputs, h, c) -> (outputs, hn, cn)`: inputs are token ids int64 [batch, time]
+(char-lm) or raw sensor values float32 [batch, time, features] (forecast), C-contiguous;
+h/c float32 [layers, batch, hidden]; all already validated by `Model.step`. It returns
+fresh arrays (outputs float32 [batch, time, vocab] logits or [batch, time, targets] raw
+forecasts) and never writes to its inputs.
 Modules are imported on first use so that `import lstm_edge.runtime` stays numpy-only.
 """
 
@@ -20,7 +22,7 @@ import numpy as np
 
 class Runner(Protocol):
     def run(
-        self, tokens: np.ndarray, h: np.ndarray, c: np.ndarray
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 

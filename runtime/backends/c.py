@@ -1,10 +1,13 @@
 """The `c` backend: the portable C library (runtime/c/) compiled for this host, via ctypes.
 
 It also owns the one translation from an artifact to C model data (`model_sources`), so
-that this backend and `lstm-edge codegen` emit the same arrays. Loading generates the
+that this backend and `lstm-edge codegen` emit the same arrays. Both tasks share it: only
+the input stage (char-lm embedding / forecast normalization) and the output stage (forecast
+denormalization) differ. Loading generates the
 model's C, compiles it with the system C compiler into a shared library cached under
 $LSTM_EDGE_CACHE (default ~/.cache/lstm-edge), keyed by the model's SHA-256, the library
-sources and the compiler command, and calls `lstm_edge_step_batch` through ctypes.
+sources and the compiler command, and calls `lstm_edge_step_batch` (char-lm) or
+`lstm_edge_forecast_step_batch` (forecast) through ctypes.
 numpy only: no torch, no onnx package.
 """
 
@@ -29,6 +32,10 @@ from lstm_edge.runtime.config import (
     FORMAT_VERSION,
     HEAD_BIAS,
     HEAD_WEIGHT,
+    NORM_IN_SCALE,
+    NORM_IN_SHIFT,
+    NORM_OUT_SCALE,
+    NORM_OUT_SHIFT,
     ModelConfig,
     lstm_b,
     lstm_r,
@@ -46,13 +53,18 @@ LIBRARY_FILES = ("lstm_edge.h", "lstm_edge.c")
 
 # Mirrors of runtime/c/lstm_edge.h; tests/c checks they still match the header.
 BATCH_BLOCK = 4
+StateStruct = ctypes.c_void_p * 2  # lstm_edge_state {float *h; float *c;}
 STATUS_MESSAGES = {
     1: "a required pointer is NULL",
     2: "token id out of range",
     3: "batch or time negative, or scratch too small",
     4: "model data inconsistent or of another format version",
     5: "state holds NaN or Inf",
+    6: "step function of the other task",
+    7: "input holds NaN or Inf",
 }
+# lstm_edge_task values.
+C_TASKS = {"char-lm": "LSTM_EDGE_TASK_CHAR_LM", "forecast": "LSTM_EDGE_TASK_FORECAST"}
 
 # The schemes whose weights the C library runs: float32 (fp16 is widened exactly) and
 # int8 weight-only. int8-dynamic is onnxruntime's contrib graph and has no C form.
@@ -100,14 +112,14 @@ def c_string(text: str) -> str:
     return f'"{out}"'
 
 
-def _int_lines(values: np.ndarray, per_line: int = 24) -> str:
+def int_lines(values: np.ndarray, per_line: int = 24) -> str:
     items = [str(v) for v in values.ravel().tolist()]
     return ",\n".join(
         "    " + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)
     )
 
 
-def _float_lines(values: np.ndarray, per_line: int = 12) -> str:
+def float_lines(values: np.ndarray, per_line: int = 12) -> str:
     # numpy prints a float32 with the fewest digits that read back to the same float32,
     # so the C literal (with the f suffix) is the exact weight.
     items = [s + "f" for s in np.asarray(values, np.float32).ravel().astype(str).tolist()]
@@ -154,7 +166,7 @@ class _Arrays:
 
     def add(self, ident: str, comment: str, values: np.ndarray) -> str:
         ctype = "int8_t" if values.dtype == np.int8 else "float"
-        body = _int_lines(values) if values.dtype == np.int8 else _float_lines(values)
+        body = int_lines(values) if values.dtype == np.int8 else float_lines(values)
         self.decls.append(
             f"/* {comment} */\nstatic const {ctype} {ident}[{values.size}] = {{\n{body}\n}};\n"
         )
@@ -191,15 +203,56 @@ def _matrix(
     return f"{{ {rows}, {cols}, NULL, {qi}, {si} }}"
 
 
+def scratch_floats_per_stream(config: ModelConfig) -> int:
+    """LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM in lstm_edge.h."""
+    return 8 * config.hidden_size + config.input_size
+
+
 def footprint(config: ModelConfig, weight_bytes: int) -> Footprint:
-    e, h, layers = config.embed_size, config.hidden_size, config.num_layers
-    scratch = 4 * (8 * h + e)  # LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM in lstm_edge.h
+    h, layers = config.hidden_size, config.num_layers
+    scratch = 4 * scratch_floats_per_stream(config)
     return Footprint(
         weight_bytes=weight_bytes,
         state_bytes=4 * 2 * layers * h,
         scratch_bytes=scratch,
         batch_scratch_bytes=BATCH_BLOCK * scratch,
     )
+
+
+def _names_array(ident: str, size_macro: str, comment: str, names) -> str:
+    items = ",\n".join(f"    {c_string(n)}" for n in names)
+    return f"/* {comment} */\nconst char *const {ident}[{size_macro}] = {{\n{items}\n}};\n"
+
+
+def _io_stages(arrays: _Arrays, artifact: Artifact) -> str:
+    """The model struct's input/output stage fields, the only part that differs by task:
+    the embedding (char-lm) or the four normalization vectors (forecast, float32 always)."""
+    cfg = artifact.config
+    if cfg.task == "forecast":
+        f, t = f"features {cfg.input_size}", f"targets {cfg.output_size}"
+        norm = {
+            key: arrays.add(ident, f"{key}: float32 [{dim}], {what}", artifact.weights[key])
+            for key, ident, dim, what in (
+                (NORM_IN_SCALE, "in_scale", f, "1 / std"),
+                (NORM_IN_SHIFT, "in_shift", f, "-mean / std"),
+                (NORM_OUT_SCALE, "out_scale", t, "std"),
+                (NORM_OUT_SHIFT, "out_shift", t, "mean"),
+            )
+        }
+        return (
+            f".in_scale = {norm[NORM_IN_SCALE]}, .in_shift = {norm[NORM_IN_SHIFT]},\n"
+            f"    .out_scale = {norm[NORM_OUT_SCALE]}, .out_shift = {norm[NORM_OUT_SHIFT]}"
+        )
+    v, e = cfg.vocab_size, cfg.embed_size
+    qe = _quantized(artifact, EMBEDDING, 0)
+    if qe is None:
+        emb = arrays.add(
+            "embedding", f"{EMBEDDING}: float32 [vocab {v}][embed {e}]", artifact.weights[EMBEDDING]
+        )
+        return f".embedding = {emb}"
+    eq = arrays.add("embedding_q", f"{EMBEDDING}: int8 [vocab {v}][embed {e}]", qe.q)
+    es = arrays.add("embedding_scale", f"{EMBEDDING}: float32 scale per row [{v}]", qe.scale)
+    return f".embedding_q = {eq}, .embedding_scale = {es}"
 
 
 def model_sources(artifact: Artifact, name: str) -> ModelSources:
@@ -213,19 +266,10 @@ def model_sources(artifact: Artifact, name: str) -> ModelSources:
     name = sanitize_name(name)
     upper = name.upper()
     cfg = artifact.config
-    v, e, h, layers = cfg.vocab_size, cfg.embed_size, cfg.hidden_size, cfg.num_layers
+    forecast = cfg.task == "forecast"
+    n_in, n_out, h, layers = cfg.input_size, cfg.output_size, cfg.hidden_size, cfg.num_layers
     arrays = _Arrays(decls=[])
-
-    qe = _quantized(artifact, EMBEDDING, 0)
-    if qe is None:
-        emb = arrays.add(
-            "embedding", f"{EMBEDDING}: float32 [vocab {v}][embed {e}]", artifact.weights[EMBEDDING]
-        )
-        emb_init = f".embedding = {emb}, .embedding_q = NULL, .embedding_scale = NULL"
-    else:
-        eq = arrays.add("embedding_q", f"{EMBEDDING}: int8 [vocab {v}][embed {e}]", qe.q)
-        es = arrays.add("embedding_scale", f"{EMBEDDING}: float32 scale per row [{v}]", qe.scale)
-        emb_init = f".embedding = NULL, .embedding_q = {eq}, .embedding_scale = {es}"
+    stage_init = _io_stages(arrays, artifact)
 
     layer_inits = []
     for layer in range(layers):
@@ -239,44 +283,74 @@ def model_sources(artifact: Artifact, name: str) -> ModelSources:
             (wb + rb).astype(np.float32),
         )
         layer_inits.append(f"    {{ {w}, {r}, {bias} }}")
-    # HEAD_WEIGHT is [H, V] for MatMul: already input-major (inputs H, outputs V).
+    # HEAD_WEIGHT is [H, out] for MatMul: already input-major (inputs H, outputs out).
     head = _matrix(arrays, artifact, HEAD_WEIGHT, "head_w", 1, lambda a: a)
+    out_what = f"targets {n_out}" if forecast else f"vocab {n_out}"
     head_b = arrays.add(
-        "head_bias", f"{HEAD_BIAS}: float32 [vocab {v}]", artifact.weights[HEAD_BIAS]
+        "head_bias", f"{HEAD_BIAS}: float32 [{out_what}]", artifact.weights[HEAD_BIAS]
     )
     fp = footprint(cfg, arrays.nbytes)
 
+    if forecast:
+        task_macros = f"""#define {upper}_HORIZON {cfg.horizon}
+/* Feature columns in input order (x[k] of a step is the raw value of column k) and target
+ * columns in output order (output k of step t predicts target k at step t + horizon). */
+extern const char *const {name}_feature_names[{upper}_INPUT_SIZE];
+extern const char *const {name}_target_names[{upper}_OUTPUT_SIZE];"""
+        task_data = (
+            _names_array(
+                f"{name}_feature_names", f"{upper}_INPUT_SIZE", "input columns", cfg.features
+            )
+            + "\n"
+            + _names_array(
+                f"{name}_target_names", f"{upper}_OUTPUT_SIZE", "predicted columns", cfg.targets
+            )
+        )
+        sizes = ".vocab_size = 0,\n    .embed_size = 0,"
+    else:
+        task_macros = f"""#define {upper}_VOCAB {cfg.vocab_size}
+#define {upper}_EMBED {cfg.embed_size}
+/* Token id -> the character it stands for, UTF-8 (id 0 is the unknown character). */
+extern const char *const {name}_vocab[{upper}_VOCAB];"""
+        task_data = _names_array(
+            f"{name}_vocab", f"{upper}_VOCAB", "token id -> character", cfg.vocab
+        )
+        sizes = f".vocab_size = {cfg.vocab_size},\n    .embed_size = {cfg.embed_size},"
+    step_fn = "lstm_edge_forecast_step" if forecast else "lstm_edge_step"
+
     guard = f"{upper}_MODEL_H"
     header = f"""/* {name}_model.h: generated by lstm-edge codegen; do not edit.
- * Source artifact: format version {FORMAT_VERSION}, scheme {artifact.scheme},
+ * Source artifact: task {cfg.task}, format version {FORMAT_VERSION}, scheme {artifact.scheme},
  * sha256 {artifact.sha256}.
  * Weights and scales: {fp.weight_bytes} bytes of const data (flash).
  * RAM per stream: {upper}_STATE_FLOATS floats each for h and c; scratch per step call:
- * {upper}_SCRATCH_FLOATS floats (or {upper}_BATCH_SCRATCH_FLOATS for batched calls). */
+ * {upper}_SCRATCH_FLOATS floats (or {upper}_BATCH_SCRATCH_FLOATS for batched calls).
+ * Step it with {step_fn} (see lstm_edge.h). */
 #ifndef {guard}
 #define {guard}
 
 #include "lstm_edge.h"
 
-#define {upper}_VOCAB {v}
-#define {upper}_EMBED {e}
+#define {upper}_TASK {C_TASKS[cfg.task]}
+/* Floats in one step's input (forecast: raw feature values; char-lm: the embedding width)
+ * and output (forecast: raw target predictions; char-lm: logits). */
+#define {upper}_INPUT_SIZE {n_in}
+#define {upper}_OUTPUT_SIZE {n_out}
 #define {upper}_HIDDEN {h}
 #define {upper}_LAYERS {layers}
 #define {upper}_WEIGHT_BYTES {fp.weight_bytes}
 /* Floats in each of lstm_edge_state.h and .c of one stream. */
 #define {upper}_STATE_FLOATS ({layers} * {h})
-/* Scratch floats for lstm_edge_step / lstm_edge_step_many (one stream). */
-#define {upper}_SCRATCH_FLOATS LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM({e}, {h})
-/* Scratch floats for lstm_edge_step_batch to step LSTM_EDGE_BATCH_BLOCK streams at once. */
+/* Scratch floats for one-stream step calls. */
+#define {upper}_SCRATCH_FLOATS LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM({n_in}, {h})
+/* Scratch floats for batched calls to step LSTM_EDGE_BATCH_BLOCK streams at once. */
 #define {upper}_BATCH_SCRATCH_FLOATS (LSTM_EDGE_BATCH_BLOCK * {upper}_SCRATCH_FLOATS)
+{task_macros}
 
 extern const lstm_edge_model {name}_model;
-/* Token id -> the character it stands for, UTF-8 (id 0 is the unknown character). */
-extern const char *const {name}_vocab[{upper}_VOCAB];
 
 #endif /* {guard} */
 """
-    vocab = ",\n".join(f"    {c_string(ch)}" for ch in cfg.vocab)
     source = f"""/* {name}_model.c: generated by lstm-edge codegen; do not edit.
  * Matrices are stored input-major ([inputs][outputs], see lstm_edge_matrix); LSTM gate
  * rows are in the ONNX order i, o, f, c. */
@@ -289,11 +363,13 @@ static const lstm_edge_layer layers[{layers}] = {{
 
 const lstm_edge_model {name}_model = {{
     .format_version = {FORMAT_VERSION},
-    .vocab_size = {v},
-    .embed_size = {e},
+    .task = {upper}_TASK,
+    .input_size = {n_in},
+    .output_size = {n_out},
+    {sizes}
     .hidden_size = {h},
     .num_layers = {layers},
-    {emb_init},
+    {stage_init},
     .layers = layers,
     .head = {head},
     .head_bias = {head_b},
@@ -301,10 +377,7 @@ const lstm_edge_model {name}_model = {{
     .scheme = {c_string(artifact.scheme)},
 }};
 
-const char *const {name}_vocab[{upper}_VOCAB] = {{
-{vocab}
-}};
-"""
+{task_data}"""
     return ModelSources(name=name, header=header, source=source, footprint=fp)
 
 
@@ -419,12 +492,16 @@ def build_shared(artifact: Artifact) -> Path:
 
 
 class CRunner:
-    """Steps the compiled model; see `Runner` in backends/__init__.py."""
+    """Steps the compiled model; see `Runner` in backends/__init__.py. One path for both
+    tasks: only the C entry point and the input dtype differ."""
 
     def __init__(self, library: Path, config: ModelConfig) -> None:
         self.library = library
         self._lib = ctypes.CDLL(str(library))
-        fn = self._lib.lstm_edge_step_batch
+        self.forecast = config.task == "forecast"
+        fn = getattr(
+            self._lib, "lstm_edge_forecast_step_batch" if self.forecast else "lstm_edge_step_batch"
+        )
         fn.argtypes = [
             ctypes.c_void_p,
             ctypes.c_void_p,
@@ -445,14 +522,18 @@ class CRunner:
                 f"{library}: the compiled model data fails its check "
                 f"({STATUS_MESSAGES.get(status, status)})"
             )
-        self.vocab = config.vocab_size
+        self.output_size = config.output_size
         self.layers, self.hidden = config.num_layers, config.hidden_size
-        self.scratch_per_stream = 8 * config.hidden_size + config.embed_size
+        self.scratch_per_stream = scratch_floats_per_stream(config)
 
     def run(
-        self, tokens: np.ndarray, h: np.ndarray, c: np.ndarray
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        batch, time = tokens.shape
+        """inputs: tokens [batch, time] (char-lm) or raw features [batch, time, F]
+        (forecast); returns logits / forecasts [batch, time, output_size], hn, cn."""
+        if inputs.shape[0] == 1:
+            return self._run_one(inputs, h, c)
+        batch, time = inputs.shape[:2]
         # The C state is per stream ([batch][layers][hidden]); these copies become the new
         # state, so the caller's arrays are never written (np.array always copies).
         hs = np.array(h.transpose(1, 0, 2), dtype=np.float32, order="C")
@@ -461,26 +542,70 @@ class CRunner:
         states = np.empty((batch, 2), np.uintp)  # lstm_edge_state {float *h; float *c;}
         states[:, 0] = hs.ctypes.data + offsets
         states[:, 1] = cs.ctypes.data + offsets
-        ids = np.ascontiguousarray(tokens, dtype=np.int32)
-        logits = np.empty((batch, time, self.vocab), np.float32)
+        x = np.ascontiguousarray(inputs, dtype=np.float32 if self.forecast else np.int32)
+        out = np.empty((batch, time, self.output_size), np.float32)
         scratch = np.empty(min(batch, BATCH_BLOCK) * self.scratch_per_stream, np.float32)
-        status = self._step(
-            self._model,
-            states.ctypes.data,
-            batch,
-            ids.ctypes.data,
-            time,
-            logits.ctypes.data,
-            scratch.ctypes.data,
-            scratch.size,
+        self.call(
+            states.ctypes.data, batch, x.ctypes.data, time, out.ctypes.data, scratch.ctypes.data
         )
-        if status != 0:
-            raise InputError(f"the C step refused the call: {STATUS_MESSAGES.get(status, status)}")
         return (
-            logits,
+            out,
             np.ascontiguousarray(hs.transpose(1, 0, 2)),
             np.ascontiguousarray(cs.transpose(1, 0, 2)),
         )
+
+    def _run_one(
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One stream, the common streaming case, with the Python side kept to a minimum:
+        [layers, 1, hidden] already is the C layout of one stream, and the new h, c, the
+        outputs, the inputs and the scratch share ONE fresh buffer, so a single pointer
+        is looked up (each lookup costs ~1 us, as much as a small model's whole step)."""
+        time = inputs.shape[1]
+        n_state = self.layers * self.hidden
+        n_out = time * self.output_size
+        n_in = inputs.size  # int32 token ids or float32 features: 4 bytes each
+        buf = np.empty(2 * n_state + n_out + n_in + self.scratch_per_stream, np.float32)
+        hs = buf[:n_state].reshape(h.shape)
+        cs = buf[n_state : 2 * n_state].reshape(c.shape)
+        out = buf[2 * n_state : 2 * n_state + n_out].reshape(1, time, self.output_size)
+        x = buf[2 * n_state + n_out : 2 * n_state + n_out + n_in]
+        hs[...] = h
+        cs[...] = c
+        if self.forecast:
+            x[:] = inputs.reshape(-1)
+        else:
+            x.view(np.int32)[:] = inputs.reshape(-1)
+        base = buf.ctypes.data
+        state = StateStruct(base, base + 4 * n_state)
+        self.call(
+            ctypes.addressof(state),
+            1,
+            base + 4 * (2 * n_state + n_out),
+            time,
+            base + 4 * 2 * n_state,
+            base + 4 * (2 * n_state + n_out + n_in),
+        )
+        return out, hs, cs
+
+    def call(self, states: int, batch: int, x: int, time: int, out: int, scratch: int) -> None:
+        """The C batched step on buffers the caller prepared, by address: `states` an array
+        of `batch` StateStruct, `x` int32 tokens or float32 features [batch][time](F),
+        `out` float32 [batch][time][output_size], `scratch` float32 for
+        min(batch, BATCH_BLOCK) streams. No copies and no checks beyond the C library's
+        own: `run` is the safe entry; this is what `lstm-edge bench` times as the C step."""
+        status = self._step(
+            self._model,
+            states,
+            batch,
+            x,
+            time,
+            out,
+            scratch,
+            min(batch, BATCH_BLOCK) * self.scratch_per_stream,
+        )
+        if status != 0:
+            raise InputError(f"the C step refused the call: {STATUS_MESSAGES.get(status, status)}")
 
 
 def load(artifact: Artifact, **options) -> CRunner:

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_edge.runtime.artifact import BASE_OPS, Artifact, require_ops
-from lstm_edge.runtime.config import EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, lstm_b, lstm_r, lstm_w
+from lstm_edge.runtime.config import (
+    EMBEDDING,
+    HEAD_BIAS,
+    HEAD_WEIGHT,
+    NORM_IN_SCALE,
+    NORM_IN_SHIFT,
+    NORM_OUT_SCALE,
+    NORM_OUT_SHIFT,
+    lstm_b,
+    lstm_r,
+    lstm_w,
+)
 from lstm_edge.runtime.errors import InputError, UnsupportedModelError
 
 
@@ -48,12 +59,20 @@ def lstm(
 class NumpyRunner:
     weights: dict[str, np.ndarray]
     num_layers: int
+    task: str
 
     def run(
-        self, tokens: np.ndarray, h: np.ndarray, c: np.ndarray
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """inputs: tokens int64 [batch, time] or features float32 [batch, time, F]."""
         w = self.weights
-        X = w[EMBEDDING][tokens].transpose(1, 0, 2)  # [T, batch, E]
+        if self.task == "char-lm":
+            x = w[EMBEDDING][inputs]  # Gather: [batch, T, E]
+        else:
+            # Mul then Add in float32, exactly the graph's two ops (no fused x*a+b, which
+            # would round once instead of twice).
+            x = inputs * w[NORM_IN_SCALE] + w[NORM_IN_SHIFT]  # [batch, T, F]
+        X = x.transpose(1, 0, 2)  # [T, batch, in]
         Y_h, Y_c = [], []
         for layer in range(self.num_layers):
             X, H_n, C_n = lstm(
@@ -66,8 +85,10 @@ class NumpyRunner:
             )
             Y_h.append(H_n)
             Y_c.append(C_n)
-        logits = X.transpose(1, 0, 2) @ w[HEAD_WEIGHT] + w[HEAD_BIAS]
-        return logits, np.stack(Y_h), np.stack(Y_c)
+        y = X.transpose(1, 0, 2) @ w[HEAD_WEIGHT] + w[HEAD_BIAS]  # [batch, T, out]
+        if self.task == "forecast":
+            y = y * w[NORM_OUT_SCALE] + w[NORM_OUT_SHIFT]  # standard units -> raw values
+        return y, np.stack(Y_h), np.stack(Y_c)
 
 
 def load(artifact: Artifact, **options) -> NumpyRunner:
@@ -78,4 +99,5 @@ def load(artifact: Artifact, **options) -> NumpyRunner:
         raise UnsupportedModelError(
             f"{artifact.path}: the numpy backend cannot run scheme {artifact.scheme!r}"
         )
-    return NumpyRunner(weights=artifact.weights, num_layers=artifact.config.num_layers)
+    config = artifact.config
+    return NumpyRunner(weights=artifact.weights, num_layers=config.num_layers, task=config.task)

@@ -18,14 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from lstm_edge.runtime.artifact import BASE_OPS, DYNAMIC_OPS, Artifact, require_ops
-from lstm_edge.runtime.config import (
-    INPUT_C0,
-    INPUT_H0,
-    INPUT_TOKENS,
-    OUTPUT_CN,
-    OUTPUT_HN,
-    OUTPUT_LOGITS,
-)
+from lstm_edge.runtime.config import INPUT_C0, INPUT_H0, OUTPUT_CN, OUTPUT_HN
 from lstm_edge.runtime.errors import InputError, InvalidArtifactError, UnsupportedModelError
 
 
@@ -40,19 +33,20 @@ class OrtOptions:
 
 
 class OrtRunner:
-    def __init__(self, session: ort.InferenceSession, options: OrtOptions) -> None:
+    def __init__(
+        self, session: ort.InferenceSession, options: OrtOptions, input_name: str, output_name: str
+    ) -> None:
         self.session = session
         self.options = options
-        self._outputs = [OUTPUT_LOGITS, OUTPUT_HN, OUTPUT_CN]
+        self._input = input_name  # tokens (char-lm) or features (forecast)
+        self._outputs = [output_name, OUTPUT_HN, OUTPUT_CN]
 
     def run(
-        self, tokens: np.ndarray, h: np.ndarray, c: np.ndarray
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # onnxruntime returns new arrays, so they can become the next State uncopied.
-        logits, hn, cn = self.session.run(
-            self._outputs, {INPUT_TOKENS: tokens, INPUT_H0: h, INPUT_C0: c}
-        )
-        return logits, hn, cn
+        y, hn, cn = self.session.run(self._outputs, {self._input: inputs, INPUT_H0: h, INPUT_C0: c})
+        return y, hn, cn
 
 
 def load(artifact: Artifact, **options) -> OrtRunner:
@@ -92,4 +86,5 @@ def load(artifact: Artifact, **options) -> OrtRunner:
         )
     except Exception as e:  # onnxruntime raises its own untyped errors
         raise InvalidArtifactError(f"{artifact.path}: onnxruntime refused the model: {e}") from e
-    return OrtRunner(session, opts)
+    config = artifact.config
+    return OrtRunner(session, opts, config.input_name, config.output_name)

@@ -1,7 +1,8 @@
 /* lstm_edge.c: the LSTM step of lstm-edge models in portable C99 (see lstm_edge.h).
  *
- * Read top to bottom: matrix kernels, the cell update, the batched step, then the
- * one-stream wrappers. Nothing here allocates or keeps state between calls.
+ * Read top to bottom: matrix kernels, the cell update, the input and output stages of the
+ * two tasks, the batched step (shared by both), then the one-stream wrappers. Nothing here
+ * allocates or keeps state between calls.
  *
  * Why the kernels look the way they do: a row-dot loop (sum_j W[r][j] x[j]) is a float
  * reduction, which a compiler may not reorder without -ffast-math, so it runs scalar. The
@@ -150,6 +151,31 @@ static int matrix_ok(const lstm_edge_matrix *m, int32_t rows, int32_t cols)
     return m->q != NULL && m->scale != NULL;
 }
 
+/* The input/output stage fields of the model's task are set and consistent; those of the
+ * other task are zero/NULL (so a struct filled for one task is never half of the other). */
+static int stages_ok(const lstm_edge_model *model)
+{
+    const int no_embedding = model->embedding == NULL && model->embedding_q == NULL &&
+                             model->embedding_scale == NULL;
+    const int no_norm = model->in_scale == NULL && model->in_shift == NULL &&
+                        model->out_scale == NULL && model->out_shift == NULL;
+    if (model->task == LSTM_EDGE_TASK_CHAR_LM) {
+        if (model->vocab_size < 1 || model->embed_size < 1 || !no_norm ||
+            model->input_size != model->embed_size || model->output_size != model->vocab_size) {
+            return 0;
+        }
+        /* exactly one of the float32 and the int8 (with scales) embedding */
+        return (model->embedding == NULL) !=
+               (model->embedding_q == NULL || model->embedding_scale == NULL);
+    }
+    if (model->task == LSTM_EDGE_TASK_FORECAST) {
+        return model->vocab_size == 0 && model->embed_size == 0 && no_embedding &&
+               model->in_scale != NULL && model->in_shift != NULL && model->out_scale != NULL &&
+               model->out_shift != NULL;
+    }
+    return 0;
+}
+
 lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model)
 {
     int32_t l, hidden;
@@ -157,21 +183,17 @@ lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model)
         return LSTM_EDGE_ERR_NULL;
     }
     hidden = model->hidden_size;
-    if (model->format_version != LSTM_EDGE_FORMAT_VERSION || model->vocab_size < 1 ||
-        model->embed_size < 1 || hidden < 1 || model->num_layers < 1 || model->layers == NULL ||
-        model->head_bias == NULL) {
+    if (model->format_version != LSTM_EDGE_FORMAT_VERSION || model->input_size < 1 ||
+        model->output_size < 1 || hidden < 1 || model->num_layers < 1 ||
+        model->layers == NULL || model->head_bias == NULL || !stages_ok(model)) {
         return LSTM_EDGE_ERR_BAD_MODEL;
     }
-    if ((model->embedding == NULL) ==
-        (model->embedding_q == NULL || model->embedding_scale == NULL)) {
-        return LSTM_EDGE_ERR_BAD_MODEL;
-    }
-    if (!matrix_ok(&model->head, model->vocab_size, hidden)) {
+    if (!matrix_ok(&model->head, model->output_size, hidden)) {
         return LSTM_EDGE_ERR_BAD_MODEL;
     }
     for (l = 0; l < model->num_layers; ++l) {
         const lstm_edge_layer *layer = &model->layers[l];
-        const int32_t in = l == 0 ? model->embed_size : hidden;
+        const int32_t in = l == 0 ? model->input_size : hidden;
         if (!matrix_ok(&layer->w, 4 * hidden, in) || !matrix_ok(&layer->r, 4 * hidden, hidden) ||
             layer->bias == NULL) {
             return LSTM_EDGE_ERR_BAD_MODEL;
@@ -183,7 +205,7 @@ lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model)
 size_t lstm_edge_scratch_floats(const lstm_edge_model *model, int32_t streams)
 {
     return (size_t)streams *
-           (size_t)LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(model->embed_size, model->hidden_size);
+           (size_t)LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(model->input_size, model->hidden_size);
 }
 
 static size_t state_floats(const lstm_edge_model *model)
@@ -221,7 +243,7 @@ lstm_edge_status lstm_edge_check_state(const lstm_edge_model *model, const lstm_
     return LSTM_EDGE_OK;
 }
 
-/* ---- the step --------------------------------------------------------------------------- */
+/* ---- input and output stages: the only code that differs between the tasks ------------ */
 
 /* Embedding row of `token` as floats: a pointer into the model for float32, else
  * dequantized into buf [E]. */
@@ -239,38 +261,73 @@ static const float *embed(const lstm_edge_model *model, int32_t token, float *bu
     return buf;
 }
 
-/* logits[b] = head_bias + head * x[b]; an int8 head accumulates in logits itself. */
+/* y[k] = v[k] * scale[k] + shift[k] with two float32 roundings, as numpy and the ONNX Mul
+ * then Add compute it. The product goes through a volatile so that -ffp-contract=fast
+ * cannot fuse the two into one FMA (one rounding: a different last bit); the vectors are
+ * a handful of sensor columns, so the forced store costs nothing measurable. */
+static void scale_shift(int32_t n, const float *v, const float *scale, const float *shift,
+                        float *y)
+{
+    int32_t k;
+    for (k = 0; k < n; ++k) {
+        volatile float product = v[k] * scale[k];
+        y[k] = product + shift[k];
+    }
+}
+
+/* The layer-0 input of one stream: an embedding row (tokens) or normalized features. */
+static const float *layer0_input(const lstm_edge_model *model, const int32_t *token,
+                                 const float *x, float *buf)
+{
+    if (token != NULL) {
+        return embed(model, *token, buf);
+    }
+    scale_shift(model->input_size, x, model->in_scale, model->in_shift, buf);
+    return buf;
+}
+
+/* out[b] = head_bias + head * x[b]; an int8 head accumulates in out itself. A forecast
+ * model's output stage then denormalizes in place. */
 static void head(const lstm_edge_model *model, int32_t nb, const float *const *x,
-                 float *const *logits)
+                 float *const *out)
 {
     const lstm_edge_matrix *m = &model->head;
     int32_t b, v;
     if (m->f32 != NULL) {
         for (b = 0; b < nb; ++b) {
-            memcpy(logits[b], model->head_bias, (size_t)m->rows * sizeof(float));
+            memcpy(out[b], model->head_bias, (size_t)m->rows * sizeof(float));
         }
-        acc_f32(m, nb, x, logits);
-        return;
+        acc_f32(m, nb, x, out);
+    } else {
+        for (b = 0; b < nb; ++b) {
+            memset(out[b], 0, (size_t)m->rows * sizeof(float));
+        }
+        acc_i8(m, nb, x, out);
+        for (b = 0; b < nb; ++b) {
+            float *restrict yb = out[b];
+            for (v = 0; v < m->rows; ++v) {
+                yb[v] = model->head_bias[v] + m->scale[v] * yb[v];
+            }
+        }
     }
-    for (b = 0; b < nb; ++b) {
-        memset(logits[b], 0, (size_t)m->rows * sizeof(float));
-    }
-    acc_i8(m, nb, x, logits);
-    for (b = 0; b < nb; ++b) {
-        float *restrict yb = logits[b];
-        for (v = 0; v < m->rows; ++v) {
-            yb[v] = model->head_bias[v] + m->scale[v] * yb[v];
+    if (model->task == LSTM_EDGE_TASK_FORECAST) {
+        for (b = 0; b < nb; ++b) {
+            scale_shift(m->rows, out[b], model->out_scale, model->out_shift, out[b]);
         }
     }
 }
 
-/* One time step for nb (<= LSTM_EDGE_BATCH_BLOCK) streams whose tokens are valid. */
+/* ---- the step (both tasks) -------------------------------------------------------------- */
+
+/* One time step for nb (<= LSTM_EDGE_BATCH_BLOCK) streams whose inputs are valid: stream b
+ * reads tok[b] (char-lm) or x[b] [F] (forecast; tok is then NULL). */
 static void step_block(const lstm_edge_model *model, lstm_edge_state *states, int32_t nb,
-                       const int32_t *tok, float *const *logits, float *scratch)
+                       const int32_t *tok, const float *const *x, float *const *out,
+                       float *scratch)
 {
     const int32_t hidden = model->hidden_size;
     const size_t per_stream =
-        (size_t)LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(model->embed_size, hidden);
+        (size_t)LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(model->input_size, hidden);
     const float *in[LSTM_EDGE_BATCH_BLOCK];
     const float *hprev[LSTM_EDGE_BATCH_BLOCK];
     float *gates[LSTM_EDGE_BATCH_BLOCK];
@@ -281,7 +338,8 @@ static void step_block(const lstm_edge_model *model, lstm_edge_state *states, in
         float *s = scratch + (size_t)b * per_stream;
         gates[b] = s;
         acc[b] = s + 4 * (size_t)hidden;
-        in[b] = embed(model, tok[b], s + 8 * (size_t)hidden);
+        in[b] = layer0_input(model, tok != NULL ? &tok[b] : NULL, tok != NULL ? NULL : x[b],
+                             s + 8 * (size_t)hidden);
     }
     for (l = 0; l < model->num_layers; ++l) {
         const lstm_edge_layer *layer = &model->layers[l];
@@ -297,57 +355,107 @@ static void step_block(const lstm_edge_model *model, lstm_edge_state *states, in
             in[b] = states[b].h + off; /* the next layer's input is this layer's new h */
         }
     }
-    if (logits != NULL) {
-        head(model, nb, in, logits);
+    if (out != NULL) {
+        head(model, nb, in, out);
     }
+}
+
+/* Every check of a batched call before the first write, so a refused call leaves every
+ * state as it was. Exactly one of tokens / x is non-NULL (the public functions see to it). */
+static lstm_edge_status check_batch(const lstm_edge_model *model, const lstm_edge_state *states,
+                                    int32_t batch, const int32_t *tokens, const float *x,
+                                    int32_t time, const float *scratch, size_t scratch_floats)
+{
+    const size_t steps = (size_t)batch * (size_t)time;
+    size_t k;
+    if (model == NULL || states == NULL || (tokens == NULL && x == NULL) || scratch == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    if ((tokens != NULL) != (model->task == LSTM_EDGE_TASK_CHAR_LM)) {
+        return LSTM_EDGE_ERR_WRONG_TASK;
+    }
+    if (batch < 0 || time < 0 || scratch_floats < lstm_edge_scratch_floats(model, 1)) {
+        return LSTM_EDGE_ERR_BAD_SIZE;
+    }
+    for (k = 0; k < (size_t)batch; ++k) {
+        if (states[k].h == NULL || states[k].c == NULL) {
+            return LSTM_EDGE_ERR_NULL;
+        }
+    }
+    if (tokens != NULL) {
+        for (k = 0; k < steps; ++k) {
+            if (tokens[k] < 0 || tokens[k] >= model->vocab_size) {
+                return LSTM_EDGE_ERR_BAD_TOKEN;
+            }
+        }
+        return LSTM_EDGE_OK;
+    }
+    for (k = 0; k < steps * (size_t)model->input_size; ++k) {
+        if (!finite(x[k])) {
+            return LSTM_EDGE_ERR_NONFINITE_INPUT;
+        }
+    }
+    return LSTM_EDGE_OK;
+}
+
+/* The batched step of both tasks: tokens [batch][time] or x [batch][time][F] in,
+ * out [batch][time][output_size] (or NULL). */
+static lstm_edge_status run_batch(const lstm_edge_model *model, lstm_edge_state *states,
+                                  int32_t batch, const int32_t *tokens, const float *x,
+                                  int32_t time, float *out, float *scratch,
+                                  size_t scratch_floats)
+{
+    const lstm_edge_status status =
+        check_batch(model, states, batch, tokens, x, time, scratch, scratch_floats);
+    size_t block;
+    int32_t b0, b, t;
+    if (status != LSTM_EDGE_OK) {
+        return status;
+    }
+    block = scratch_floats / lstm_edge_scratch_floats(model, 1);
+    if (block > LSTM_EDGE_BATCH_BLOCK) {
+        block = LSTM_EDGE_BATCH_BLOCK;
+    }
+    for (b0 = 0; b0 < batch; b0 += (int32_t)block) {
+        const int32_t nb = batch - b0 < (int32_t)block ? batch - b0 : (int32_t)block;
+        for (t = 0; t < time; ++t) {
+            int32_t tok[LSTM_EDGE_BATCH_BLOCK];
+            const float *xs[LSTM_EDGE_BATCH_BLOCK];
+            float *o[LSTM_EDGE_BATCH_BLOCK];
+            for (b = 0; b < nb; ++b) {
+                const size_t bt = (size_t)(b0 + b) * (size_t)time + (size_t)t;
+                /* both set (one unused) so no compiler sees an uninitialized read */
+                tok[b] = tokens != NULL ? tokens[bt] : 0;
+                xs[b] = x != NULL ? x + bt * (size_t)model->input_size : NULL;
+                o[b] = out != NULL ? out + bt * (size_t)model->output_size : NULL;
+            }
+            step_block(model, states + b0, nb, tokens != NULL ? tok : NULL, xs,
+                       out != NULL ? o : NULL, scratch);
+        }
+    }
+    return LSTM_EDGE_OK;
 }
 
 lstm_edge_status lstm_edge_step_batch(const lstm_edge_model *model, lstm_edge_state *states,
                                       int32_t batch, const int32_t *tokens, int32_t time,
                                       float *logits, float *scratch, size_t scratch_floats)
 {
-    size_t per_stream, block;
-    int32_t b0, b, t;
-    if (model == NULL || states == NULL || tokens == NULL || scratch == NULL) {
+    if (tokens == NULL) {
         return LSTM_EDGE_ERR_NULL;
     }
-    if (batch < 0 || time < 0) {
-        return LSTM_EDGE_ERR_BAD_SIZE;
+    return run_batch(model, states, batch, tokens, NULL, time, logits, scratch,
+                     scratch_floats);
+}
+
+lstm_edge_status lstm_edge_forecast_step_batch(const lstm_edge_model *model,
+                                               lstm_edge_state *states, int32_t batch,
+                                               const float *x, int32_t time, float *out,
+                                               float *scratch, size_t scratch_floats)
+{
+    if (x == NULL) {
+        return LSTM_EDGE_ERR_NULL;
     }
-    per_stream = lstm_edge_scratch_floats(model, 1);
-    block = scratch_floats / per_stream;
-    if (block < 1) {
-        return LSTM_EDGE_ERR_BAD_SIZE;
-    }
-    if (block > LSTM_EDGE_BATCH_BLOCK) {
-        block = LSTM_EDGE_BATCH_BLOCK;
-    }
-    /* Every check before the first write, so a refused call leaves every state as it was. */
-    for (b = 0; b < batch; ++b) {
-        if (states[b].h == NULL || states[b].c == NULL) {
-            return LSTM_EDGE_ERR_NULL;
-        }
-        for (t = 0; t < time; ++t) {
-            const int32_t token = tokens[(size_t)b * (size_t)time + (size_t)t];
-            if (token < 0 || token >= model->vocab_size) {
-                return LSTM_EDGE_ERR_BAD_TOKEN;
-            }
-        }
-    }
-    for (b0 = 0; b0 < batch; b0 += (int32_t)block) {
-        const int32_t nb = batch - b0 < (int32_t)block ? batch - b0 : (int32_t)block;
-        for (t = 0; t < time; ++t) {
-            int32_t tok[LSTM_EDGE_BATCH_BLOCK];
-            float *out[LSTM_EDGE_BATCH_BLOCK];
-            for (b = 0; b < nb; ++b) {
-                const size_t bt = (size_t)(b0 + b) * (size_t)time + (size_t)t;
-                tok[b] = tokens[bt];
-                out[b] = logits != NULL ? logits + bt * (size_t)model->vocab_size : NULL;
-            }
-            step_block(model, states + b0, nb, tok, logits != NULL ? out : NULL, scratch);
-        }
-    }
-    return LSTM_EDGE_OK;
+    return run_batch(model, states, batch, NULL, x, time, out, scratch, scratch_floats);
 }
 
 lstm_edge_status lstm_edge_step_many(const lstm_edge_model *model, lstm_edge_state *state,
@@ -367,6 +475,23 @@ lstm_edge_status lstm_edge_step(const lstm_edge_model *model, lstm_edge_state *s
     return lstm_edge_step_many(model, state, &token, 1, logits, scratch);
 }
 
+lstm_edge_status lstm_edge_forecast_step_many(const lstm_edge_model *model,
+                                              lstm_edge_state *state, const float *x,
+                                              int32_t time, float *out, float *scratch)
+{
+    if (model == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    return lstm_edge_forecast_step_batch(model, state, 1, x, time, out, scratch,
+                                         lstm_edge_scratch_floats(model, 1));
+}
+
+lstm_edge_status lstm_edge_forecast_step(const lstm_edge_model *model, lstm_edge_state *state,
+                                         const float *x, float *out, float *scratch)
+{
+    return lstm_edge_forecast_step_many(model, state, x, 1, out, scratch);
+}
+
 const char *lstm_edge_status_str(lstm_edge_status status)
 {
     switch (status) {
@@ -382,6 +507,10 @@ const char *lstm_edge_status_str(lstm_edge_status status)
         return "model data inconsistent or of another format version";
     case LSTM_EDGE_ERR_NONFINITE_STATE:
         return "state holds NaN or Inf";
+    case LSTM_EDGE_ERR_WRONG_TASK:
+        return "step function of the other task (token step on a forecast model or the reverse)";
+    case LSTM_EDGE_ERR_NONFINITE_INPUT:
+        return "input holds NaN or Inf (fill missing sensor values before stepping)";
     }
     return "unknown status";
 }

@@ -5,17 +5,28 @@
  * an lstm_edge_state (h and c of every layer); the caller lends scratch memory whose size
  * is a compile-time constant of the generated model header (NAME_SCRATCH_FLOATS).
  *
+ * Two tasks share every kernel; only the input and output stages differ (model->task):
+ *   char-lm   token ids in (embedding gather), logits [V] out.
+ *   forecast  raw sensor values x [F] in, normalized as x * in_scale + in_shift (float32,
+ *             multiply then add, as the ONNX graph's Mul and Add); the head output is
+ *             denormalized as head * out_scale + out_shift into raw predictions
+ *             [n_targets] of the targets `horizon` steps later (NAME_HORIZON).
+ * Calling a token step on a forecast model (or a forecast step on a char-lm model) returns
+ * LSTM_EDGE_ERR_WRONG_TASK.
+ *
  * The API mirrors the Python runtime one to one:
  *   Python  state = model.initial_state(batch)   C  lstm_edge_reset(&model, &state)
  *           logits, state = model.step(tok, st)     lstm_edge_step(&model, &state, tok, logits, scratch)
  *           tokens [batch, time]                    lstm_edge_step_batch(...)
+ *           out, state = model.step(x [1, F], st)   lstm_edge_forecast_step(&model, &state, x, out, scratch)
+ *           x [batch, time, F]                      lstm_edge_forecast_step_batch(...)
  * Unlike Python the C step updates the state in place; copy the h/c arrays to keep a
  * snapshot (beam search, backspace).
  *
- * Semantics are those of the ONNX graph the model came from: embedding gather, then per
+ * Semantics are those of the ONNX graph the model came from: the input stage, then per
  * layer the ONNX LSTM (gate order i, o, f, c; f = sigmoid, g = h = tanh), then the linear
- * head. Weight matrices are stored input-major (see lstm_edge_matrix) so the kernels
- * vectorize without -ffast-math.
+ * head (and, for forecast, the output stage). Weight matrices are stored input-major (see
+ * lstm_edge_matrix) so the kernels vectorize without -ffast-math.
  */
 #ifndef LSTM_EDGE_H
 #define LSTM_EDGE_H
@@ -35,8 +46,16 @@ extern "C" {
 #define LSTM_EDGE_BATCH_BLOCK 4
 
 /* Scratch floats one stream needs: gates [4H], an int8 accumulator [4H], the layer-0
- * input [E]. The generated header expands this into NAME_SCRATCH_FLOATS. */
-#define LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(embed, hidden) (8 * (hidden) + (embed))
+ * input [input_size] (E for char-lm, F for forecast). The generated header expands this
+ * into NAME_SCRATCH_FLOATS. */
+#define LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(input, hidden) (8 * (hidden) + (input))
+
+/* model->task: what the model reads and writes per step. */
+typedef enum lstm_edge_task {
+    LSTM_EDGE_TASK_CHAR_LM = 0, /* token ids in, logits [vocab_size] out */
+    LSTM_EDGE_TASK_FORECAST = 1 /* raw float features [input_size] in, raw predictions
+                                   [output_size] out */
+} lstm_edge_task;
 
 typedef enum lstm_edge_status {
     LSTM_EDGE_OK = 0,
@@ -44,7 +63,10 @@ typedef enum lstm_edge_status {
     LSTM_EDGE_ERR_BAD_TOKEN = 2,       /* a token id is outside [0, vocab_size) */
     LSTM_EDGE_ERR_BAD_SIZE = 3,        /* batch or time < 0, or scratch too small */
     LSTM_EDGE_ERR_BAD_MODEL = 4,       /* model data inconsistent or of another format version */
-    LSTM_EDGE_ERR_NONFINITE_STATE = 5  /* NaN or Inf in h or c */
+    LSTM_EDGE_ERR_NONFINITE_STATE = 5, /* NaN or Inf in h or c */
+    LSTM_EDGE_ERR_WRONG_TASK = 6,      /* token step on a forecast model, or the reverse */
+    LSTM_EDGE_ERR_NONFINITE_INPUT = 7  /* NaN or Inf in a forecast input (fill missing
+                                          sensor values before stepping) */
 } lstm_edge_status;
 
 /* A weight matrix of `rows` outputs by `cols` inputs, stored input-major: element
@@ -66,17 +88,27 @@ typedef struct lstm_edge_layer {
 
 typedef struct lstm_edge_model {
     int32_t format_version; /* LSTM_EDGE_FORMAT_VERSION */
-    int32_t vocab_size;     /* V */
-    int32_t embed_size;     /* E */
+    int32_t task;           /* an lstm_edge_task */
+    int32_t input_size;     /* layer-0 input width: E (char-lm) or F features (forecast) */
+    int32_t output_size;    /* per-step output width: V (char-lm) or n_targets (forecast) */
+    int32_t vocab_size;     /* V (char-lm; 0 for forecast) */
+    int32_t embed_size;     /* E (char-lm; 0 for forecast) */
     int32_t hidden_size;    /* H */
     int32_t num_layers;     /* L */
-    /* Embedding [V][E]: float32 in embedding, or int8 in embedding_q with a scale per row. */
+    /* char-lm input stage, NULL for forecast. Embedding [V][E]: float32 in embedding, or
+     * int8 in embedding_q with a scale per row. */
     const float *embedding;
     const int8_t *embedding_q;
     const float *embedding_scale; /* [V] */
+    /* forecast input and output stages (float32 in every scheme), NULL for char-lm:
+     * layer-0 input = x * in_scale + in_shift; output = head * out_scale + out_shift. */
+    const float *in_scale;  /* [F] 1 / std of each feature (training split) */
+    const float *in_shift;  /* [F] -mean / std */
+    const float *out_scale; /* [n_targets] std of each target */
+    const float *out_shift; /* [n_targets] mean */
     const lstm_edge_layer *layers; /* [L] */
-    lstm_edge_matrix head;         /* V outputs x H inputs */
-    const float *head_bias;        /* [V] */
+    lstm_edge_matrix head;         /* output_size outputs x H inputs */
+    const float *head_bias;        /* [output_size] */
     const char *name;              /* sanitized model name */
     const char *scheme;            /* quantization scheme of the source artifact */
 } lstm_edge_model;
@@ -88,8 +120,8 @@ typedef struct lstm_edge_state {
     float *c;
 } lstm_edge_state;
 
-/* Check the model data once at start-up (format version, dimensions, pointers); the step
- * functions trust a model that passed. */
+/* Check the model data once at start-up (format version, task, dimensions, pointers: the
+ * arrays of the other task must be NULL); the step functions trust a model that passed. */
 lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model);
 
 /* Zero h and c (the Python initial_state). */
@@ -97,6 +129,8 @@ lstm_edge_status lstm_edge_reset(const lstm_edge_model *model, lstm_edge_state *
 
 /* LSTM_EDGE_ERR_NONFINITE_STATE if h or c holds NaN/Inf; the step does not check this. */
 lstm_edge_status lstm_edge_check_state(const lstm_edge_model *model, const lstm_edge_state *state);
+
+/* ---- char-lm models (LSTM_EDGE_ERR_WRONG_TASK on a forecast model) ---- */
 
 /* One token: logits [V] (may be NULL to skip the head). scratch: NAME_SCRATCH_FLOATS.
  * A bad token returns an error before the state is touched. */
@@ -116,6 +150,31 @@ lstm_edge_status lstm_edge_step_many(const lstm_edge_model *model, lstm_edge_sta
 lstm_edge_status lstm_edge_step_batch(const lstm_edge_model *model, lstm_edge_state *states,
                                       int32_t batch, const int32_t *tokens, int32_t time,
                                       float *logits, float *scratch, size_t scratch_floats);
+
+/* ---- forecast models (LSTM_EDGE_ERR_WRONG_TASK on a char-lm model) ---- */
+
+/* One step of one stream: x [F] raw feature values (in the order of NAME_feature_names),
+ * out [n_targets] raw predictions of the targets NAME_HORIZON steps later (may be NULL to
+ * only advance the state). NaN/Inf in x returns LSTM_EDGE_ERR_NONFINITE_INPUT before the
+ * state is touched. scratch: NAME_SCRATCH_FLOATS. */
+lstm_edge_status lstm_edge_forecast_step(const lstm_edge_model *model, lstm_edge_state *state,
+                                         const float *x, float *out, float *scratch);
+
+/* `time` steps of one stream: x [time][F], out [time][n_targets] (or NULL, e.g. to warm the
+ * state up on history). Equal to `time` calls of lstm_edge_forecast_step. */
+lstm_edge_status lstm_edge_forecast_step_many(const lstm_edge_model *model,
+                                              lstm_edge_state *state, const float *x,
+                                              int32_t time, float *out, float *scratch);
+
+/* `batch` independent streams: x [batch][time][F], out [batch][time][n_targets] (or NULL),
+ * states[b] the state of stream b; scratch as for lstm_edge_step_batch. Every input is
+ * checked before any state is written. */
+lstm_edge_status lstm_edge_forecast_step_batch(const lstm_edge_model *model,
+                                               lstm_edge_state *states, int32_t batch,
+                                               const float *x, int32_t time, float *out,
+                                               float *scratch, size_t scratch_floats);
+
+/* ---- both tasks ---- */
 
 /* Scratch floats for `streams` streams processed together (1 .. LSTM_EDGE_BATCH_BLOCK). */
 size_t lstm_edge_scratch_floats(const lstm_edge_model *model, int32_t streams);

@@ -25,6 +25,7 @@ static float hb[B][SF], cb[B][SF];
 static float scratch[EXAMPLE_SCRATCH_FLOATS * LSTM_EDGE_BATCH_BLOCK];
 static float logits1[N][V], logits2[N][V], logits_b[B][N][V];
 static int32_t tokens[B][N];
+static const float features[EXAMPLE_INPUT_SIZE] = {0.0f};
 
 int main(void)
 {
@@ -38,6 +39,12 @@ int main(void)
     CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
     broken = EXAMPLE_MODEL;
     broken.head.rows += 1;
+    CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
+    broken = EXAMPLE_MODEL;
+    broken.task = LSTM_EDGE_TASK_FORECAST; /* no normalization arrays */
+    CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
+    broken = EXAMPLE_MODEL;
+    broken.input_size += 1; /* no longer the embedding width */
     CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
 
     /* reset zeroes whatever was there */
@@ -67,6 +74,11 @@ int main(void)
     CHECK(lstm_edge_step_many(m, &s2, bad, 3, &logits2[0][0], scratch) ==
           LSTM_EDGE_ERR_BAD_TOKEN);
     CHECK(lstm_edge_step(m, &s2, -1, logits2[0], scratch) == LSTM_EDGE_ERR_BAD_TOKEN);
+    /* A forecast step on a char-lm model: refused, the state untouched */
+    CHECK(lstm_edge_forecast_step(m, &s2, features, logits2[0], scratch) ==
+          LSTM_EDGE_ERR_WRONG_TASK);
+    CHECK(lstm_edge_forecast_step_batch(m, &s2, 1, features, 1, NULL, scratch,
+                                        EXAMPLE_SCRATCH_FLOATS) == LSTM_EDGE_ERR_WRONG_TASK);
     CHECK(memcmp(h1, h2, sizeof h1) == 0 && memcmp(c1, c2, sizeof c1) == 0);
 
     /* Batched streams == each stream alone; scratch for one stream still works */

@@ -128,5 +128,5 @@ def test_python_mirrors_match_the_header():
     assert block and int(block.group(1)) == cbackend.BATCH_BLOCK
     codes = {int(v) for v in re.findall(r"LSTM_EDGE_ERR_\w+ = (\d+)", header)}
     assert codes == set(cbackend.STATUS_MESSAGES)
-    per_stream = re.search(r"PER_STREAM\(embed, hidden\) \((.*)\)\n", header)
-    assert per_stream and per_stream.group(1) == "8 * (hidden) + (embed)"
+    per_stream = re.search(r"PER_STREAM\(input, hidden\) \((.*)\)\n", header)
+    assert per_stream and per_stream.group(1) == "8 * (hidden) + (input)"

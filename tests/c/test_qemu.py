@@ -48,7 +48,7 @@ def test_qemu_logits_match_the_host_build(m4_run, tmp_path, tiny):
     m4 = cg.run_qemu(out / "tiny.elf", vocab)
     host_exe = cg.build_host(out, "tiny", tmp_path / "tiny")
     host = cg.run_example([str(host_exe)], vocab, 60)
-    assert sorted(m4.logits) == sorted(host.logits) == [0, 64, 128, 192, 256, 299]
-    for step, logits in m4.logits.items():
-        np.testing.assert_allclose(logits, host.logits[step], rtol=0, atol=HOST_VS_M4_ATOL)
+    assert sorted(m4.outputs) == sorted(host.outputs) == [0, 64, 128, 192, 256, 299]
+    for step, logits in m4.outputs.items():
+        np.testing.assert_allclose(logits, host.outputs[step], rtol=0, atol=HOST_VS_M4_ATOL)
     assert m4.top1 == host.top1

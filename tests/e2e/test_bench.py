@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import lstm_edge.runtime as rt
 from lstm_edge.exporters.onnx_export import torch_to_onnx_gates
-from lstm_edge.toolchain.bench import torch_from_weights, onnx_to_torch_gates
+from lstm_edge.toolchain.bench import onnx_to_torch_gates, torch_from_weights
 from lstm_edge.toolchain.checkpoint import load_checkpoint
 from lstm_edge.toolchain.cli import app
 
