@@ -84,7 +84,7 @@ C_VS_NUMPY_ATOL = 1e-3
 
 # Used when no checkpoint (and so no held-out split) is given: any text works as a stream,
 # it is not training data of ours. A forecast model gets a seeded stream instead (see
-# `seeded_features`).
+# `series.synthetic_features`).
 SAMPLE_TEXT = (
     "The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs! "
     "How vexingly quick daft zebras jump; 0123456789 (sphinx of black quartz, judge my vow). "
@@ -151,28 +151,17 @@ def _encode(text: str, config: ModelConfig) -> np.ndarray:
     return encode(text, config)
 
 
-def seeded_features(config: ModelConfig, steps: int, seed: int = 0) -> np.ndarray:
-    """A forecast stream when no data is at hand: raw rows [steps, F] float32 around the
-    training statistics (mean + std * (a slow sine per column + noise)), so the model sees
-    values of the scale it was trained on."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(steps)[:, None]
-    period = rng.uniform(40.0, 160.0, size=len(config.features))
-    phase = rng.uniform(0.0, 2 * np.pi, size=len(config.features))
-    z = np.sin(2 * np.pi * t / period + phase) + 0.3 * rng.standard_normal((steps, phase.size))
-    mean, std = np.asarray(config.feature_mean), np.asarray(config.feature_std)
-    return (mean + std * z).astype(np.float32)
-
-
 def example_stream(config: ModelConfig, checkpoint: Path | None, steps: int):
     """(inputs, where they came from, the torch model or None). inputs: token ids [steps]
     (char-lm) or raw feature rows float32 [steps, F] (forecast)."""
+    from lstm_edge.toolchain.series import synthetic_features
+
     if steps < 2:
         raise CodegenError(f"steps is {steps} (expected at least 2)")
     forecast = config.task == "forecast"
     if checkpoint is None:
         if forecast:
-            return seeded_features(config, steps), "seeded synthetic stream (seed 0)", None
+            return synthetic_features(config, steps), "seeded synthetic stream (seed 0)", None
         text = SAMPLE_TEXT * (steps // len(SAMPLE_TEXT) + 1)
         return _encode(text[:steps], config), "built-in sample text", None
     from lstm_edge.toolchain.checkpoint import load_checkpoint
@@ -195,7 +184,7 @@ def example_stream(config: ModelConfig, checkpoint: Path | None, steps: int):
             source = (
                 f"seeded synthetic stream (seed 0; the data of {checkpoint} is unavailable: {e})"
             )
-            return seeded_features(config, steps), source, ckpt.model
+            return synthetic_features(config, steps), source, ckpt.model
     else:
         from lstm_edge.toolchain.data import held_out_text
 
@@ -440,16 +429,12 @@ def reference_outputs(artifact: Artifact, inputs: np.ndarray) -> np.ndarray:
 
 
 def torch_outputs(torch_model, config: ModelConfig, inputs: np.ndarray) -> np.ndarray:
-    """The torch model over the stream, state carried: outputs [steps, output_size]."""
-    if config.task == "char-lm":
-        from lstm_edge.toolchain.validate import torch_logits
+    """The torch model over the stream, state carried: outputs [steps, output_size]
+    (validate's torch side, for both tasks; only the input dtype differs)."""
+    from lstm_edge.toolchain.validate import torch_outputs as validate_torch_outputs
 
-        return torch_logits(torch_model, inputs.astype(np.int64))
-    import torch
-
-    with torch.inference_mode():
-        out, _ = torch_model(torch.from_numpy(np.ascontiguousarray(inputs, np.float32))[None])
-    return out[0].numpy()
+    dtype = np.int64 if config.task == "char-lm" else np.float32
+    return validate_torch_outputs(torch_model, np.ascontiguousarray(inputs, dtype))
 
 
 def _forecast_check(out, ref, config: ModelConfig, against: str, scheme: str):

@@ -14,7 +14,6 @@ releases. The one place where torch and ONNX disagree, the gate order, is
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +54,15 @@ from lstm_edge.runtime.config import (
 )
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.toolchain import __version__
-from lstm_edge.toolchain.checkpoint import atomic_write, load_checkpoint
+from lstm_edge.toolchain.checkpoint import load_checkpoint
+
+# Output-path checks and atomic writes are torch-free (`files`); these names stay
+# importable from here for existing callers.
+from lstm_edge.toolchain.files import (  # noqa: F401
+    OutputExistsError,
+    atomic_write,
+    check_output_path,
+)
 from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM
 
 OPSET = 17
@@ -63,16 +70,13 @@ IR_VERSION = 8
 DIM_BATCH = "batch"
 DIM_TIME = "time"
 
-# Max abs logit difference allowed between the exported file (onnxruntime) and torch over
+# Max abs output difference (char-lm logits; forecasts divided by target_std, see
+# `output_error_scale`) allowed between the exported file (onnxruntime) and torch over
 # the check stream. Both compute in float32 but sum in different orders; a correct export
 # measures ~1e-6 over 2,000 steps, while a wrong gate order or state wiring is off by O(1).
 CHECK_TOLERANCE = 1e-4
 DEFAULT_CHECK_STEPS = 2000
 RANDOM_STREAM_SEED = 0
-
-
-class OutputExistsError(LstmEdgeError):
-    """The output path exists and the caller did not ask to overwrite it."""
 
 
 class NonFiniteWeightError(LstmEdgeError):
@@ -98,6 +102,7 @@ class ExportReport:
     steps_checked: int
     stream: str  # where the check inputs came from
     source_sha256: str
+    unit: str = "logit error"  # what the output errors measure (`error_unit`)
 
 
 # ---- the gate permutation ----------------------------------------------------------------
@@ -297,21 +302,6 @@ def build_onnx(model: EdgeLSTM, *, source_sha256: str = "") -> onnx.ModelProto:
 # ---- writing and checking ----------------------------------------------------------------
 
 
-def check_output_path(out: Path, force: bool) -> Path:
-    """Refuse an existing output without `force` and a folder we cannot write into."""
-    out = Path(out)
-    if out.is_dir():
-        raise OutputExistsError(f"output {out} is a folder (expected a file path)")
-    if out.exists() and not force:
-        raise OutputExistsError(f"output {out} exists; pass --force to overwrite it")
-    folder = out.parent
-    if not folder.is_dir():
-        raise OutputExistsError(f"output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputExistsError(f"output folder {folder} is not writable")
-    return out
-
-
 def check_model_file(path: Path) -> None:
     """onnx.checker with full shape inference; a failure is a SelfCheckError."""
     try:
@@ -410,15 +400,12 @@ def _forecast_check_stream(
             reason = f"the held-out split has shape {x.shape}"
         except (ImportError, AttributeError, LstmEdgeError, OSError, ValueError) as e:
             reason = f"held-out series unavailable: {e}"
-    # Raw values at the training statistics' scale, so the check exercises the same
-    # normalization range as real data (a unit-scale stream would hide a wrong shift).
-    rng = np.random.default_rng(RANDOM_STREAM_SEED)
-    mean = np.asarray(config.feature_mean, np.float64)
-    std = np.asarray(config.feature_std, np.float64)
-    x = (mean + std * rng.standard_normal((steps, config.input_size))).astype(np.float32)
+    from lstm_edge.toolchain.series import synthetic_features
+
+    x = synthetic_features(config, steps, RANDOM_STREAM_SEED)
     return (
         x,
-        f"seeded pseudo-random values, mean + std * N(0, 1) (seed {RANDOM_STREAM_SEED}; {reason})",
+        f"seeded synthetic stream at the training statistics (seed {RANDOM_STREAM_SEED}; {reason})",
     )
 
 
@@ -439,6 +426,11 @@ def output_error_scale(config: ModelConfig) -> np.ndarray | float:
     if config.task == "char-lm":
         return 1.0
     return np.asarray(config.target_std, np.float64)
+
+
+def error_unit(config: ModelConfig) -> str:
+    """How the output errors of `output_error_scale` are named to the user."""
+    return "logit error" if config.task == "char-lm" else "forecast error (in target std units)"
 
 
 def compare_with_torch(path: Path, model: EdgeLSTM, inputs: np.ndarray) -> tuple[float, ...]:
@@ -462,16 +454,14 @@ def compare_with_torch(path: Path, model: EdgeLSTM, inputs: np.ndarray) -> tuple
 
 
 def forecast_calibration(ckpt) -> dict | None:
-    """META_CALIBRATION for a forecast checkpoint, from the eval helper's `calibrate`, or
-    None when that module is missing or the checkpoint's data is unavailable.
+    """META_CALIBRATION for a forecast checkpoint, from `forecast_eval.calibrate`, or None
+    when the checkpoint's data is unavailable.
 
     The dict is checked with the runtime's own reader check, so the exporter never writes
     calibration an artifact loader would refuse.
     """
-    try:
-        from lstm_edge.toolchain.forecast_eval import calibrate
-    except (ImportError, AttributeError):
-        return None
+    from lstm_edge.toolchain.forecast_eval import calibrate
+
     calibration = calibrate(ckpt)
     if calibration is None:
         return None
@@ -511,7 +501,7 @@ def export_checkpoint(
             helper.set_model_props(proto, props)
     data = proto.SerializeToString()
     inputs, stream = check_stream(ckpt.data, ckpt.config, check_steps)
-    units = "logit" if ckpt.config.task == "char-lm" else "forecast (in target std units)"
+    unit = error_unit(ckpt.config)
     errors: list[float] = []
 
     def write_and_check(tmp: Path) -> None:
@@ -521,7 +511,7 @@ def export_checkpoint(
         worst = max(errors[:2])
         if not worst <= CHECK_TOLERANCE:  # also catches NaN
             raise SelfCheckError(
-                f"export check failed: max abs {units} difference vs torch is {worst:.3g} "
+                f"export check failed: max abs {unit} vs torch is {worst:.3g} "
                 f"(prefill {errors[0]:.3g}, single steps {errors[1]:.3g}; tolerance "
                 f"{CHECK_TOLERANCE:g}) over {inputs.shape[0]} steps; {out} was not written"
             )
@@ -536,4 +526,5 @@ def export_checkpoint(
         steps_checked=int(inputs.shape[0]),
         stream=stream,
         source_sha256=ckpt.weights_sha256,
+        unit=unit,
     )

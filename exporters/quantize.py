@@ -57,7 +57,7 @@ from lstm_edge.runtime.config import (
     normalization_tensors,
 )
 from lstm_edge.runtime.errors import InvalidArtifactError, InvalidConfigError, LstmEdgeError
-from lstm_edge.toolchain.checkpoint import atomic_write
+from lstm_edge.toolchain.files import atomic_write
 
 SCHEMES = ("int8", "int8-dynamic", "fp16")
 
@@ -405,13 +405,12 @@ def read_onnx(path: Path) -> onnx.ModelProto:
 
 def smoke_inputs(config: ModelConfig, steps: int = 16) -> np.ndarray:
     """A short deterministic input stream [1, steps(, F)] for either task: token ids, or
-    raw sensor values swinging within +-2 std of the training means."""
+    raw sensor values at the training statistics (`series.synthetic_features`)."""
     if config.task == "char-lm":
         return np.arange(steps, dtype=np.int64)[None] % config.vocab_size
-    wave = 2.0 * np.sin(np.arange(steps)[:, None] + np.arange(config.input_size)[None])
-    mean = np.asarray(config.feature_mean, np.float64)
-    std = np.asarray(config.feature_std, np.float64)
-    return (mean + std * wave).astype(np.float32)[None]
+    from lstm_edge.toolchain.series import synthetic_features
+
+    return synthetic_features(config, steps)[None]
 
 
 def _smoke_run(path: Path, config: ModelConfig) -> None:

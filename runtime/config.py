@@ -206,12 +206,28 @@ class ModelConfig:
                     )
                 for col, v in zip(names, values, strict=True):
                     ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-                    if not ok or not math.isfinite(v) or (stat == "std" and not v > 0):
+                    if not ok or not _finite(v) or (stat == "std" and not v > 0):
                         expected = "a finite number > 0" if stat == "std" else "a finite number"
                         raise InvalidConfigError(
                             f"{name} of column {col!r} is {v!r} (expected {expected})"
                         )
         _check_int("horizon", self.horizon, MAX_HORIZON)
+        # The graph computes in float32: statistics finite as float64 may still overflow
+        # there (std 1e39) or give a scale of 0 or Inf (1 / 1e-40), which would silently
+        # zero a feature or blow up every forecast.
+        with np.errstate(over="ignore", divide="ignore"):  # the overflow is reported below
+            norms = normalization_tensors(self)
+        for name, values in norms.items():
+            is_scale = name in (NORM_IN_SCALE, NORM_OUT_SCALE)
+            bad = np.flatnonzero(~np.isfinite(values) | ((values == 0) & is_scale))
+            if bad.size:
+                kind = "features" if name in (NORM_IN_SCALE, NORM_IN_SHIFT) else "targets"
+                column = getattr(self, kind)[int(bad[0])]
+                raise InvalidConfigError(
+                    f"the statistics of {kind[:-1]} column {column!r} give {name} = "
+                    f"{float(values[bad[0]])!r} in float32 (expected a finite, nonzero "
+                    "scale and a finite shift; rescale the column's units)"
+                )
 
     @property
     def vocab_size(self) -> int:
@@ -280,6 +296,13 @@ class ModelConfig:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InvalidConfigError(f"config is not valid JSON: {e}") from None
         return cls.from_dict(d)
+
+
+def _finite(v: int | float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float (JSON allows any digits)
+        return False
 
 
 def _check_int(name: str, value: Any, top: int) -> None:

@@ -53,6 +53,7 @@ from lstm_edge.runtime.config import (
 )
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
 from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM, build_model
+from lstm_edge.toolchain.series import synthetic_features
 from lstm_edge.toolchain.validate import onednn
 
 DEFAULT_BACKENDS = ("ort", "numpy")
@@ -321,17 +322,13 @@ class BenchOptions:
 
 def input_cycle(config: ModelConfig, batch: int, n: int = 64) -> list[np.ndarray]:
     """Pre-made inputs of one step for `batch` streams (so the timed loop allocates none):
-    token ids [batch] for char-lm; raw values [batch, features] for forecast, drawn around
-    the training-split mean with its spread. The values do not change the work done."""
-    rng = np.random.default_rng(SEED)
+    token ids [batch] for char-lm; raw values [batch, features] for forecast, at the
+    training statistics' scale. The values do not change the work done."""
     if config.task == "char-lm":
+        rng = np.random.default_rng(SEED)
         return [rng.integers(1, config.vocab_size, size=batch, dtype=np.int64) for _ in range(n)]
-    mean = np.asarray(config.feature_mean, np.float32)
-    std = np.asarray(config.feature_std, np.float32)
-    return [
-        (mean + std * rng.standard_normal((batch, config.input_size))).astype(np.float32)
-        for _ in range(n)
-    ]
+    rows = synthetic_features(config, n * batch, SEED).reshape(n, batch, config.input_size)
+    return list(rows)
 
 
 def _with_time(step_inputs: np.ndarray) -> np.ndarray:
@@ -854,7 +851,7 @@ def render_tables(report: BenchReport) -> list[Table]:
 
 
 def write_json(report: BenchReport, path: Path) -> None:
-    from lstm_edge.toolchain.checkpoint import atomic_write_json
+    from lstm_edge.toolchain.files import atomic_write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, report.to_dict())

@@ -2,17 +2,14 @@
 
 A checkpoint is a folder holding `config.json` (the ModelConfig), `model.safetensors`
 (weights; never pickle) and `data.json` (where the corpus came from and how it was split).
-Every file is written to a temp file in the same folder, fsynced, then `os.replace`d, so a
-kill at any moment leaves the previous good file under the final name.
+Every file is written to a temp file in the same folder, fsynced, then `os.replace`d
+(`files.atomic_write`), so a kill at any moment leaves the previous good file under the
+final name.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +21,22 @@ from safetensors.torch import load_file, save_file
 
 from lstm_edge.runtime.config import ModelConfig, normalization_tensors
 from lstm_edge.runtime.errors import InvalidConfigError, LstmEdgeError
+
+# The torch-free file helpers live in `files`; they are re-exported here for the callers
+# that import them from the checkpoint module (train.py and others).
+from lstm_edge.toolchain.files import (  # noqa: F401
+    TMP_PREFIX,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_json,
+    clean_stale_temp_files,
+    sha256_file,
+)
 from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM, build_model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 DATA_FILE = "data.json"
-TMP_PREFIX = ".tmp-"
-_UMASK = os.umask(0o022)  # read once (os.umask can only read by setting), then restore
-os.umask(_UMASK)
 
 
 class InvalidCheckpointError(LstmEdgeError):
@@ -45,71 +50,6 @@ class Checkpoint:
     model: EdgeLSTM  # in eval mode
     data: dict[str, Any]  # contents of data.json ({} if absent)
     weights_sha256: str  # SHA-256 of model.safetensors as stored
-
-
-# ---- atomic writes -----------------------------------------------------------------------
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) on a temp file beside `path`, fsync it, then replace `path` with it.
-
-    On any failure (disk full included) the temp file is removed and `path` is untouched.
-    """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """`obj` as indented JSON plus a newline, written atomically. NaN/inf are written as
-    NaN/Infinity (Python's json reads them back) so a failed run's statistics still save."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def clean_stale_temp_files(folder: Path) -> list[Path]:
-    """Remove temp files a killed writer left behind; returns what was removed."""
-    removed = []
-    for p in Path(folder).glob(TMP_PREFIX + "*"):
-        if p.is_file():
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---- save / load -------------------------------------------------------------------------

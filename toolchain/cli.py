@@ -246,8 +246,9 @@ def train(
     force: bool = typer.Option(False, "--force", help="Replace a run that OUT already holds."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Train a character LSTM, or (--task forecast) a sensor forecaster
-    (truncated BPTT, state carried across chunks).
+    """Train a character LSTM, or with --task forecast a sensor forecaster.
+
+    Truncated BPTT, the state carried across chunks.
 
     The data is split into contiguous train/val/test blocks (90/5/5).
     Forecast inputs and outputs are normalized with training-split
@@ -374,17 +375,21 @@ def export(
         2000,
         "--check-steps",
         min=1,
-        help="Tokens of the held-out stream (seeded random tokens if the checkpoint has no "
-        "data record) on which the written file is compared with torch.",
+        help="Steps (tokens or sensor rows) of the held-out test split (a seeded random "
+        "stream if the checkpoint has no data record) on which the written file is "
+        "compared with torch.",
     ),
 ) -> None:
     """Export a checkpoint to streaming float ONNX, then check the file against torch.
 
-    The graph takes tokens (batch x time) and the state h0/c0, and returns
-    logits and the next state hn/cn. After writing, the file is checked:
-    onnx.checker with shape inference, then onnxruntime vs torch as one
-    prefill and as single steps (max abs logit error <= 1e-4). If the check
-    fails, nothing is left under OUT and the exit status is 1.
+    The graph takes tokens (char-lm) or raw feature rows (forecast), batch x
+    time, and the state h0/c0, and returns logits or raw forecasts and the next
+    state hn/cn. After writing, the file is checked: onnx.checker with shape
+    inference, then onnxruntime vs torch as one prefill and as single steps
+    (max abs error <= 1e-4: logits, or forecasts in target std units). A
+    forecast checkpoint whose data is available also gets the anomaly
+    calibration for `lstm-edge detect`. If the check fails, nothing is left
+    under OUT and the exit status is 1.
     """
     from lstm_edge.exporters.onnx_export import SelfCheckError, export_checkpoint
 
@@ -394,7 +399,7 @@ def export(
         raise _check_failed(e) from None
     console.print(
         f"wrote {r.path} ({r.bytes:,} bytes); checked {r.steps_checked} steps of {r.stream}: "
-        f"max abs logit error vs torch {r.max_abs_err_prefill:.2g} (prefill), "
+        f"max abs {r.unit} vs torch {r.max_abs_err_prefill:.2g} (prefill), "
         f"{r.max_abs_err_steps:.2g} (single steps)",
         highlight=False,
     )
@@ -592,8 +597,8 @@ def bench(
     session.run loop, and one BLAS matrix-vector product per layer (the limit).
     Medians with p10-p90 over repeats, and ratios.
     """
-    from lstm_edge.exporters.onnx_export import check_output_path
     from lstm_edge.toolchain import bench as b
+    from lstm_edge.toolchain.files import check_output_path
 
     if json_out is not None:
         check_output_path(json_out, force)  # before minutes of timing, not after

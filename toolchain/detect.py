@@ -40,7 +40,9 @@ class DetectError(LstmEdgeError):
 
 @dataclass(frozen=True)
 class DetectOptions:
-    csv: Path | None = None  # None: the built-in signal's held-out rows (val + test)
+    # None: the held-out rows (val + test) of `record`'s series, else of the built-in signal
+    csv: Path | None = None
+    record: dict | None = None  # a checkpoint's data.json (the pipeline passes its own)
     label_column: str | None = None  # 0/1 fault labels in the CSV
     time_column: str | None = None  # a CSV time column (checked, not a feature)
     threshold: float | None = None  # None: the artifact's calibrated threshold
@@ -119,7 +121,15 @@ class _Input:
 
 
 def _series(config: Any, options: DetectOptions) -> _Input:
-    from lstm_edge.toolchain.series import builtin_signal, read_csv, select, split_rows
+    from lstm_edge.toolchain.data import split_from_record
+    from lstm_edge.toolchain.series import (
+        BUILTIN_SOURCE,
+        builtin_signal,
+        held_out_series,
+        read_csv,
+        select,
+        split_rows,
+    )
 
     if options.csv is not None:
         series = read_csv(
@@ -127,6 +137,15 @@ def _series(config: Any, options: DetectOptions) -> _Input:
         )
         data = select(series, config)
         source = str(options.csv)
+    elif options.record is not None:
+        # The rows training never saw, of the very series the checkpoint was trained on
+        # (a CSV is re-read and checked against its recorded SHA-256).
+        data = held_out_series(options.record, config, "held-out")
+        split = split_from_record(options.record)
+        start, stop = split.val[0], split.test[1]
+        name = options.record.get("source")
+        name = "built-in machine signal" if name == BUILTIN_SOURCE else name
+        source = f"{name}, held-out rows {start}..{stop - 1} (val + test)"
     else:
         if options.label_column is not None or options.time_column is not None:
             raise DetectError("--label-column/--time-column need --csv")
@@ -245,7 +264,7 @@ def _flag_runs(outputs, targets, h, calibration, flags, scores, faults, names) -
 
 
 def _check_out(folder: Path, force: bool) -> None:
-    from lstm_edge.exporters.onnx_export import check_output_path
+    from lstm_edge.toolchain.files import check_output_path
 
     if folder.exists() and not folder.is_dir():
         raise DetectError(f"--out {folder} is a file (expected a folder)")
@@ -256,7 +275,7 @@ def _check_out(folder: Path, force: bool) -> None:
 
 def write_outputs(report: DetectReport, folder: Path) -> list[Path]:
     """scores.csv, report.json and detect.png into `folder` (created if needed), atomically."""
-    from lstm_edge.toolchain.checkpoint import atomic_write, atomic_write_json
+    from lstm_edge.toolchain.files import atomic_write, atomic_write_json
 
     folder.mkdir(parents=True, exist_ok=True)
     scores_path = folder / SCORES_FILE
@@ -356,20 +375,26 @@ def render(report: DetectReport) -> list[Any]:
         f"in {len(report.runs)} runs; model {escape(Path(report.model).name)} "
         f"({report.scheme}, {report.backend})",
         f"forecast: MAE/std {a.mae_std:.3f}, MASE vs persistence {a.mase_mean:.3f}"
-        + (f", vs seasonal {a.mase_seasonal_mean:.3f}" if a.mase_seasonal_mean else ""),
+        + (
+            f", vs seasonal {a.mase_seasonal_mean:.3f}"
+            if a.mase_seasonal_mean is not None and math.isfinite(a.mase_seasonal_mean)
+            else ""
+        ),
     ]
     if report.events is not None:
         e = report.events
         lines.append(
-            f"vs labels: recall {_pct(e.recall)} ({e.detected}/{e.events} fault events), "
-            f"precision {_pct(e.precision)} ({e.true_runs}/{e.flag_runs} flag runs), "
-            f"step precision {_pct(e.step_precision)}; mean delay {e.mean_delay:.1f} steps "
-            f"(an event counts if flagged within its span or {e.lag} steps after)"
+            f"vs labels: recall {percent(e.recall)} ({e.detected}/{e.events} fault events), "
+            f"precision {percent(e.precision)} ({e.true_runs}/{e.flag_runs} flag runs), "
+            f"step precision {percent(e.step_precision)}; "
+            + (f"mean delay {e.mean_delay:.1f} steps " if math.isfinite(e.mean_delay) else "")
+            + f"(an event counts if flagged within its span or {e.lag} steps after)"
         )
     else:
         lines.append("no fault labels: precision/recall not computed (see --label-column)")
     return [table, *lines]
 
 
-def _pct(v: float) -> str:
+def percent(v: float) -> str:
+    """A share as "88%", or "-" where it is undefined (NaN: no events, or no flags)."""
     return "-" if not math.isfinite(v) else f"{v:.0%}"

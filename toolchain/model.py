@@ -24,6 +24,14 @@ from lstm_edge.runtime.config import (
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, batch, hidden]
 
+# The forecast normalization buffers in the state dict, and the ONNX tensors they become.
+NORM_BUFFERS = {
+    "in_scale": NORM_IN_SCALE,
+    "in_shift": NORM_IN_SHIFT,
+    "out_scale": NORM_OUT_SCALE,
+    "out_shift": NORM_OUT_SHIFT,
+}
+
 
 class EdgeLSTM(nn.Module):
     def __init__(self, config: ModelConfig, dropout: float = 0.0) -> None:
@@ -37,10 +45,8 @@ class EdgeLSTM(nn.Module):
             # Buffers, not parameters: fixed statistics, saved with the weights and checked
             # against the config on load.
             norm = normalization_tensors(config)
-            self.register_buffer("in_scale", torch.from_numpy(norm[NORM_IN_SCALE]))
-            self.register_buffer("in_shift", torch.from_numpy(norm[NORM_IN_SHIFT]))
-            self.register_buffer("out_scale", torch.from_numpy(norm[NORM_OUT_SCALE]))
-            self.register_buffer("out_shift", torch.from_numpy(norm[NORM_OUT_SHIFT]))
+            for buffer, name in NORM_BUFFERS.items():
+                self.register_buffer(buffer, torch.from_numpy(norm[name]))
         self.lstm = nn.LSTM(
             config.input_size,
             config.hidden_size,
@@ -83,15 +89,6 @@ class EdgeLSTM(nn.Module):
     def normalize_targets(self, targets: torch.Tensor) -> torch.Tensor:
         """Raw target values -> the standard units `forward_normalized` predicts."""
         return (targets - self.out_shift) / self.out_scale
-
-
-# The names of the normalization buffers in the state dict, paired with their ONNX names.
-NORM_BUFFERS = {
-    "in_scale": NORM_IN_SCALE,
-    "in_shift": NORM_IN_SHIFT,
-    "out_scale": NORM_OUT_SCALE,
-    "out_shift": NORM_OUT_SHIFT,
-}
 
 
 def build_model(config: ModelConfig, dropout: float = 0.0) -> EdgeLSTM:

@@ -197,9 +197,8 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
 
     float_path, quant_path = result.artifacts
     export = stage("export", lambda: _export(result.checkpoint, float_path, options.force))
-    unit = "logit error" if options.task == "char-lm" else "error (target std units)"
     console.print(
-        f"{float_path} ({export.bytes:,} bytes), max abs {unit} vs torch "
+        f"{float_path} ({export.bytes:,} bytes), max abs {export.unit} vs torch "
         f"{max(export.max_abs_err_prefill, export.max_abs_err_steps):.2g}",
         highlight=False,
     )
@@ -208,18 +207,12 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
 
     report = stage("validate", lambda: _validate(result, options, console))
     result.validation = report
-    from lstm_edge.toolchain.validate import (
-        render_forecast_table,
-        render_table,
-        render_verdict,
-    )
+    from lstm_edge.toolchain.validate import render_table, render_verdict
 
-    # Wide: wrapped lines beat numbers truncated to fit 80 columns.
-    if options.task == "char-lm":
-        Console(file=console.file, width=max(console.width, 120)).print(render_table(report))
-    else:
-        wide = Console(file=console.file, width=max(console.width, 150))
-        wide.print(render_forecast_table(report))
+    # Wide (the forecast table has more columns): wrapped lines beat numbers truncated to
+    # fit 80 columns. render_table picks the task's table itself.
+    width = 120 if options.task == "char-lm" else 150
+    Console(file=console.file, width=max(console.width, width)).print(render_table(report))
     console.print(render_verdict(report), highlight=False)
     if not report.passed:
         bad = [
@@ -304,14 +297,19 @@ def _validate(result: PipelineResult, options: PipelineOptions, console: Console
 
 def _detect(result: PipelineResult, options: PipelineOptions, console: Console) -> Any:
     """Anomaly scores of the quantized artifact (the one a device runs) over the series."""
+    from lstm_edge.toolchain.checkpoint import load_checkpoint
     from lstm_edge.toolchain.detect import DetectOptions, detect, render
 
+    # The held-out rows of the series the checkpoint was trained on (its data.json), the
+    # rows validation streams too; the CSV's time/label columns are in that record.
+    record = load_checkpoint(result.checkpoint).data or None
     report = detect(
         result.artifacts[1],
         DetectOptions(
-            csv=options.csv,
-            label_column=options.label_column,
-            time_column=options.time_column,
+            csv=None if record is not None else options.csv,
+            record=record,
+            label_column=None if record is not None else options.label_column,
+            time_column=None if record is not None else options.time_column,
             backend="ort",
             out=result.out / DETECT_DIR,
             force=options.force,
@@ -529,10 +527,12 @@ def _detect_section(d: Any) -> list[str]:
         f"{d.threshold:g}. Scores, report and plot: `{DETECT_DIR}/`.",
     ]
     if d.events is not None:
+        from lstm_edge.toolchain.detect import percent
+
         e = d.events
         lines.append(
-            f"Against the labelled faults: recall {e.recall:.0%} ({e.detected} of {e.events} "
-            f"events), precision {e.precision:.0%} of flag runs."
+            f"Against the labelled faults: recall {percent(e.recall)} ({e.detected} of "
+            f"{e.events} events), precision {percent(e.precision)} of flag runs."
         )
     return lines
 
@@ -558,7 +558,7 @@ def _forecast_snippet(config: Any) -> list[str]:
 
 
 def write_summary(result: PipelineResult, options: PipelineOptions) -> Path:
-    from lstm_edge.toolchain.checkpoint import atomic_write_bytes
+    from lstm_edge.toolchain.files import atomic_write_bytes
 
     path = result.out / SUMMARY_FILE
     atomic_write_bytes(path, summary_text(result, options).encode("utf-8"))

@@ -129,10 +129,11 @@ def run_config(task: str, given: dict[str, Any]) -> RunConfig:
     for other, names in TASK_ONLY.items():
         if other == task:
             continue
-        wrong = [n for n in names if given.get(n) is not None]
+        wrong = ["--" + n.replace("_", "-") for n in names if given.get(n) is not None]
         if wrong:
+            verb = "applies" if len(wrong) == 1 else "apply"
             raise TrainingError(
-                f"{', '.join(wrong)} apply to --task {other} only (this run is --task {task})"
+                f"{', '.join(wrong)} {verb} to --task {other} only (this run is --task {task})"
             )
     run = RunConfig(**{**TASK_DEFAULTS[task], **given, "task": task})
     run.check()

@@ -54,6 +54,7 @@ import numpy as np
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.toolchain.data import SPLITS, Split, split_corpus, split_from_record
+from lstm_edge.toolchain.files import sha256_file
 
 BUILTIN_SOURCE = "builtin:machine"
 BUILTIN_COLUMNS = ("load", "ambient_temp", "current", "motor_temp", "vibration")
@@ -216,6 +217,21 @@ def _faults(
             spikes += [(start + k, col, sign, rng.uniform(6.0, 10.0)) for k in range(length)]
         faults[start : start + length] = True
     return extra_heat, bursts, faults, spikes
+
+
+def synthetic_features(config: ModelConfig, steps: int, seed: int = 0) -> np.ndarray:
+    """Raw input rows [steps, F] float32 for a forecast model when no data is at hand
+    (export self-check fallback, quantize smoke run, codegen example, bench): a slow sine
+    per column plus noise, scaled by the training statistics, so the model sees values of
+    the scale and range it was trained on (a unit-scale stream would hide a wrong shift)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)[:, None]
+    period = rng.uniform(40.0, 160.0, size=config.input_size)
+    phase = rng.uniform(0.0, 2 * np.pi, size=config.input_size)
+    z = np.sin(2 * np.pi * t / period + phase) + 0.3 * rng.standard_normal((steps, phase.size))
+    mean = np.asarray(config.feature_mean, np.float64)
+    std = np.asarray(config.feature_std, np.float64)
+    return (mean + std * z).astype(np.float32)
 
 
 def write_csv(series: Series, path: str | Path) -> None:
@@ -585,7 +601,7 @@ def data_record(
         path = Path(csv_path).expanduser().resolve()
         record.update(
             source=str(path),
-            sha256=_file_sha256(path),
+            sha256=sha256_file(path),
             time_column=time_column,
             label_column=label_column,
         )
@@ -594,14 +610,6 @@ def data_record(
             name: int(series.faults[slice(*getattr(split, name))].sum()) for name in SPLITS
         }
     return record
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def series_from_record(data: dict[str, Any]) -> Series:
@@ -617,10 +625,10 @@ def series_from_record(data: dict[str, Any]) -> Series:
             series = builtin_signal(int(spec["rows"]), int(spec["seed"]))
         else:
             path = Path(data["source"])
-            if path.is_file() and _file_sha256(path) != data["sha256"]:
+            if path.is_file() and sha256_file(path) != data["sha256"]:
                 raise SeriesError(
                     f"CSV file {path} changed since training: its SHA-256 is "
-                    f"{_file_sha256(path)}, the checkpoint recorded {data['sha256']}"
+                    f"{sha256_file(path)}, the checkpoint recorded {data['sha256']}"
                 )
             series = read_csv(
                 path, time_column=data.get("time_column"), label_column=data.get("label_column")
@@ -634,6 +642,10 @@ def series_from_record(data: dict[str, Any]) -> Series:
             "(values SHA-256 mismatch)"
         )
     season = data.get("season")
+    if season is not None and (
+        isinstance(season, bool) or not isinstance(season, int) or season < 1
+    ):
+        raise SeriesError(f"data.json has season {season!r} (expected an integer >= 1 or null)")
     return Series(series.columns, series.values, series.faults, series.source, season)
 
 

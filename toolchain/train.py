@@ -34,9 +34,10 @@ import os
 import shutil
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -219,10 +220,26 @@ StepHook = Callable[[int, float], None]  # (steps done, loss of that step), rank
 
 @dataclass(frozen=True)
 class _Dist:
+    """This process's place in the torchrun job, and the few collectives training uses.
+
+    Teardown: `all_reduce`/`wait` return once gloo has marked the work complete, but its
+    worker thread drops its own reference to the work (and so to our tensor) a moment
+    later. If Python dropped the tensor first, that late release has to take the GIL to
+    free the Python object; when the main thread has meanwhile begun interpreter shutdown,
+    the worker thread is made to exit inside a C++ destructor and the process aborts with
+    "terminate called without an active exception" (seen on a loaded 2-core machine).
+    `destroy_process_group` does not stop the worker threads, and DDP keeps the group
+    alive, so `stop` instead keeps the tensors of the last collectives referenced until
+    the workers have let go of them."""
+
     rank: int = 0
     world: int = 1
     local_rank: int = 0
     local_world: int = 1
+    # Tensors of the latest collectives: freed by Python, never by a gloo worker thread.
+    sent: deque[torch.Tensor] = field(
+        default_factory=lambda: deque(maxlen=8), compare=False, repr=False
+    )
 
     @property
     def main(self) -> bool:
@@ -243,12 +260,34 @@ class _Dist:
             local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
         )
 
+    def finish(self) -> None:
+        """After the last collective of a successful run: every rank waits here, so none
+        tears down while another still has collectives in flight."""
+        if self.world > 1:
+            dist.barrier()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Leave the process group; return once the gloo worker threads hold none of our
+        tensors, so nothing of theirs needs Python during interpreter shutdown."""
+        if self.world == 1 or not dist.is_initialized():
+            return
+        dist.destroy_process_group()
+        deadline = time.monotonic() + timeout_s
+        # use_count 1: only our reference is left (the worker has released the work).
+        while any(t._use_count() > 1 for t in self.sent) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        self.sent.clear()
+
+    def all_reduce(self, t: torch.Tensor, op: Any = dist.ReduceOp.SUM) -> None:
+        """In-place sum (or `op`) over all ranks (a no-op in a single process)."""
+        if self.world > 1:
+            self.sent.append(t)
+            dist.all_reduce(t, op=op)
+
     def all_ok(self, ok: bool) -> bool:
         """True on every rank iff `ok` is True on every rank (a failing rank 0 stops all)."""
-        if self.world == 1:
-            return ok
         flag = torch.tensor([1 if ok else 0], dtype=torch.int64)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        self.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag.item())
 
     def broadcast(self, obj: Any) -> Any:
@@ -262,8 +301,10 @@ class _Dist:
         """[layers, local streams, hidden] on each rank -> [layers, all streams, hidden]."""
         if self.world == 1:
             return t
+        t = t.contiguous()
         parts = [torch.empty_like(t) for _ in range(self.world)]
-        dist.all_gather(parts, t.contiguous())
+        self.sent.extend([t, *parts])
+        dist.all_gather(parts, t)
         return torch.cat(parts, dim=1)
 
 
@@ -843,9 +884,8 @@ class _Trainer:
         norm = nn.utils.clip_grad_norm_(self.model.parameters(), run.grad_clip)
         # One collective for everything the ranks must agree on: loss, grad norm, stop.
         shared = torch.tensor([loss.item(), norm.item(), float(self.stop[0])], dtype=torch.float64)
-        if self.d.world > 1:
-            dist.all_reduce(shared)
-            shared[:2] /= self.d.world
+        self.d.all_reduce(shared)
+        shared[:2] /= self.d.world
         mean_loss, grad_norm, stop = shared.tolist()
         if not (math.isfinite(mean_loss) and math.isfinite(grad_norm)):
             raise TrainingDiverged(
@@ -1058,7 +1098,8 @@ def train(options: TrainOptions, *, on_step: StepHook | None = None) -> TrainRes
         with _stop_on_signals() as stop:
             trainer.stop = stop
             trainer.setup()
-            return trainer.loop()
+            result = trainer.loop()
+        d.finish()  # not on errors: a rank that failed alone would leave the others waiting
+        return result
     finally:
-        if d.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        d.stop()

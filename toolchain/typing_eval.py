@@ -179,7 +179,13 @@ def held_out(checkpoint: Path, split: str = "test") -> str:
     from lstm_edge.toolchain.checkpoint import load_checkpoint
     from lstm_edge.toolchain.data import held_out_text
 
-    return held_out_text(load_checkpoint(checkpoint).data, split)
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.config.task != "char-lm":
+        raise TypingEvalError(
+            f"{checkpoint} holds a {ckpt.config.task!r} model (typing needs a 'char-lm' "
+            "checkpoint and its held-out text)"
+        )
+    return held_out_text(ckpt.data, split)
 
 
 def checkpoint_beside(model: Path) -> Path:
@@ -224,13 +230,13 @@ def find_text(
 
 def check_json_path(path: Path, force: bool) -> Path:
     """Refuse an existing --json file without --force before the (long) run, not after."""
-    from lstm_edge.exporters.onnx_export import check_output_path
+    from lstm_edge.toolchain.files import check_output_path
 
     return check_output_path(Path(path), force)
 
 
 def write_json(path: Path, reports: list[TypingReport], source: str, force: bool) -> None:
-    from lstm_edge.toolchain.checkpoint import atomic_write_json
+    from lstm_edge.toolchain.files import atomic_write_json
 
     path = check_json_path(path, force)
     body = {

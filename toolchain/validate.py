@@ -35,7 +35,8 @@ from rich.table import Table
 from lstm_edge.runtime.config import META_SOURCE_SHA256, ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
 from lstm_edge.toolchain import forecast_eval as fe
-from lstm_edge.toolchain.checkpoint import Checkpoint, atomic_write, atomic_write_json
+from lstm_edge.toolchain.checkpoint import Checkpoint
+from lstm_edge.toolchain.files import atomic_write, atomic_write_json, check_output_path
 
 REPORT_FILE = "report.json"
 PLOT_FILE = "error_vs_timestep.png"
@@ -456,9 +457,6 @@ def torch_outputs(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
     return out
 
 
-torch_logits = torch_outputs  # the char-lm name (c_codegen uses it)
-
-
 @contextlib.contextmanager
 def onednn(enabled: bool):
     """torch with its oneDNN (mkldnn) kernels on or off, for the block."""
@@ -510,9 +508,6 @@ def runtime_outputs(rt_model: Any, inputs: np.ndarray, chunk: int, progress=None
     if progress is not None:
         progress(n)
     return _RuntimeRun(logits, cell_absmax, cmin, cmax, seconds)
-
-
-runtime_logits = runtime_outputs  # the char-lm name
 
 
 def step_metrics(ref: np.ndarray, out: np.ndarray, targets: np.ndarray) -> StepTrace:
@@ -687,6 +682,8 @@ def _load_runtime(path: Path, backend: str) -> Any:
 
 
 def _config_differences(a: ModelConfig, b: ModelConfig) -> str:
+    if a.task != b.task:  # every task field differs too; the task says it all
+        return f"task {a.task!r} vs {b.task!r}"
     da, db = a.to_dict(), b.to_dict()
     parts = []
     for key in sorted(da.keys() | db.keys()):
@@ -733,8 +730,6 @@ def validate(
     if not artifacts:
         raise ValidationInputError("no artifact given (expected one or more .onnx files)")
     if options.report_dir is not None and Path(options.report_dir).exists():
-        from lstm_edge.exporters.onnx_export import check_output_path
-
         # Before minutes of stepping: an existing report (without --force), a folder that
         # cannot be written. A missing folder is created at the end.
         for name in (REPORT_FILE, PLOT_FILE):

@@ -290,3 +290,16 @@ def test_detect_refuses_to_overwrite_outputs(fc: Path, tmp_path: Path):
     assert result.exit_code == 2, result.output
     assert "pass --force" in result.output
     assert (out / "report.json").read_text() == "{}"
+
+
+def test_config_mismatch_of_the_other_task_names_only_the_task():
+    from lstm_edge.toolchain.validate import _config_differences
+
+    forecast = ModelConfig(
+        task="forecast", hidden_size=4, num_layers=1, features=("a",), targets=("a",),
+        feature_mean=(0.0,), feature_std=(1.0,), target_mean=(0.0,), target_std=(1.0,),
+    )  # fmt: skip
+    char_lm = ModelConfig(vocab=("\ufffd", "a"), embed_size=2, hidden_size=4, num_layers=1)
+    assert _config_differences(forecast, char_lm) == "task 'forecast' vs 'char-lm'"
+    wider = ModelConfig(**{**forecast.__dict__, "hidden_size": 8})
+    assert _config_differences(forecast, wider) == "hidden_size 4 vs 8"

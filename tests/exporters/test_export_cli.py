@@ -70,7 +70,7 @@ def test_failed_self_check_exits_1_and_leaves_nothing(tmp_path, monkeypatch):
     out = tmp_path / "m.onnx"
     r = runner.invoke(app, ["export", str(ck), "-o", str(out), "--check-steps", "50"])
     assert r.exit_code == 1, r.output
-    assert "check failed" in r.output and "max abs logit difference" in r.output
+    assert "check failed" in r.output and "max abs logit error vs torch" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
 
 

@@ -52,6 +52,7 @@ from lstm_edge.toolchain.checkpoint import (
 )
 from lstm_edge.toolchain.cli import app
 from lstm_edge.toolchain.model import EdgeLSTM
+from lstm_edge.toolchain.series import synthetic_features
 
 SERIES_MODULE = "lstm_edge.toolchain.series"
 EVAL_MODULE = "lstm_edge.toolchain.forecast_eval"
@@ -152,20 +153,22 @@ class FakeSplit:
 
 
 def _fake_module(monkeypatch, name: str, **attrs) -> None:
+    if name == SERIES_MODULE:  # the fallback stream still comes from the real module
+        attrs.setdefault("synthetic_features", synthetic_features)
     monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
 
 
 @pytest.fixture
 def no_calibration(monkeypatch):
-    """The eval helper's module absent: export must work without it (and write none)."""
-    monkeypatch.setitem(sys.modules, EVAL_MODULE, None)  # import raises ImportError
+    """Calibration unavailable (what `calibrate` says when the data is gone): none written."""
+    _fake_module(monkeypatch, EVAL_MODULE, calibrate=lambda ckpt: None)
 
 
 def test_export_without_data_checks_on_seeded_raw_values(tmp_path, no_calibration):
     cfg = config()
     save_checkpoint(tmp_path / "ck", model_for(cfg))
     report = export_checkpoint(tmp_path / "ck", tmp_path / "m.onnx", check_steps=120)
-    assert report.steps_checked == 120 and "mean + std * N(0, 1)" in report.stream
+    assert report.steps_checked == 120 and "seeded synthetic stream" in report.stream
     assert "no data record" in report.stream
     assert report.max_abs_err_prefill <= CHECK_TOLERANCE
     assert report.max_abs_err_steps <= CHECK_TOLERANCE
@@ -204,7 +207,7 @@ def test_export_uses_the_held_out_series_and_falls_back_when_it_fails(
 
     _fake_module(monkeypatch, SERIES_MODULE, held_out_series=broken)
     report = export_checkpoint(tmp_path / "ck", tmp_path / "b.onnx", check_steps=30)
-    assert "seeded pseudo-random" in report.stream
+    assert "seeded synthetic stream" in report.stream
     assert "series.csv changed since training" in report.stream
     assert report.steps_checked == 30
 
@@ -251,11 +254,6 @@ def test_export_writes_calibration_from_the_eval_helper(tmp_path, monkeypatch):
     with pytest.raises(InvalidArtifactError, match=r"'residual_scale'\[1\] \(target 'flow'\)"):
         export_checkpoint(tmp_path / "ck", tmp_path / "bad.onnx", check_steps=20)
     assert not (tmp_path / "bad.onnx").exists()
-
-    # A module without calibrate (an older eval helper) is no calibration, not an error.
-    _fake_module(monkeypatch, EVAL_MODULE)
-    report = export_checkpoint(tmp_path / "ck", tmp_path / "old.onnx", check_steps=20)
-    assert read_artifact(report.path).calibration is None
 
 
 # ---- quantization ------------------------------------------------------------------------

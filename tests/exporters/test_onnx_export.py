@@ -220,7 +220,7 @@ def test_failed_self_check_leaves_no_file_and_says_by_how_much(tmp_path, monkeyp
     out.write_bytes(b"previous good model")
     # A real exporter bug: forget the gate permutation. The check must catch it.
     monkeypatch.setattr(onnx_export, "torch_to_onnx_gates", lambda w: w)
-    with pytest.raises(SelfCheckError, match=r"max abs logit difference vs torch is \d") as e:
+    with pytest.raises(SelfCheckError, match=r"max abs logit error vs torch is \d") as e:
         export_checkpoint(tmp_path / "ck", out, force=True, check_steps=50)
     assert "tolerance 0.0001" in str(e.value)
     assert out.read_bytes() == b"previous good model"

@@ -116,7 +116,7 @@ def test_cli_trains_on_a_csv_with_mae(tmp_path, csv_file):
     ("args", "message"),
     [
         (["--target", "rpm"], r"target column 'rpm' not in .*columns: load, ambient_temp"),
-        (["--embed", "8"], r"embed apply to --task char-lm only"),
+        (["--embed", "8"], r"--embed applies to --task char-lm only"),
         (["--csv", "missing.csv"], r"missing.csv does not exist"),
         (["--target", "a,,b"], r"has an empty name"),
     ],
@@ -133,7 +133,7 @@ def test_cli_refuses_forecast_options_for_char_lm(tmp_path, csv_file):
     r = _invoke("--out", str(tmp_path / "run"), "--csv", str(csv_file))
     assert r.exit_code == 2 and "--csv apply to --task forecast only" in r.output
     r = _invoke("--out", str(tmp_path / "run"), "--horizon", "3")
-    assert r.exit_code == 2 and "horizon apply to --task forecast only" in r.output
+    assert r.exit_code == 2 and "--horizon applies to --task forecast only" in r.output
 
 
 def _curve(out: Path) -> list[dict]:

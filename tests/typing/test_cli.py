@@ -164,3 +164,20 @@ def test_eval_typing_errors(tmp_path, tiny):
     r = runner.invoke(app, ["eval-typing", model, "--text", str(text), "--json", str(existing)])
     assert r.exit_code == 2 and "--force" in flat(r)
     assert existing.read_text() == "keep me"
+
+
+def test_eval_typing_on_a_forecast_checkpoint_names_the_task(tmp_path, tiny):
+    from lstm_edge.runtime.config import ModelConfig
+    from lstm_edge.toolchain.checkpoint import save_checkpoint
+    from lstm_edge.toolchain.model import build_model
+
+    config = ModelConfig(
+        task="forecast", hidden_size=4, num_layers=1, features=("a", "b"), targets=("b",),
+        feature_mean=(0.0, 1.0), feature_std=(1.0, 2.0), target_mean=(1.0,), target_std=(2.0,),
+    )  # fmt: skip
+    save_checkpoint(tmp_path / "fc", build_model(config))
+    result = runner.invoke(
+        app, ["eval-typing", str(tiny.float_path), "--checkpoint", str(tmp_path / "fc")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "'forecast' model" in flat(result) and "'char-lm' checkpoint" in flat(result)
