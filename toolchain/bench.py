@@ -84,27 +84,52 @@ class Stats:
     iterations: int  # per repeat
 
 
-def time_loop(
-    body: Callable[[int], None], repeats: int, target: float = TARGET_REPEAT_SECONDS
-) -> Stats:
-    """Time `body(k)` (which runs k iterations) `repeats` times; seconds per iteration."""
+ZERO_STATS = Stats(0.0, 0.0, 0.0, 0, 0)  # a row's stats before it is measured
+
+
+def _calibrate(body: Callable[[int], None], target: float) -> int:
+    """Warm `body` up, then find k so that body(k) takes about `target` seconds."""
     body(2)  # warm-up: first-call allocations, lazy initialisation, caches
     k = 1
-    while True:  # calibrate k so one repeat takes about `target` seconds
+    while True:
         t0 = time.perf_counter()
         body(k)
         dt = time.perf_counter() - t0
         if dt >= target / 4 or k >= 1 << 16:
             break
         k *= 4
-    k = max(1, int(k * target / max(dt, 1e-9)))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        body(k)
-        samples.append((time.perf_counter() - t0) / k)
-    p10, med, p90 = np.percentile(samples, [10, 50, 90])
-    return Stats(float(med), float(p10), float(p90), repeats, k)
+    return max(1, int(k * target / max(dt, 1e-9)))
+
+
+def time_interleaved(
+    bodies: Sequence[Callable[[int], None]],
+    repeats: int,
+    target: float = TARGET_REPEAT_SECONDS,
+) -> list[Stats]:
+    """Time each `body(k)` (which runs k iterations) `repeats` times, in rounds: every
+    round runs each body once, so a slow spell of a shared machine (measured: 30-50% swings
+    over seconds on this VM) hits all of them alike and their ratios stay put. The order
+    rotates from round to round. Seconds per iteration for each body."""
+    ks = [_calibrate(body, target) for body in bodies]
+    samples: list[list[float]] = [[] for _ in bodies]
+    for r in range(repeats):
+        for j in range(len(bodies)):
+            i = (j + r) % len(bodies)
+            t0 = time.perf_counter()
+            bodies[i](ks[i])
+            samples[i].append((time.perf_counter() - t0) / ks[i])
+    stats = []
+    for k, xs in zip(ks, samples, strict=True):
+        p10, med, p90 = np.percentile(xs, [10, 50, 90])
+        stats.append(Stats(float(med), float(p10), float(p90), repeats, k))
+    return stats
+
+
+def time_loop(
+    body: Callable[[int], None], repeats: int, target: float = TARGET_REPEAT_SECONDS
+) -> Stats:
+    """Time `body(k)` (which runs k iterations) `repeats` times; seconds per iteration."""
+    return time_interleaved([body], repeats, target)[0]
 
 
 # ---- threads -------------------------------------------------------------------------------
@@ -668,59 +693,52 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
         with console.status(f"bench: {label}"):
             return time_loop(body, options.repeats, target)
 
-    # -- per-step latency
+    # -- per-step latency: every row measured in the same rounds (see time_interleaved)
     lat = report.latency
-    torch_default = LatencyRow(
-        "torch eager", "torch", None, None, measure("torch eager", torch_step_loop(torch_model, 1))
+    items: list[tuple[LatencyRow, Callable[[int], None]]] = []
+
+    def row(name: str, kind: str, path: Path | None, backend: str | None, body) -> LatencyRow:
+        r = LatencyRow(name, kind, None if path is None else str(path), backend, ZERO_STATS)
+        items.append((r, body))
+        return r
+
+    torch_default = row("torch eager", "torch", None, None, torch_step_loop(torch_model, 1))
+    torch_nodnn = row(
+        "torch eager, oneDNN off", "torch", None, None, torch_step_loop(torch_model, 1, False)
     )
-    torch_nodnn = LatencyRow(
-        "torch eager, oneDNN off",
-        "torch",
-        None,
-        None,
-        measure("torch eager, oneDNN off", torch_step_loop(torch_model, 1, mkldnn=False)),
-    )
-    matvec = LatencyRow(
-        "BLAS matvec limit", "matvec", None, None, measure("matvec", matvec_loop(config, weights))
-    )
-    plain: dict[Path, LatencyRow] = {}
-    for path in dict.fromkeys(p for p, _, _ in models):
-        plain[path] = LatencyRow(
+    matvec = row("BLAS matvec limit", "matvec", None, None, matvec_loop(config, weights))
+    plain = {
+        path: row(
             "onnxruntime session.run loop",
             "session_run",
-            str(path),
+            path,
             None,
-            measure(f"session.run {path.name}", session_run_loop(path, config)),
+            session_run_loop(path, config),
         )
+        for path in dict.fromkeys(p for p, _, _ in models)
+    }
     runtime_rows = [
-        LatencyRow(
-            f"lstm_edge.runtime ({backend})",
-            "runtime",
-            str(path),
-            backend,
-            measure(f"{path.name} ({backend})", runtime_step_loop(m, 1)),
-        )
+        row(f"lstm_edge.runtime ({backend})", "runtime", path, backend, runtime_step_loop(m, 1))
         for path, backend, m in models
     ]
     # The C step itself, without the Python API around it (what a device pays).
     runtime_rows += [
-        LatencyRow(
-            "C library step (direct call)",
-            "c_direct",
-            str(path),
-            backend,
-            measure(f"{path.name} (C direct)", c_direct_loop(m)),
-        )
+        row("C library step (direct call)", "c_direct", path, backend, c_direct_loop(m))
         for path, backend, m in models
         if backend == "c"
     ]
-    for row in [*runtime_rows, *plain.values(), torch_default, torch_nodnn, matvec]:
-        med = row.stats.median
-        row.vs_torch = med / torch_default.stats.median
-        row.vs_matvec = med / matvec.stats.median
-        if row.artifact is not None:
-            row.vs_session_run = med / plain[Path(row.artifact)].stats.median
-        lat.append(row)
+    with console.status(f"bench: per-step latency, {len(items)} loops in rounds"):
+        stats = time_interleaved([body for _, body in items], options.repeats, target)
+    for (r, _), st in zip(items, stats, strict=True):
+        r.stats = st
+    items.clear()  # the loops hold sessions and models: free them before the next section
+    for r in [*runtime_rows, *plain.values(), torch_default, torch_nodnn, matvec]:
+        med = r.stats.median
+        r.vs_torch = med / torch_default.stats.median
+        r.vs_matvec = med / matvec.stats.median
+        if r.artifact is not None:
+            r.vs_session_run = med / plain[Path(r.artifact)].stats.median
+        lat.append(r)
 
     # -- throughput: batched streams and a prefill
     for path, backend, m in models:
