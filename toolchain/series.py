@@ -527,6 +527,34 @@ def column_stats(
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
+def forecast_config(
+    series: Series,
+    split: Split,
+    features: Sequence[str],
+    targets: Sequence[str],
+    *,
+    horizon: int,
+    hidden_size: int,
+    num_layers: int,
+) -> ModelConfig:
+    """The forecast model's config for these columns, with the normalization statistics
+    of the training split (`column_stats`)."""
+    f_mean, f_std = column_stats(series, features, split)
+    t_mean, t_std = column_stats(series, targets, split)
+    return ModelConfig(
+        task="forecast",
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        features=tuple(features),
+        targets=tuple(targets),
+        horizon=horizon,
+        feature_mean=f_mean,
+        feature_std=f_std,
+        target_mean=t_mean,
+        target_std=t_std,
+    )
+
+
 def select(
     series: Series, config: ModelConfig, start: int = 0, stop: int | None = None
 ) -> SplitData:

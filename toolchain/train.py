@@ -721,19 +721,14 @@ def _forecast_source(o: TrainOptions, probe: RunConfig, resume: dict[str, Any] |
         features, targets = series_mod.choose_columns(
             series, o.target, o.features, builtin=o.csv is None
         )
-        f_mean, f_std = series_mod.column_stats(series, features, split)
-        t_mean, t_std = series_mod.column_stats(series, targets, split)
-        config = ModelConfig(
-            task="forecast",
+        config = series_mod.forecast_config(
+            series,
+            split,
+            features,
+            targets,
+            horizon=probe.horizon,
             hidden_size=probe.hidden,
             num_layers=probe.layers,
-            features=features,
-            targets=targets,
-            horizon=probe.horizon,
-            feature_mean=f_mean,
-            feature_std=f_std,
-            target_mean=t_mean,
-            target_std=t_std,
         )
         data = series_mod.data_record(
             series,

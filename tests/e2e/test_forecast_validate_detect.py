@@ -60,13 +60,9 @@ def fc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     series = S.builtin_signal(ROWS, seed=SEED)
     split = S.split_rows(ROWS, 0.1, 0.1)
     features, targets = S.choose_columns(series, None, None, builtin=True)
-    f_mean, f_std = S.column_stats(series, features, split)
-    t_mean, t_std = S.column_stats(series, targets, split)
-    config = ModelConfig(
-        task="forecast", hidden_size=8, num_layers=1, features=features, targets=targets,
-        horizon=1, feature_mean=f_mean, feature_std=f_std, target_mean=t_mean,
-        target_std=t_std,
-    )  # fmt: skip
+    config = S.forecast_config(
+        series, split, features, targets, horizon=1, hidden_size=8, num_layers=1
+    )
     torch.manual_seed(0)
     model = build_model(config)
     train = S.select(series, config, *split.train)

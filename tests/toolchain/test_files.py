@@ -18,7 +18,6 @@ import torch
 
 from lstm_edge.exporters import onnx_export
 from lstm_edge.exporters.onnx_export import export_checkpoint
-from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.toolchain import checkpoint, files
 from lstm_edge.toolchain import series as S
 from lstm_edge.toolchain.model import build_model
@@ -82,13 +81,9 @@ def forecast_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     series = S.builtin_signal(rows, seed=1)
     split = S.split_rows(rows, 0.1, 0.1)
     features, targets = S.choose_columns(series, None, None, builtin=True)
-    f_mean, f_std = S.column_stats(series, features, split)
-    t_mean, t_std = S.column_stats(series, targets, split)
-    config = ModelConfig(
-        task="forecast", hidden_size=4, num_layers=1, features=features, targets=targets,
-        horizon=1, feature_mean=f_mean, feature_std=f_std, target_mean=t_mean,
-        target_std=t_std,
-    )  # fmt: skip
+    config = S.forecast_config(
+        series, split, features, targets, horizon=1, hidden_size=4, num_layers=1
+    )
     torch.manual_seed(0)
     record = S.data_record(series, split, csv_path=None, time_column=None, label_column=None,
                            builtin_rows=rows, builtin_seed=1, season=None)  # fmt: skip
