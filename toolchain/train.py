@@ -656,7 +656,8 @@ def _char_lm_source(o: TrainOptions, probe: RunConfig, resume: dict[str, Any] | 
     forecast_only |= {"--season": o.season}
     wrong = [name for name, v in forecast_only.items() if v is not None]
     if wrong:
-        raise TrainingError(f"{', '.join(wrong)} apply to --task forecast only")
+        verb = "applies" if len(wrong) == 1 else "apply"
+        raise TrainingError(f"{', '.join(wrong)} {verb} to --task forecast only")
     if resume is not None:
         data = resume["data"]
         if o.corpus is not None and data_mod.load_corpus(o.corpus).source != data.get("source"):

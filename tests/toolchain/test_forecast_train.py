@@ -131,7 +131,7 @@ def test_cli_refuses_bad_forecast_options(tmp_path, args, message):
 
 def test_cli_refuses_forecast_options_for_char_lm(tmp_path, csv_file):
     r = _invoke("--out", str(tmp_path / "run"), "--csv", str(csv_file))
-    assert r.exit_code == 2 and "--csv apply to --task forecast only" in r.output
+    assert r.exit_code == 2 and "--csv applies to --task forecast only" in r.output
     r = _invoke("--out", str(tmp_path / "run"), "--horizon", "3")
     assert r.exit_code == 2 and "--horizon applies to --task forecast only" in r.output
 
