@@ -7,6 +7,8 @@ reports they summarize and against a recomputation through the runtime.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +138,54 @@ def test_from_checkpoint_of_the_other_task_is_refused(builtin_bundle: Path, tmp_
     )
     assert result.exit_code == 2
     assert "forecast model" in result.output and "--task forecast" in result.output
+
+
+MONITOR = Path(__file__).resolve().parents[2] / "examples" / "sensor_monitoring" / "monitor.py"
+# Run the example as a user would, then prove it never imported the training stack.
+NO_TORCH_PROBE = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as e:
+    code = e.code
+leaked = [m for m in sys.modules if m.split(".")[0] in ("torch", "typer", "onnx")
+          or m.startswith(("lstm_edge.toolchain", "lstm_edge.exporters"))]
+if leaked:
+    sys.exit(f"imported {leaked}")
+sys.exit(code)
+"""
+
+
+def test_monitor_example_alerts_on_the_rows_detect_flags(builtin_bundle: Path, tmp_path: Path):
+    """examples/sensor_monitoring streams rows one at a time with the runtime alone; its
+    alerts are exactly the steps `lstm-edge detect` flags over the same file."""
+    csv_path = tmp_path / "machine.csv"
+    write_csv(builtin_signal(rows=4000, seed=5), csv_path)
+    model = builtin_bundle / "model.int8.onnx"
+    threshold = "3"  # low, so the tiny model gives a good number of alerts to compare
+    result = subprocess.run(
+        [
+            *(sys.executable, "-c", NO_TORCH_PROBE, str(MONITOR), str(model)),
+            *("--csv", str(csv_path), "--backend", "numpy", "--threshold", threshold),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    alerted = {int(line.split(":")[0].split()[1]) - 2 for line in result.stdout.splitlines()}
+    out = tmp_path / "detect"
+    detected = runner.invoke(
+        app,
+        [
+            *("detect", str(model), "--csv", str(csv_path), "--time-column", "time"),
+            *("--label-column", "fault", "--backend", "numpy", "--threshold", threshold),
+            *("--out", str(out)),
+        ],
+    )
+    assert detected.exit_code == 0, detected.output
+    report = json.loads((out / "report.json").read_text())
+    flagged = {s for run in report["flag_runs"] for s in range(run["start"], run["stop"])}
+    assert len(flagged) >= 10
+    assert alerted == flagged
