@@ -306,6 +306,20 @@ extern const char *const {name}_target_names[{upper}_OUTPUT_SIZE];"""
                 f"{name}_target_names", f"{upper}_OUTPUT_SIZE", "predicted columns", cfg.targets
             )
         )
+        calibration = artifact.calibration
+        if calibration is not None:
+            threshold = float_lines(np.array([calibration["threshold"]])).strip()
+            task_macros += f"""
+/* Anomaly calibration from the artifact (training split): pass these to
+ * lstm_edge_anomaly_score and flag a row whose score is above the threshold. */
+#define {upper}_ANOMALY_THRESHOLD {threshold}
+extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
+            scale = np.asarray(calibration["residual_scale"], np.float32)
+            task_data += (
+                f"\n/* residual scale per target, in target units */\n"
+                f"const float {name}_residual_scale[{upper}_OUTPUT_SIZE] = {{\n"
+                f"{float_lines(scale)}\n}};\n"
+            )
         sizes = ".vocab_size = 0,\n    .embed_size = 0,"
     else:
         task_macros = f"""#define {upper}_VOCAB {cfg.vocab_size}

@@ -492,6 +492,26 @@ lstm_edge_status lstm_edge_forecast_step(const lstm_edge_model *model, lstm_edge
     return lstm_edge_forecast_step_many(model, state, x, 1, out, scratch);
 }
 
+float lstm_edge_anomaly_score(const float *forecast, const float *actual,
+                              const float *residual_scale, int32_t n)
+{
+    float score = 0.0f;
+    int32_t k;
+    if (forecast == NULL || actual == NULL || residual_scale == NULL || n < 1) {
+        return -1.0f;
+    }
+    for (k = 0; k < n; ++k) {
+        const float z = fabsf(forecast[k] - actual[k]) / residual_scale[k];
+        if (z != z) {
+            return z; /* NaN in, NaN out: never a silent "no anomaly" */
+        }
+        if (z > score) {
+            score = z;
+        }
+    }
+    return score;
+}
+
 const char *lstm_edge_status_str(lstm_edge_status status)
 {
     switch (status) {

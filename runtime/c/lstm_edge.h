@@ -174,6 +174,15 @@ lstm_edge_status lstm_edge_forecast_step_batch(const lstm_edge_model *model,
                                                const float *x, int32_t time, float *out,
                                                float *scratch, size_t scratch_floats);
 
+/* Anomaly score of one row (the `lstm-edge detect` score): the largest
+ * |forecast[k] - actual[k]| / residual_scale[k] over the n targets, where forecast is the
+ * output made `horizon` steps before the row `actual` holds. Flag the row when the score
+ * is above the threshold. A forecast model's generated header has both from the artifact's
+ * calibration: NAME_residual_scale and NAME_ANOMALY_THRESHOLD. Returns -1 for NULL
+ * pointers or n < 1, and NaN if an input is NaN. */
+float lstm_edge_anomaly_score(const float *forecast, const float *actual,
+                              const float *residual_scale, int32_t n);
+
 /* ---- both tasks ---- */
 
 /* Scratch floats for `streams` streams processed together (1 .. LSTM_EDGE_BATCH_BLOCK). */

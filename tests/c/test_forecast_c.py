@@ -5,6 +5,7 @@ the int8 model's example under QEMU on the emulated Cortex-M4."""
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
 import subprocess
@@ -317,3 +318,64 @@ def test_check_against_torch_without_the_data_uses_a_seeded_stream(tmp_path, mod
     assert report.stream_source.startswith("seeded") and "unavailable" in report.stream_source
     assert [c.against for c in report.checks] == ["numpy", "torch"]
     assert report.passed, report.checks
+
+
+# ---- anomaly scoring on the device ------------------------------------------------------------
+
+
+def _calibrated(path: Path, out: Path, calibration: dict) -> Path:
+    """A copy of the artifact at `path` carrying `calibration` (as export writes it)."""
+    import json
+
+    import onnx
+    from onnx import helper
+
+    from lstm_edge.runtime.config import META_CALIBRATION
+
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props[META_CALIBRATION] = json.dumps(calibration)
+    del proto.metadata_props[:]
+    helper.set_model_props(proto, props)
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_anomaly_score_matches_detect_and_codegen_carries_the_calibration(fc, tmp_path):
+    """lstm_edge_anomaly_score is the score `detect` computes (forecast_eval), and codegen
+    writes the artifact's residual scales and threshold as exact float literals."""
+    from lstm_edge.toolchain import forecast_eval as fe
+
+    # Scales that are not exact in binary and differ per target, so a swapped, rounded or
+    # dropped value shows.
+    calibration = {"residual_scale": [0.37, 2.9], "threshold": 4.6, "split": "train"}
+    path = _calibrated(fc.int8_path, tmp_path / "cal.onnx", calibration)
+    lib = load(path, backend="c").runner._lib
+    score = lib.lstm_edge_anomaly_score
+    score.restype = ctypes.c_float
+    score.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32]
+    rng = np.random.default_rng(0)
+    forecast = rng.normal(100, 10, size=(200, 2)).astype(np.float32)
+    actual = (forecast + rng.normal(0, 3, size=(200, 2))).astype(np.float32)
+    scale = np.asarray(calibration["residual_scale"], np.float32)
+    got = [
+        score(forecast[t].ctypes.data, actual[t].ctypes.data, scale.ctypes.data, 2)
+        for t in range(200)
+    ]
+    # forecast_eval.anomaly_scores indexes a score by the row it judges: horizon 0 pairs
+    # forecast[t] with actual[t], exactly what the C function is given.
+    want = fe.anomaly_scores(forecast, actual, 0, calibration["residual_scale"])
+    # float32 division in C vs float64 in numpy: ~1e-7 relative.
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert score(None, actual[0].ctypes.data, scale.ctypes.data, 2) == -1.0
+    nan_row = np.array([np.nan, 0.0], np.float32)
+    assert np.isnan(score(nan_row.ctypes.data, actual[0].ctypes.data, scale.ctypes.data, 2))
+
+    sources = cbackend.model_sources(read_artifact(path), "fc")
+    assert "#define FC_ANOMALY_THRESHOLD 4.6f" in sources.header
+    body = re.search(r"fc_residual_scale\[FC_OUTPUT_SIZE\] = \{([^}]*)\}", sources.source)
+    values = [float(v.strip().rstrip("f")) for v in body.group(1).split(",")]
+    assert np.array_equal(np.float32(values), scale)
+    # Without calibration there is nothing to score with: no constants are emitted.
+    plain = cbackend.model_sources(read_artifact(fc.int8_path), "fc")
+    assert "ANOMALY_THRESHOLD" not in plain.header and "residual_scale" not in plain.source
