@@ -218,6 +218,11 @@ StepHook = Callable[[int, float], None]  # (steps done, loss of that step), rank
 # ---- distributed --------------------------------------------------------------------------
 
 
+# How long to let gloo's worker threads release the last collectives' tensors when torch
+# offers no way to check (see _Dist.stop); they do so within microseconds of completing.
+FALLBACK_RELEASE_WAIT_S = 0.2
+
+
 @dataclass(frozen=True)
 class _Dist:
     """This process's place in the torchrun job, and the few collectives training uses.
@@ -274,7 +279,15 @@ class _Dist:
         dist.destroy_process_group()
         deadline = time.monotonic() + timeout_s
         # use_count 1: only our reference is left (the worker has released the work).
-        while any(t._use_count() > 1 for t in self.sent) and time.monotonic() < deadline:
+        # `_use_count` is private torch API; without it, a fixed grace period instead.
+        use_count = getattr(torch.Tensor, "_use_count", None)
+        if use_count is None:
+            time.sleep(FALLBACK_RELEASE_WAIT_S)
+        while (
+            use_count is not None
+            and any(use_count(t) > 1 for t in self.sent)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.001)
         self.sent.clear()
 
