@@ -7,12 +7,11 @@ reports they summarize and against a recomputation through the runtime.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from example_probe import EXAMPLES, run_example
 from typer.testing import CliRunner
 
 import lstm_edge.runtime as rt
@@ -140,21 +139,7 @@ def test_from_checkpoint_of_the_other_task_is_refused(builtin_bundle: Path, tmp_
     assert "forecast model" in result.output and "--task forecast" in result.output
 
 
-MONITOR = Path(__file__).resolve().parents[2] / "examples" / "sensor_monitoring" / "monitor.py"
-# Run the example as a user would, then prove it never imported the training stack.
-NO_TORCH_PROBE = """
-import runpy, sys
-sys.argv = sys.argv[1:]
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit as e:
-    code = e.code
-leaked = [m for m in sys.modules if m.split(".")[0] in ("torch", "typer", "onnx")
-          or m.startswith(("lstm_edge.toolchain", "lstm_edge.exporters"))]
-if leaked:
-    sys.exit(f"imported {leaked}")
-sys.exit(code)
-"""
+MONITOR = EXAMPLES / "sensor_monitoring" / "monitor.py"
 
 
 def test_monitor_example_alerts_on_the_rows_detect_flags(builtin_bundle: Path, tmp_path: Path):
@@ -164,14 +149,8 @@ def test_monitor_example_alerts_on_the_rows_detect_flags(builtin_bundle: Path, t
     write_csv(builtin_signal(rows=4000, seed=5), csv_path)
     model = builtin_bundle / "model.int8.onnx"
     threshold = "3"  # low, so the tiny model gives a good number of alerts to compare
-    result = subprocess.run(
-        [
-            *(sys.executable, "-c", NO_TORCH_PROBE, str(MONITOR), str(model)),
-            *("--csv", str(csv_path), "--backend", "numpy", "--threshold", threshold),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_example(
+        MONITOR, str(model), "--csv", str(csv_path), "--backend", "numpy", "--threshold", threshold
     )
     assert result.returncode == 0, result.stderr
     alerted = {int(line.split(":")[0].split()[1]) - 2 for line in result.stdout.splitlines()}

@@ -4,39 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
+from example_probe import EXAMPLES, run_example
 
 from lstm_edge.runtime import Suggester, load
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "predictive_typing" / "complete.py"
-# Run the example as a user would, then prove it never imported the training stack.
-PROBE = """
-import runpy, sys
-sys.argv = sys.argv[1:]
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit as e:
-    code = e.code
-leaked = [m for m in sys.modules if m.split(".")[0] in ("torch", "typer", "onnx")
-          or m.startswith(("lstm_edge.toolchain", "lstm_edge.exporters"))]
-if leaked:
-    sys.exit(f"imported {leaked}")
-sys.exit(code)
-"""
+EXAMPLE = EXAMPLES / "predictive_typing" / "complete.py"
 LINES = ["Tabac c", "Tabac ca", "", "ab€ T", "x" * 40]
 
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", PROBE, str(EXAMPLE), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_example(EXAMPLE, *args, stdin=stdin)
 
 
 def test_completes_lines_from_stdin_on_int8(tiny):
