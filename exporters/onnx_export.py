@@ -50,19 +50,18 @@ from lstm_edge.runtime.config import (
     lstm_b,
     lstm_r,
     lstm_w,
-    normalization_tensors,
 )
 from lstm_edge.runtime.errors import LstmEdgeError
-from lstm_edge.toolchain import __version__
-from lstm_edge.toolchain.checkpoint import load_checkpoint
 
 # Output-path checks and atomic writes are torch-free (`files`); these names stay
 # importable from here for existing callers.
-from lstm_edge.toolchain.files import (  # noqa: F401
+from lstm_edge.runtime.files import (  # noqa: F401
     OutputExistsError,
     atomic_write,
     check_output_path,
 )
+from lstm_edge.runtime.format import __version__
+from lstm_edge.toolchain.checkpoint import load_checkpoint
 from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM
 
 OPSET = 17
@@ -120,6 +119,15 @@ def torch_to_onnx_gates(w: np.ndarray) -> np.ndarray:
     return np.concatenate([i, o, f, g], axis=0)
 
 
+def onnx_to_torch_gates(w: np.ndarray) -> np.ndarray:
+    """The inverse of `torch_to_onnx_gates`: ONNX's i, o, f, c back to PyTorch's i, f, g, o."""
+    w = np.asarray(w)
+    if w.ndim < 1 or w.shape[0] % 4 != 0:
+        raise ValueError(f"gate axis has length {w.shape[:1]} (expected a multiple of 4)")
+    i, o, f, c = np.split(w, 4, axis=0)
+    return np.concatenate([i, f, c, o], axis=0)
+
+
 # ---- the graph ---------------------------------------------------------------------------
 
 
@@ -144,7 +152,7 @@ def onnx_weights(model: EdgeLSTM) -> dict[str, np.ndarray]:
     else:
         # The graph's NORM_* tensors come from the config (the one place they are computed);
         # the model's buffers must hold the same values, or torch and the file would differ.
-        out = normalization_tensors(config)
+        out = config.spec.config_tensors(config)
         for buffer, name in NORM_BUFFERS.items():
             if not np.array_equal(sd[buffer], out[name]):
                 raise LstmEdgeError(

@@ -54,10 +54,9 @@ from lstm_edge.runtime.config import (
     ModelConfig,
     lstm_r,
     lstm_w,
-    normalization_tensors,
 )
 from lstm_edge.runtime.errors import InvalidArtifactError, InvalidConfigError, LstmEdgeError
-from lstm_edge.toolchain.files import atomic_write
+from lstm_edge.runtime.files import atomic_write
 
 SCHEMES = ("int8", "int8-dynamic", "fp16")
 
@@ -178,7 +177,7 @@ def float_artifact(model: onnx.ModelProto, where: str) -> tuple[ModelConfig, dic
 def _check_norm_tensors(inits: dict[str, TensorProto], config: ModelConfig, where: str) -> None:
     """A forecast artifact's NORM_* initializers must be exactly what its config implies;
     quantizing a file whose normalization was changed would carry the damage along."""
-    for name, want in normalization_tensors(config).items():
+    for name, want in config.spec.config_tensors(config).items():
         found = numpy_helper.to_array(inits[name]) if name in inits else None
         if found is None or found.dtype != np.float32 or not np.array_equal(found, want):
             state = "missing" if found is None else "different from the config's statistics"

@@ -24,7 +24,6 @@ import numpy as np
 
 from lstm_edge.runtime import onnx_proto as op
 from lstm_edge.runtime.config import (
-    EMBEDDING,
     FORMAT_VERSION,
     HEAD_BIAS,
     HEAD_WEIGHT,
@@ -46,7 +45,6 @@ from lstm_edge.runtime.config import (
     lstm_b,
     lstm_r,
     lstm_w,
-    normalization_tensors,
 )
 from lstm_edge.runtime.errors import (
     FormatVersionError,
@@ -107,6 +105,9 @@ REQUIRED_METADATA = (
     META_PRODUCER_VERSION,
 )
 
+# ONNX element types of the dtypes a task's main input may have.
+_ELEM_TYPES = {np.dtype(np.int64): op.INT64, np.dtype(np.float32): op.FLOAT}
+
 # LSTM attributes the backends implement, with the only values they accept.
 _LSTM_DEFAULTS = {
     "direction": b"forward",
@@ -144,13 +145,12 @@ class Artifact:
 def logical_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Each logical weight's shape, as the artifact format defines it, in graph order.
 
-    The forecast NORM_* tensors are not listed: they are float32 initializers in every
-    scheme, checked by value against the config (`_check_normalization`).
+    The task's config tensors (forecast: NORM_*) are not listed: they are float32
+    initializers in every scheme, checked by value against the config
+    (`_check_config_tensors`).
     """
     v, e, h = config.output_size, config.input_size, config.hidden_size
-    shapes: dict[str, tuple[int, ...]] = {}
-    if config.task == "char-lm":
-        shapes[EMBEDDING] = (config.vocab_size, e)
+    shapes = dict(config.spec.stage_weights(config))
     for layer in range(config.num_layers):
         inp = e if layer == 0 else h
         shapes[lstm_w(layer)] = (1, 4 * h, inp)
@@ -190,7 +190,7 @@ def read_artifact(
     ops = _check_ops(model, scheme, path)
     _check_io(graph, config, path)
     tensors = _initializers(graph, path, allow_external_data)
-    norms = _check_normalization(graph, tensors, config, path)
+    norms = _check_config_tensors(graph, tensors, config, path)
     calibration = _calibration(metadata, config, path)
     if scheme == "int8-dynamic":
         # quantize_dynamic rewrites the LSTM into contrib ops whose layout we do not
@@ -341,14 +341,9 @@ def _check_ops(model: op.Model, scheme: str, path: Path) -> frozenset[str]:
 
 def _check_io(graph: op.Graph, config: ModelConfig, path: Path) -> None:
     layers, hidden = config.num_layers, config.hidden_size
-    # char-lm: tokens int64 [batch, time]; forecast: features float32 [batch, time, F].
-    main_input = (
-        (op.INT64, (None, None))
-        if config.task == "char-lm"
-        else (op.FLOAT, (None, None, config.input_size))
-    )
+    spec = config.spec
     expected_inputs = {
-        config.input_name: main_input,
+        spec.input_name: (_ELEM_TYPES[spec.input_dtype], spec.graph_input_dims(config)),
         INPUT_H0: (op.FLOAT, (layers, None, hidden)),
         INPUT_C0: (op.FLOAT, (layers, None, hidden)),
     }
@@ -391,13 +386,14 @@ def _check_io(graph: op.Graph, config: ModelConfig, path: Path) -> None:
                 )
 
 
-def _check_normalization(
+def _check_config_tensors(
     graph: op.Graph, tensors: dict[str, np.ndarray], config: ModelConfig, path: Path
 ) -> dict[str, np.ndarray]:
-    """Forecast: each NORM_* tensor is a float32 initializer (never quantized, in every
-    scheme) holding exactly `normalization_tensors(config)`, bit for bit, so the graph and
-    every backend normalize with the statistics the config states. Returns them read-only."""
-    expected = normalization_tensors(config)
+    """Each of the task's config tensors (forecast: the NORM_* normalization) is a float32
+    initializer (never quantized, in every scheme) holding exactly
+    `spec.config_tensors(config)`, bit for bit, so the graph and every backend compute
+    with the values the config states. Returns them read-only."""
+    expected = config.spec.config_tensors(config)
     producers = {out for n in graph.nodes for out in n.outputs}
     found: dict[str, np.ndarray] = {}
     for name, want in expected.items():
@@ -424,52 +420,9 @@ def _check_normalization(
 
 
 def check_calibration(calibration: object, config: ModelConfig, where: str) -> dict:
-    """Check a META_CALIBRATION dict (forecast anomaly scores); errors name `where` and the key.
-
-    residual_scale: one finite float > 0 per target; threshold: a finite float > 0; the
-    optional descriptive keys split and statistic are strings. Returns the dict.
-    """
-    if config.task != "forecast":
-        raise InvalidArtifactError(
-            f"{where}: calibration is for task 'forecast' (this model is {config.task!r})"
-        )
-    if not isinstance(calibration, dict):
-        raise InvalidArtifactError(
-            f"{where}: calibration is {type(calibration).__name__} (expected a JSON object)"
-        )
-    for key in ("residual_scale", "threshold"):
-        if key not in calibration:
-            raise InvalidArtifactError(f"{where}: calibration has no key {key!r}")
-    scales = calibration["residual_scale"]
-    n = len(config.targets)
-    if not isinstance(scales, list) or len(scales) != n:
-        found = f"{len(scales)} values" if isinstance(scales, list) else repr(scales)
-        raise InvalidArtifactError(
-            f"{where}: calibration key 'residual_scale' is {found} (expected a list of "
-            f"{n} numbers > 0, one per target {list(config.targets)})"
-        )
-    for i, v in enumerate(scales):
-        if not _positive_number(v):
-            raise InvalidArtifactError(
-                f"{where}: calibration key 'residual_scale'[{i}] (target "
-                f"{config.targets[i]!r}) is {v!r} (expected a finite number > 0)"
-            )
-    if not _positive_number(calibration["threshold"]):
-        raise InvalidArtifactError(
-            f"{where}: calibration key 'threshold' is {calibration['threshold']!r} "
-            f"(expected a finite number > 0)"
-        )
-    for key in ("split", "statistic"):
-        if key in calibration and not isinstance(calibration[key], str):
-            raise InvalidArtifactError(
-                f"{where}: calibration key {key!r} is {calibration[key]!r} (expected text)"
-            )
-    return calibration
-
-
-def _positive_number(v: object) -> bool:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-    return ok and math.isfinite(v) and v > 0
+    """Check a META_CALIBRATION value (the task's spec says what it holds, or refuses any);
+    errors name `where` and the key. Returns the dict."""
+    return config.spec.check_calibration(calibration, config, where)
 
 
 def _calibration(metadata: dict[str, str], config: ModelConfig, path: Path) -> dict | None:

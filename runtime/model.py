@@ -44,63 +44,10 @@ class Model:
         [batch, time, targets], each for `horizon` steps after its input step.
         Returns the outputs and the state after the last step; `state` is left as it was.
         """
-        if self.config.task == "char-lm":
-            x, single = self._check_tokens(inputs)
-        else:
-            x, single = self._check_features(inputs)
+        x, single = self.config.spec.check_inputs(self.config, inputs)
         self._check_state(state, x.shape[0])
         y, hn, cn = self.runner.run(x, state.h, state.c)
         return (y[:, 0] if single else y), State._wrap(hn, cn)
-
-    def _check_tokens(self, tokens: Any) -> tuple[np.ndarray, bool]:
-        arr = np.asarray(tokens)
-        if arr.dtype.kind not in "iu":
-            raise InputError(f"tokens have dtype {arr.dtype} (expected an integer dtype)")
-        if arr.ndim not in (1, 2) or arr.size == 0:
-            raise InputError(
-                f"tokens have shape {list(arr.shape)} (expected [batch] or [batch, time], "
-                f"non-empty)"
-            )
-        single = arr.ndim == 1
-        ids = np.ascontiguousarray(arr[:, None] if single else arr, dtype=np.int64)
-        vocab = self.config.vocab_size
-        # One reduction checks both ends: negative ids (and uint64 ids >= 2**63, which
-        # wrapped negative in int64) are >= 2**63 when viewed as uint64.
-        if ids.view(np.uint64).max() >= vocab:
-            pos = tuple(int(i) for i in np.argwhere((arr < 0) | (arr >= vocab))[0])
-            raise InputError(
-                f"token id {int(arr[pos])} at position {list(pos)} is out of range "
-                f"(expected 0 to {vocab - 1})"
-            )
-        return ids, single
-
-    def _check_features(self, values: Any) -> tuple[np.ndarray, bool]:
-        arr = np.asarray(values)
-        if arr.dtype.kind not in "iuf":
-            raise InputError(
-                f"features have dtype {arr.dtype} (expected real numbers, e.g. float32)"
-            )
-        n = self.config.input_size
-        if arr.ndim not in (2, 3) or arr.shape[-1] != n or arr.size == 0:
-            raise InputError(
-                f"features have shape {list(arr.shape)} (expected [batch, {n}] or "
-                f"[batch, time, {n}], non-empty; features {list(self.config.features)})"
-            )
-        single = arr.ndim == 2
-        # A float64 value beyond float32's range becomes Inf in the cast; it is refused
-        # just below, so numpy's overflow warning would only repeat that.
-        with np.errstate(over="ignore"):
-            x = np.ascontiguousarray(arr[:, None] if single else arr, dtype=np.float32)
-        if not np.isfinite(x).all():
-            pos = [int(i) for i in np.argwhere(~np.isfinite(x))[0]]
-            pos = [pos[0], pos[2]] if single else pos
-            column = self.config.features[pos[-1]]
-            raise InputError(
-                f"feature value {arr[tuple(pos)]!r} at position {pos} (column {column!r}) "
-                f"is not finite after conversion to float32 (expected finite numbers; fill "
-                f"missing sensor values before stepping)"
-            )
-        return x, single
 
     def _check_state(self, state: Any, batch: int) -> None:
         if not isinstance(state, State):
@@ -109,7 +56,7 @@ class Model:
                 f"model.initial_state(batch))"
             )
         expected = (self.config.num_layers, batch, self.config.hidden_size)
-        kind = "token " if self.config.task == "char-lm" else ""
+        kind = self.config.spec.stream_noun
         if state.h.shape != expected:
             raise InputError(
                 f"state has shape {list(state.h.shape)} (expected [layers, batch, hidden] = "

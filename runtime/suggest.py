@@ -43,6 +43,7 @@ import numpy as np
 
 from lstm_edge.runtime.config import UNK_ID
 from lstm_edge.runtime.errors import InputError
+from lstm_edge.runtime.tasks.char_lm import CHAR_LM
 
 # The model is primed with the first of these that is in its vocabulary, so the empty
 # text already has a next-character distribution (a document starts after a line break).
@@ -100,12 +101,7 @@ class Suggester:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} is {value!r} (expected an integer >= 1)")
-        task = model.config.task
-        if task != "char-lm":
-            raise InputError(
-                f"word suggestions need a 'char-lm' model; this model is task {task!r} "
-                f"(step it with model.step instead)"
-            )
+        CHAR_LM.require(model.config, "word suggestions", "step it with model.step instead")
         self.model = model
         self.max_word_len = max_word_len
         self.beam_width = beam_width

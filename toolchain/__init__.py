@@ -1,6 +1,6 @@
 """The training side of lstm-edge: CLI, data, model, training, checkpoints, validation."""
 
-__version__ = "0.1.0"
+from lstm_edge.runtime.format import __version__  # noqa: F401  (one version for all parts)
 
 # Exit statuses of the `lstm-edge` commands, here so that library modules that report a
 # stage's outcome (pipeline) and the CLI share one definition without importing typer.

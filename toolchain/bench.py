@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lstm_edge.exporters.onnx_export import torch_to_onnx_gates
+from lstm_edge.exporters.onnx_export import onnx_to_torch_gates
 from lstm_edge.runtime.config import (
     EMBEDDING,
     HEAD_BIAS,
@@ -49,7 +49,6 @@ from lstm_edge.runtime.config import (
     lstm_b,
     lstm_r,
     lstm_w,
-    normalization_tensors,
 )
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
 from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM, build_model
@@ -190,18 +189,6 @@ def torch_threads(n: int) -> Iterator[None]:
 # ---- torch baseline ------------------------------------------------------------------------
 
 
-def onnx_to_torch_gates(w: np.ndarray) -> np.ndarray:
-    """The inverse of the exporter's `torch_to_onnx_gates` (ONNX i,o,f,c -> PyTorch i,f,g,o).
-
-    Derived from the forward permutation itself, so the two can never disagree.
-    """
-    w = np.asarray(w)
-    where = torch_to_onnx_gates(np.arange(w.shape[0]))  # ONNX row k holds torch row where[k]
-    out = np.empty_like(w)
-    out[where] = w
-    return out
-
-
 def torch_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> EdgeLSTM:
     """An EdgeLSTM holding an artifact's float weights (logical ONNX names and layouts)."""
     H = config.hidden_size
@@ -211,7 +198,7 @@ def torch_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> E
     }
     if config.task == "char-lm":
         sd["embedding.weight"] = torch.from_numpy(np.array(weights[EMBEDDING]))
-    norm = normalization_tensors(config)
+    norm = config.spec.config_tensors(config)
     for buffer, name in NORM_BUFFERS.items():
         if name in norm:
             sd[buffer] = torch.from_numpy(norm[name])
@@ -869,7 +856,7 @@ def render_tables(report: BenchReport) -> list[Table]:
 
 
 def write_json(report: BenchReport, path: Path) -> None:
-    from lstm_edge.toolchain.files import atomic_write_json
+    from lstm_edge.runtime.files import atomic_write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, report.to_dict())

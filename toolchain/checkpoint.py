@@ -19,12 +19,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from lstm_edge.runtime.config import ModelConfig, normalization_tensors
+from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InvalidConfigError, LstmEdgeError
 
 # The torch-free file helpers live in `files`; they are re-exported here for the callers
 # that import them from the checkpoint module (train.py and others).
-from lstm_edge.toolchain.files import (  # noqa: F401
+from lstm_edge.runtime.files import (  # noqa: F401
     TMP_PREFIX,
     atomic_write,
     atomic_write_bytes,
@@ -181,7 +181,7 @@ def _check_normalization_buffers(
     Every artifact takes these values from the config (`normalization_tensors`); buffers
     that differ would make torch disagree with every exported file, so refuse them here.
     """
-    expected = normalization_tensors(config)
+    expected = config.spec.config_tensors(config)
     for buffer, name in NORM_BUFFERS.items():
         if name not in expected:
             continue

@@ -597,8 +597,8 @@ def bench(
     session.run loop, and one BLAS matrix-vector product per layer (the limit).
     Medians with p10-p90 over repeats, and ratios.
     """
+    from lstm_edge.runtime.files import check_output_path
     from lstm_edge.toolchain import bench as b
-    from lstm_edge.toolchain.files import check_output_path
 
     if json_out is not None:
         check_output_path(json_out, force)  # before minutes of timing, not after

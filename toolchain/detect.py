@@ -264,7 +264,7 @@ def _flag_runs(outputs, targets, h, calibration, flags, scores, faults, names) -
 
 
 def _check_out(folder: Path, force: bool) -> None:
-    from lstm_edge.toolchain.files import check_output_path
+    from lstm_edge.runtime.files import check_output_path
 
     if folder.exists() and not folder.is_dir():
         raise DetectError(f"--out {folder} is a file (expected a folder)")
@@ -275,7 +275,7 @@ def _check_out(folder: Path, force: bool) -> None:
 
 def write_outputs(report: DetectReport, folder: Path) -> list[Path]:
     """scores.csv, report.json and detect.png into `folder` (created if needed), atomically."""
-    from lstm_edge.toolchain.files import atomic_write, atomic_write_json
+    from lstm_edge.runtime.files import atomic_write, atomic_write_json
 
     folder.mkdir(parents=True, exist_ok=True)
     scores_path = folder / SCORES_FILE

@@ -19,7 +19,6 @@ from lstm_edge.runtime.config import (
     NORM_OUT_SCALE,
     NORM_OUT_SHIFT,
     ModelConfig,
-    normalization_tensors,
 )
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, batch, hidden]
@@ -44,7 +43,7 @@ class EdgeLSTM(nn.Module):
         else:
             # Buffers, not parameters: fixed statistics, saved with the weights and checked
             # against the config on load.
-            norm = normalization_tensors(config)
+            norm = config.spec.config_tensors(config)
             for buffer, name in NORM_BUFFERS.items():
                 self.register_buffer(buffer, torch.from_numpy(norm[name]))
         self.lstm = nn.LSTM(

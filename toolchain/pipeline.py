@@ -558,7 +558,7 @@ def _forecast_snippet(config: Any) -> list[str]:
 
 
 def write_summary(result: PipelineResult, options: PipelineOptions) -> Path:
-    from lstm_edge.toolchain.files import atomic_write_bytes
+    from lstm_edge.runtime.files import atomic_write_bytes
 
     path = result.out / SUMMARY_FILE
     atomic_write_bytes(path, summary_text(result, options).encode("utf-8"))

@@ -55,7 +55,7 @@ class RunConfig:
 
     def check(self) -> None:
         if self.task not in TASKS:
-            raise TrainingError(f"task {self.task!r} is unknown (expected one of {TASKS})")
+            raise TrainingError(f"task {self.task!r} is unknown (expected one of {tuple(TASKS)})")
         if self.loss not in FORECAST_LOSSES:
             raise TrainingError(
                 f"loss {self.loss!r} is unknown (expected one of {FORECAST_LOSSES})"

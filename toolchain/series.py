@@ -53,8 +53,8 @@ import numpy as np
 
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.files import sha256_file
 from lstm_edge.toolchain.data import SPLITS, Split, split_corpus, split_from_record
-from lstm_edge.toolchain.files import sha256_file
 
 BUILTIN_SOURCE = "builtin:machine"
 BUILTIN_COLUMNS = ("load", "ambient_temp", "current", "motor_temp", "vibration")

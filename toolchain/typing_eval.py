@@ -230,13 +230,13 @@ def find_text(
 
 def check_json_path(path: Path, force: bool) -> Path:
     """Refuse an existing --json file without --force before the (long) run, not after."""
-    from lstm_edge.toolchain.files import check_output_path
+    from lstm_edge.runtime.files import check_output_path
 
     return check_output_path(Path(path), force)
 
 
 def write_json(path: Path, reports: list[TypingReport], source: str, force: bool) -> None:
-    from lstm_edge.toolchain.files import atomic_write_json
+    from lstm_edge.runtime.files import atomic_write_json
 
     path = check_json_path(path, force)
     body = {

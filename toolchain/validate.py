@@ -34,9 +34,9 @@ from rich.table import Table
 
 from lstm_edge.runtime.config import META_SOURCE_SHA256, ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
+from lstm_edge.runtime.files import atomic_write, atomic_write_json, check_output_path
 from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain.checkpoint import Checkpoint
-from lstm_edge.toolchain.files import atomic_write, atomic_write_json, check_output_path
 
 REPORT_FILE = "report.json"
 PLOT_FILE = "error_vs_timestep.png"

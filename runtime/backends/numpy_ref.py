@@ -13,19 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_edge.runtime.artifact import BASE_OPS, Artifact, require_ops
-from lstm_edge.runtime.config import (
-    EMBEDDING,
-    HEAD_BIAS,
-    HEAD_WEIGHT,
-    NORM_IN_SCALE,
-    NORM_IN_SHIFT,
-    NORM_OUT_SCALE,
-    NORM_OUT_SHIFT,
-    lstm_b,
-    lstm_r,
-    lstm_w,
-)
 from lstm_edge.runtime.errors import InputError, UnsupportedModelError
+from lstm_edge.runtime.format import HEAD_WEIGHT, lstm_b, lstm_r, lstm_w
+from lstm_edge.runtime.tasks import TaskSpec
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -59,19 +49,14 @@ def lstm(
 class NumpyRunner:
     weights: dict[str, np.ndarray]
     num_layers: int
-    task: str
+    task: TaskSpec  # its input and output stages
 
     def run(
         self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """inputs: tokens int64 [batch, time] or features float32 [batch, time, F]."""
         w = self.weights
-        if self.task == "char-lm":
-            x = w[EMBEDDING][inputs]  # Gather: [batch, T, E]
-        else:
-            # Mul then Add in float32, exactly the graph's two ops (no fused x*a+b, which
-            # would round once instead of twice).
-            x = inputs * w[NORM_IN_SCALE] + w[NORM_IN_SHIFT]  # [batch, T, F]
+        x = self.task.apply_input_stage(w, inputs)  # [batch, T, in]
         X = x.transpose(1, 0, 2)  # [T, batch, in]
         Y_h, Y_c = [], []
         for layer in range(self.num_layers):
@@ -85,9 +70,7 @@ class NumpyRunner:
             )
             Y_h.append(H_n)
             Y_c.append(C_n)
-        y = X.transpose(1, 0, 2) @ w[HEAD_WEIGHT] + w[HEAD_BIAS]  # [batch, T, out]
-        if self.task == "forecast":
-            y = y * w[NORM_OUT_SCALE] + w[NORM_OUT_SHIFT]  # standard units -> raw values
+        y = self.task.apply_output_stage(w, X.transpose(1, 0, 2) @ w[HEAD_WEIGHT])
         return y, np.stack(Y_h), np.stack(Y_c)
 
 
@@ -100,4 +83,4 @@ def load(artifact: Artifact, **options) -> NumpyRunner:
             f"{artifact.path}: the numpy backend cannot run scheme {artifact.scheme!r}"
         )
     config = artifact.config
-    return NumpyRunner(weights=artifact.weights, num_layers=config.num_layers, task=config.task)
+    return NumpyRunner(weights=artifact.weights, num_layers=config.num_layers, task=config.spec)

@@ -64,3 +64,13 @@ def test_permutation_matches_a_hand_computed_torch_step():
 def test_permutation_refuses_a_non_gate_axis():
     with pytest.raises(ValueError, match="multiple of 4"):
         torch_to_onnx_gates(np.zeros((6, 2)))
+
+
+def test_onnx_to_torch_gates_inverts_the_export_permutation():
+    from lstm_edge.exporters.onnx_export import onnx_to_torch_gates, torch_to_onnx_gates
+
+    w = np.arange(4 * 3 * 2, dtype=np.float32).reshape(12, 2)
+    np.testing.assert_array_equal(onnx_to_torch_gates(torch_to_onnx_gates(w)), w)
+    # ONNX blocks i, o, f, c come back as torch's i, f, g(=c), o.
+    i, o, f, c = np.split(w, 4)
+    np.testing.assert_array_equal(onnx_to_torch_gates(w), np.concatenate([i, f, c, o]))

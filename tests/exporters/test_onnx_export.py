@@ -36,7 +36,7 @@ from lstm_edge.runtime.config import (
     META_SOURCE_SHA256,
     ModelConfig,
 )
-from lstm_edge.toolchain import __version__
+from lstm_edge.runtime.format import __version__
 from lstm_edge.toolchain.checkpoint import InvalidCheckpointError, save_checkpoint, sha256_file
 from lstm_edge.toolchain.model import EdgeLSTM
 

@@ -1,4 +1,4 @@
-"""toolchain/files.py: torch-free output helpers, and `detect` running without torch.
+"""runtime/files.py: torch-free output helpers, and `detect` running without torch.
 
 `lstm-edge detect` only runs the runtime, so neither importing it nor a whole run that
 writes scores.csv / report.json / detect.png may load torch (or the onnx package): the
@@ -18,7 +18,8 @@ import torch
 
 from lstm_edge.exporters import onnx_export
 from lstm_edge.exporters.onnx_export import export_checkpoint
-from lstm_edge.toolchain import checkpoint, files
+from lstm_edge.runtime import files
+from lstm_edge.toolchain import checkpoint
 from lstm_edge.toolchain import series as S
 from lstm_edge.toolchain.model import build_model
 
@@ -41,7 +42,7 @@ def test_importing_files_and_detect_loads_no_torch():
     loaded = _run(
         f"""
         import json, sys
-        import lstm_edge.toolchain.files, lstm_edge.toolchain.detect
+        import lstm_edge.runtime.files, lstm_edge.toolchain.detect
         print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))
         """
     )

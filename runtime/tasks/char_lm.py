@@ -1,0 +1,114 @@
+"""char-lm: token ids in, logits over a character vocabulary out (predictive typing).
+
+Input stage: a Gather from the embedding; output stage: the head bias, giving logits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lstm_edge.runtime.errors import InputError, InvalidConfigError
+from lstm_edge.runtime.format import (
+    EMBEDDING,
+    HEAD_BIAS,
+    INPUT_TOKENS,
+    MAX_DIM,
+    MAX_VOCAB,
+    OUTPUT_LOGITS,
+    UNK_CHAR,
+    UNK_ID,
+)
+from lstm_edge.runtime.tasks.base import HEAD_MATMUL_OUT, X_STAGE_OUT, StageNode, TaskSpec
+
+if TYPE_CHECKING:
+    from lstm_edge.runtime.config import ModelConfig
+
+
+class CharLM(TaskSpec):
+    name = "char-lm"
+    fields = ("vocab", "embed_size")
+    list_fields = ("vocab",)
+    input_name = INPUT_TOKENS  # int64 [batch, time]
+    output_name = OUTPUT_LOGITS  # float32 [batch, time, vocab]
+    input_dtype = np.dtype(np.int64)
+    c_input_dtype = np.dtype(np.int32)
+    c_enum = "LSTM_EDGE_TASK_CHAR_LM"
+    stream_noun = "token "
+    error_unit = "logit error"
+
+    def check_config(self, config: ModelConfig) -> None:
+        from lstm_edge.runtime.config import check_int
+
+        vocab = config.vocab
+        if not isinstance(vocab, tuple) or not all(isinstance(c, str) for c in vocab):
+            raise InvalidConfigError("vocab must be a list of strings")
+        if not 2 <= len(vocab) <= MAX_VOCAB:
+            raise InvalidConfigError(f"vocab has {len(vocab)} entries (expected 2 to {MAX_VOCAB})")
+        if vocab[UNK_ID] != UNK_CHAR:
+            raise InvalidConfigError(
+                f"vocab[{UNK_ID}] is {vocab[UNK_ID]!r} (expected the unknown "
+                f"character {UNK_CHAR!r})"
+            )
+        if len(set(vocab)) != len(vocab):
+            raise InvalidConfigError("vocab has duplicate entries")
+        check_int("embed_size", config.embed_size, MAX_DIM)
+
+    def input_size(self, config: ModelConfig) -> int:
+        return config.embed_size
+
+    def output_size(self, config: ModelConfig) -> int:
+        return len(config.vocab)
+
+    def graph_input_dims(self, config: ModelConfig) -> tuple[int | None, ...]:
+        return (None, None)
+
+    def stage_weights(self, config: ModelConfig) -> dict[str, tuple[int, ...]]:
+        return {EMBEDDING: (len(config.vocab), config.embed_size)}
+
+    def quant_axes(self, config: ModelConfig) -> dict[str, int]:
+        return {EMBEDDING: 0}  # per row: one scale per character
+
+    def input_stage(self, config: ModelConfig) -> list[StageNode]:
+        return [
+            StageNode("Gather", (EMBEDDING, INPUT_TOKENS), (X_STAGE_OUT,), "embed", {"axis": 0})
+        ]
+
+    def output_stage(self, config: ModelConfig) -> list[StageNode]:
+        return [StageNode("Add", (HEAD_MATMUL_OUT, HEAD_BIAS), (OUTPUT_LOGITS,), "head_bias")]
+
+    def apply_input_stage(self, weights: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
+        return weights[EMBEDDING][inputs]  # Gather: [batch, T, E]
+
+    def apply_output_stage(self, weights: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        return y + weights[HEAD_BIAS]
+
+    def check_inputs(self, config: ModelConfig, values: Any) -> tuple[np.ndarray, bool]:
+        arr = np.asarray(values)
+        if arr.dtype.kind not in "iu":
+            raise InputError(f"tokens have dtype {arr.dtype} (expected an integer dtype)")
+        if arr.ndim not in (1, 2) or arr.size == 0:
+            raise InputError(
+                f"tokens have shape {list(arr.shape)} (expected [batch] or [batch, time], "
+                f"non-empty)"
+            )
+        single = arr.ndim == 1
+        ids = np.ascontiguousarray(arr[:, None] if single else arr, dtype=np.int64)
+        vocab = len(config.vocab)
+        # One reduction checks both ends: negative ids (and uint64 ids >= 2**63, which
+        # wrapped negative in int64) are >= 2**63 when viewed as uint64.
+        if ids.view(np.uint64).max() >= vocab:
+            pos = tuple(int(i) for i in np.argwhere((arr < 0) | (arr >= vocab))[0])
+            raise InputError(
+                f"token id {int(arr[pos])} at position {list(pos)} is out of range "
+                f"(expected 0 to {vocab - 1})"
+            )
+        return ids, single
+
+    def synthetic_inputs(self, config: ModelConfig, steps: int, seed: int = 0) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return rng.integers(0, len(config.vocab), size=steps, dtype=np.int64)
+
+
+CHAR_LM = CharLM()

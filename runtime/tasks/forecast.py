@@ -1,0 +1,252 @@
+"""forecast: raw sensor values in, raw predictions of target columns `horizon` steps later out.
+
+The normalization with the training split's statistics is part of the graph: the input
+stage is x * NORM_IN_SCALE + NORM_IN_SHIFT (Mul, Add), the output stage adds the head
+bias and maps standard units back to raw values (* NORM_OUT_SCALE + NORM_OUT_SHIFT). The
+four NORM_* tensors follow from the config (`normalization_tensors`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lstm_edge.runtime.errors import InputError, InvalidArtifactError, InvalidConfigError
+from lstm_edge.runtime.format import (
+    HEAD_BIAS,
+    INPUT_FEATURES,
+    MAX_DIM,
+    MAX_HORIZON,
+    NORM_IN_SCALE,
+    NORM_IN_SHIFT,
+    NORM_OUT_SCALE,
+    NORM_OUT_SHIFT,
+    OUTPUT_FORECAST,
+)
+from lstm_edge.runtime.tasks.base import HEAD_MATMUL_OUT, X_STAGE_OUT, StageNode, TaskSpec
+
+if TYPE_CHECKING:
+    from lstm_edge.runtime.config import ModelConfig
+
+
+class Forecast(TaskSpec):
+    name = "forecast"
+    fields = (
+        "features",
+        "targets",
+        "horizon",
+        "feature_mean",
+        "feature_std",
+        "target_mean",
+        "target_std",
+    )
+    list_fields = (
+        "features",
+        "targets",
+        "feature_mean",
+        "feature_std",
+        "target_mean",
+        "target_std",
+    )
+    input_name = INPUT_FEATURES  # float32 [batch, time, features]
+    output_name = OUTPUT_FORECAST  # float32 [batch, time, targets]: targets at t + horizon
+    input_dtype = np.dtype(np.float32)
+    c_input_dtype = np.dtype(np.float32)
+    c_enum = "LSTM_EDGE_TASK_FORECAST"
+    has_calibration = True
+    error_unit = "forecast error (in target std units)"
+
+    def check_config(self, config: ModelConfig) -> None:
+        from lstm_edge.runtime.config import check_int, finite
+
+        for kind in ("features", "targets"):
+            names = getattr(config, kind)
+            if not isinstance(names, tuple) or not all(isinstance(n, str) and n for n in names):
+                raise InvalidConfigError(f"{kind} must be a list of non-empty column names")
+            if not 1 <= len(names) <= MAX_DIM:
+                raise InvalidConfigError(
+                    f"{kind} has {len(names)} columns (expected 1 to {MAX_DIM})"
+                )
+            if len(set(names)) != len(names):
+                raise InvalidConfigError(f"{kind} has duplicate column names")
+            for stat in ("mean", "std"):
+                name = f"{kind[:-1]}_{stat}"
+                values = getattr(config, name)
+                if not isinstance(values, tuple) or len(values) != len(names):
+                    raise InvalidConfigError(
+                        f"{name} has {len(values) if isinstance(values, tuple) else '?'} "
+                        f"values (expected one per {kind[:-1]}: {len(names)})"
+                    )
+                for col, v in zip(names, values, strict=True):
+                    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+                    if not ok or not finite(v) or (stat == "std" and not v > 0):
+                        expected = "a finite number > 0" if stat == "std" else "a finite number"
+                        raise InvalidConfigError(
+                            f"{name} of column {col!r} is {v!r} (expected {expected})"
+                        )
+        check_int("horizon", config.horizon, MAX_HORIZON)
+        # The graph computes in float32: statistics finite as float64 may still overflow
+        # there (std 1e39) or give a scale of 0 or Inf (1 / 1e-40), which would silently
+        # zero a feature or blow up every forecast.
+        with np.errstate(over="ignore", divide="ignore"):  # the overflow is reported below
+            norms = normalization_tensors(config)
+        for name, values in norms.items():
+            is_scale = name in (NORM_IN_SCALE, NORM_OUT_SCALE)
+            bad = np.flatnonzero(~np.isfinite(values) | ((values == 0) & is_scale))
+            if bad.size:
+                kind = "features" if name in (NORM_IN_SCALE, NORM_IN_SHIFT) else "targets"
+                column = getattr(config, kind)[int(bad[0])]
+                raise InvalidConfigError(
+                    f"the statistics of {kind[:-1]} column {column!r} give {name} = "
+                    f"{float(values[bad[0]])!r} in float32 (expected a finite, nonzero "
+                    "scale and a finite shift; rescale the column's units)"
+                )
+
+    def input_size(self, config: ModelConfig) -> int:
+        return len(config.features)
+
+    def output_size(self, config: ModelConfig) -> int:
+        return len(config.targets)
+
+    def graph_input_dims(self, config: ModelConfig) -> tuple[int | None, ...]:
+        return (None, None, len(config.features))
+
+    def config_tensors(self, config: ModelConfig) -> dict[str, np.ndarray]:
+        return normalization_tensors(config)
+
+    def input_stage(self, config: ModelConfig) -> list[StageNode]:
+        # Raw sensor values -> standard units with the training-split statistics.
+        return [
+            StageNode("Mul", (INPUT_FEATURES, NORM_IN_SCALE), ("x_scaled",), "norm_in_mul"),
+            StageNode("Add", ("x_scaled", NORM_IN_SHIFT), (X_STAGE_OUT,), "norm_in_add"),
+        ]
+
+    def output_stage(self, config: ModelConfig) -> list[StageNode]:
+        # Head output is in standard units; denormalize to raw target values.
+        return [
+            StageNode("Add", (HEAD_MATMUL_OUT, HEAD_BIAS), ("head_out",), "head_bias"),
+            StageNode("Mul", ("head_out", NORM_OUT_SCALE), ("y_scaled",), "norm_out_mul"),
+            StageNode("Add", ("y_scaled", NORM_OUT_SHIFT), (OUTPUT_FORECAST,), "norm_out_add"),
+        ]
+
+    def apply_input_stage(self, weights: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
+        # Mul then Add in float32, exactly the graph's two ops (no fused x*a+b, which
+        # would round once instead of twice).
+        return inputs * weights[NORM_IN_SCALE] + weights[NORM_IN_SHIFT]  # [batch, T, F]
+
+    def apply_output_stage(self, weights: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        y = y + weights[HEAD_BIAS]
+        return y * weights[NORM_OUT_SCALE] + weights[NORM_OUT_SHIFT]  # standard -> raw
+
+    def check_inputs(self, config: ModelConfig, values: Any) -> tuple[np.ndarray, bool]:
+        arr = np.asarray(values)
+        if arr.dtype.kind not in "iuf":
+            raise InputError(
+                f"features have dtype {arr.dtype} (expected real numbers, e.g. float32)"
+            )
+        n = len(config.features)
+        if arr.ndim not in (2, 3) or arr.shape[-1] != n or arr.size == 0:
+            raise InputError(
+                f"features have shape {list(arr.shape)} (expected [batch, {n}] or "
+                f"[batch, time, {n}], non-empty; features {list(config.features)})"
+            )
+        single = arr.ndim == 2
+        # A float64 value beyond float32's range becomes Inf in the cast; it is refused
+        # just below, so numpy's overflow warning would only repeat that.
+        with np.errstate(over="ignore"):
+            x = np.ascontiguousarray(arr[:, None] if single else arr, dtype=np.float32)
+        if not np.isfinite(x).all():
+            pos = [int(i) for i in np.argwhere(~np.isfinite(x))[0]]
+            pos = [pos[0], pos[2]] if single else pos
+            column = config.features[pos[-1]]
+            raise InputError(
+                f"feature value {arr[tuple(pos)]!r} at position {pos} (column {column!r}) "
+                f"is not finite after conversion to float32 (expected finite numbers; fill "
+                f"missing sensor values before stepping)"
+            )
+        return x, single
+
+    def synthetic_inputs(self, config: ModelConfig, steps: int, seed: int = 0) -> np.ndarray:
+        """Raw input rows [steps, F] float32: a slow sine per column plus noise, scaled by
+        the training statistics, so the model sees values of the scale and range it was
+        trained on (a unit-scale stream would hide a wrong shift)."""
+        rng = np.random.default_rng(seed)
+        t = np.arange(steps)[:, None]
+        period = rng.uniform(40.0, 160.0, size=len(config.features))
+        phase = rng.uniform(0.0, 2 * np.pi, size=len(config.features))
+        z = np.sin(2 * np.pi * t / period + phase) + 0.3 * rng.standard_normal((steps, phase.size))
+        mean = np.asarray(config.feature_mean, np.float64)
+        std = np.asarray(config.feature_std, np.float64)
+        return (mean + std * z).astype(np.float32)
+
+    def error_scale(self, config: ModelConfig) -> np.ndarray | float:
+        """A forecast is in raw units, whose float32 rounding error grows with the target's
+        scale (a target of std 1000 carries ~1e-4 absolute rounding where one of std 0.01
+        carries ~1e-9), so one absolute tolerance would be too loose for one column and
+        impossible for another. Divided by target_std, errors are in the standard units
+        the network computes in, where a tolerance means the same for every target and for
+        char-lm logits."""
+        return np.asarray(config.target_std, np.float64)
+
+    def check_calibration(self, calibration: object, config: ModelConfig, where: str) -> dict:
+        """META_CALIBRATION (anomaly scores, score = |forecast - actual| / residual_scale):
+        residual_scale: one finite float > 0 per target; threshold: a finite float > 0; the
+        optional descriptive keys split and statistic are strings. Returns the dict."""
+        if not isinstance(calibration, dict):
+            raise InvalidArtifactError(
+                f"{where}: calibration is {type(calibration).__name__} (expected a JSON object)"
+            )
+        for key in ("residual_scale", "threshold"):
+            if key not in calibration:
+                raise InvalidArtifactError(f"{where}: calibration has no key {key!r}")
+        scales = calibration["residual_scale"]
+        n = len(config.targets)
+        if not isinstance(scales, list) or len(scales) != n:
+            found = f"{len(scales)} values" if isinstance(scales, list) else repr(scales)
+            raise InvalidArtifactError(
+                f"{where}: calibration key 'residual_scale' is {found} (expected a list of "
+                f"{n} numbers > 0, one per target {list(config.targets)})"
+            )
+        for i, v in enumerate(scales):
+            if not _positive_number(v):
+                raise InvalidArtifactError(
+                    f"{where}: calibration key 'residual_scale'[{i}] (target "
+                    f"{config.targets[i]!r}) is {v!r} (expected a finite number > 0)"
+                )
+        if not _positive_number(calibration["threshold"]):
+            raise InvalidArtifactError(
+                f"{where}: calibration key 'threshold' is {calibration['threshold']!r} "
+                f"(expected a finite number > 0)"
+            )
+        for key in ("split", "statistic"):
+            if key in calibration and not isinstance(calibration[key], str):
+                raise InvalidArtifactError(
+                    f"{where}: calibration key {key!r} is {calibration[key]!r} (expected text)"
+                )
+        return calibration
+
+
+def _positive_number(v: object) -> bool:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return ok and math.isfinite(v) and v > 0
+
+
+def normalization_tensors(config: ModelConfig) -> dict[str, np.ndarray]:
+    """The forecast graph's NORM_* tensors (float32), computed from the config in one place.
+
+    The exporter writes exactly these; readers compare an artifact's tensors with them, so
+    the graph, the config and every backend normalize identically.
+    """
+    f_mean = np.asarray(config.feature_mean, np.float64)
+    f_std = np.asarray(config.feature_std, np.float64)
+    return {
+        NORM_IN_SCALE: (1.0 / f_std).astype(np.float32),
+        NORM_IN_SHIFT: (-f_mean / f_std).astype(np.float32),
+        NORM_OUT_SCALE: np.asarray(config.target_std, np.float32),
+        NORM_OUT_SHIFT: np.asarray(config.target_mean, np.float32),
+    }
+
+
+FORECAST = Forecast()
