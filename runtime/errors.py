@@ -1,7 +1,8 @@
 """Typed errors shared by every layer, grouped by kind.
 
-Each message names the file or value at fault and what was expected. The CLI turns any
-`LstmEdgeError` into a one-line message and exit status 2, never a traceback.
+Each message names the file or value at fault and what was expected. Each class carries
+the exit status the CLI gives it (`exit_status`: 2 for bad input, 1 for a check the user
+asked for that did not pass); the CLI prints a one-line message, never a traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +10,14 @@ from __future__ import annotations
 
 class LstmEdgeError(Exception):
     """Base of every error this project raises for bad input or a broken artifact."""
+
+    exit_status = 2  # bad usage or bad input
+
+
+class CheckFailedError(LstmEdgeError):
+    """A check the user asked for did not pass (a self-check, a tolerance)."""
+
+    exit_status = 1
 
 
 class InvalidConfigError(LstmEdgeError):
