@@ -31,6 +31,8 @@ def test_runtime_wheel_depends_on_numpy_and_optionally_onnxruntime(tmp_path):
     assert requires == ["numpy>=1.24", 'onnxruntime>=1.18; extra == "ort"']
     code = [n for n in names if not n.startswith("lstm_edge_runtime-")]
     assert all(n.startswith("lstm_edge/runtime/") for n in code), code
-    for needed in ("model.py", "artifact.py", "backends/numpy_ref.py", "backends/ort.py"):
-        assert f"lstm_edge/runtime/{needed}" in code
+    # Every module of the runtime ships (a subpackage missing from `packages` would not).
+    sources = {p.relative_to(RUNTIME).as_posix() for p in RUNTIME.rglob("*.py")}
+    missing = sorted(s for s in sources if f"lstm_edge/runtime/{s}" not in code)
+    assert not missing, missing
     assert not any("toolchain" in n or "exporters" in n or "tests" in n for n in code)
