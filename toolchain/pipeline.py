@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from rich.console import Console
 
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.toolchain import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED
+from lstm_edge.toolchain.run_config import TrainSettings, redefault
 
 CHECKPOINT_DIR = "checkpoint"
 FLOAT_FILE = "model.onnx"
@@ -49,27 +50,15 @@ def quantized_file(scheme: str) -> str:
 
 
 @dataclass(frozen=True)
-class PipelineOptions:
+class PipelineOptions(TrainSettings):
+    """The training options (`TrainSettings`, passed through to `train`; None: the trainer's
+    default) and the pipeline's own."""
+
     out: Path
-    task: str = "char-lm"
-    corpus: Path | None = None  # char-lm; None: the built-in corpus
-    # forecast data (see `lstm-edge train --help`); csv None: the built-in machine signal
-    csv: Path | None = None
-    target: tuple[str, ...] | None = None
-    features: tuple[str, ...] | None = None
-    time_column: str | None = None
-    label_column: str | None = None
-    horizon: int | None = None
-    season: int | None = None
+    _: KW_ONLY
+    task: str = redefault("task", "char-lm")  # type: ignore[assignment]  (no resume here)
     from_checkpoint: Path | None = None  # reuse instead of training
     scheme: str = DEFAULT_SCHEME
-    # Training essentials, passed through (None: the trainer's default).
-    steps: int | None = None
-    hidden: int | None = None
-    layers: int | None = None
-    embed: int | None = None
-    seq_len: int | None = None
-    batch_size: int | None = None
     validate_steps: int = DEFAULT_VALIDATE_STEPS
     bench: bool = True
     force: bool = False
@@ -241,27 +230,8 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
 def _train(options: PipelineOptions, ckpt: Path) -> Any:
     from lstm_edge.toolchain.train import TrainingInterrupted, TrainOptions, train
 
-    train_options = TrainOptions(
-        out=ckpt,
-        task=options.task,
-        corpus=options.corpus,
-        csv=options.csv,
-        target=options.target,
-        features=options.features,
-        time_column=options.time_column,
-        label_column=options.label_column,
-        horizon=options.horizon,
-        season=options.season,
-        hidden=options.hidden,
-        layers=options.layers,
-        embed=options.embed,
-        seq_len=options.seq_len,
-        batch_size=options.batch_size,
-        steps=options.steps,
-        force=options.force,
-    )
     try:
-        return train(train_options)
+        return train(TrainOptions(ckpt, force=options.force, **options.settings()))
     except TrainingInterrupted as e:
         raise StageFailed(
             "train", f"{e}; continue with `lstm-edge train --resume`", EXIT_INTERRUPTED

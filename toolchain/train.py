@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,12 @@ from lstm_edge.toolchain.checkpoint import (
     save_torch_state,
 )
 from lstm_edge.toolchain.model import EdgeLSTM, build_model
-from lstm_edge.toolchain.run_config import RunConfig, TrainingError, run_config
+from lstm_edge.toolchain.run_config import (
+    RunConfig,
+    TrainingError,
+    TrainOptions,
+    run_config,
+)
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
@@ -98,56 +103,6 @@ class TrainingInterrupted(Exception):
 # ---- options ------------------------------------------------------------------------------
 
 
-RUN_FIELDS = tuple(f.name for f in fields(RunConfig))
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """What the user asked for. A None run setting means: the default for a new run, the
-    saved value on --resume (where a setting that differs from the saved one is refused)."""
-
-    out: Path
-    task: str | None = None  # "char-lm" (default for a new run) or "forecast"
-    corpus: str | Path | None = None  # char-lm; None: the built-in corpus
-    # forecast data: a CSV (None: the built-in machine signal) and its columns
-    csv: str | Path | None = None
-    target: tuple[str, ...] | None = None  # None: the built-in signal's BUILTIN_TARGETS
-    features: tuple[str, ...] | None = None  # None: every numeric column
-    time_column: str | None = None
-    label_column: str | None = None
-    season: int | None = None  # rows per season, for seasonal persistence (data.json)
-    horizon: int | None = None
-    loss: str | None = None
-    hidden: int | None = None
-    layers: int | None = None
-    embed: int | None = None
-    seq_len: int | None = None
-    batch_size: int | None = None
-    steps: int | None = None
-    epochs: float | None = None  # instead of steps: passes over the training split
-    lr: float | None = None
-    min_lr_fraction: float | None = None
-    warmup_steps: int | None = None
-    weight_decay: float | None = None
-    grad_clip: float | None = None
-    dropout: float | None = None
-    seed: int | None = None
-    eval_every: int | None = None
-    eval_streams: int | None = None
-    log_every: int | None = None
-    val_fraction: float | None = None
-    test_fraction: float | None = None
-    max_vocab: int | None = None
-    min_count: int | None = None
-    threads: int | None = None  # torch intra-op threads; default: cores / local ranks
-    resume: bool = False
-    force: bool = False
-    progress: bool = True
-
-    def given(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in RUN_FIELDS if getattr(self, k) is not None}
-
-
 @dataclass(frozen=True)
 class TrainResult:
     out: Path
@@ -161,6 +116,16 @@ class TrainResult:
     unit: str = "bits/char"
     baseline: float | None = None  # forecast: the metric of persistence on the same split
     is_main: bool = True  # rank 0 (the one that reports); other ranks' metrics are partial
+    items: str = "chars"  # what `items_per_s` counts: "chars" | "rows"
+
+    def report(self) -> str:
+        """The one line `lstm-edge train` prints."""
+        baseline = "" if self.baseline is None else f" (persistence {self.baseline:.3f})"
+        return (
+            f"trained {self.steps} steps in {self.elapsed_s:.0f} s ({self.items_per_s:,.0f} "
+            f"{self.items}/s); best validation {self.best_val:.3f} {self.unit}{baseline} at "
+            f"step {self.best_step}; checkpoint: {self.out}"
+        )
 
     # The char-lm names, kept for callers written before forecast existed.
     @property
@@ -1043,6 +1008,7 @@ class _Trainer:
             unit=obj.unit,
             baseline=self.baseline,
             is_main=d.main,
+            items=obj.rate_key.removesuffix("_per_s"),
         )
 
 
