@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.errors import CheckFailedError, Interrupted, LstmEdgeError
 from lstm_edge.toolchain import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -43,16 +43,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Turn the project's typed errors and OS errors into a message and exit status 2, and
-    Ctrl-C into exit status 130 (click alone would print "Aborted!" and exit 1)."""
+    """Turn the project's typed errors and OS errors into a one-line message and the exit
+    status the error carries (`exit_status`: 1 a check failed, 2 bad input, 130
+    interrupted); OS errors are bad input, Ctrl-C is 130 (click alone would print
+    "Aborted!" and exit 1). The one place where errors become exit statuses."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except CheckFailedError as e:
+            err_console.print(f"[bold red]check failed:[/] {e}", highlight=False)
+            raise typer.Exit(e.exit_status) from None
         except LstmEdgeError as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            raise typer.Exit(e.exit_status) from None
+        except Interrupted as e:
+            err_console.print(f"{e}; {e.hint}" if e.hint else f"{e}", highlight=False)
+            raise typer.Exit(e.exit_status) from None
         except OSError as e:
             where = f" {e.filename}" if e.filename else ""
             err_console.print(f"[bold red]error:[/]{where}: {e.strerror or e}", highlight=False)
@@ -209,15 +217,10 @@ def train(
     Ctrl-C stops at once, keeping the last save).
     Runs unchanged under `torchrun --nproc-per-node N`.
     """
-    from lstm_edge.toolchain.train import TrainingInterrupted, TrainOptions
+    from lstm_edge.toolchain.train import TrainOptions
     from lstm_edge.toolchain.train import train as run_training
 
-    options = TrainOptions(out, resume=resume, force=force, progress=progress, **settings)
-    try:
-        r = run_training(options)
-    except TrainingInterrupted as e:
-        err_console.print(f"{e}; continue with --resume", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    r = run_training(TrainOptions(out, resume=resume, force=force, progress=progress, **settings))
     if r.is_main:  # under torchrun, rank 0 alone reports
         console.print(r.report(), highlight=False)
 
@@ -266,6 +269,7 @@ class RuntimeBackend(str, Enum):
 
 
 def _check_failed(e: Exception) -> typer.Exit:
+    # For SelfCheckError until it is a CheckFailedError (then `user_errors` maps it).
     err_console.print(f"[bold red]check failed:[/] {e}", highlight=False)
     return typer.Exit(EXIT_CHECK_FAILED)
 
@@ -690,7 +694,7 @@ def pipeline(
     A failing stage stops the pipeline with its message and exit status
     (1 a check failed, 2 bad input, 130 interrupted); earlier outputs stay.
     """
-    from lstm_edge.toolchain.pipeline import StageFailed, run_pipeline
+    from lstm_edge.toolchain.pipeline import run_pipeline
 
     options = PipelineOptions(
         out=out,
@@ -702,11 +706,7 @@ def pipeline(
         **data,
         **model,
     )
-    try:
-        run_pipeline(options, console=err_console)
-    except StageFailed as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
-        raise typer.Exit(e.exit_code) from None
+    run_pipeline(options, console=err_console)  # a StageFailed carries its exit status
 
 
 # ---- codegen (lstm_edge.exporters.c_codegen) -------------------------------------------------

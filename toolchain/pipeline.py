@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from lstm_edge.runtime.errors import LstmEdgeError
-from lstm_edge.toolchain import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED
+from lstm_edge.runtime.errors import Interrupted, LstmEdgeError
+from lstm_edge.toolchain import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
 from lstm_edge.toolchain.run_config import TrainSettings, redefault
 
 CHECKPOINT_DIR = "checkpoint"
@@ -64,13 +64,14 @@ class PipelineOptions(TrainSettings):
     force: bool = False
 
 
-class StageFailed(Exception):
-    """A stage did not complete; `exit_code` is what the CLI exits with."""
+class StageFailed(LstmEdgeError):
+    """A stage did not complete; it carries the exit status of the error that stopped it
+    (`exit_status`, also `exit_code`), and the CLI prints it as an error."""
 
     def __init__(self, stage: str, message: str, exit_code: int) -> None:
         super().__init__(f"stage '{stage}' failed: {message}")
         self.stage = stage
-        self.exit_code = exit_code
+        self.exit_status = self.exit_code = exit_code
 
 
 @dataclass
@@ -172,8 +173,11 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         except LstmEdgeError as e:
             from lstm_edge.exporters.onnx_export import SelfCheckError
 
-            code = EXIT_CHECK_FAILED if isinstance(e, SelfCheckError) else EXIT_BAD_INPUT
+            # SelfCheckError: mapped here until it is a CheckFailedError.
+            code = EXIT_CHECK_FAILED if isinstance(e, SelfCheckError) else e.exit_status
             raise StageFailed(name, str(e), code) from None
+        except Interrupted as e:
+            raise StageFailed(name, f"{e}; {e.hint}" if e.hint else str(e), e.exit_status) from None
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
             raise StageFailed(name, f"{where}{e.strerror or e}", EXIT_BAD_INPUT) from None
@@ -233,9 +237,8 @@ def _train(options: PipelineOptions, ckpt: Path) -> Any:
     try:
         return train(TrainOptions(ckpt, force=options.force, **options.settings()))
     except TrainingInterrupted as e:
-        raise StageFailed(
-            "train", f"{e}; continue with `lstm-edge train --resume`", EXIT_INTERRUPTED
-        ) from None
+        e.hint = "continue with `lstm-edge train --resume`"
+        raise
 
 
 def _export(ckpt: Path, out: Path, force: bool) -> Any:

@@ -48,6 +48,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.errors import Interrupted
 from lstm_edge.toolchain import data as data_mod
 from lstm_edge.toolchain import series as series_mod
 from lstm_edge.toolchain.checkpoint import (
@@ -91,8 +92,10 @@ class TrainingDiverged(TrainingError):
     """The loss became NaN/Inf; the last good checkpoint is kept as it was."""
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(Interrupted):
     """Ctrl-C (or SIGTERM): the current step finished and the resume state was saved."""
+
+    hint = "continue with --resume"
 
     def __init__(self, step: int, out: Path) -> None:
         super().__init__(f"interrupted after step {step}; state saved in {out}")
