@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from lstm_edge.runtime.errors import Interrupted, LstmEdgeError
+from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.tasks import DEFAULT_TASK
 from lstm_edge.toolchain import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
 from lstm_edge.toolchain.run_config import TrainSettings, redefault
 
@@ -56,7 +57,7 @@ class PipelineOptions(TrainSettings):
 
     out: Path
     _: KW_ONLY
-    task: str = redefault("task", "char-lm")  # type: ignore[assignment]  (no resume here)
+    task: str = redefault("task", DEFAULT_TASK)  # type: ignore[assignment]  (no resume here)
     from_checkpoint: Path | None = None  # reuse instead of training
     scheme: str = DEFAULT_SCHEME
     validate_steps: int = DEFAULT_VALIDATE_STEPS
@@ -66,7 +67,9 @@ class PipelineOptions(TrainSettings):
 
 class StageFailed(LstmEdgeError):
     """A stage did not complete; it carries the exit status of the error that stopped it
-    (`exit_status`, also `exit_code`), and the CLI prints it as an error."""
+    (`exit_status`, also `exit_code`), and the CLI prints it as an error.
+
+    (1) SelfCheckError is mapped to 1 where stages run until it subclasses CheckFailedError."""
 
     def __init__(self, stage: str, message: str, exit_code: int) -> None:
         super().__init__(f"stage '{stage}' failed: {message}")
@@ -173,11 +176,8 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         except LstmEdgeError as e:
             from lstm_edge.exporters.onnx_export import SelfCheckError
 
-            # SelfCheckError: mapped here until it is a CheckFailedError.
-            code = EXIT_CHECK_FAILED if isinstance(e, SelfCheckError) else e.exit_status
+            code = EXIT_CHECK_FAILED if isinstance(e, SelfCheckError) else e.exit_status  # (1)
             raise StageFailed(name, str(e), code) from None
-        except Interrupted as e:
-            raise StageFailed(name, f"{e}; {e.hint}" if e.hint else str(e), e.exit_status) from None
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
             raise StageFailed(name, f"{where}{e.strerror or e}", EXIT_BAD_INPUT) from None
@@ -237,8 +237,8 @@ def _train(options: PipelineOptions, ckpt: Path) -> Any:
     try:
         return train(TrainOptions(ckpt, force=options.force, **options.settings()))
     except TrainingInterrupted as e:
-        e.hint = "continue with `lstm-edge train --resume`"
-        raise
+        hint = "continue with `lstm-edge train --resume`"
+        raise StageFailed("train", f"{e}; {hint}", e.exit_status) from None
 
 
 def _export(ckpt: Path, out: Path, force: bool) -> Any:

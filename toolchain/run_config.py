@@ -2,8 +2,9 @@
 show their defaults in --help without importing torch (`lstm_edge.toolchain.train` imports
 torch; it re-exports these).
 
-One `RunConfig` for both tasks; `run_config(task, given)` starts from the task's defaults
-(`TASK_DEFAULTS`: forecast models are small and train in a couple of minutes).
+One `RunConfig` for every task; `run_config(task, given)` starts from the task's defaults
+(`defaults` of its training half in lstm_edge.toolchain.tasks: forecast models are small
+and train in a couple of minutes).
 
 `TrainSettings` declares every training option once: its field is what `train`, `pipeline`
 and library callers pass, and its `Flag` is how the `train` and `pipeline` commands show it
@@ -18,6 +19,7 @@ from typing import Any
 
 from lstm_edge.runtime.config import TASKS
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.tasks import DEFAULT_TASK
 
 # Training losses of the forecast task, in training-split standard units.
 FORECAST_LOSSES = ("mse", "mae")
@@ -53,7 +55,7 @@ class RunConfig:
     test_fraction: float = 0.05
     max_vocab: int | None = None
     min_count: int = 1
-    task: str = "char-lm"
+    task: str = DEFAULT_TASK
     # forecast only: the output at step t predicts the targets at t + horizon; the loss
     # compares them in training-split standard units (MSE or MAE).
     horizon: int = 1
@@ -97,62 +99,45 @@ class RunConfig:
         return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-# Settings only one task uses; passing them for the other task is refused, not ignored.
-TASK_ONLY = {
-    "char-lm": ("embed", "max_vocab", "min_count"),
-    "forecast": ("horizon", "loss"),
-}
-
-# Where a task's defaults differ from RunConfig's (which are char-lm's).
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "char-lm": {},
-    "forecast": {
-        # The built-in signal has 5 columns and 18K training rows: a 1x64 LSTM (~18K
-        # weights) learns its daily and load structure in ~25 s on one thread;
-        # a day (96 rows) per truncated-BPTT chunk covers the thermal lag many times over.
-        "hidden": 64,
-        "layers": 1,
-        "seq_len": 96,
-        "batch_size": 16,
-        "steps": 1500,
-        "lr": 5e-3,
-        "warmup_steps": 50,
-        # Validation error rose again after ~half the steps without it (136 passes over
-        # the data); 0.1 before the head kept it lower on val and test.
-        "dropout": 0.1,
-        "eval_every": 100,
-        # One stream over the whole validation split: the state runs on as it would in
-        # deployment, and no metric is spent warming up many zero states.
-        "eval_streams": 1,
-    },
-}
-
-
 def run_config(task: str, given: dict[str, Any]) -> RunConfig:
-    """The task's defaults overridden by `given`; settings of the other task are refused."""
+    """The task's defaults overridden by `given`; settings only other tasks use are refused."""
+    from lstm_edge.toolchain.tasks import all_training
+
     if task not in TASKS:
         raise TrainingError(f"task {task!r} is unknown (expected one of {TASKS})")
-    for other, names in TASK_ONLY.items():
-        if other == task:
+    this = training_of(task)
+    for other in all_training():
+        if other is this:
             continue
-        wrong = ["--" + n.replace("_", "-") for n in names if given.get(n) is not None]
+        wrong = ["--" + n.replace("_", "-") for n in other.only if given.get(n) is not None]
         if wrong:
             verb = "applies" if len(wrong) == 1 else "apply"
             raise TrainingError(
-                f"{', '.join(wrong)} {verb} to --task {other} only (this run is --task {task})"
+                f"{', '.join(wrong)} {verb} to --task {other.name} only (this run is --task {task})"
             )
-    run = RunConfig(**{**TASK_DEFAULTS[task], **given, "task": task})
+    run = RunConfig(**{**this.defaults, **given, "task": task})
     run.check()
     return run
 
 
+def training_of(task: str) -> Any:
+    """The task's training half (lstm_edge.toolchain.tasks.training_base)."""
+    from lstm_edge.toolchain.tasks import training
+
+    return training(task)
+
+
 def default_text(name: str) -> str:
     """The default of a setting as --help shows it: per task where they differ."""
+    from lstm_edge.toolchain.tasks import all_training
+
     base = getattr(RunConfig(), name)
-    forecast = TASK_DEFAULTS["forecast"].get(name, base)
-    if name in TASK_ONLY["char-lm"] or forecast == base:
-        return f"{base}"
-    return f"{base}; forecast {forecast}"
+    parts = [f"{base}"]
+    for task in all_training():
+        value = task.defaults.get(name, base)
+        if value != base:
+            parts.append(f"{task.name} {value}")
+    return "; ".join(parts)
 
 
 # ---- the training options ------------------------------------------------------------------
