@@ -2,7 +2,8 @@
 
 Each message names the file or value at fault and what was expected. Each class carries
 the exit status the CLI gives it (`exit_status`: 2 for bad input, 1 for a check the user
-asked for that did not pass); the CLI prints a one-line message, never a traceback.
+asked for that did not pass, 130 for an interruption that left consistent files); the CLI
+prints a one-line message, never a traceback, and maps nothing per command.
 """
 
 from __future__ import annotations
@@ -38,3 +39,11 @@ class UnsupportedModelError(InvalidArtifactError):
 
 class InputError(LstmEdgeError, ValueError):
     """Bad tokens or state handed to a step call; the caller's state is left unchanged."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) stopped the work after leaving every file consistent. Not an
+    LstmEdgeError: nothing was wrong with the input."""
+
+    exit_status = 130
+    hint = ""  # what the user can do next; the CLI appends it to the message

@@ -6,7 +6,9 @@ input (a one-line message, no traceback); 130 interrupted by Ctrl-C.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -15,13 +17,15 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.errors import CheckFailedError, Interrupted, LstmEdgeError
 from lstm_edge.toolchain import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
     EXIT_INTERRUPTED,
     __version__,
 )
+from lstm_edge.toolchain.pipeline import PipelineOptions
+from lstm_edge.toolchain.run_config import TrainSettings
 
 app = typer.Typer(
     name="lstm-edge",
@@ -39,16 +43,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Turn the project's typed errors and OS errors into a message and exit status 2, and
-    Ctrl-C into exit status 130 (click alone would print "Aborted!" and exit 1)."""
+    """Turn the project's typed errors and OS errors into a one-line message and the exit
+    status the error carries (`exit_status`: 1 a check failed, 2 bad input, 130
+    interrupted); OS errors are bad input, Ctrl-C is 130 (click alone would print
+    "Aborted!" and exit 1). The one place where errors become exit statuses."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except CheckFailedError as e:
+            err_console.print(f"[bold red]check failed:[/] {e}", highlight=False)
+            raise typer.Exit(e.exit_status) from None
         except LstmEdgeError as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            raise typer.Exit(e.exit_status) from None
+        except Interrupted as e:
+            err_console.print(f"{e}; {e.hint}" if e.hint else f"{e}", highlight=False)
+            raise typer.Exit(e.exit_status) from None
         except OSError as e:
             where = f" {e.filename}" if e.filename else ""
             err_console.print(f"[bold red]error:[/]{where}: {e.strerror or e}", highlight=False)
@@ -82,6 +94,8 @@ def main(
 
 
 # ---- train / info (lstm_edge.toolchain.train, lstm_edge.toolchain.info) ------------------
+# The training options are declared once, in lstm_edge.toolchain.run_config.TrainSettings;
+# a `Shared(...)` parameter of a command stands for those options, built from there.
 
 
 def _default(name: str) -> str:
@@ -91,14 +105,8 @@ def _default(name: str) -> str:
     return f"(default {default_text(name)}; with --resume: the run's own)"
 
 
-class TrainTask(str, Enum):
-    char_lm = "char-lm"
-    forecast = "forecast"
-
-
-class ForecastLoss(str, Enum):
-    mse = "mse"
-    mae = "mae"
+def _choice(name: str, values: tuple[str, ...]) -> type[Enum]:
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)  # type: ignore[return-value]
 
 
 def _columns(text: str | None) -> tuple[str, ...] | None:
@@ -107,139 +115,87 @@ def _columns(text: str | None) -> tuple[str, ...] | None:
     return parse_columns(text)
 
 
+class Shared:
+    """A command parameter that stands for training options of `of` (a TrainSettings
+    dataclass): the named ones in this order, or every one with a Flag. `pipeline`: the
+    pipeline command's help texts. The command receives them as one dict of keyword
+    arguments for `of`."""
+
+    def __init__(self, of: type, *names: str, pipeline: bool = False) -> None:
+        self.of, self.names, self.pipeline = of, names, pipeline
+
+    def parameters(self) -> list[inspect.Parameter]:
+        from typing import get_type_hints
+
+        from lstm_edge.toolchain.run_config import flag_of
+
+        hints = get_type_hints(self.of)
+        declared = {f.name: f for f in dataclasses.fields(self.of) if flag_of(f) is not None}
+        names = self.names or tuple(declared)
+        return [self._parameter(declared[n], hints[n]) for n in names]
+
+    def _parameter(self, f: dataclasses.Field, hint: Any) -> inspect.Parameter:
+        from lstm_edge.toolchain.run_config import flag_of
+
+        flag = flag_of(f)
+        assert flag is not None
+        text = flag.pipeline if self.pipeline else flag.help
+        if flag.shows_default and not self.pipeline:
+            text = f"{text} {_default(f.name)}"
+        kind, default = hint, f.default
+        if flag.choices is not None:
+            kind = _choice(f.name, flag.choices)
+            default = None if default is None else kind(default)
+            kind = kind if default is not None else kind | None
+        elif flag.columns:
+            kind = str | None
+        info = typer.Option(default, *flag.decls, help=text, min=flag.min, max=flag.max)
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        return inspect.Parameter(f.name, keyword, default=info, annotation=kind)
+
+    @staticmethod
+    def value(declared: dataclasses.Field, value: Any) -> Any:
+        from lstm_edge.toolchain.run_config import flag_of
+
+        if isinstance(value, Enum):
+            return value.value
+        flag = flag_of(declared)
+        return _columns(value) if flag is not None and flag.columns else value
+
+
+def shared_options(fn: F) -> F:
+    """Expand the command's `Shared` parameters into the options they stand for."""
+    signature = inspect.signature(fn, eval_str=True)
+    params: list[inspect.Parameter] = []
+    groups: dict[str, tuple[Shared, list[str]]] = {}
+    for p in signature.parameters.values():
+        if isinstance(p.default, Shared):
+            expanded = p.default.parameters()
+            groups[p.name] = (p.default, [q.name for q in expanded])
+            params += expanded
+        else:
+            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Any:
+        for group, (shared, names) in groups.items():
+            declared = {f.name: f for f in dataclasses.fields(shared.of)}
+            kwargs[group] = {n: Shared.value(declared[n], kwargs.pop(n)) for n in names}
+        return fn(**kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper  # type: ignore[return-value]
+
+
 @app.command()
 @user_errors
+@shared_options
 def train(
     out: Path = typer.Option(
         ..., "-o", "--out", help="Run folder; it becomes a checkpoint (the best model)."
     ),
-    task: TrainTask | None = typer.Option(
-        None,
-        "--task",
-        help="char-lm: a character model for predictive typing. forecast: next values of "
-        "numeric sensor columns (the built-in machine signal, or --csv). Default: char-lm; "
-        "with --resume: the run's own.",
-    ),
-    corpus: Path | None = typer.Option(
-        None,
-        "--corpus",
-        help="char-lm: a UTF-8 text file or a folder of .txt files. Default: the CPython "
-        "docs that ship with Python (pydoc_data), no download.",
-    ),
-    csv: Path | None = typer.Option(
-        None,
-        "--csv",
-        help="forecast: a UTF-8 CSV with a header row and numeric columns (rows in time "
-        "order). Default: the built-in machine signal (15-minute samples of load, "
-        "ambient_temp, current, motor_temp, vibration with injected faults).",
-    ),
-    target: str | None = typer.Option(
-        None,
-        "--target",
-        help="forecast: the column(s) to predict, comma-separated. Default for the built-in "
-        "signal: motor_temp,vibration; required for a CSV with more than one column.",
-    ),
-    features: str | None = typer.Option(
-        None,
-        "--features",
-        help="forecast: the input columns, comma-separated. Default: every numeric column "
-        "(all but --time-column and --label-column), targets included.",
-    ),
-    time_column: str | None = typer.Option(
-        None,
-        "--time-column",
-        help="forecast: a CSV column of numbers or ISO 8601 date-times that must strictly "
-        "increase; checked, never an input.",
-    ),
-    label_column: str | None = typer.Option(
-        None,
-        "--label-column",
-        help="forecast: a CSV column of 0/1 fault labels; kept for anomaly scoring, never "
-        "an input.",
-    ),
-    horizon: int | None = typer.Option(
-        None,
-        min=1,
-        help="forecast: predict the targets this many rows ahead. " + _default("horizon"),
-    ),
-    loss: ForecastLoss | None = typer.Option(
-        None,
-        "--loss",
-        help="forecast: training loss in training-split standard units; validation reports "
-        "normalized RMSE (mse) or MAE (mae). " + _default("loss"),
-    ),
-    season: int | None = typer.Option(
-        None,
-        min=1,
-        help="forecast: the season length in rows (e.g. rows per day), recorded for the "
-        "seasonal-persistence baseline. Default: 96 for the built-in signal, none for a CSV.",
-    ),
-    hidden: int | None = typer.Option(None, min=1, help="LSTM hidden size. " + _default("hidden")),
-    layers: int | None = typer.Option(None, min=1, help="LSTM layers. " + _default("layers")),
-    embed: int | None = typer.Option(
-        None, min=1, help="char-lm: embedding size. " + _default("embed")
-    ),
-    seq_len: int | None = typer.Option(
-        None, min=1, help="Characters or rows per truncated-BPTT chunk. " + _default("seq_len")
-    ),
-    batch_size: int | None = typer.Option(
-        None,
-        min=1,
-        help="Contiguous streams per step, over all ranks (torchrun splits them). "
-        + _default("batch_size"),
-    ),
-    steps: int | None = typer.Option(None, min=1, help="Optimizer steps. " + _default("steps")),
-    epochs: float | None = typer.Option(
-        None, help="Instead of --steps: passes over the training split (may be fractional)."
-    ),
-    lr: float | None = typer.Option(
-        None, help="Peak learning rate (AdamW; warmup, then cosine). " + _default("lr")
-    ),
-    warmup_steps: int | None = typer.Option(
-        None, min=0, help="Linear warmup steps (at most steps/10). " + _default("warmup_steps")
-    ),
-    weight_decay: float | None = typer.Option(
-        None, min=0, help="AdamW weight decay. " + _default("weight_decay")
-    ),
-    grad_clip: float | None = typer.Option(
-        None, help="Clip the gradient norm to this. " + _default("grad_clip")
-    ),
-    dropout: float | None = typer.Option(
-        None,
-        min=0.0,
-        max=0.99,
-        help="Dropout between LSTM layers and before the head, in training only. "
-        + _default("dropout"),
-    ),
-    seed: int | None = typer.Option(None, help="Random seed. " + _default("seed")),
-    eval_every: int | None = typer.Option(
-        None,
-        min=1,
-        help="Validate (loss, BPC or normalized error), keep the best model and save the "
-        "resume state every N steps. " + _default("eval_every"),
-    ),
-    log_every: int | None = typer.Option(
-        None, min=1, help="Write a training-loss line to metrics.jsonl every N steps."
-    ),
-    max_vocab: int | None = typer.Option(
-        None,
-        min=2,
-        help="char-lm: cap the vocabulary (unknown character included) at the most frequent "
-        "characters of the training split. Default: no cap.",
-    ),
-    min_count: int | None = typer.Option(
-        None,
-        min=1,
-        help="char-lm: characters seen fewer times in the training split map to the unknown "
-        "id. " + _default("min_count"),
-    ),
-    threads: int | None = typer.Option(
-        None,
-        min=1,
-        help="Torch CPU threads per process. Default: this process's share of the cores "
-        "(cores / processes on this machine); forecast: 1 (its small model gains nothing "
-        "from more). Use 1 on a machine busy with other work.",
-    ),
+    settings: dict[str, Any] = Shared(TrainSettings),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in OUT where it stopped (same settings)."
     ),
@@ -261,58 +217,12 @@ def train(
     Ctrl-C stops at once, keeping the last save).
     Runs unchanged under `torchrun --nproc-per-node N`.
     """
-    from lstm_edge.toolchain.train import TrainingInterrupted, TrainOptions
+    from lstm_edge.toolchain.train import TrainOptions
     from lstm_edge.toolchain.train import train as run_training
 
-    options = TrainOptions(
-        out=out,
-        task=None if task is None else task.value,
-        corpus=corpus,
-        csv=csv,
-        target=_columns(target),
-        features=_columns(features),
-        time_column=time_column,
-        label_column=label_column,
-        season=season,
-        horizon=horizon,
-        loss=None if loss is None else loss.value,
-        hidden=hidden,
-        layers=layers,
-        embed=embed,
-        seq_len=seq_len,
-        batch_size=batch_size,
-        steps=steps,
-        epochs=epochs,
-        lr=lr,
-        warmup_steps=warmup_steps,
-        weight_decay=weight_decay,
-        grad_clip=grad_clip,
-        dropout=dropout,
-        seed=seed,
-        eval_every=eval_every,
-        log_every=log_every,
-        max_vocab=max_vocab,
-        min_count=min_count,
-        threads=threads,
-        resume=resume,
-        force=force,
-        progress=progress,
-    )
-    try:
-        r = run_training(options)
-    except TrainingInterrupted as e:
-        err_console.print(f"{e}; continue with --resume", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    if not r.is_main:  # under torchrun, rank 0 alone reports
-        return
-    items = "chars" if r.metric == "bpc" else "rows"
-    baseline = "" if r.baseline is None else f" (persistence {r.baseline:.3f})"
-    console.print(
-        f"trained {r.steps} steps in {r.elapsed_s:.0f} s ({r.items_per_s:,.0f} {items}/s); "
-        f"best validation {r.best_val:.3f} {r.unit}{baseline} at step {r.best_step}; "
-        f"checkpoint: {r.out}",
-        highlight=False,
-    )
+    r = run_training(TrainOptions(out, resume=resume, force=force, progress=progress, **settings))
+    if r.is_main:  # under torchrun, rank 0 alone reports
+        console.print(r.report(), highlight=False)
 
 
 @app.command()
@@ -359,6 +269,7 @@ class RuntimeBackend(str, Enum):
 
 
 def _check_failed(e: Exception) -> typer.Exit:
+    # For SelfCheckError until it is a CheckFailedError (then `user_errors` maps it).
     err_console.print(f"[bold red]check failed:[/] {e}", highlight=False)
     return typer.Exit(EXIT_CHECK_FAILED)
 
@@ -749,40 +660,14 @@ def eval_typing(
 
 @app.command()
 @user_errors
+@shared_options
 def pipeline(
     out: Path = typer.Option(..., "-o", "--out", help="Folder for the bundle."),
-    task: TrainTask = typer.Option(
-        TrainTask.char_lm,
-        "--task",
-        help="char-lm (predictive typing) or forecast (sensor columns; adds a detect stage).",
-    ),
-    corpus: Path | None = typer.Option(
-        None,
-        "--corpus",
-        help="char-lm: training text (file or folder of .txt). Default: built-in.",
-    ),
-    csv: Path | None = typer.Option(
-        None, "--csv", help="forecast: a CSV of sensor columns. Default: the built-in signal."
-    ),
-    target: str | None = typer.Option(
-        None, "--target", help="forecast: column(s) to predict, comma-separated."
-    ),
-    features: str | None = typer.Option(
-        None, "--features", help="forecast: input columns, comma-separated. Default: all."
-    ),
-    time_column: str | None = typer.Option(
-        None, "--time-column", help="forecast: a CSV time column (checked, not an input)."
-    ),
-    label_column: str | None = typer.Option(
-        None,
-        "--label-column",
-        help="forecast: a CSV column of 0/1 fault labels (scores the detect stage).",
-    ),
-    horizon: int | None = typer.Option(
-        None, "--horizon", min=1, help="forecast: predict this many rows ahead."
-    ),
-    season: int | None = typer.Option(
-        None, "--season", min=1, help="forecast: season length in rows, for the baseline."
+    data: dict[str, Any] = Shared(
+        PipelineOptions,
+        *("task", "corpus", "csv", "target", "features", "time_column", "label_column"),
+        *("horizon", "season"),
+        pipeline=True,
     ),
     from_ckpt: Path | None = typer.Option(
         None, "--from", help="Reuse this checkpoint instead of training."
@@ -790,12 +675,11 @@ def pipeline(
     scheme: QuantScheme = typer.Option(
         QuantScheme.int8, "--scheme", help="Quantization scheme (see `lstm-edge quantize`)."
     ),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Training steps."),
-    hidden: int | None = typer.Option(None, "--hidden", min=1, help="LSTM hidden size."),
-    layers: int | None = typer.Option(None, "--layers", min=1, help="LSTM layers."),
-    embed: int | None = typer.Option(None, "--embed", min=1, help="Embedding size."),
-    seq_len: int | None = typer.Option(None, "--seq-len", min=1, help="Training chunk length."),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Training streams."),
+    model: dict[str, Any] = Shared(
+        PipelineOptions,
+        *("steps", "hidden", "layers", "embed", "seq_len", "batch_size"),
+        pipeline=True,
+    ),
     validate_steps: int = typer.Option(
         5000, "--validate-steps", min=1, help="Steps of held-out data to validate on."
     ),
@@ -810,36 +694,19 @@ def pipeline(
     A failing stage stops the pipeline with its message and exit status
     (1 a check failed, 2 bad input, 130 interrupted); earlier outputs stay.
     """
-    from lstm_edge.toolchain.pipeline import PipelineOptions, StageFailed, run_pipeline
+    from lstm_edge.toolchain.pipeline import run_pipeline
 
     options = PipelineOptions(
         out=out,
-        task=task.value,
-        corpus=corpus,
-        csv=csv,
-        target=_columns(target),
-        features=_columns(features),
-        time_column=time_column,
-        label_column=label_column,
-        horizon=horizon,
-        season=season,
         from_checkpoint=from_ckpt,
         scheme=scheme.value,
-        steps=steps,
-        hidden=hidden,
-        layers=layers,
-        embed=embed,
-        seq_len=seq_len,
-        batch_size=batch_size,
         validate_steps=validate_steps,
         bench=run_bench,
         force=force,
+        **data,
+        **model,
     )
-    try:
-        run_pipeline(options, console=err_console)
-    except StageFailed as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
-        raise typer.Exit(e.exit_code) from None
+    run_pipeline(options, console=err_console)  # a StageFailed carries its exit status
 
 
 # ---- codegen (lstm_edge.exporters.c_codegen) -------------------------------------------------

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
 
 from lstm_edge.runtime.errors import LstmEdgeError
-from lstm_edge.toolchain import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED
+from lstm_edge.runtime.tasks import DEFAULT_TASK
+from lstm_edge.toolchain import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
+from lstm_edge.toolchain.run_config import TrainSettings, redefault
 
 CHECKPOINT_DIR = "checkpoint"
 FLOAT_FILE = "model.onnx"
@@ -49,39 +51,30 @@ def quantized_file(scheme: str) -> str:
 
 
 @dataclass(frozen=True)
-class PipelineOptions:
+class PipelineOptions(TrainSettings):
+    """The training options (`TrainSettings`, passed through to `train`; None: the trainer's
+    default) and the pipeline's own."""
+
     out: Path
-    task: str = "char-lm"
-    corpus: Path | None = None  # char-lm; None: the built-in corpus
-    # forecast data (see `lstm-edge train --help`); csv None: the built-in machine signal
-    csv: Path | None = None
-    target: tuple[str, ...] | None = None
-    features: tuple[str, ...] | None = None
-    time_column: str | None = None
-    label_column: str | None = None
-    horizon: int | None = None
-    season: int | None = None
+    _: KW_ONLY
+    task: str = redefault("task", DEFAULT_TASK)  # type: ignore[assignment]  (no resume here)
     from_checkpoint: Path | None = None  # reuse instead of training
     scheme: str = DEFAULT_SCHEME
-    # Training essentials, passed through (None: the trainer's default).
-    steps: int | None = None
-    hidden: int | None = None
-    layers: int | None = None
-    embed: int | None = None
-    seq_len: int | None = None
-    batch_size: int | None = None
     validate_steps: int = DEFAULT_VALIDATE_STEPS
     bench: bool = True
     force: bool = False
 
 
-class StageFailed(Exception):
-    """A stage did not complete; `exit_code` is what the CLI exits with."""
+class StageFailed(LstmEdgeError):
+    """A stage did not complete; it carries the exit status of the error that stopped it
+    (`exit_status`, also `exit_code`), and the CLI prints it as an error.
+
+    (1) SelfCheckError is mapped to 1 where stages run until it subclasses CheckFailedError."""
 
     def __init__(self, stage: str, message: str, exit_code: int) -> None:
         super().__init__(f"stage '{stage}' failed: {message}")
         self.stage = stage
-        self.exit_code = exit_code
+        self.exit_status = self.exit_code = exit_code
 
 
 @dataclass
@@ -183,7 +176,7 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         except LstmEdgeError as e:
             from lstm_edge.exporters.onnx_export import SelfCheckError
 
-            code = EXIT_CHECK_FAILED if isinstance(e, SelfCheckError) else EXIT_BAD_INPUT
+            code = EXIT_CHECK_FAILED if isinstance(e, SelfCheckError) else e.exit_status  # (1)
             raise StageFailed(name, str(e), code) from None
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
@@ -241,31 +234,11 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
 def _train(options: PipelineOptions, ckpt: Path) -> Any:
     from lstm_edge.toolchain.train import TrainingInterrupted, TrainOptions, train
 
-    train_options = TrainOptions(
-        out=ckpt,
-        task=options.task,
-        corpus=options.corpus,
-        csv=options.csv,
-        target=options.target,
-        features=options.features,
-        time_column=options.time_column,
-        label_column=options.label_column,
-        horizon=options.horizon,
-        season=options.season,
-        hidden=options.hidden,
-        layers=options.layers,
-        embed=options.embed,
-        seq_len=options.seq_len,
-        batch_size=options.batch_size,
-        steps=options.steps,
-        force=options.force,
-    )
     try:
-        return train(train_options)
+        return train(TrainOptions(ckpt, force=options.force, **options.settings()))
     except TrainingInterrupted as e:
-        raise StageFailed(
-            "train", f"{e}; continue with `lstm-edge train --resume`", EXIT_INTERRUPTED
-        ) from None
+        hint = "continue with `lstm-edge train --resume`"
+        raise StageFailed("train", f"{e}; {hint}", e.exit_status) from None
 
 
 def _export(ckpt: Path, out: Path, force: bool) -> Any:

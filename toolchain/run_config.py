@@ -1,17 +1,25 @@
-"""The settings of a training run, torch-free so the CLI can show their defaults in --help
-without importing torch (`lstm_edge.toolchain.train` imports torch; it re-exports these).
+"""The settings of a training run and the options that set them, torch-free so the CLI can
+show their defaults in --help without importing torch (`lstm_edge.toolchain.train` imports
+torch; it re-exports these).
 
-One `RunConfig` for both tasks; `run_config(task, given)` starts from the task's defaults
-(`TASK_DEFAULTS`: forecast models are small and train in a couple of minutes)."""
+One `RunConfig` for every task; `run_config(task, given)` starts from the task's defaults
+(`defaults` of its training half in lstm_edge.toolchain.tasks: forecast models are small
+and train in a couple of minutes).
+
+`TrainSettings` declares every training option once: its field is what `train`, `pipeline`
+and library callers pass, and its `Flag` is how the `train` and `pipeline` commands show it
+(the CLI builds its parameters from these declarations)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from lstm_edge.runtime.config import TASKS
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.tasks import DEFAULT_TASK
 
 # Training losses of the forecast task, in training-split standard units.
 FORECAST_LOSSES = ("mse", "mae")
@@ -47,7 +55,7 @@ class RunConfig:
     test_fraction: float = 0.05
     max_vocab: int | None = None
     min_count: int = 1
-    task: str = "char-lm"
+    task: str = DEFAULT_TASK
     # forecast only: the output at step t predicts the targets at t + horizon; the loss
     # compares them in training-split standard units (MSE or MAE).
     horizon: int = 1
@@ -91,59 +99,248 @@ class RunConfig:
         return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-# Settings only one task uses; passing them for the other task is refused, not ignored.
-TASK_ONLY = {
-    "char-lm": ("embed", "max_vocab", "min_count"),
-    "forecast": ("horizon", "loss"),
-}
-
-# Where a task's defaults differ from RunConfig's (which are char-lm's).
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "char-lm": {},
-    "forecast": {
-        # The built-in signal has 5 columns and 18K training rows: a 1x64 LSTM (~18K
-        # weights) learns its daily and load structure in ~25 s on one thread;
-        # a day (96 rows) per truncated-BPTT chunk covers the thermal lag many times over.
-        "hidden": 64,
-        "layers": 1,
-        "seq_len": 96,
-        "batch_size": 16,
-        "steps": 1500,
-        "lr": 5e-3,
-        "warmup_steps": 50,
-        # Validation error rose again after ~half the steps without it (136 passes over
-        # the data); 0.1 before the head kept it lower on val and test.
-        "dropout": 0.1,
-        "eval_every": 100,
-        # One stream over the whole validation split: the state runs on as it would in
-        # deployment, and no metric is spent warming up many zero states.
-        "eval_streams": 1,
-    },
-}
-
-
 def run_config(task: str, given: dict[str, Any]) -> RunConfig:
-    """The task's defaults overridden by `given`; settings of the other task are refused."""
+    """The task's defaults overridden by `given`; settings only other tasks use are refused."""
+    from lstm_edge.toolchain.tasks import all_training
+
     if task not in TASKS:
         raise TrainingError(f"task {task!r} is unknown (expected one of {TASKS})")
-    for other, names in TASK_ONLY.items():
-        if other == task:
+    this = training_of(task)
+    for other in all_training():
+        if other is this:
             continue
-        wrong = ["--" + n.replace("_", "-") for n in names if given.get(n) is not None]
+        wrong = ["--" + n.replace("_", "-") for n in other.only if given.get(n) is not None]
         if wrong:
             verb = "applies" if len(wrong) == 1 else "apply"
             raise TrainingError(
-                f"{', '.join(wrong)} {verb} to --task {other} only (this run is --task {task})"
+                f"{', '.join(wrong)} {verb} to --task {other.name} only (this run is --task {task})"
             )
-    run = RunConfig(**{**TASK_DEFAULTS[task], **given, "task": task})
+    run = RunConfig(**{**this.defaults, **given, "task": task})
     run.check()
     return run
 
 
+def training_of(task: str) -> Any:
+    """The task's training half (lstm_edge.toolchain.tasks.training_base)."""
+    from lstm_edge.toolchain.tasks import training
+
+    return training(task)
+
+
 def default_text(name: str) -> str:
     """The default of a setting as --help shows it: per task where they differ."""
+    from lstm_edge.toolchain.tasks import all_training
+
     base = getattr(RunConfig(), name)
-    forecast = TASK_DEFAULTS["forecast"].get(name, base)
-    if name in TASK_ONLY["char-lm"] or forecast == base:
-        return f"{base}"
-    return f"{base}; forecast {forecast}"
+    parts = [f"{base}"]
+    for task in all_training():
+        value = task.defaults.get(name, base)
+        if value != base:
+            parts.append(f"{task.name} {value}")
+    return "; ".join(parts)
+
+
+# ---- the training options ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How a training option appears on the command line.
+
+    `help` is the `train` command's text; `shows_default` appends the run default (per task
+    where they differ). `pipeline` is the shorter text of the `pipeline` command, which
+    offers the options that have one. `choices` makes a choice of these strings; `columns`
+    reads a comma-separated list into a tuple."""
+
+    help: str
+    decls: tuple[str, ...] = ()  # default: --the-field-name
+    min: int | float | None = None
+    max: int | float | None = None
+    choices: tuple[str, ...] | None = None
+    columns: bool = False
+    shows_default: bool = False
+    pipeline: str | None = None
+
+
+FLAG = "flag"  # the key of a field's Flag in its metadata
+
+
+def option(help: str, *decls: str, **flag: Any) -> Any:
+    """A dataclass field declaring a training option (see `Flag`)."""
+    return field(default=None, metadata={FLAG: Flag(help, decls, **flag)})
+
+
+def redefault(name: str, default: Any) -> Any:
+    """The declaration of `TrainSettings.name` with another default (for a subclass)."""
+    return field(default=default, metadata=TrainSettings.__dataclass_fields__[name].metadata)
+
+
+def flag_of(f: Any) -> Flag | None:
+    """The Flag of a dataclass field, or None if it is no command-line option."""
+    return f.metadata.get(FLAG)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """What the user asked of a training run. None means: the default for a new run, the
+    saved value on --resume (where a setting that differs from the saved one is refused).
+    The `RunConfig` fields among these are the run's settings; the others pick its data
+    (per task) or how this process runs."""
+
+    task: str | None = option(
+        "char-lm: a character model for predictive typing. forecast: next values of "
+        "numeric sensor columns (the built-in machine signal, or --csv). Default: char-lm; "
+        "with --resume: the run's own.",
+        "--task",
+        choices=tuple(TASKS),
+        pipeline="char-lm (predictive typing) or forecast (sensor columns; adds a detect stage).",
+    )
+    corpus: Path | None = option(  # noqa: RUF009  (a field); char-lm; None: built-in
+        "char-lm: a UTF-8 text file or a folder of .txt files. Default: the CPython "
+        "docs that ship with Python (pydoc_data), no download.",
+        "--corpus",
+        pipeline="char-lm: training text (file or folder of .txt). Default: built-in.",
+    )
+    # forecast data: a CSV (None: the built-in machine signal) and its columns
+    csv: Path | None = option(  # noqa: RUF009  (a field)
+        "forecast: a UTF-8 CSV with a header row and numeric columns (rows in time "
+        "order). Default: the built-in machine signal (15-minute samples of load, "
+        "ambient_temp, current, motor_temp, vibration with injected faults).",
+        "--csv",
+        pipeline="forecast: a CSV of sensor columns. Default: the built-in signal.",
+    )
+    target: tuple[str, ...] | None = option(  # None: the built-in signal's BUILTIN_TARGETS
+        "forecast: the column(s) to predict, comma-separated. Default for the built-in "
+        "signal: motor_temp,vibration; required for a CSV with more than one column.",
+        "--target",
+        columns=True,
+        pipeline="forecast: column(s) to predict, comma-separated.",
+    )
+    features: tuple[str, ...] | None = option(  # None: every numeric column
+        "forecast: the input columns, comma-separated. Default: every numeric column "
+        "(all but --time-column and --label-column), targets included.",
+        "--features",
+        columns=True,
+        pipeline="forecast: input columns, comma-separated. Default: all.",
+    )
+    time_column: str | None = option(
+        "forecast: a CSV column of numbers or ISO 8601 date-times that must strictly "
+        "increase; checked, never an input.",
+        "--time-column",
+        pipeline="forecast: a CSV time column (checked, not an input).",
+    )
+    label_column: str | None = option(
+        "forecast: a CSV column of 0/1 fault labels; kept for anomaly scoring, never an input.",
+        "--label-column",
+        pipeline="forecast: a CSV column of 0/1 fault labels (scores the detect stage).",
+    )
+    horizon: int | None = option(
+        "forecast: predict the targets this many rows ahead.",
+        min=1,
+        shows_default=True,
+        pipeline="forecast: predict this many rows ahead.",
+    )
+    loss: str | None = option(
+        "forecast: training loss in training-split standard units; validation reports "
+        "normalized RMSE (mse) or MAE (mae).",
+        "--loss",
+        choices=FORECAST_LOSSES,
+        shows_default=True,
+    )
+    season: int | None = option(  # rows per season, for seasonal persistence (data.json)
+        "forecast: the season length in rows (e.g. rows per day), recorded for the "
+        "seasonal-persistence baseline. Default: 96 for the built-in signal, none for a CSV.",
+        min=1,
+        pipeline="forecast: season length in rows, for the baseline.",
+    )
+    hidden: int | None = option(
+        "LSTM hidden size.", min=1, shows_default=True, pipeline="LSTM hidden size."
+    )
+    layers: int | None = option("LSTM layers.", min=1, shows_default=True, pipeline="LSTM layers.")
+    embed: int | None = option(
+        "char-lm: embedding size.", min=1, shows_default=True, pipeline="Embedding size."
+    )
+    seq_len: int | None = option(
+        "Characters or rows per truncated-BPTT chunk.",
+        min=1,
+        shows_default=True,
+        pipeline="Training chunk length.",
+    )
+    batch_size: int | None = option(
+        "Contiguous streams per step, over all ranks (torchrun splits them).",
+        min=1,
+        shows_default=True,
+        pipeline="Training streams.",
+    )
+    steps: int | None = option(
+        "Optimizer steps.", min=1, shows_default=True, pipeline="Training steps."
+    )
+    epochs: float | None = option(  # instead of steps: passes over the training split
+        "Instead of --steps: passes over the training split (may be fractional)."
+    )
+    lr: float | None = option(
+        "Peak learning rate (AdamW; warmup, then cosine).", shows_default=True
+    )
+    min_lr_fraction: float | None = None
+    warmup_steps: int | None = option(
+        "Linear warmup steps (at most steps/10).", min=0, shows_default=True
+    )
+    weight_decay: float | None = option("AdamW weight decay.", min=0, shows_default=True)
+    grad_clip: float | None = option("Clip the gradient norm to this.", shows_default=True)
+    dropout: float | None = option(
+        "Dropout between LSTM layers and before the head, in training only.",
+        min=0.0,
+        max=0.99,
+        shows_default=True,
+    )
+    seed: int | None = option("Random seed.", shows_default=True)
+    eval_every: int | None = option(
+        "Validate (loss, BPC or normalized error), keep the best model and save the "
+        "resume state every N steps.",
+        min=1,
+        shows_default=True,
+    )
+    eval_streams: int | None = None
+    log_every: int | None = option(
+        "Write a training-loss line to metrics.jsonl every N steps.", min=1
+    )
+    val_fraction: float | None = None
+    test_fraction: float | None = None
+    max_vocab: int | None = option(
+        "char-lm: cap the vocabulary (unknown character included) at the most frequent "
+        "characters of the training split. Default: no cap.",
+        min=2,
+    )
+    min_count: int | None = option(
+        "char-lm: characters seen fewer times in the training split map to the unknown id.",
+        min=1,
+        shows_default=True,
+    )
+    threads: int | None = option(  # torch intra-op threads; default: cores / local ranks
+        "Torch CPU threads per process. Default: this process's share of the cores "
+        "(cores / processes on this machine); forecast: 1 (its small model gains nothing "
+        "from more). Use 1 on a machine busy with other work.",
+        min=1,
+    )
+
+    def given(self) -> dict[str, Any]:
+        """The run settings (RunConfig fields) that were given."""
+        return {k: getattr(self, k) for k in RUN_FIELDS if getattr(self, k) is not None}
+
+    def settings(self) -> dict[str, Any]:
+        """Every training option as a keyword argument (to pass them on)."""
+        return {f.name: getattr(self, f.name) for f in fields(TrainSettings)}
+
+
+RUN_FIELDS = tuple(f.name for f in fields(RunConfig))
+
+
+@dataclass(frozen=True)
+class TrainOptions(TrainSettings):
+    """A training run: where it goes, how it starts, and its `TrainSettings`."""
+
+    out: Path
+    _: KW_ONLY
+    resume: bool = False  # continue the run in `out` (same settings)
+    force: bool = False  # replace a run that `out` holds
+    progress: bool = True

@@ -54,6 +54,7 @@ import numpy as np
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.files import sha256_file
+from lstm_edge.runtime.tasks.forecast import FORECAST
 from lstm_edge.toolchain.data import SPLITS, Split, split_corpus, split_from_record
 
 BUILTIN_SOURCE = "builtin:machine"
@@ -542,7 +543,7 @@ def forecast_config(
     f_mean, f_std = column_stats(series, features, split)
     t_mean, t_std = column_stats(series, targets, split)
     return ModelConfig(
-        task="forecast",
+        task=FORECAST.name,
         hidden_size=hidden_size,
         num_layers=num_layers,
         features=tuple(features),
@@ -616,7 +617,7 @@ def data_record(
     """What data.json holds for a forecast run: enough to rebuild the same held-out rows."""
     record: dict[str, Any] = {
         "format": SERIES_FORMAT,
-        "task": "forecast",
+        "task": FORECAST.name,
         "rows": series.rows,
         "columns": list(series.columns),
         "split": {name: list(getattr(split, name)) for name in SPLITS},
@@ -643,7 +644,7 @@ def data_record(
 def series_from_record(data: dict[str, Any]) -> Series:
     """Regenerate the built-in signal or re-read the CSV a checkpoint was trained on,
     checking that it is unchanged; the season recorded at training time is kept."""
-    if not isinstance(data, dict) or data.get("task") != "forecast" or "source" not in data:
+    if not isinstance(data, dict) or data.get("task") != FORECAST.name or "source" not in data:
         raise SeriesError(
             "data.json is missing or is not a forecast data record: cannot find the series"
         )

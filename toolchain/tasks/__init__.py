@@ -2,9 +2,10 @@
 
 A task's torch-free half (graph inputs and outputs, stages, input checks) is its spec in
 lstm_edge.runtime.tasks. Its training half lives here, in two modules per task:
-`<module>.py` (data source, loss, the held-out stream: what `train` and the export check
-need) and `<module>_eval.py` (metrics, report rows, the summary section: what `validate`,
-`bench` and `pipeline` need). Each defines one object, `TRAINING` and `EVAL` respectively.
+`<module>.py` (data source, loss, run defaults, the held-out stream: what `train` and the
+export check need; the interface is `training_base.TaskTraining`) and `<module>_eval.py`
+(metrics, report rows, the summary section: what `validate`, `bench` and `pipeline` need).
+Each defines one object, `TRAINING` and `EVAL` respectively.
 Shared code asks for them by config and never compares task names.
 
 To add a task: its spec in runtime/tasks/, its two modules here, and one line in
@@ -32,6 +33,11 @@ def _module(task: ModelConfig | str, suffix: str) -> Any:
 def training(task: ModelConfig | str) -> Any:
     """The task's training half (`TRAINING` of tasks/<module>.py)."""
     return _module(task, "").TRAINING
+
+
+def all_training() -> list[Any]:
+    """Every task's training half, in registry order (the default task first)."""
+    return [training(name) for name in MODULES]
 
 
 def evaluation(task: ModelConfig | str) -> Any:
