@@ -28,14 +28,9 @@ import numpy as np
 
 from lstm_edge.runtime.artifact import BASE_OPS, Artifact, QuantizedTensor, require_ops
 from lstm_edge.runtime.config import (
-    EMBEDDING,
     FORMAT_VERSION,
     HEAD_BIAS,
     HEAD_WEIGHT,
-    NORM_IN_SCALE,
-    NORM_IN_SHIFT,
-    NORM_OUT_SCALE,
-    NORM_OUT_SHIFT,
     ModelConfig,
     lstm_b,
     lstm_r,
@@ -63,8 +58,6 @@ STATUS_MESSAGES = {
     6: "step function of the other task",
     7: "input holds NaN or Inf",
 }
-# lstm_edge_task values.
-C_TASKS = {"char-lm": "LSTM_EDGE_TASK_CHAR_LM", "forecast": "LSTM_EDGE_TASK_FORECAST"}
 
 # The schemes whose weights the C library runs: float32 (fp16 is widened exactly) and
 # int8 weight-only. int8-dynamic is onnxruntime's contrib graph and has no C form.
@@ -174,7 +167,7 @@ class _Arrays:
         return ident
 
 
-def _quantized(artifact: Artifact, name: str, axis: int) -> QuantizedTensor | None:
+def quantized_weight(artifact: Artifact, name: str, axis: int) -> QuantizedTensor | None:
     qt = artifact.quantized.get(name)
     if qt is not None and qt.axis != axis:
         raise UnsupportedModelError(
@@ -188,7 +181,7 @@ def _matrix(
     arrays: _Arrays, artifact: Artifact, name: str, ident: str, axis: int, to_input_major
 ) -> str:
     """Emit one weight matrix input-major ([inputs][outputs]) and return its initializer."""
-    qt = _quantized(artifact, name, axis)
+    qt = quantized_weight(artifact, name, axis)
     if qt is None:
         data = np.ascontiguousarray(to_input_major(artifact.weights[name]), np.float32)
         f32 = arrays.add(
@@ -219,40 +212,9 @@ def footprint(config: ModelConfig, weight_bytes: int) -> Footprint:
     )
 
 
-def _names_array(ident: str, size_macro: str, comment: str, names) -> str:
+def names_array(ident: str, size_macro: str, comment: str, names) -> str:
     items = ",\n".join(f"    {c_string(n)}" for n in names)
     return f"/* {comment} */\nconst char *const {ident}[{size_macro}] = {{\n{items}\n}};\n"
-
-
-def _io_stages(arrays: _Arrays, artifact: Artifact) -> str:
-    """The model struct's input/output stage fields, the only part that differs by task:
-    the embedding (char-lm) or the four normalization vectors (forecast, float32 always)."""
-    cfg = artifact.config
-    if cfg.task == "forecast":
-        f, t = f"features {cfg.input_size}", f"targets {cfg.output_size}"
-        norm = {
-            key: arrays.add(ident, f"{key}: float32 [{dim}], {what}", artifact.weights[key])
-            for key, ident, dim, what in (
-                (NORM_IN_SCALE, "in_scale", f, "1 / std"),
-                (NORM_IN_SHIFT, "in_shift", f, "-mean / std"),
-                (NORM_OUT_SCALE, "out_scale", t, "std"),
-                (NORM_OUT_SHIFT, "out_shift", t, "mean"),
-            )
-        }
-        return (
-            f".in_scale = {norm[NORM_IN_SCALE]}, .in_shift = {norm[NORM_IN_SHIFT]},\n"
-            f"    .out_scale = {norm[NORM_OUT_SCALE]}, .out_shift = {norm[NORM_OUT_SHIFT]}"
-        )
-    v, e = cfg.vocab_size, cfg.embed_size
-    qe = _quantized(artifact, EMBEDDING, 0)
-    if qe is None:
-        emb = arrays.add(
-            "embedding", f"{EMBEDDING}: float32 [vocab {v}][embed {e}]", artifact.weights[EMBEDDING]
-        )
-        return f".embedding = {emb}"
-    eq = arrays.add("embedding_q", f"{EMBEDDING}: int8 [vocab {v}][embed {e}]", qe.q)
-    es = arrays.add("embedding_scale", f"{EMBEDDING}: float32 scale per row [{v}]", qe.scale)
-    return f".embedding_q = {eq}, .embedding_scale = {es}"
 
 
 def model_sources(artifact: Artifact, name: str) -> ModelSources:
@@ -266,10 +228,10 @@ def model_sources(artifact: Artifact, name: str) -> ModelSources:
     name = sanitize_name(name)
     upper = name.upper()
     cfg = artifact.config
-    forecast = cfg.task == "forecast"
+    spec = cfg.spec
     n_in, n_out, h, layers = cfg.input_size, cfg.output_size, cfg.hidden_size, cfg.num_layers
     arrays = _Arrays(decls=[])
-    stage_init = _io_stages(arrays, artifact)
+    stage_init = spec.c_stage_fields(arrays, artifact)
 
     layer_inits = []
     for layer in range(layers):
@@ -285,52 +247,16 @@ def model_sources(artifact: Artifact, name: str) -> ModelSources:
         layer_inits.append(f"    {{ {w}, {r}, {bias} }}")
     # HEAD_WEIGHT is [H, out] for MatMul: already input-major (inputs H, outputs out).
     head = _matrix(arrays, artifact, HEAD_WEIGHT, "head_w", 1, lambda a: a)
-    out_what = f"targets {n_out}" if forecast else f"vocab {n_out}"
     head_b = arrays.add(
-        "head_bias", f"{HEAD_BIAS}: float32 [{out_what}]", artifact.weights[HEAD_BIAS]
+        "head_bias",
+        f"{HEAD_BIAS}: float32 [{spec.c_output_noun} {n_out}]",
+        artifact.weights[HEAD_BIAS],
     )
     fp = footprint(cfg, arrays.nbytes)
 
-    if forecast:
-        task_macros = f"""#define {upper}_HORIZON {cfg.horizon}
-/* Feature columns in input order (x[k] of a step is the raw value of column k) and target
- * columns in output order (output k of step t predicts target k at step t + horizon). */
-extern const char *const {name}_feature_names[{upper}_INPUT_SIZE];
-extern const char *const {name}_target_names[{upper}_OUTPUT_SIZE];"""
-        task_data = (
-            _names_array(
-                f"{name}_feature_names", f"{upper}_INPUT_SIZE", "input columns", cfg.features
-            )
-            + "\n"
-            + _names_array(
-                f"{name}_target_names", f"{upper}_OUTPUT_SIZE", "predicted columns", cfg.targets
-            )
-        )
-        calibration = artifact.calibration
-        if calibration is not None:
-            threshold = float_lines(np.array([calibration["threshold"]])).strip()
-            task_macros += f"""
-/* Anomaly calibration from the artifact (training split): pass these to
- * lstm_edge_anomaly_score and flag a row whose score is above the threshold. */
-#define {upper}_ANOMALY_THRESHOLD {threshold}
-extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
-            scale = np.asarray(calibration["residual_scale"], np.float32)
-            task_data += (
-                f"\n/* residual scale per target, in target units */\n"
-                f"const float {name}_residual_scale[{upper}_OUTPUT_SIZE] = {{\n"
-                f"{float_lines(scale)}\n}};\n"
-            )
-        sizes = ".vocab_size = 0,\n    .embed_size = 0,"
-    else:
-        task_macros = f"""#define {upper}_VOCAB {cfg.vocab_size}
-#define {upper}_EMBED {cfg.embed_size}
-/* Token id -> the character it stands for, UTF-8 (id 0 is the unknown character). */
-extern const char *const {name}_vocab[{upper}_VOCAB];"""
-        task_data = _names_array(
-            f"{name}_vocab", f"{upper}_VOCAB", "token id -> character", cfg.vocab
-        )
-        sizes = f".vocab_size = {cfg.vocab_size},\n    .embed_size = {cfg.embed_size},"
-    step_fn = "lstm_edge_forecast_step" if forecast else "lstm_edge_step"
+    task_macros = spec.c_header_macros(artifact, name)
+    task_data = spec.c_data(artifact, name)
+    sizes = spec.c_size_fields(cfg)
 
     guard = f"{upper}_MODEL_H"
     header = f"""/* {name}_model.h: generated by lstm-edge codegen; do not edit.
@@ -339,13 +265,13 @@ extern const char *const {name}_vocab[{upper}_VOCAB];"""
  * Weights and scales: {fp.weight_bytes} bytes of const data (flash).
  * RAM per stream: {upper}_STATE_FLOATS floats each for h and c; scratch per step call:
  * {upper}_SCRATCH_FLOATS floats (or {upper}_BATCH_SCRATCH_FLOATS for batched calls).
- * Step it with {step_fn} (see lstm_edge.h). */
+ * Step it with {spec.c_step_function} (see lstm_edge.h). */
 #ifndef {guard}
 #define {guard}
 
 #include "lstm_edge.h"
 
-#define {upper}_TASK {C_TASKS[cfg.task]}
+#define {upper}_TASK {spec.c_enum}
 /* Floats in one step's input (forecast: raw feature values; char-lm: the embedding width)
  * and output (forecast: raw target predictions; char-lm: logits). */
 #define {upper}_INPUT_SIZE {n_in}
@@ -512,10 +438,8 @@ class CRunner:
     def __init__(self, library: Path, config: ModelConfig) -> None:
         self.library = library
         self._lib = ctypes.CDLL(str(library))
-        self.forecast = config.task == "forecast"
-        fn = getattr(
-            self._lib, "lstm_edge_forecast_step_batch" if self.forecast else "lstm_edge_step_batch"
-        )
+        self.input_dtype = config.spec.c_input_dtype
+        fn = getattr(self._lib, config.spec.c_step_function + "_batch")
         fn.argtypes = [
             ctypes.c_void_p,
             ctypes.c_void_p,
@@ -556,7 +480,7 @@ class CRunner:
         states = np.empty((batch, 2), np.uintp)  # lstm_edge_state {float *h; float *c;}
         states[:, 0] = hs.ctypes.data + offsets
         states[:, 1] = cs.ctypes.data + offsets
-        x = np.ascontiguousarray(inputs, dtype=np.float32 if self.forecast else np.int32)
+        x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
         out = np.empty((batch, time, self.output_size), np.float32)
         scratch = np.empty(min(batch, BATCH_BLOCK) * self.scratch_per_stream, np.float32)
         self.call(
@@ -586,10 +510,7 @@ class CRunner:
         x = buf[2 * n_state + n_out : 2 * n_state + n_out + n_in]
         hs[...] = h
         cs[...] = c
-        if self.forecast:
-            x[:] = inputs.reshape(-1)
-        else:
-            x.view(np.int32)[:] = inputs.reshape(-1)
+        x.view(self.input_dtype)[:] = inputs.reshape(-1)
         base = buf.ctypes.data
         state = StateStruct(base, base + 4 * n_state)
         self.call(

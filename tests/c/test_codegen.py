@@ -19,6 +19,7 @@ from lstm_edge.exporters import c_codegen as cg
 from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.backends.c import C_RESERVED, MAX_NAME, c_string, sanitize_name
 from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
+from lstm_edge.runtime.tasks.char_lm import SAMPLE_TEXT
 from lstm_edge.toolchain.cli import app
 
 HERE = Path(__file__).resolve().parent
@@ -236,5 +237,5 @@ def test_stream_ids_are_the_sample_text(tiny):
     ids, source, torch_model = cg.example_stream(tiny.config, None, 50)
     assert source == "built-in sample text" and torch_model is None
     lookup = {ch: i for i, ch in enumerate(tiny.config.vocab)}
-    want = np.array([lookup.get(ch, 0) for ch in cg.SAMPLE_TEXT[:50]])
+    want = np.array([lookup.get(ch, 0) for ch in SAMPLE_TEXT[:50]])
     np.testing.assert_array_equal(ids, want)
