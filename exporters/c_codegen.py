@@ -26,15 +26,17 @@ import numpy as np
 from rich.table import Table
 
 from lstm_edge.runtime.artifact import Artifact, read_artifact
-from lstm_edge.runtime.backends.c import (
+from lstm_edge.runtime.backends.c_build import (
     HOST_FLAGS,
     LIBRARY_DIR,
     LIBRARY_FILES,
     CompilerError,
-    Footprint,
-    ModelSources,
     compile_c,
     find_compiler,
+)
+from lstm_edge.runtime.backends.c_source import (
+    Footprint,
+    ModelSources,
     model_sources,
     sanitize_name,
 )

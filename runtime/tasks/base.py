@@ -126,7 +126,7 @@ class TaskSpec:
     # ---- the C library (backends/c.py, exporters/c_codegen.py) ------------------------
     # The C model struct shares every field but the stage ones; each task emits its own
     # stage fields, header macros and data. Helpers (`arrays.add`, `float_lines`, ...)
-    # come from lstm_edge.runtime.backends.c.
+    # come from lstm_edge.runtime.backends.c_source.
 
     c_step_function: str  # lstm_edge.h's one-stream step of this task ("_batch": batched)
     c_output_noun: str  # what the head's outputs are called in generated comments

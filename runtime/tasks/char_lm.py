@@ -119,7 +119,7 @@ class CharLM(TaskSpec):
 
     def c_stage_fields(self, arrays: Any, artifact: Any) -> str:
         """The embedding, float32 or int8 with one scale per row."""
-        from lstm_edge.runtime.backends.c import quantized_weight
+        from lstm_edge.runtime.backends.c_source import quantized_weight
 
         v, e = artifact.config.vocab_size, artifact.config.embed_size
         qe = quantized_weight(artifact, EMBEDDING, 0)
@@ -142,7 +142,7 @@ class CharLM(TaskSpec):
 extern const char *const {name}_vocab[{upper}_VOCAB];"""
 
     def c_data(self, artifact: Any, name: str) -> str:
-        from lstm_edge.runtime.backends.c import names_array
+        from lstm_edge.runtime.backends.c_source import names_array
 
         vocab = artifact.config.vocab
         return names_array(f"{name}_vocab", f"{name.upper()}_VOCAB", "token id -> character", vocab)
@@ -167,7 +167,7 @@ extern const char *const {name}_vocab[{upper}_VOCAB];"""
         return f"#define EXAMPLE_FORECAST 0\n#define EXAMPLE_VOCAB {name.upper()}_VOCAB"
 
     def c_example_stream(self, name: str, inputs: np.ndarray) -> str:
-        from lstm_edge.runtime.backends.c import int_lines
+        from lstm_edge.runtime.backends.c_source import int_lines
 
         return f"""static const int32_t example_stream[EXAMPLE_STREAM_LEN] = {{
 {int_lines(np.asarray(inputs, np.int64))}

@@ -253,7 +253,7 @@ class Forecast(TaskSpec):
         )
 
     def c_header_macros(self, artifact: Any, name: str) -> str:
-        from lstm_edge.runtime.backends.c import float_lines
+        from lstm_edge.runtime.backends.c_source import float_lines
 
         upper, cfg = name.upper(), artifact.config
         macros = f"""#define {upper}_HORIZON {cfg.horizon}
@@ -271,7 +271,7 @@ extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
         return macros
 
     def c_data(self, artifact: Any, name: str) -> str:
-        from lstm_edge.runtime.backends.c import float_lines, names_array
+        from lstm_edge.runtime.backends.c_source import float_lines, names_array
 
         upper, cfg = name.upper(), artifact.config
         data = (
@@ -315,7 +315,7 @@ extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
 #define EXAMPLE_TARGET_NAMES {name}_target_names"""
 
     def c_example_stream(self, name: str, inputs: np.ndarray) -> str:
-        from lstm_edge.runtime.backends.c import float_lines
+        from lstm_edge.runtime.backends.c_source import float_lines
 
         # One braced row per step (no brace elision: -Wmissing-braces is in -Wall).
         rows = ",\n".join("    {" + float_lines(row).strip() + "}" for row in inputs)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from lstm_edge.exporters import c_codegen as cg
 from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.backends import c as cbackend
+from lstm_edge.runtime.backends.c_source import model_sources
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.model import load
@@ -371,11 +372,11 @@ def test_anomaly_score_matches_detect_and_codegen_carries_the_calibration(fc, tm
     nan_row = np.array([np.nan, 0.0], np.float32)
     assert np.isnan(score(nan_row.ctypes.data, actual[0].ctypes.data, scale.ctypes.data, 2))
 
-    sources = cbackend.model_sources(read_artifact(path), "fc")
+    sources = model_sources(read_artifact(path), "fc")
     assert "#define FC_ANOMALY_THRESHOLD 4.6f" in sources.header
     body = re.search(r"fc_residual_scale\[FC_OUTPUT_SIZE\] = \{([^}]*)\}", sources.source)
     values = [float(v.strip().rstrip("f")) for v in body.group(1).split(",")]
     assert np.array_equal(np.float32(values), scale)
     # Without calibration there is nothing to score with: no constants are emitted.
-    plain = cbackend.model_sources(read_artifact(fc.int8_path), "fc")
+    plain = model_sources(read_artifact(fc.int8_path), "fc")
     assert "ANOMALY_THRESHOLD" not in plain.header and "residual_scale" not in plain.source
