@@ -131,12 +131,9 @@ class TaskSpec:
     c_step_function: str  # lstm_edge.h's one-stream step of this task ("_batch": batched)
     c_output_noun: str  # what the head's outputs are called in generated comments
 
-    def c_size_fields(self, config: ModelConfig) -> str:
-        """The model struct's vocab_size and embed_size initializers."""
-        raise NotImplementedError
-
     def c_stage_fields(self, arrays: Any, artifact: Any) -> str:
-        """The model struct's stage field initializers; their arrays go into `arrays`."""
+        """The model struct's initializers of its task's stages (`.input.*`, `.output.*`;
+        lstm_edge.h leaves the other task's zero); their arrays go into `arrays`."""
         raise NotImplementedError
 
     def c_header_macros(self, artifact: Any, name: str) -> str:

@@ -114,11 +114,8 @@ class CharLM(TaskSpec):
 
     # ---- the C library ----------------------------------------------------------------
 
-    def c_size_fields(self, config: ModelConfig) -> str:
-        return f".vocab_size = {config.vocab_size},\n    .embed_size = {config.embed_size},"
-
     def c_stage_fields(self, arrays: Any, artifact: Any) -> str:
-        """The embedding, float32 or int8 with one scale per row."""
+        """The input stage: the embedding, float32 or int8 with one scale per row."""
         from lstm_edge.runtime.backends.c_source import quantized_weight
 
         v, e = artifact.config.vocab_size, artifact.config.embed_size
@@ -129,10 +126,13 @@ class CharLM(TaskSpec):
                 f"{EMBEDDING}: float32 [vocab {v}][embed {e}]",
                 artifact.weights[EMBEDDING],
             )
-            return f".embedding = {emb}"
+            return f".input.embedding = {{ .vocab_size = {v}, .embed_size = {e}, .f32 = {emb} }}"
         eq = arrays.add("embedding_q", f"{EMBEDDING}: int8 [vocab {v}][embed {e}]", qe.q)
         es = arrays.add("embedding_scale", f"{EMBEDDING}: float32 scale per row [{v}]", qe.scale)
-        return f".embedding_q = {eq}, .embedding_scale = {es}"
+        return (
+            f".input.embedding = {{ .vocab_size = {v}, .embed_size = {e},\n"
+            f"                         .q = {eq}, .scale = {es} }}"
+        )
 
     def c_header_macros(self, artifact: Any, name: str) -> str:
         upper, cfg = name.upper(), artifact.config

@@ -231,11 +231,9 @@ class Forecast(TaskSpec):
 
     # ---- the C library ----------------------------------------------------------------
 
-    def c_size_fields(self, config: ModelConfig) -> str:
-        return ".vocab_size = 0,\n    .embed_size = 0,"
-
     def c_stage_fields(self, arrays: Any, artifact: Any) -> str:
-        """The four normalization vectors, float32 always."""
+        """The input stage's normalization and the output stage's denormalization (float32
+        always)."""
         cfg = artifact.config
         f, t = f"features {cfg.input_size}", f"targets {cfg.output_size}"
         norm = {
@@ -248,8 +246,8 @@ class Forecast(TaskSpec):
             )
         }
         return (
-            f".in_scale = {norm[NORM_IN_SCALE]}, .in_shift = {norm[NORM_IN_SHIFT]},\n"
-            f"    .out_scale = {norm[NORM_OUT_SCALE]}, .out_shift = {norm[NORM_OUT_SHIFT]}"
+            f".input.normalize = {{ {norm[NORM_IN_SCALE]}, {norm[NORM_IN_SHIFT]} }},\n"
+            f"    .output.denormalize = {{ {norm[NORM_OUT_SCALE]}, {norm[NORM_OUT_SHIFT]} }}"
         )
 
     def c_header_macros(self, artifact: Any, name: str) -> str:
