@@ -26,17 +26,17 @@ import numpy as np
 from rich.table import Table
 
 from lstm_edge.runtime.artifact import Artifact, read_artifact
-from lstm_edge.runtime.backends.c import (
+from lstm_edge.runtime.backends.c_build import (
     HOST_FLAGS,
     LIBRARY_DIR,
     LIBRARY_FILES,
     CompilerError,
-    Footprint,
-    ModelSources,
     compile_c,
     find_compiler,
-    float_lines,
-    int_lines,
+)
+from lstm_edge.runtime.backends.c_source import (
+    Footprint,
+    ModelSources,
     model_sources,
     sanitize_name,
 )
@@ -81,14 +81,6 @@ BOARD_FILES = {"mps2-an386/startup.c": "board/startup.c", "mps2-an386/mps2-an386
 # errors are measured in target standard units (|C - ref| / target_std), where the same
 # argument holds: the normalization is bit-identical, the rest is the same LSTM.
 C_VS_NUMPY_ATOL = 1e-3
-
-# Used when no checkpoint (and so no held-out split) is given: any text works as a stream,
-# it is not training data of ours. A forecast model gets a seeded stream instead (see
-# `series.synthetic_features`).
-SAMPLE_TEXT = (
-    "The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs! "
-    "How vexingly quick daft zebras jump; 0123456789 (sphinx of black quartz, judge my vow). "
-)
 
 
 class CodegenError(LstmEdgeError):
@@ -145,25 +137,35 @@ class CodegenReport:
 # ---- the stream -----------------------------------------------------------------------------
 
 
-def _encode(text: str, config: ModelConfig) -> np.ndarray:
-    from lstm_edge.toolchain.data import encode
+class _NoHeldOutData(Exception):
+    """The checkpoint's data record cannot rebuild its held-out split (a series model falls
+    back to a seeded stream)."""
 
-    return encode(text, config)
+
+def _held_out_inputs(ckpt, config: ModelConfig) -> np.ndarray:
+    """The checkpoint's held-out test split as model inputs.
+
+    The one task branch left here: rebuilding a split is the toolchain's (its task objects'
+    held-out stream), which an exporter should be handed rather than call."""
+    from lstm_edge.toolchain.data import CorpusError, encode, held_out_text
+    from lstm_edge.toolchain.series import SeriesError, held_out_series
+
+    if config.task != "forecast":
+        return encode(held_out_text(ckpt.data, "test"), config)
+    try:
+        return held_out_series(ckpt.data, config, "test").features
+    except (SeriesError, CorpusError) as e:  # no/invalid data record, series not found
+        raise _NoHeldOutData(str(e)) from e
 
 
 def example_stream(config: ModelConfig, checkpoint: Path | None, steps: int):
     """(inputs, where they came from, the torch model or None). inputs: token ids [steps]
-    (char-lm) or raw feature rows float32 [steps, F] (forecast)."""
-    from lstm_edge.toolchain.series import synthetic_features
-
+    (char-lm) or raw feature rows float32 [steps, F] (forecast). Without a checkpoint the
+    task's built-in stream (`c_example_inputs`)."""
     if steps < 2:
         raise CodegenError(f"steps is {steps} (expected at least 2)")
-    forecast = config.task == "forecast"
     if checkpoint is None:
-        if forecast:
-            return synthetic_features(config, steps), "seeded synthetic stream (seed 0)", None
-        text = SAMPLE_TEXT * (steps // len(SAMPLE_TEXT) + 1)
-        return _encode(text[:steps], config), "built-in sample text", None
+        return (*config.spec.c_example_inputs(config, steps), None)
     from lstm_edge.toolchain.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(Path(checkpoint))
@@ -172,23 +174,13 @@ def example_stream(config: ModelConfig, checkpoint: Path | None, steps: int):
             f"checkpoint {checkpoint} has a different config than the model "
             "(expected the checkpoint the artifact was exported from)"
         )
-    if forecast:
-        from lstm_edge.toolchain.data import CorpusError
-        from lstm_edge.toolchain.series import SeriesError, held_out_series
-
-        try:
-            inputs = held_out_series(ckpt.data, config, "test").features
-        except (SeriesError, CorpusError) as e:  # no/invalid data record, series not found
-            # The torch comparison needs the weights, not the data: a seeded stream at the
-            # training statistics still checks the C against the training model.
-            source = (
-                f"seeded synthetic stream (seed 0; the data of {checkpoint} is unavailable: {e})"
-            )
-            return synthetic_features(config, steps), source, ckpt.model
-    else:
-        from lstm_edge.toolchain.data import held_out_text
-
-        inputs = _encode(held_out_text(ckpt.data, "test"), config)
+    try:
+        inputs = _held_out_inputs(ckpt, config)
+    except _NoHeldOutData as e:
+        # The torch comparison needs the weights, not the data: a seeded stream at the
+        # training statistics still checks the C against the training model.
+        source = f"seeded synthetic stream (seed 0; the data of {checkpoint} is unavailable: {e})"
+        return config.spec.synthetic_inputs(config, steps), source, ckpt.model
     if len(inputs) == 0:
         raise CodegenError(f"checkpoint {checkpoint} has an empty test split")
     # Cycle a short split (whole rows: resize repeats the flat data row by row).
@@ -203,24 +195,10 @@ def example_stream(config: ModelConfig, checkpoint: Path | None, steps: int):
 
 def _stream_header(name: str, config: ModelConfig, inputs: np.ndarray, source: str) -> str:
     upper = name.upper()
-    forecast = config.task == "forecast"
+    spec = config.spec
     source = re.sub(r"[^A-Za-z0-9 ._/-]", "_", source)  # it goes into a comment
-    if forecast:
-        # One braced row per step (no brace elision: -Wmissing-braces is in -Wall).
-        rows = ",\n".join("    {" + float_lines(row).strip() + "}" for row in inputs)
-        task = f"""#define EXAMPLE_FORECAST 1
-#define EXAMPLE_HORIZON {upper}_HORIZON
-#define EXAMPLE_TARGET_NAMES {name}_target_names"""
-        stream = f"""/* Raw feature rows, columns in the order of {name}_feature_names. */
-static const float example_stream[EXAMPLE_STREAM_LEN][EXAMPLE_INPUT_SIZE] = {{
-{rows}
-}};"""
-    else:
-        task = f"""#define EXAMPLE_FORECAST 0
-#define EXAMPLE_VOCAB {upper}_VOCAB"""
-        stream = f"""static const int32_t example_stream[EXAMPLE_STREAM_LEN] = {{
-{int_lines(np.asarray(inputs, np.int64))}
-}};"""
+    task = spec.c_example_macros(name)
+    stream = spec.c_example_stream(name, inputs)
     return f"""/* example_stream.h: generated by lstm-edge codegen; the model main.c runs and an
  * input stream for it ({source}). */
 #ifndef EXAMPLE_STREAM_H
@@ -433,8 +411,9 @@ def torch_outputs(torch_model, config: ModelConfig, inputs: np.ndarray) -> np.nd
     (validate's torch side, for both tasks; only the input dtype differs)."""
     from lstm_edge.toolchain.validate import torch_outputs as validate_torch_outputs
 
-    dtype = np.int64 if config.task == "char-lm" else np.float32
-    return validate_torch_outputs(torch_model, np.ascontiguousarray(inputs, dtype))
+    return validate_torch_outputs(
+        torch_model, np.ascontiguousarray(inputs, config.spec.input_dtype)
+    )
 
 
 def _forecast_check(out, ref, config: ModelConfig, against: str, scheme: str):
@@ -512,23 +491,7 @@ def codegen(model_path: Path, out_dir: Path, options: CodegenOptions = CodegenOp
     name = sanitize_name(options.name if options.name is not None else Path(model_path).stem)
     cfg = artifact.config
     inputs, source, torch_model = example_stream(cfg, options.checkpoint, options.steps)
-    if cfg.task == "forecast":
-        if inputs.shape != (options.steps, cfg.input_size):
-            raise CodegenError(
-                f"the example stream ({source}) has shape {list(inputs.shape)} (expected "
-                f"[{options.steps}, {cfg.input_size}]: steps x features of {model_path})"
-            )
-        if not np.isfinite(inputs).all():
-            row = int(np.argwhere(~np.isfinite(inputs))[0][0])
-            raise CodegenError(
-                f"the example stream ({source}) holds NaN/Inf at row {row} (expected finite "
-                "sensor values; fill missing values in the data)"
-            )
-    elif int(inputs.max()) >= cfg.vocab_size or int(inputs.min()) < 0:
-        raise CodegenError(
-            f"the example stream holds ids {int(inputs.min())} to {int(inputs.max())} "
-            f"(expected 0 to {cfg.vocab_size - 1}, the vocabulary of {model_path})"
-        )
+    cfg.spec.c_check_example(cfg, inputs, options.steps, source, str(model_path), CodegenError)
     width = cfg.output_size
     files, sources = bundle_files(artifact, name, inputs, source)
     out_dir = Path(out_dir)

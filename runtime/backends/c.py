@@ -1,58 +1,30 @@
 """The `c` backend: the portable C library (runtime/c/) compiled for this host, via ctypes.
 
-It also owns the one translation from an artifact to C model data (`model_sources`), so
-that this backend and `lstm-edge codegen` emit the same arrays. Both tasks share it: only
-the input stage (char-lm embedding / forecast normalization) and the output stage (forecast
-denormalization) differ. Loading generates the
-model's C, compiles it with the system C compiler into a shared library cached under
-$LSTM_EDGE_CACHE (default ~/.cache/lstm-edge), keyed by the model's SHA-256, the library
-sources and the compiler command, and calls `lstm_edge_step_batch` (char-lm) or
-`lstm_edge_forecast_step_batch` (forecast) through ctypes.
+Loading generates the model's C (c_source.py), compiles it with the system C compiler
+into a cached shared library (c_build.py) and calls the task's batched step
+(`lstm_edge_step_batch` for char-lm, `lstm_edge_forecast_step_batch` for forecast: the
+spec's `c_step_function`) through ctypes.
 numpy only: no torch, no onnx package.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import re
-import shutil
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lstm_edge.runtime.artifact import BASE_OPS, Artifact, QuantizedTensor, require_ops
-from lstm_edge.runtime.config import (
-    EMBEDDING,
-    FORMAT_VERSION,
-    HEAD_BIAS,
-    HEAD_WEIGHT,
-    NORM_IN_SCALE,
-    NORM_IN_SHIFT,
-    NORM_OUT_SCALE,
-    NORM_OUT_SHIFT,
-    ModelConfig,
-    lstm_b,
-    lstm_r,
-    lstm_w,
+from lstm_edge.runtime.artifact import Artifact
+from lstm_edge.runtime.backends.c_build import SHARED_NAME, CompilerError, build_shared
+from lstm_edge.runtime.backends.c_source import (
+    BATCH_BLOCK,
+    C_SCHEMES,
+    scratch_floats_per_stream,
 )
-from lstm_edge.runtime.errors import (
-    InputError,
-    LstmEdgeError,
-    UnsupportedModelError,
-)
-
-# The C library's sources, shipped inside the package (runtime/c/).
-LIBRARY_DIR = Path(__file__).resolve().parents[1] / "c"
-LIBRARY_FILES = ("lstm_edge.h", "lstm_edge.c")
+from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.errors import InputError, UnsupportedModelError
 
 # Mirrors of runtime/c/lstm_edge.h; tests/c checks they still match the header.
-BATCH_BLOCK = 4
 StateStruct = ctypes.c_void_p * 2  # lstm_edge_state {float *h; float *c;}
 STATUS_MESSAGES = {
     1: "a required pointer is NULL",
@@ -63,443 +35,6 @@ STATUS_MESSAGES = {
     6: "step function of the other task",
     7: "input holds NaN or Inf",
 }
-# lstm_edge_task values.
-C_TASKS = {"char-lm": "LSTM_EDGE_TASK_CHAR_LM", "forecast": "LSTM_EDGE_TASK_FORECAST"}
-
-# The schemes whose weights the C library runs: float32 (fp16 is widened exactly) and
-# int8 weight-only. int8-dynamic is onnxruntime's contrib graph and has no C form.
-C_SCHEMES = ("none", "fp16", "int8")
-
-# C89/C99/C11/C23 keywords and names a header commonly defines as macros.
-C_RESERVED = frozenset(
-    """auto break case char const continue default do double else enum extern float for goto
-    if inline int long register restrict return short signed sizeof static struct switch
-    typedef union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _Alignof
-    _Atomic _Generic _Noreturn _Static_assert _Thread_local alignas alignof bool constexpr
-    false nullptr static_assert thread_local true typeof typeof_unqual asm main errno
-    NULL EOF assert""".split()  # noqa: SIM905 (a word list reads better as text)
-)
-MAX_NAME = 24  # "NAME_model" etc. stay within C99's 31 significant external characters
-DEFAULT_NAME = "model"
-
-
-class CompilerError(LstmEdgeError):
-    """No usable C compiler, or the generated C did not compile."""
-
-
-# ---- names and literals ---------------------------------------------------------------------
-
-
-def sanitize_name(raw: str) -> str:
-    """A model name -> a C identifier: [A-Za-z0-9_], no leading digit, no keyword.
-
-    Quotes, `*/`, newlines and every other character become `_` (row 20 of bad-inputs);
-    C keywords, reserved (`_X`, `__`) and `lstm_edge*` names (the library's own prefix)
-    get a `m_` prefix; an empty result becomes "model".
-    """
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", str(raw)).strip("_")
-    name = re.sub(r"__+", "_", name)[:MAX_NAME].rstrip("_") or DEFAULT_NAME
-    if name[0].isdigit() or name in C_RESERVED or name.lower().startswith("lstm_edge"):
-        name = ("m_" + name)[:MAX_NAME].rstrip("_")
-    return name
-
-
-def c_string(text: str) -> str:
-    """A C string literal holding `text` as UTF-8; anything but safe ASCII is an octal
-    escape (no quotes, backslashes, `?` (trigraphs), `*/` or newlines reach the source)."""
-    safe = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-+.,:;=()[]{}<>")
-    out = "".join(chr(b) if b in safe else f"\\{b:03o}" for b in text.encode("utf-8"))
-    return f'"{out}"'
-
-
-def int_lines(values: np.ndarray, per_line: int = 24) -> str:
-    items = [str(v) for v in values.ravel().tolist()]
-    return ",\n".join(
-        "    " + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)
-    )
-
-
-def float_lines(values: np.ndarray, per_line: int = 12) -> str:
-    # numpy prints a float32 with the fewest digits that read back to the same float32,
-    # so the C literal (with the f suffix) is the exact weight.
-    items = [s + "f" for s in np.asarray(values, np.float32).ravel().astype(str).tolist()]
-    return ",\n".join(
-        "    " + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)
-    )
-
-
-# ---- artifact -> C model data ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Footprint:
-    """Bytes the model needs on a device."""
-
-    weight_bytes: int  # const data in flash: weights, scales, biases
-    state_bytes: int  # RAM per stream: h and c of every layer
-    scratch_bytes: int  # RAM shared by the streams of one step call (one stream)
-    batch_scratch_bytes: int  # RAM to step LSTM_EDGE_BATCH_BLOCK streams at once
-
-
-@dataclass(frozen=True)
-class ModelSources:
-    name: str  # the sanitized identifier
-    header: str  # NAME_model.h
-    source: str  # NAME_model.c
-    footprint: Footprint
-
-    @property
-    def header_file(self) -> str:
-        return f"{self.name}_model.h"
-
-    @property
-    def source_file(self) -> str:
-        return f"{self.name}_model.c"
-
-
-@dataclass
-class _Arrays:
-    """The generated arrays of one model, and their byte count."""
-
-    decls: list[str]
-    nbytes: int = 0
-
-    def add(self, ident: str, comment: str, values: np.ndarray) -> str:
-        ctype = "int8_t" if values.dtype == np.int8 else "float"
-        body = int_lines(values) if values.dtype == np.int8 else float_lines(values)
-        self.decls.append(
-            f"/* {comment} */\nstatic const {ctype} {ident}[{values.size}] = {{\n{body}\n}};\n"
-        )
-        self.nbytes += values.size * (1 if values.dtype == np.int8 else 4)
-        return ident
-
-
-def _quantized(artifact: Artifact, name: str, axis: int) -> QuantizedTensor | None:
-    qt = artifact.quantized.get(name)
-    if qt is not None and qt.axis != axis:
-        raise UnsupportedModelError(
-            f"{artifact.path}: weight {name!r} is quantized along axis {qt.axis} "
-            f"(the C library expects axis {axis}, one scale per output row)"
-        )
-    return qt
-
-
-def _matrix(
-    arrays: _Arrays, artifact: Artifact, name: str, ident: str, axis: int, to_input_major
-) -> str:
-    """Emit one weight matrix input-major ([inputs][outputs]) and return its initializer."""
-    qt = _quantized(artifact, name, axis)
-    if qt is None:
-        data = np.ascontiguousarray(to_input_major(artifact.weights[name]), np.float32)
-        f32 = arrays.add(
-            ident, f"{name}: float32 [inputs {data.shape[0]}][outputs {data.shape[1]}]", data
-        )
-        rows, cols = data.shape[1], data.shape[0]
-        return f"{{ {rows}, {cols}, {f32}, NULL, NULL }}"
-    q = np.ascontiguousarray(to_input_major(qt.q), np.int8)
-    rows, cols = q.shape[1], q.shape[0]
-    qi = arrays.add(ident + "_q", f"{name}: int8 [inputs {cols}][outputs {rows}]", q)
-    si = arrays.add(ident + "_scale", f"{name}: float32 scale per output [{rows}]", qt.scale)
-    return f"{{ {rows}, {cols}, NULL, {qi}, {si} }}"
-
-
-def scratch_floats_per_stream(config: ModelConfig) -> int:
-    """LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM in lstm_edge.h."""
-    return 8 * config.hidden_size + config.input_size
-
-
-def footprint(config: ModelConfig, weight_bytes: int) -> Footprint:
-    h, layers = config.hidden_size, config.num_layers
-    scratch = 4 * scratch_floats_per_stream(config)
-    return Footprint(
-        weight_bytes=weight_bytes,
-        state_bytes=4 * 2 * layers * h,
-        scratch_bytes=scratch,
-        batch_scratch_bytes=BATCH_BLOCK * scratch,
-    )
-
-
-def _names_array(ident: str, size_macro: str, comment: str, names) -> str:
-    items = ",\n".join(f"    {c_string(n)}" for n in names)
-    return f"/* {comment} */\nconst char *const {ident}[{size_macro}] = {{\n{items}\n}};\n"
-
-
-def _io_stages(arrays: _Arrays, artifact: Artifact) -> str:
-    """The model struct's input/output stage fields, the only part that differs by task:
-    the embedding (char-lm) or the four normalization vectors (forecast, float32 always)."""
-    cfg = artifact.config
-    if cfg.task == "forecast":
-        f, t = f"features {cfg.input_size}", f"targets {cfg.output_size}"
-        norm = {
-            key: arrays.add(ident, f"{key}: float32 [{dim}], {what}", artifact.weights[key])
-            for key, ident, dim, what in (
-                (NORM_IN_SCALE, "in_scale", f, "1 / std"),
-                (NORM_IN_SHIFT, "in_shift", f, "-mean / std"),
-                (NORM_OUT_SCALE, "out_scale", t, "std"),
-                (NORM_OUT_SHIFT, "out_shift", t, "mean"),
-            )
-        }
-        return (
-            f".in_scale = {norm[NORM_IN_SCALE]}, .in_shift = {norm[NORM_IN_SHIFT]},\n"
-            f"    .out_scale = {norm[NORM_OUT_SCALE]}, .out_shift = {norm[NORM_OUT_SHIFT]}"
-        )
-    v, e = cfg.vocab_size, cfg.embed_size
-    qe = _quantized(artifact, EMBEDDING, 0)
-    if qe is None:
-        emb = arrays.add(
-            "embedding", f"{EMBEDDING}: float32 [vocab {v}][embed {e}]", artifact.weights[EMBEDDING]
-        )
-        return f".embedding = {emb}"
-    eq = arrays.add("embedding_q", f"{EMBEDDING}: int8 [vocab {v}][embed {e}]", qe.q)
-    es = arrays.add("embedding_scale", f"{EMBEDDING}: float32 scale per row [{v}]", qe.scale)
-    return f".embedding_q = {eq}, .embedding_scale = {es}"
-
-
-def model_sources(artifact: Artifact, name: str) -> ModelSources:
-    """Generate NAME_model.h/.c: the config as macros and the weights as const arrays."""
-    if artifact.scheme not in C_SCHEMES:
-        raise UnsupportedModelError(
-            f"{artifact.path}: scheme {artifact.scheme!r} has no C form (the C library runs "
-            f"{list(C_SCHEMES)}; quantize with 'int8' for microcontrollers)"
-        )
-    require_ops(artifact, BASE_OPS, "c")
-    name = sanitize_name(name)
-    upper = name.upper()
-    cfg = artifact.config
-    forecast = cfg.task == "forecast"
-    n_in, n_out, h, layers = cfg.input_size, cfg.output_size, cfg.hidden_size, cfg.num_layers
-    arrays = _Arrays(decls=[])
-    stage_init = _io_stages(arrays, artifact)
-
-    layer_inits = []
-    for layer in range(layers):
-        # ONNX W/R are [1, 4H, in] (outputs x inputs): drop the direction axis, transpose.
-        w = _matrix(arrays, artifact, lstm_w(layer), f"l{layer}_w", 1, lambda a: a[0].T)
-        r = _matrix(arrays, artifact, lstm_r(layer), f"l{layer}_r", 1, lambda a: a[0].T)
-        wb, rb = np.split(artifact.weights[lstm_b(layer)][0], 2)
-        bias = arrays.add(
-            f"l{layer}_bias",
-            f"{lstm_b(layer)}: Wb + Rb float32 [4H {4 * h}], gates i, o, f, c",
-            (wb + rb).astype(np.float32),
-        )
-        layer_inits.append(f"    {{ {w}, {r}, {bias} }}")
-    # HEAD_WEIGHT is [H, out] for MatMul: already input-major (inputs H, outputs out).
-    head = _matrix(arrays, artifact, HEAD_WEIGHT, "head_w", 1, lambda a: a)
-    out_what = f"targets {n_out}" if forecast else f"vocab {n_out}"
-    head_b = arrays.add(
-        "head_bias", f"{HEAD_BIAS}: float32 [{out_what}]", artifact.weights[HEAD_BIAS]
-    )
-    fp = footprint(cfg, arrays.nbytes)
-
-    if forecast:
-        task_macros = f"""#define {upper}_HORIZON {cfg.horizon}
-/* Feature columns in input order (x[k] of a step is the raw value of column k) and target
- * columns in output order (output k of step t predicts target k at step t + horizon). */
-extern const char *const {name}_feature_names[{upper}_INPUT_SIZE];
-extern const char *const {name}_target_names[{upper}_OUTPUT_SIZE];"""
-        task_data = (
-            _names_array(
-                f"{name}_feature_names", f"{upper}_INPUT_SIZE", "input columns", cfg.features
-            )
-            + "\n"
-            + _names_array(
-                f"{name}_target_names", f"{upper}_OUTPUT_SIZE", "predicted columns", cfg.targets
-            )
-        )
-        calibration = artifact.calibration
-        if calibration is not None:
-            threshold = float_lines(np.array([calibration["threshold"]])).strip()
-            task_macros += f"""
-/* Anomaly calibration from the artifact (training split): pass these to
- * lstm_edge_anomaly_score and flag a row whose score is above the threshold. */
-#define {upper}_ANOMALY_THRESHOLD {threshold}
-extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
-            scale = np.asarray(calibration["residual_scale"], np.float32)
-            task_data += (
-                f"\n/* residual scale per target, in target units */\n"
-                f"const float {name}_residual_scale[{upper}_OUTPUT_SIZE] = {{\n"
-                f"{float_lines(scale)}\n}};\n"
-            )
-        sizes = ".vocab_size = 0,\n    .embed_size = 0,"
-    else:
-        task_macros = f"""#define {upper}_VOCAB {cfg.vocab_size}
-#define {upper}_EMBED {cfg.embed_size}
-/* Token id -> the character it stands for, UTF-8 (id 0 is the unknown character). */
-extern const char *const {name}_vocab[{upper}_VOCAB];"""
-        task_data = _names_array(
-            f"{name}_vocab", f"{upper}_VOCAB", "token id -> character", cfg.vocab
-        )
-        sizes = f".vocab_size = {cfg.vocab_size},\n    .embed_size = {cfg.embed_size},"
-    step_fn = "lstm_edge_forecast_step" if forecast else "lstm_edge_step"
-
-    guard = f"{upper}_MODEL_H"
-    header = f"""/* {name}_model.h: generated by lstm-edge codegen; do not edit.
- * Source artifact: task {cfg.task}, format version {FORMAT_VERSION}, scheme {artifact.scheme},
- * sha256 {artifact.sha256}.
- * Weights and scales: {fp.weight_bytes} bytes of const data (flash).
- * RAM per stream: {upper}_STATE_FLOATS floats each for h and c; scratch per step call:
- * {upper}_SCRATCH_FLOATS floats (or {upper}_BATCH_SCRATCH_FLOATS for batched calls).
- * Step it with {step_fn} (see lstm_edge.h). */
-#ifndef {guard}
-#define {guard}
-
-#include "lstm_edge.h"
-
-#define {upper}_TASK {C_TASKS[cfg.task]}
-/* Floats in one step's input (forecast: raw feature values; char-lm: the embedding width)
- * and output (forecast: raw target predictions; char-lm: logits). */
-#define {upper}_INPUT_SIZE {n_in}
-#define {upper}_OUTPUT_SIZE {n_out}
-#define {upper}_HIDDEN {h}
-#define {upper}_LAYERS {layers}
-#define {upper}_WEIGHT_BYTES {fp.weight_bytes}
-/* Floats in each of lstm_edge_state.h and .c of one stream. */
-#define {upper}_STATE_FLOATS ({layers} * {h})
-/* Scratch floats for one-stream step calls. */
-#define {upper}_SCRATCH_FLOATS LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM({n_in}, {h})
-/* Scratch floats for batched calls to step LSTM_EDGE_BATCH_BLOCK streams at once. */
-#define {upper}_BATCH_SCRATCH_FLOATS (LSTM_EDGE_BATCH_BLOCK * {upper}_SCRATCH_FLOATS)
-{task_macros}
-
-extern const lstm_edge_model {name}_model;
-
-#endif /* {guard} */
-"""
-    source = f"""/* {name}_model.c: generated by lstm-edge codegen; do not edit.
- * Matrices are stored input-major ([inputs][outputs], see lstm_edge_matrix); LSTM gate
- * rows are in the ONNX order i, o, f, c. */
-#include "{name}_model.h"
-
-{chr(10).join(arrays.decls)}
-static const lstm_edge_layer layers[{layers}] = {{
-{("," + chr(10)).join(layer_inits)}
-}};
-
-const lstm_edge_model {name}_model = {{
-    .format_version = {FORMAT_VERSION},
-    .task = {upper}_TASK,
-    .input_size = {n_in},
-    .output_size = {n_out},
-    {sizes}
-    .hidden_size = {h},
-    .num_layers = {layers},
-    {stage_init},
-    .layers = layers,
-    .head = {head},
-    .head_bias = {head_b},
-    .name = {c_string(name)},
-    .scheme = {c_string(artifact.scheme)},
-}};
-
-{task_data}"""
-    return ModelSources(name=name, header=header, source=source, footprint=fp)
-
-
-# ---- compiling ------------------------------------------------------------------------------
-
-# -O3 vectorizes the input-major kernels; no -ffast-math (the kernels are written not to
-# need it). -ffp-contract=fast lets a*b+c become one FMA (one rounding instead of two,
-# still IEEE); -std=c99 turns it off by default, and it measured 250 -> 150 us per step
-# for the 2x256 float model.
-HOST_FLAGS = (
-    "-std=c99",
-    "-O3",
-    "-ffp-contract=fast",
-    "-fPIC",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-)
-
-
-def find_compiler() -> str:
-    """$CC, else cc, gcc or clang on PATH; a CompilerError naming what to install."""
-    candidates = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
-    for cand in candidates:
-        exe = shutil.which(cand)
-        if exe:
-            return exe
-    hint = (
-        "install Xcode's command line tools (xcode-select --install)"
-        if sys.platform == "darwin"
-        else "install a C compiler, e.g. `apt-get install gcc` (Debian/Ubuntu) or "
-        "`dnf install gcc` (Fedora)"
-    )
-    raise CompilerError(
-        f"the 'c' backend needs a C compiler and found none (looked for {candidates}); {hint}, "
-        f"or set CC to one"
-    )
-
-
-def compile_c(cmd: list[str], what: str) -> None:
-    """Run a compiler command; a CompilerError with its output if it fails."""
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        out = (result.stderr or result.stdout).strip()
-        raise CompilerError(f"compiling {what} failed ({' '.join(cmd[:2])} ...):\n{out[-4000:]}")
-
-
-def _native_flags(cc: str) -> tuple[str, ...]:
-    """-march=native when the compiler accepts it (the cached library runs only here)."""
-    probe = subprocess.run(
-        [cc, "-march=native", "-x", "c", "-c", "-o", os.devnull, "-"],
-        input="int x;\n",
-        capture_output=True,
-        text=True,
-    )
-    return ("-march=native",) if probe.returncode == 0 else ()
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("LSTM_EDGE_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "lstm-edge"
-
-
-def library_sha256() -> str:
-    digest = hashlib.sha256()
-    for f in LIBRARY_FILES:
-        digest.update((LIBRARY_DIR / f).read_bytes())
-    return digest.hexdigest()
-
-
-SHARED_NAME = "net"  # the model's C name inside the cached shared libraries
-
-
-def build_shared(artifact: Artifact) -> Path:
-    """Compile the artifact and the library into a cached shared library; return its path."""
-    cc = find_compiler()
-    flags = (*HOST_FLAGS, *_native_flags(cc))
-    key = hashlib.sha256(
-        "\n".join([artifact.sha256, library_sha256(), cc, *flags]).encode()
-    ).hexdigest()[:24]
-    suffix = ".dylib" if sys.platform == "darwin" else ".so"
-    out = cache_dir() / "c" / f"{artifact.sha256[:16]}-{key}{suffix}"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    src = model_sources(artifact, SHARED_NAME)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
-        build = Path(tmp)
-        (build / src.header_file).write_text(src.header)
-        (build / src.source_file).write_text(src.source)
-        lib = build / ("lib" + suffix)
-        compile_c(
-            [
-                cc,
-                *flags,
-                "-shared",
-                f"-I{LIBRARY_DIR}",
-                "-o",
-                str(lib),
-                str(build / src.source_file),
-                str(LIBRARY_DIR / "lstm_edge.c"),
-                "-lm",
-            ],
-            f"the C backend for {artifact.path}",
-        )
-        os.replace(lib, out)  # atomic: a concurrent loader sees the old state or this one
-    return out
 
 
 # ---- the runner -----------------------------------------------------------------------------
@@ -512,10 +47,8 @@ class CRunner:
     def __init__(self, library: Path, config: ModelConfig) -> None:
         self.library = library
         self._lib = ctypes.CDLL(str(library))
-        self.forecast = config.task == "forecast"
-        fn = getattr(
-            self._lib, "lstm_edge_forecast_step_batch" if self.forecast else "lstm_edge_step_batch"
-        )
+        self.input_dtype = config.spec.c_input_dtype
+        fn = getattr(self._lib, config.spec.c_step_function + "_batch")
         fn.argtypes = [
             ctypes.c_void_p,
             ctypes.c_void_p,
@@ -556,7 +89,7 @@ class CRunner:
         states = np.empty((batch, 2), np.uintp)  # lstm_edge_state {float *h; float *c;}
         states[:, 0] = hs.ctypes.data + offsets
         states[:, 1] = cs.ctypes.data + offsets
-        x = np.ascontiguousarray(inputs, dtype=np.float32 if self.forecast else np.int32)
+        x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
         out = np.empty((batch, time, self.output_size), np.float32)
         scratch = np.empty(min(batch, BATCH_BLOCK) * self.scratch_per_stream, np.float32)
         self.call(
@@ -586,10 +119,7 @@ class CRunner:
         x = buf[2 * n_state + n_out : 2 * n_state + n_out + n_in]
         hs[...] = h
         cs[...] = c
-        if self.forecast:
-            x[:] = inputs.reshape(-1)
-        else:
-            x.view(np.int32)[:] = inputs.reshape(-1)
+        x.view(self.input_dtype)[:] = inputs.reshape(-1)
         base = buf.ctypes.data
         state = StateStruct(base, base + 4 * n_state)
         self.call(

@@ -155,25 +155,26 @@ static int matrix_ok(const lstm_edge_matrix *m, int32_t rows, int32_t cols)
  * other task are zero/NULL (so a struct filled for one task is never half of the other). */
 static int stages_ok(const lstm_edge_model *model)
 {
-    const int no_embedding = model->embedding == NULL && model->embedding_q == NULL &&
-                             model->embedding_scale == NULL;
-    const int no_norm = model->in_scale == NULL && model->in_shift == NULL &&
-                        model->out_scale == NULL && model->out_shift == NULL;
-    if (model->task == LSTM_EDGE_TASK_CHAR_LM) {
-        if (model->vocab_size < 1 || model->embed_size < 1 || !no_norm ||
-            model->input_size != model->embed_size || model->output_size != model->vocab_size) {
+    const lstm_edge_embedding *emb = &model->input.embedding;
+    const lstm_edge_affine *in = &model->input.normalize;
+    const lstm_edge_affine *out = &model->output.denormalize;
+    const int no_embedding = emb->vocab_size == 0 && emb->embed_size == 0 && emb->f32 == NULL &&
+                             emb->q == NULL && emb->scale == NULL;
+    const int no_norm = in->scale == NULL && in->shift == NULL && out->scale == NULL &&
+                        out->shift == NULL;
+    switch (model->task) {
+    case LSTM_EDGE_TASK_CHAR_LM:
+        if (emb->vocab_size < 1 || emb->embed_size < 1 || !no_norm ||
+            model->input_size != emb->embed_size || model->output_size != emb->vocab_size) {
             return 0;
         }
         /* exactly one of the float32 and the int8 (with scales) embedding */
-        return (model->embedding == NULL) !=
-               (model->embedding_q == NULL || model->embedding_scale == NULL);
+        return (emb->f32 == NULL) != (emb->q == NULL || emb->scale == NULL);
+    case LSTM_EDGE_TASK_FORECAST:
+        return no_embedding && in->scale != NULL && in->shift != NULL && out->scale != NULL &&
+               out->shift != NULL;
     }
-    if (model->task == LSTM_EDGE_TASK_FORECAST) {
-        return model->vocab_size == 0 && model->embed_size == 0 && no_embedding &&
-               model->in_scale != NULL && model->in_shift != NULL && model->out_scale != NULL &&
-               model->out_shift != NULL;
-    }
-    return 0;
+    return 0; /* not an lstm_edge_task */
 }
 
 lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model)
@@ -249,14 +250,15 @@ lstm_edge_status lstm_edge_check_state(const lstm_edge_model *model, const lstm_
  * dequantized into buf [E]. */
 static const float *embed(const lstm_edge_model *model, int32_t token, float *buf)
 {
-    const size_t e_size = (size_t)model->embed_size;
+    const lstm_edge_embedding *emb = &model->input.embedding;
+    const size_t e_size = (size_t)emb->embed_size;
     const size_t row = (size_t)token * e_size;
     size_t e;
-    if (model->embedding != NULL) {
-        return model->embedding + row;
+    if (emb->f32 != NULL) {
+        return emb->f32 + row;
     }
     for (e = 0; e < e_size; ++e) {
-        buf[e] = (float)model->embedding_q[row + e] * model->embedding_scale[token];
+        buf[e] = (float)emb->q[row + e] * emb->scale[token];
     }
     return buf;
 }
@@ -265,13 +267,12 @@ static const float *embed(const lstm_edge_model *model, int32_t token, float *bu
  * then Add compute it. The product goes through a volatile so that -ffp-contract=fast
  * cannot fuse the two into one FMA (one rounding: a different last bit); the vectors are
  * a handful of sensor columns, so the forced store costs nothing measurable. */
-static void scale_shift(int32_t n, const float *v, const float *scale, const float *shift,
-                        float *y)
+static void scale_shift(int32_t n, const float *v, const lstm_edge_affine *a, float *y)
 {
     int32_t k;
     for (k = 0; k < n; ++k) {
-        volatile float product = v[k] * scale[k];
-        y[k] = product + shift[k];
+        volatile float product = v[k] * a->scale[k];
+        y[k] = product + a->shift[k];
     }
 }
 
@@ -282,7 +283,7 @@ static const float *layer0_input(const lstm_edge_model *model, const int32_t *to
     if (token != NULL) {
         return embed(model, *token, buf);
     }
-    scale_shift(model->input_size, x, model->in_scale, model->in_shift, buf);
+    scale_shift(model->input_size, x, &model->input.normalize, buf);
     return buf;
 }
 
@@ -310,9 +311,9 @@ static void head(const lstm_edge_model *model, int32_t nb, const float *const *x
             }
         }
     }
-    if (model->task == LSTM_EDGE_TASK_FORECAST) {
+    if (model->output.denormalize.scale != NULL) {
         for (b = 0; b < nb; ++b) {
-            scale_shift(m->rows, out[b], model->out_scale, model->out_shift, out[b]);
+            scale_shift(m->rows, out[b], &model->output.denormalize, out[b]);
         }
     }
 }
@@ -384,7 +385,7 @@ static lstm_edge_status check_batch(const lstm_edge_model *model, const lstm_edg
     }
     if (tokens != NULL) {
         for (k = 0; k < steps; ++k) {
-            if (tokens[k] < 0 || tokens[k] >= model->vocab_size) {
+            if (tokens[k] < 0 || tokens[k] >= model->input.embedding.vocab_size) {
                 return LSTM_EDGE_ERR_BAD_TOKEN;
             }
         }
@@ -492,24 +493,29 @@ lstm_edge_status lstm_edge_forecast_step(const lstm_edge_model *model, lstm_edge
     return lstm_edge_forecast_step_many(model, state, x, 1, out, scratch);
 }
 
-float lstm_edge_anomaly_score(const float *forecast, const float *actual,
-                              const float *residual_scale, int32_t n)
+lstm_edge_status lstm_edge_anomaly_score(const float *forecast, const float *actual,
+                                         const float *residual_scale, int32_t n, float *score)
 {
-    float score = 0.0f;
+    float max = 0.0f;
     int32_t k;
-    if (forecast == NULL || actual == NULL || residual_scale == NULL || n < 1) {
-        return -1.0f;
+    if (forecast == NULL || actual == NULL || residual_scale == NULL || score == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    if (n < 1) {
+        return LSTM_EDGE_ERR_BAD_SIZE;
     }
     for (k = 0; k < n; ++k) {
         const float z = fabsf(forecast[k] - actual[k]) / residual_scale[k];
         if (z != z) {
-            return z; /* NaN in, NaN out: never a silent "no anomaly" */
+            max = z; /* NaN in, NaN out: never a silent "no anomaly" */
+            break;
         }
-        if (z > score) {
-            score = z;
+        if (z > max) {
+            max = z;
         }
     }
-    return score;
+    *score = max;
+    return LSTM_EDGE_OK;
 }
 
 const char *lstm_edge_status_str(lstm_edge_status status)

@@ -61,7 +61,7 @@ typedef enum lstm_edge_status {
     LSTM_EDGE_OK = 0,
     LSTM_EDGE_ERR_NULL = 1,            /* a required pointer is NULL */
     LSTM_EDGE_ERR_BAD_TOKEN = 2,       /* a token id is outside [0, vocab_size) */
-    LSTM_EDGE_ERR_BAD_SIZE = 3,        /* batch or time < 0, or scratch too small */
+    LSTM_EDGE_ERR_BAD_SIZE = 3,        /* batch or time < 0, scratch too small, or n < 1 */
     LSTM_EDGE_ERR_BAD_MODEL = 4,       /* model data inconsistent or of another format version */
     LSTM_EDGE_ERR_NONFINITE_STATE = 5, /* NaN or Inf in h or c */
     LSTM_EDGE_ERR_WRONG_TASK = 6,      /* token step on a forecast model, or the reverse */
@@ -86,26 +86,46 @@ typedef struct lstm_edge_layer {
     const float *bias;  /* [4H] ONNX Wb + Rb, summed at codegen */
 } lstm_edge_layer;
 
+/* char-lm's input stage: token id -> its row of the embedding [V][E], float32 in f32 or
+ * int8 in q with one scale per row (value = q * scale[token]). */
+typedef struct lstm_edge_embedding {
+    int32_t vocab_size; /* V */
+    int32_t embed_size; /* E */
+    const float *f32;   /* [V][E] float32, or NULL */
+    const int8_t *q;    /* [V][E] int8, or NULL */
+    const float *scale; /* [V], with q */
+} lstm_edge_embedding;
+
+/* y[k] = v[k] * scale[k] + shift[k] (float32 in every scheme; multiply, then add). */
+typedef struct lstm_edge_affine {
+    const float *scale;
+    const float *shift;
+} lstm_edge_affine;
+
+/* What turns one step's input into the layer-0 input [input_size]. Only the member of the
+ * model's task is set; the other is all zero/NULL. */
+typedef struct lstm_edge_input_stage {
+    lstm_edge_embedding embedding; /* char-lm: token id -> embedding row */
+    lstm_edge_affine normalize;    /* forecast: raw features x [F] -> x * scale + shift with
+                                      scale = 1 / std, shift = -mean / std (training split) */
+} lstm_edge_input_stage;
+
+/* What follows the head (bias included). All zero/NULL for char-lm (logits are the
+ * head's output). */
+typedef struct lstm_edge_output_stage {
+    lstm_edge_affine denormalize; /* forecast: head [n_targets] -> head * scale + shift with
+                                     scale = std, shift = mean of each target: raw values */
+} lstm_edge_output_stage;
+
 typedef struct lstm_edge_model {
-    int32_t format_version; /* LSTM_EDGE_FORMAT_VERSION */
-    int32_t task;           /* an lstm_edge_task */
-    int32_t input_size;     /* layer-0 input width: E (char-lm) or F features (forecast) */
-    int32_t output_size;    /* per-step output width: V (char-lm) or n_targets (forecast) */
-    int32_t vocab_size;     /* V (char-lm; 0 for forecast) */
-    int32_t embed_size;     /* E (char-lm; 0 for forecast) */
-    int32_t hidden_size;    /* H */
-    int32_t num_layers;     /* L */
-    /* char-lm input stage, NULL for forecast. Embedding [V][E]: float32 in embedding, or
-     * int8 in embedding_q with a scale per row. */
-    const float *embedding;
-    const int8_t *embedding_q;
-    const float *embedding_scale; /* [V] */
-    /* forecast input and output stages (float32 in every scheme), NULL for char-lm:
-     * layer-0 input = x * in_scale + in_shift; output = head * out_scale + out_shift. */
-    const float *in_scale;  /* [F] 1 / std of each feature (training split) */
-    const float *in_shift;  /* [F] -mean / std */
-    const float *out_scale; /* [n_targets] std of each target */
-    const float *out_shift; /* [n_targets] mean */
+    int32_t format_version;        /* LSTM_EDGE_FORMAT_VERSION */
+    lstm_edge_task task;           /* what the model reads and writes per step */
+    int32_t input_size;            /* layer-0 input width: E (char-lm) or F features (forecast) */
+    int32_t output_size;           /* per-step output width: V (char-lm) or n_targets (forecast) */
+    int32_t hidden_size;           /* H */
+    int32_t num_layers;            /* L */
+    lstm_edge_input_stage input;   /* the task's input stage */
+    lstm_edge_output_stage output; /* the task's output stage */
     const lstm_edge_layer *layers; /* [L] */
     lstm_edge_matrix head;         /* output_size outputs x H inputs */
     const float *head_bias;        /* [output_size] */
@@ -121,7 +141,7 @@ typedef struct lstm_edge_state {
 } lstm_edge_state;
 
 /* Check the model data once at start-up (format version, task, dimensions, pointers: the
- * arrays of the other task must be NULL); the step functions trust a model that passed. */
+ * stages of the other task must be zero/NULL); the step functions trust a model that passed. */
 lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model);
 
 /* Zero h and c (the Python initial_state). */
@@ -178,10 +198,11 @@ lstm_edge_status lstm_edge_forecast_step_batch(const lstm_edge_model *model,
  * |forecast[k] - actual[k]| / residual_scale[k] over the n targets, where forecast is the
  * output made `horizon` steps before the row `actual` holds. Flag the row when the score
  * is above the threshold. A forecast model's generated header has both from the artifact's
- * calibration: NAME_residual_scale and NAME_ANOMALY_THRESHOLD. Returns -1 for NULL
- * pointers or n < 1, and NaN if an input is NaN. */
-float lstm_edge_anomaly_score(const float *forecast, const float *actual,
-                              const float *residual_scale, int32_t n);
+ * calibration: NAME_residual_scale and NAME_ANOMALY_THRESHOLD. The score goes to *score;
+ * returns LSTM_EDGE_ERR_NULL for a NULL pointer and LSTM_EDGE_ERR_BAD_SIZE for n < 1 (and
+ * leaves *score alone). A NaN input gives a NaN score (never a silent "no anomaly"). */
+lstm_edge_status lstm_edge_anomaly_score(const float *forecast, const float *actual,
+                                         const float *residual_scale, int32_t n, float *score);
 
 /* ---- both tasks ---- */
 

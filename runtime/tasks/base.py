@@ -123,6 +123,47 @@ class TaskSpec:
         """What output errors are divided by before they meet a tolerance."""
         return 1.0
 
+    # ---- the C library (backends/c.py, exporters/c_codegen.py) ------------------------
+    # The C model struct shares every field but the stage ones; each task emits its own
+    # stage fields, header macros and data. Helpers (`arrays.add`, `float_lines`, ...)
+    # come from lstm_edge.runtime.backends.c_source.
+
+    c_step_function: str  # lstm_edge.h's one-stream step of this task ("_batch": batched)
+    c_output_noun: str  # what the head's outputs are called in generated comments
+
+    def c_stage_fields(self, arrays: Any, artifact: Any) -> str:
+        """The model struct's initializers of its task's stages (`.input.*`, `.output.*`;
+        lstm_edge.h leaves the other task's zero); their arrays go into `arrays`."""
+        raise NotImplementedError
+
+    def c_header_macros(self, artifact: Any, name: str) -> str:
+        """Task macros and extern declarations of NAME_model.h (after the common ones)."""
+        raise NotImplementedError
+
+    def c_data(self, artifact: Any, name: str) -> str:
+        """The data those declarations name, at the end of NAME_model.c."""
+        raise NotImplementedError
+
+    def c_example_inputs(self, config: ModelConfig, steps: int) -> tuple[np.ndarray, str]:
+        """The codegen example's built-in stream when no checkpoint is given, and its
+        source for messages: a seeded synthetic stream."""
+        return self.synthetic_inputs(config, steps), "seeded synthetic stream (seed 0)"
+
+    def c_check_example(
+        self, config: ModelConfig, inputs: np.ndarray, steps: int, source: str, where: str,
+        error: type[Exception],
+    ) -> None:  # fmt: skip
+        """Refuse an example stream the model cannot step (raises `error`)."""
+        raise NotImplementedError
+
+    def c_example_macros(self, name: str) -> str:
+        """The task's EXAMPLE_* macros of example_stream.h (main.c reads them)."""
+        raise NotImplementedError
+
+    def c_example_stream(self, name: str, inputs: np.ndarray) -> str:
+        """example_stream.h's `example_stream` array holding `inputs`."""
+        raise NotImplementedError
+
     # ---- artifact metadata ------------------------------------------------------------
 
     def check_calibration(self, calibration: object, config: ModelConfig, where: str) -> dict:

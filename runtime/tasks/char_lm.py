@@ -35,6 +35,8 @@ class CharLM(TaskSpec):
     input_dtype = np.dtype(np.int64)
     c_input_dtype = np.dtype(np.int32)
     c_enum = "LSTM_EDGE_TASK_CHAR_LM"
+    c_step_function = "lstm_edge_step"
+    c_output_noun = "vocab"
     stream_noun = "token "
     error_unit = "logit error"
 
@@ -109,6 +111,75 @@ class CharLM(TaskSpec):
     def synthetic_inputs(self, config: ModelConfig, steps: int, seed: int = 0) -> np.ndarray:
         rng = np.random.default_rng(seed)
         return rng.integers(0, len(config.vocab), size=steps, dtype=np.int64)
+
+    # ---- the C library ----------------------------------------------------------------
+
+    def c_stage_fields(self, arrays: Any, artifact: Any) -> str:
+        """The input stage: the embedding, float32 or int8 with one scale per row."""
+        from lstm_edge.runtime.backends.c_source import quantized_weight
+
+        v, e = artifact.config.vocab_size, artifact.config.embed_size
+        qe = quantized_weight(artifact, EMBEDDING, 0)
+        if qe is None:
+            emb = arrays.add(
+                "embedding",
+                f"{EMBEDDING}: float32 [vocab {v}][embed {e}]",
+                artifact.weights[EMBEDDING],
+            )
+            return f".input.embedding = {{ .vocab_size = {v}, .embed_size = {e}, .f32 = {emb} }}"
+        eq = arrays.add("embedding_q", f"{EMBEDDING}: int8 [vocab {v}][embed {e}]", qe.q)
+        es = arrays.add("embedding_scale", f"{EMBEDDING}: float32 scale per row [{v}]", qe.scale)
+        return (
+            f".input.embedding = {{ .vocab_size = {v}, .embed_size = {e},\n"
+            f"                         .q = {eq}, .scale = {es} }}"
+        )
+
+    def c_header_macros(self, artifact: Any, name: str) -> str:
+        upper, cfg = name.upper(), artifact.config
+        return f"""#define {upper}_VOCAB {cfg.vocab_size}
+#define {upper}_EMBED {cfg.embed_size}
+/* Token id -> the character it stands for, UTF-8 (id 0 is the unknown character). */
+extern const char *const {name}_vocab[{upper}_VOCAB];"""
+
+    def c_data(self, artifact: Any, name: str) -> str:
+        from lstm_edge.runtime.backends.c_source import names_array
+
+        vocab = artifact.config.vocab
+        return names_array(f"{name}_vocab", f"{name.upper()}_VOCAB", "token id -> character", vocab)
+
+    def c_example_inputs(self, config: ModelConfig, steps: int) -> tuple[np.ndarray, str]:
+        """The start of SAMPLE_TEXT, repeated (any text works as a stream)."""
+        text = (SAMPLE_TEXT * (steps // len(SAMPLE_TEXT) + 1))[:steps]
+        ids = {ch: i for i, ch in enumerate(config.vocab)}
+        return np.array([ids.get(ch, UNK_ID) for ch in text], np.int64), "built-in sample text"
+
+    def c_check_example(
+        self, config: ModelConfig, inputs: np.ndarray, steps: int, source: str, where: str,
+        error: type[Exception],
+    ) -> None:  # fmt: skip
+        if int(inputs.max()) >= config.vocab_size or int(inputs.min()) < 0:
+            raise error(
+                f"the example stream holds ids {int(inputs.min())} to {int(inputs.max())} "
+                f"(expected 0 to {config.vocab_size - 1}, the vocabulary of {where})"
+            )
+
+    def c_example_macros(self, name: str) -> str:
+        return f"#define EXAMPLE_FORECAST 0\n#define EXAMPLE_VOCAB {name.upper()}_VOCAB"
+
+    def c_example_stream(self, name: str, inputs: np.ndarray) -> str:
+        from lstm_edge.runtime.backends.c_source import int_lines
+
+        return f"""static const int32_t example_stream[EXAMPLE_STREAM_LEN] = {{
+{int_lines(np.asarray(inputs, np.int64))}
+}};"""
+
+
+# The codegen example's stream when no checkpoint is given: any text works as a stream,
+# it is not training data of ours.
+SAMPLE_TEXT = (
+    "The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs! "
+    "How vexingly quick daft zebras jump; 0123456789 (sphinx of black quartz, judge my vow). "
+)
 
 
 CHAR_LM = CharLM()

@@ -55,6 +55,8 @@ class Forecast(TaskSpec):
     input_dtype = np.dtype(np.float32)
     c_input_dtype = np.dtype(np.float32)
     c_enum = "LSTM_EDGE_TASK_FORECAST"
+    c_step_function = "lstm_edge_forecast_step"
+    c_output_noun = "targets"
     has_calibration = True
     error_unit = "forecast error (in target std units)"
 
@@ -226,6 +228,99 @@ class Forecast(TaskSpec):
                     f"{where}: calibration key {key!r} is {calibration[key]!r} (expected text)"
                 )
         return calibration
+
+    # ---- the C library ----------------------------------------------------------------
+
+    def c_stage_fields(self, arrays: Any, artifact: Any) -> str:
+        """The input stage's normalization and the output stage's denormalization (float32
+        always)."""
+        cfg = artifact.config
+        f, t = f"features {cfg.input_size}", f"targets {cfg.output_size}"
+        norm = {
+            key: arrays.add(ident, f"{key}: float32 [{dim}], {what}", artifact.weights[key])
+            for key, ident, dim, what in (
+                (NORM_IN_SCALE, "in_scale", f, "1 / std"),
+                (NORM_IN_SHIFT, "in_shift", f, "-mean / std"),
+                (NORM_OUT_SCALE, "out_scale", t, "std"),
+                (NORM_OUT_SHIFT, "out_shift", t, "mean"),
+            )
+        }
+        return (
+            f".input.normalize = {{ {norm[NORM_IN_SCALE]}, {norm[NORM_IN_SHIFT]} }},\n"
+            f"    .output.denormalize = {{ {norm[NORM_OUT_SCALE]}, {norm[NORM_OUT_SHIFT]} }}"
+        )
+
+    def c_header_macros(self, artifact: Any, name: str) -> str:
+        from lstm_edge.runtime.backends.c_source import float_lines
+
+        upper, cfg = name.upper(), artifact.config
+        macros = f"""#define {upper}_HORIZON {cfg.horizon}
+/* Feature columns in input order (x[k] of a step is the raw value of column k) and target
+ * columns in output order (output k of step t predicts target k at step t + horizon). */
+extern const char *const {name}_feature_names[{upper}_INPUT_SIZE];
+extern const char *const {name}_target_names[{upper}_OUTPUT_SIZE];"""
+        if artifact.calibration is not None:
+            threshold = float_lines(np.array([artifact.calibration["threshold"]])).strip()
+            macros += f"""
+/* Anomaly calibration from the artifact (training split): pass these to
+ * lstm_edge_anomaly_score and flag a row whose score is above the threshold. */
+#define {upper}_ANOMALY_THRESHOLD {threshold}
+extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
+        return macros
+
+    def c_data(self, artifact: Any, name: str) -> str:
+        from lstm_edge.runtime.backends.c_source import float_lines, names_array
+
+        upper, cfg = name.upper(), artifact.config
+        data = (
+            names_array(
+                f"{name}_feature_names", f"{upper}_INPUT_SIZE", "input columns", cfg.features
+            )
+            + "\n"
+            + names_array(
+                f"{name}_target_names", f"{upper}_OUTPUT_SIZE", "predicted columns", cfg.targets
+            )
+        )
+        if artifact.calibration is not None:
+            scale = np.asarray(artifact.calibration["residual_scale"], np.float32)
+            data += (
+                f"\n/* residual scale per target, in target units */\n"
+                f"const float {name}_residual_scale[{upper}_OUTPUT_SIZE] = {{\n"
+                f"{float_lines(scale)}\n}};\n"
+            )
+        return data
+
+    def c_check_example(
+        self, config: ModelConfig, inputs: np.ndarray, steps: int, source: str, where: str,
+        error: type[Exception],
+    ) -> None:  # fmt: skip
+        if inputs.shape != (steps, config.input_size):
+            raise error(
+                f"the example stream ({source}) has shape {list(inputs.shape)} (expected "
+                f"[{steps}, {config.input_size}]: steps x features of {where})"
+            )
+        if not np.isfinite(inputs).all():
+            row = int(np.argwhere(~np.isfinite(inputs))[0][0])
+            raise error(
+                f"the example stream ({source}) holds NaN/Inf at row {row} (expected finite "
+                "sensor values; fill missing values in the data)"
+            )
+
+    def c_example_macros(self, name: str) -> str:
+        upper = name.upper()
+        return f"""#define EXAMPLE_FORECAST 1
+#define EXAMPLE_HORIZON {upper}_HORIZON
+#define EXAMPLE_TARGET_NAMES {name}_target_names"""
+
+    def c_example_stream(self, name: str, inputs: np.ndarray) -> str:
+        from lstm_edge.runtime.backends.c_source import float_lines
+
+        # One braced row per step (no brace elision: -Wmissing-braces is in -Wall).
+        rows = ",\n".join("    {" + float_lines(row).strip() + "}" for row in inputs)
+        return f"""/* Raw feature rows, columns in the order of {name}_feature_names. */
+static const float example_stream[EXAMPLE_STREAM_LEN][EXAMPLE_INPUT_SIZE] = {{
+{rows}
+}};"""
 
 
 def _positive_number(v: object) -> bool:

@@ -39,16 +39,16 @@ int main(void)
     CHECK(m->task == LSTM_EDGE_TASK_FORECAST && m->input_size == F && m->output_size == O);
     CHECK(lstm_edge_check_model(m) == LSTM_EDGE_OK);
     /* check_model looks at the forecast fields */
-    broken.in_scale = NULL;
+    broken.input.normalize.scale = NULL;
     CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
     broken = EXAMPLE_MODEL;
-    broken.out_shift = NULL;
+    broken.output.denormalize.shift = NULL;
     CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
     broken = EXAMPLE_MODEL;
     broken.task = LSTM_EDGE_TASK_CHAR_LM; /* no embedding, norm arrays set */
     CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
     broken = EXAMPLE_MODEL;
-    broken.task = 7;
+    broken.task = (lstm_edge_task)7;
     CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
     broken = EXAMPLE_MODEL;
     broken.input_size += 1; /* no longer the first layer's input width */
@@ -57,7 +57,7 @@ int main(void)
     broken.output_size += 1;
     CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
     broken = EXAMPLE_MODEL;
-    broken.vocab_size = 5;
+    broken.input.embedding.vocab_size = 5;
     CHECK(lstm_edge_check_model(&broken) == LSTM_EDGE_ERR_BAD_MODEL);
 
     CHECK(lstm_edge_reset(m, &s1) == LSTM_EDGE_OK);

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lstm_edge.runtime.backends import c as cbackend
+from lstm_edge.runtime.backends import c_build, c_source
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.model import load
 
@@ -109,8 +110,8 @@ def test_cache_reused(tiny, c_cache):
 def test_missing_compiler_names_what_to_install(tiny, monkeypatch):
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(cbackend.CompilerError, match=r"C compiler.*apt-get install gcc"):
-        cbackend.find_compiler()
+    with pytest.raises(c_build.CompilerError, match=r"C compiler.*apt-get install gcc"):
+        c_build.find_compiler()
 
 
 def test_int8_dynamic_refused(tiny, tmp_path):
@@ -123,9 +124,9 @@ def test_int8_dynamic_refused(tiny, tmp_path):
 
 
 def test_python_mirrors_match_the_header():
-    header = (cbackend.LIBRARY_DIR / "lstm_edge.h").read_text()
+    header = (c_build.LIBRARY_DIR / "lstm_edge.h").read_text()
     block = re.search(r"#define LSTM_EDGE_BATCH_BLOCK (\d+)", header)
-    assert block and int(block.group(1)) == cbackend.BATCH_BLOCK
+    assert block and int(block.group(1)) == c_source.BATCH_BLOCK
     codes = {int(v) for v in re.findall(r"LSTM_EDGE_ERR_\w+ = (\d+)", header)}
     assert codes == set(cbackend.STATUS_MESSAGES)
     per_stream = re.search(r"PER_STREAM\(input, hidden\) \((.*)\)\n", header)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from lstm_edge.exporters import c_codegen as cg
 from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.backends import c as cbackend
+from lstm_edge.runtime.backends.c_source import model_sources
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.model import load
@@ -351,9 +352,15 @@ def test_anomaly_score_matches_detect_and_codegen_carries_the_calibration(fc, tm
     calibration = {"residual_scale": [0.37, 2.9], "threshold": 4.6, "split": "train"}
     path = _calibrated(fc.int8_path, tmp_path / "cal.onnx", calibration)
     lib = load(path, backend="c").runner._lib
-    score = lib.lstm_edge_anomaly_score
-    score.restype = ctypes.c_float
-    score.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32]
+    c_score = lib.lstm_edge_anomaly_score
+    c_score.restype = ctypes.c_int
+    c_score.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int32, ctypes.c_void_p]
+
+    def score(forecast, actual, scale, n, want_status=0):
+        out = ctypes.c_float(-2.0)
+        assert c_score(forecast, actual, scale, n, ctypes.byref(out)) == want_status
+        return out.value
+
     rng = np.random.default_rng(0)
     forecast = rng.normal(100, 10, size=(200, 2)).astype(np.float32)
     actual = (forecast + rng.normal(0, 3, size=(200, 2))).astype(np.float32)
@@ -367,15 +374,19 @@ def test_anomaly_score_matches_detect_and_codegen_carries_the_calibration(fc, tm
     want = fe.anomaly_scores(forecast, actual, 0, calibration["residual_scale"])
     # float32 division in C vs float64 in numpy: ~1e-7 relative.
     np.testing.assert_allclose(got, want, rtol=1e-6)
-    assert score(None, actual[0].ctypes.data, scale.ctypes.data, 2) == -1.0
+    # A bad call is a status code (LSTM_EDGE_ERR_NULL, _BAD_SIZE); the score is not written.
+    assert score(None, actual[0].ctypes.data, scale.ctypes.data, 2, want_status=1) == -2.0
+    assert score(forecast[0].ctypes.data, actual[0].ctypes.data, scale.ctypes.data, 0, 3) == -2.0
+    row = (forecast[0].ctypes.data, actual[0].ctypes.data, scale.ctypes.data, 2)
+    assert c_score(*row, None) == 1
     nan_row = np.array([np.nan, 0.0], np.float32)
     assert np.isnan(score(nan_row.ctypes.data, actual[0].ctypes.data, scale.ctypes.data, 2))
 
-    sources = cbackend.model_sources(read_artifact(path), "fc")
+    sources = model_sources(read_artifact(path), "fc")
     assert "#define FC_ANOMALY_THRESHOLD 4.6f" in sources.header
     body = re.search(r"fc_residual_scale\[FC_OUTPUT_SIZE\] = \{([^}]*)\}", sources.source)
     values = [float(v.strip().rstrip("f")) for v in body.group(1).split(",")]
     assert np.array_equal(np.float32(values), scale)
     # Without calibration there is nothing to score with: no constants are emitted.
-    plain = cbackend.model_sources(read_artifact(fc.int8_path), "fc")
+    plain = model_sources(read_artifact(fc.int8_path), "fc")
     assert "ANOMALY_THRESHOLD" not in plain.header and "residual_scale" not in plain.source

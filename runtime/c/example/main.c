@@ -114,7 +114,10 @@ static lstm_edge_status step(lstm_edge_state *state, int32_t t)
     return status;
 }
 
-static void describe(void) { printf("vocabulary of %d tokens\n", (int)EXAMPLE_MODEL.vocab_size); }
+static void describe(void)
+{
+    printf("vocabulary of %d tokens\n", (int)EXAMPLE_MODEL.input.embedding.vocab_size);
+}
 
 /* A bad token is refused before the state is touched. */
 static int refuses_bad_input(lstm_edge_state *state)

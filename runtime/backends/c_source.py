@@ -1,0 +1,306 @@
+"""The c backend's source generation: an artifact -> the model's C (NAME_model.h/.c).
+
+The one translation from an artifact to C model data, so that the c backend and
+`lstm-edge codegen` emit the same arrays. The struct fields, kernels and sizes are shared
+by every task; the task spec (`config.spec`, its `c_*` members) emits the stage fields,
+the task's macros and data. numpy only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from lstm_edge.runtime.artifact import BASE_OPS, Artifact, QuantizedTensor, require_ops
+from lstm_edge.runtime.config import (
+    FORMAT_VERSION,
+    HEAD_BIAS,
+    HEAD_WEIGHT,
+    ModelConfig,
+    lstm_b,
+    lstm_r,
+    lstm_w,
+)
+from lstm_edge.runtime.errors import UnsupportedModelError
+
+# Mirror of runtime/c/lstm_edge.h; tests/c checks it still matches the header.
+BATCH_BLOCK = 4
+
+# The schemes whose weights the C library runs: float32 (fp16 is widened exactly) and
+# int8 weight-only. int8-dynamic is onnxruntime's contrib graph and has no C form.
+C_SCHEMES = ("none", "fp16", "int8")
+
+# C89/C99/C11/C23 keywords and names a header commonly defines as macros.
+C_RESERVED = frozenset(
+    """auto break case char const continue default do double else enum extern float for goto
+    if inline int long register restrict return short signed sizeof static struct switch
+    typedef union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _Alignof
+    _Atomic _Generic _Noreturn _Static_assert _Thread_local alignas alignof bool constexpr
+    false nullptr static_assert thread_local true typeof typeof_unqual asm main errno
+    NULL EOF assert""".split()  # noqa: SIM905 (a word list reads better as text)
+)
+MAX_NAME = 24  # "NAME_model" etc. stay within C99's 31 significant external characters
+DEFAULT_NAME = "model"
+
+
+# ---- names and literals ---------------------------------------------------------------------
+
+
+def sanitize_name(raw: str) -> str:
+    """A model name -> a C identifier: [A-Za-z0-9_], no leading digit, no keyword.
+
+    Quotes, `*/`, newlines and every other character become `_` (row 20 of bad-inputs);
+    C keywords, reserved (`_X`, `__`) and `lstm_edge*` names (the library's own prefix)
+    get a `m_` prefix; an empty result becomes "model".
+    """
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", str(raw)).strip("_")
+    name = re.sub(r"__+", "_", name)[:MAX_NAME].rstrip("_") or DEFAULT_NAME
+    if name[0].isdigit() or name in C_RESERVED or name.lower().startswith("lstm_edge"):
+        name = ("m_" + name)[:MAX_NAME].rstrip("_")
+    return name
+
+
+def c_string(text: str) -> str:
+    """A C string literal holding `text` as UTF-8; anything but safe ASCII is an octal
+    escape (no quotes, backslashes, `?` (trigraphs), `*/` or newlines reach the source)."""
+    safe = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-+.,:;=()[]{}<>")
+    out = "".join(chr(b) if b in safe else f"\\{b:03o}" for b in text.encode("utf-8"))
+    return f'"{out}"'
+
+
+def int_lines(values: np.ndarray, per_line: int = 24) -> str:
+    items = [str(v) for v in values.ravel().tolist()]
+    return ",\n".join(
+        "    " + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)
+    )
+
+
+def float_lines(values: np.ndarray, per_line: int = 12) -> str:
+    # numpy prints a float32 with the fewest digits that read back to the same float32,
+    # so the C literal (with the f suffix) is the exact weight.
+    items = [s + "f" for s in np.asarray(values, np.float32).ravel().astype(str).tolist()]
+    return ",\n".join(
+        "    " + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)
+    )
+
+
+# ---- artifact -> C model data ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Bytes the model needs on a device."""
+
+    weight_bytes: int  # const data in flash: weights, scales, biases
+    state_bytes: int  # RAM per stream: h and c of every layer
+    scratch_bytes: int  # RAM shared by the streams of one step call (one stream)
+    batch_scratch_bytes: int  # RAM to step LSTM_EDGE_BATCH_BLOCK streams at once
+
+
+@dataclass(frozen=True)
+class ModelSources:
+    name: str  # the sanitized identifier
+    header: str  # NAME_model.h
+    source: str  # NAME_model.c
+    footprint: Footprint
+
+    @property
+    def header_file(self) -> str:
+        return f"{self.name}_model.h"
+
+    @property
+    def source_file(self) -> str:
+        return f"{self.name}_model.c"
+
+
+@dataclass
+class _Arrays:
+    """The generated arrays of one model, and their byte count."""
+
+    decls: list[str]
+    nbytes: int = 0
+
+    def add(self, ident: str, comment: str, values: np.ndarray) -> str:
+        ctype = "int8_t" if values.dtype == np.int8 else "float"
+        body = int_lines(values) if values.dtype == np.int8 else float_lines(values)
+        self.decls.append(
+            f"/* {comment} */\nstatic const {ctype} {ident}[{values.size}] = {{\n{body}\n}};\n"
+        )
+        self.nbytes += values.size * (1 if values.dtype == np.int8 else 4)
+        return ident
+
+
+def quantized_weight(artifact: Artifact, name: str, axis: int) -> QuantizedTensor | None:
+    qt = artifact.quantized.get(name)
+    if qt is not None and qt.axis != axis:
+        raise UnsupportedModelError(
+            f"{artifact.path}: weight {name!r} is quantized along axis {qt.axis} "
+            f"(the C library expects axis {axis}, one scale per output row)"
+        )
+    return qt
+
+
+def _matrix(
+    arrays: _Arrays, artifact: Artifact, name: str, ident: str, axis: int, to_input_major
+) -> str:
+    """Emit one weight matrix input-major ([inputs][outputs]) and return its initializer."""
+    qt = quantized_weight(artifact, name, axis)
+    if qt is None:
+        data = np.ascontiguousarray(to_input_major(artifact.weights[name]), np.float32)
+        f32 = arrays.add(
+            ident, f"{name}: float32 [inputs {data.shape[0]}][outputs {data.shape[1]}]", data
+        )
+        rows, cols = data.shape[1], data.shape[0]
+        return f"{{ {rows}, {cols}, {f32}, NULL, NULL }}"
+    q = np.ascontiguousarray(to_input_major(qt.q), np.int8)
+    rows, cols = q.shape[1], q.shape[0]
+    qi = arrays.add(ident + "_q", f"{name}: int8 [inputs {cols}][outputs {rows}]", q)
+    si = arrays.add(ident + "_scale", f"{name}: float32 scale per output [{rows}]", qt.scale)
+    return f"{{ {rows}, {cols}, NULL, {qi}, {si} }}"
+
+
+def scratch_floats_per_stream(config: ModelConfig) -> int:
+    """LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM in lstm_edge.h."""
+    return 8 * config.hidden_size + config.input_size
+
+
+def footprint(config: ModelConfig, weight_bytes: int) -> Footprint:
+    h, layers = config.hidden_size, config.num_layers
+    scratch = 4 * scratch_floats_per_stream(config)
+    return Footprint(
+        weight_bytes=weight_bytes,
+        state_bytes=4 * 2 * layers * h,
+        scratch_bytes=scratch,
+        batch_scratch_bytes=BATCH_BLOCK * scratch,
+    )
+
+
+def names_array(ident: str, size_macro: str, comment: str, names) -> str:
+    items = ",\n".join(f"    {c_string(n)}" for n in names)
+    return f"/* {comment} */\nconst char *const {ident}[{size_macro}] = {{\n{items}\n}};\n"
+
+
+def model_sources(artifact: Artifact, name: str) -> ModelSources:
+    """Generate NAME_model.h/.c: the config as macros and the weights as const arrays."""
+    if artifact.scheme not in C_SCHEMES:
+        raise UnsupportedModelError(
+            f"{artifact.path}: scheme {artifact.scheme!r} has no C form (the C library runs "
+            f"{list(C_SCHEMES)}; quantize with 'int8' for microcontrollers)"
+        )
+    require_ops(artifact, BASE_OPS, "c")
+    name = sanitize_name(name)
+    arrays = _Arrays(decls=[])
+    fields = _weight_fields(arrays, artifact)
+    fp = footprint(artifact.config, arrays.nbytes)
+    header = _header(artifact, name, fp)
+    source = _source(artifact, name, arrays, fields)
+    return ModelSources(name=name, header=header, source=source, footprint=fp)
+
+
+def _weight_fields(arrays: _Arrays, artifact: Artifact) -> dict[str, str]:
+    """Emit every weight array (stages first, then the layers and the head) and return the
+    model struct's initializers of them: stage, layers, head, head_bias."""
+    cfg = artifact.config
+    h = cfg.hidden_size
+    stage_init = cfg.spec.c_stage_fields(arrays, artifact)
+    layer_inits = []
+    for layer in range(cfg.num_layers):
+        # ONNX W/R are [1, 4H, in] (outputs x inputs): drop the direction axis, transpose.
+        w = _matrix(arrays, artifact, lstm_w(layer), f"l{layer}_w", 1, lambda a: a[0].T)
+        r = _matrix(arrays, artifact, lstm_r(layer), f"l{layer}_r", 1, lambda a: a[0].T)
+        wb, rb = np.split(artifact.weights[lstm_b(layer)][0], 2)
+        bias = arrays.add(
+            f"l{layer}_bias",
+            f"{lstm_b(layer)}: Wb + Rb float32 [4H {4 * h}], gates i, o, f, c",
+            (wb + rb).astype(np.float32),
+        )
+        layer_inits.append(f"    {{ {w}, {r}, {bias} }}")
+    # HEAD_WEIGHT is [H, out] for MatMul: already input-major (inputs H, outputs out).
+    head = _matrix(arrays, artifact, HEAD_WEIGHT, "head_w", 1, lambda a: a)
+    head_b = arrays.add(
+        "head_bias",
+        f"{HEAD_BIAS}: float32 [{cfg.spec.c_output_noun} {cfg.output_size}]",
+        artifact.weights[HEAD_BIAS],
+    )
+    return {
+        "stage": stage_init,
+        "layers": ("," + chr(10)).join(layer_inits),
+        "head": head,
+        "head_bias": head_b,
+    }
+
+
+def _header(artifact: Artifact, name: str, fp: Footprint) -> str:
+    """NAME_model.h: the config and footprint as macros, the task's macros, the model."""
+    cfg, spec, upper = artifact.config, artifact.config.spec, name.upper()
+    n_in, n_out, h, layers = cfg.input_size, cfg.output_size, cfg.hidden_size, cfg.num_layers
+    task_macros = spec.c_header_macros(artifact, name)
+    guard = f"{upper}_MODEL_H"
+    return f"""/* {name}_model.h: generated by lstm-edge codegen; do not edit.
+ * Source artifact: task {cfg.task}, format version {FORMAT_VERSION}, scheme {artifact.scheme},
+ * sha256 {artifact.sha256}.
+ * Weights and scales: {fp.weight_bytes} bytes of const data (flash).
+ * RAM per stream: {upper}_STATE_FLOATS floats each for h and c; scratch per step call:
+ * {upper}_SCRATCH_FLOATS floats (or {upper}_BATCH_SCRATCH_FLOATS for batched calls).
+ * Step it with {spec.c_step_function} (see lstm_edge.h). */
+#ifndef {guard}
+#define {guard}
+
+#include "lstm_edge.h"
+
+#define {upper}_TASK {spec.c_enum}
+/* Floats in one step's input (forecast: raw feature values; char-lm: the embedding width)
+ * and output (forecast: raw target predictions; char-lm: logits). */
+#define {upper}_INPUT_SIZE {n_in}
+#define {upper}_OUTPUT_SIZE {n_out}
+#define {upper}_HIDDEN {h}
+#define {upper}_LAYERS {layers}
+#define {upper}_WEIGHT_BYTES {fp.weight_bytes}
+/* Floats in each of lstm_edge_state.h and .c of one stream. */
+#define {upper}_STATE_FLOATS ({layers} * {h})
+/* Scratch floats for one-stream step calls. */
+#define {upper}_SCRATCH_FLOATS LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM({n_in}, {h})
+/* Scratch floats for batched calls to step LSTM_EDGE_BATCH_BLOCK streams at once. */
+#define {upper}_BATCH_SCRATCH_FLOATS (LSTM_EDGE_BATCH_BLOCK * {upper}_SCRATCH_FLOATS)
+{task_macros}
+
+extern const lstm_edge_model {name}_model;
+
+#endif /* {guard} */
+"""
+
+
+def _source(artifact: Artifact, name: str, arrays: _Arrays, fields: dict[str, str]) -> str:
+    """NAME_model.c: the arrays, the model struct, the task's data."""
+    cfg, spec, upper = artifact.config, artifact.config.spec, name.upper()
+    n_in, n_out, h, layers = cfg.input_size, cfg.output_size, cfg.hidden_size, cfg.num_layers
+    stage_init, head, head_b = fields["stage"], fields["head"], fields["head_bias"]
+    task_data = spec.c_data(artifact, name)
+    return f"""/* {name}_model.c: generated by lstm-edge codegen; do not edit.
+ * Matrices are stored input-major ([inputs][outputs], see lstm_edge_matrix); LSTM gate
+ * rows are in the ONNX order i, o, f, c. */
+#include "{name}_model.h"
+
+{chr(10).join(arrays.decls)}
+static const lstm_edge_layer layers[{layers}] = {{
+{fields["layers"]}
+}};
+
+const lstm_edge_model {name}_model = {{
+    .format_version = {FORMAT_VERSION},
+    .task = {upper}_TASK,
+    .input_size = {n_in},
+    .output_size = {n_out},
+    .hidden_size = {h},
+    .num_layers = {layers},
+    {stage_init},
+    .layers = layers,
+    .head = {head},
+    .head_bias = {head_b},
+    .name = {c_string(name)},
+    .scheme = {c_string(artifact.scheme)},
+}};
+
+{task_data}"""
