@@ -16,7 +16,6 @@ from test_onnx_export import assert_reference_agrees, zeros_state
 from lstm_edge.exporters.onnx_export import (
     NonFiniteWeightError,
     OutputExistsError,
-    build_onnx,
     ort_session,
     run_session,
 )
@@ -43,6 +42,7 @@ from lstm_edge.runtime.config import (
     lstm_r,
 )
 from lstm_edge.runtime.errors import InvalidArtifactError
+from lstm_edge.toolchain.export import build_onnx
 from lstm_edge.toolchain.model import EdgeLSTM
 
 # Top-1 agreement with the float torch model over the 2,000-step held-out stream. The test
