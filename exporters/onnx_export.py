@@ -89,7 +89,7 @@ class ExportReport:
     steps_checked: int
     stream: str  # where the check inputs came from
     source_sha256: str
-    unit: str = "logit error"  # what the output errors measure (`error_unit`)
+    unit: str = "logit error"  # what the output errors measure (`spec.error_unit`)
 
 
 # ---- the gate permutation ----------------------------------------------------------------

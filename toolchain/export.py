@@ -27,6 +27,7 @@ from lstm_edge.exporters.onnx_export import (
 )
 from lstm_edge.runtime.config import HEAD_BIAS, HEAD_WEIGHT, ModelConfig, lstm_b, lstm_r, lstm_w
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.tasks.base import TaskSpec
 from lstm_edge.runtime.tasks.char_lm import CHAR_LM
 from lstm_edge.runtime.tasks.forecast import FORECAST
 from lstm_edge.toolchain.checkpoint import load_checkpoint
@@ -129,7 +130,7 @@ class HeldOut:
 # Keyed by the runtime spec object, never by a task's name. This belongs with each task's
 # training half (lstm_edge.toolchain.tasks) once its TRAINING objects carry the held-out
 # stream; it is here until then.
-HELD_OUT: dict[object, HeldOut] = {
+HELD_OUT: dict[TaskSpec, HeldOut] = {
     CHAR_LM: HeldOut(
         _held_out_tokens,
         (ImportError, LstmEdgeError, OSError),
