@@ -42,7 +42,6 @@ from lstm_edge.exporters.onnx_export import (
 )
 from lstm_edge.runtime.artifact import logical_shapes
 from lstm_edge.runtime.config import (
-    EMBEDDING,
     FORMAT_VERSION,
     HEAD_WEIGHT,
     META_CONFIG,
@@ -116,8 +115,9 @@ class QuantizeReport:
 
 
 def int8_axes(config: ModelConfig) -> dict[str, int]:
-    """The per-output-channel axis of each tensor the int8 scheme quantizes."""
-    axes = {EMBEDDING: 0} if config.task == "char-lm" else {}
+    """The per-output-channel axis of each tensor the int8 scheme quantizes: the task's
+    stage weights (`spec.quant_axes`, e.g. the char-lm embedding per row), then these."""
+    axes = dict(config.spec.quant_axes(config))
     for layer in range(config.num_layers):
         axes[lstm_w(layer)] = 1  # the 4H gate rows
         axes[lstm_r(layer)] = 1
@@ -403,13 +403,10 @@ def read_onnx(path: Path) -> onnx.ModelProto:
 
 
 def smoke_inputs(config: ModelConfig, steps: int = 16) -> np.ndarray:
-    """A short deterministic input stream [1, steps(, F)] for either task: token ids, or
-    raw sensor values at the training statistics (`series.synthetic_features`)."""
-    if config.task == "char-lm":
-        return np.arange(steps, dtype=np.int64)[None] % config.vocab_size
-    from lstm_edge.toolchain.series import synthetic_features
-
-    return synthetic_features(config, steps)[None]
+    """A short deterministic input stream [1, steps(, F)] of the task's kind and scale
+    (`spec.synthetic_inputs`, seed 0). The smoke run writes nothing, so the stream only
+    has to be valid and fixed."""
+    return config.spec.synthetic_inputs(config, steps, 0)[None]
 
 
 def _smoke_run(path: Path, config: ModelConfig) -> None:

@@ -651,7 +651,7 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
     if with_weights:
         weights = with_weights[0].artifact.weights
     else:
-        from lstm_edge.exporters.onnx_export import onnx_weights
+        from lstm_edge.toolchain.export import onnx_weights
 
         weights = onnx_weights(torch_model)
     torch_model.eval()

@@ -32,7 +32,7 @@ from lstm_edge.runtime.files import (  # noqa: F401
     clean_stale_temp_files,
     sha256_file,
 )
-from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM, build_model
+from lstm_edge.toolchain.model import EdgeLSTM, build_model, torch_stages
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -182,9 +182,7 @@ def _check_normalization_buffers(
     that differ would make torch disagree with every exported file, so refuse them here.
     """
     expected = config.spec.config_tensors(config)
-    for buffer, name in NORM_BUFFERS.items():
-        if name not in expected:
-            continue
+    for buffer, name in torch_stages(config).buffers.items():
         found = weights[buffer]
         if found.dtype != torch.float32:
             raise InvalidCheckpointError(

@@ -302,7 +302,8 @@ def export(
     calibration for `lstm-edge detect`. If the check fails, nothing is left
     under OUT and the exit status is 1.
     """
-    from lstm_edge.exporters.onnx_export import SelfCheckError, export_checkpoint
+    from lstm_edge.exporters.onnx_export import SelfCheckError
+    from lstm_edge.toolchain.export import export_checkpoint
 
     try:
         r = export_checkpoint(ckpt_dir, out, force=force, check_steps=check_steps)

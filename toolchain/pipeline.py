@@ -242,7 +242,7 @@ def _train(options: PipelineOptions, ckpt: Path) -> Any:
 
 
 def _export(ckpt: Path, out: Path, force: bool) -> Any:
-    from lstm_edge.exporters.onnx_export import export_checkpoint
+    from lstm_edge.toolchain.export import export_checkpoint
 
     return export_checkpoint(ckpt, out, force=force)
 

@@ -13,6 +13,7 @@ anyway since they become the caller's state. Runs float, int8, int8-dynamic and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -20,6 +21,45 @@ import onnxruntime as ort
 from lstm_edge.runtime.artifact import BASE_OPS, DYNAMIC_OPS, Artifact, require_ops
 from lstm_edge.runtime.config import INPUT_C0, INPUT_H0, OUTPUT_CN, OUTPUT_HN
 from lstm_edge.runtime.errors import InputError, InvalidArtifactError, UnsupportedModelError
+
+OPTIMIZATION_LEVELS = {
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def make_session(
+    model: bytes | Path,
+    *,
+    intra_op_threads: int = 1,
+    inter_op_threads: int = 1,
+    optimization: str = "all",
+    disable_quant_qdq: bool = False,
+) -> ort.InferenceSession:
+    """The one place an onnxruntime session is made: CPU provider, sequential execution,
+    warnings off (unused-initializer notices are noise here).
+
+    `optimization` "all" for the backend; "basic" where a file must run with the
+    weight-only semantics of the numpy and C backends (the exporters' checks): from the
+    extended level on, ORT fuses DequantizeLinear + MatMul into MatMulNBits, which also
+    quantizes the activations and moves int8 logits by ~1e-2. `disable_quant_qdq` keeps
+    the optimizer from treating weight-only DequantizeLinear nodes as QDQ pairs (see the
+    module docstring). One thread is the default: deterministic, fastest for single steps
+    of small models, and fair to a shared machine.
+    """
+    if optimization not in OPTIMIZATION_LEVELS:
+        known = list(OPTIMIZATION_LEVELS)
+        raise ValueError(f"optimization {optimization!r} is unknown (expected one of {known})")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = intra_op_threads
+    so.inter_op_num_threads = inter_op_threads
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = OPTIMIZATION_LEVELS[optimization]
+    if disable_quant_qdq:
+        so.add_session_config_entry("session.disable_quant_qdq", "1")
+    so.log_severity_level = 3
+    src = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
 
 
 @dataclass(frozen=True)
@@ -73,16 +113,13 @@ def load(artifact: Artifact, **options) -> OrtRunner:
         raise UnsupportedModelError(
             f"{artifact.path}: the 'ort' backend runs self-contained models only"
         )
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = opts.intra_op_threads
-    so.inter_op_num_threads = opts.inter_op_threads
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.disable_quant_qdq", "1")
-    so.log_severity_level = 3  # warnings about unused initializers are noise here
     try:
-        session = ort.InferenceSession(
-            artifact.model_bytes, sess_options=so, providers=["CPUExecutionProvider"]
+        session = make_session(
+            artifact.model_bytes,
+            intra_op_threads=opts.intra_op_threads,
+            inter_op_threads=opts.inter_op_threads,
+            optimization="all",
+            disable_quant_qdq=True,
         )
     except Exception as e:  # onnxruntime raises its own untyped errors
         raise InvalidArtifactError(f"{artifact.path}: onnxruntime refused the model: {e}") from e

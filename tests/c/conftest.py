@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_edge.exporters.onnx_export import build_onnx
 from lstm_edge.exporters.quantize import quantize_proto
 from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
+from lstm_edge.toolchain.export import build_onnx
 from lstm_edge.toolchain.model import EdgeLSTM
 
 IN_CI = bool(os.environ.get("CI"))

@@ -180,7 +180,7 @@ def test_check_against_torch_with_a_checkpoint(tmp_path, model_factory):
     model = tiny_model(config, seed=5)
     ckpt = tmp_path / "ckpt"
     save_checkpoint(ckpt, model, data_record(corpus, split, vocab, VocabOptions()))
-    from lstm_edge.exporters.onnx_export import build_onnx
+    from lstm_edge.toolchain.export import build_onnx
 
     path = tmp_path / "m.onnx"
     path.write_bytes(build_onnx(model).SerializeToString())

@@ -250,9 +250,9 @@ def _forecast_checkpoint(folder: Path, model_factory) -> Path:
 
 
 def test_check_against_torch_on_the_held_out_split(tmp_path, model_factory):
-    from lstm_edge.exporters.onnx_export import build_onnx
     from lstm_edge.exporters.quantize import quantize_proto
     from lstm_edge.toolchain.checkpoint import load_checkpoint
+    from lstm_edge.toolchain.export import build_onnx
 
     ckpt = _forecast_checkpoint(tmp_path, model_factory)
     proto = build_onnx(load_checkpoint(ckpt).model)
@@ -306,8 +306,8 @@ def test_int8_forecast_under_qemu_matches_numpy_and_host(fc, tmp_path, require_t
 
 
 def test_check_against_torch_without_the_data_uses_a_seeded_stream(tmp_path, model_factory):
-    from lstm_edge.exporters.onnx_export import build_onnx
     from lstm_edge.toolchain.checkpoint import DATA_FILE, load_checkpoint
+    from lstm_edge.toolchain.export import build_onnx
 
     ckpt = _forecast_checkpoint(tmp_path, model_factory)
     (ckpt / DATA_FILE).unlink()  # the series cannot be found again

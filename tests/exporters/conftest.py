@@ -16,7 +16,8 @@ from export_helpers import (
     train_small,
 )
 
-from lstm_edge.exporters.onnx_export import build_onnx, ort_session
+from lstm_edge.exporters.onnx_export import ort_session
+from lstm_edge.toolchain.export import build_onnx
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,6 @@ from typer.testing import CliRunner
 
 from lstm_edge.exporters.onnx_export import (
     CHECK_TOLERANCE,
-    build_onnx,
-    export_checkpoint,
-    onnx_weights,
     ort_session,
     run_session,
 )
@@ -51,6 +48,7 @@ from lstm_edge.toolchain.checkpoint import (
     save_checkpoint,
 )
 from lstm_edge.toolchain.cli import app
+from lstm_edge.toolchain.export import build_onnx, export_checkpoint, onnx_weights
 from lstm_edge.toolchain.model import EdgeLSTM
 from lstm_edge.toolchain.series import synthetic_features
 

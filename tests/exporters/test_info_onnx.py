@@ -7,11 +7,11 @@ import json
 import torch
 from typer.testing import CliRunner
 
-from lstm_edge.exporters.onnx_export import export_checkpoint
 from lstm_edge.exporters.quantize import quantize_file
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.toolchain.checkpoint import save_checkpoint
 from lstm_edge.toolchain.cli import app
+from lstm_edge.toolchain.export import export_checkpoint
 from lstm_edge.toolchain.model import EdgeLSTM
 
 runner = CliRunner()

@@ -19,8 +19,6 @@ from lstm_edge.exporters.onnx_export import (
     NonFiniteWeightError,
     OutputExistsError,
     SelfCheckError,
-    build_onnx,
-    export_checkpoint,
     run_session,
     run_steps,
 )
@@ -38,6 +36,7 @@ from lstm_edge.runtime.config import (
 )
 from lstm_edge.runtime.format import __version__
 from lstm_edge.toolchain.checkpoint import InvalidCheckpointError, save_checkpoint, sha256_file
+from lstm_edge.toolchain.export import build_onnx, export_checkpoint
 from lstm_edge.toolchain.model import EdgeLSTM
 
 TINY = ModelConfig(vocab=("\ufffd", *"abcdefgh "), embed_size=4, hidden_size=6, num_layers=2)

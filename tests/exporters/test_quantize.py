@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -16,7 +18,6 @@ from test_onnx_export import assert_reference_agrees, zeros_state
 from lstm_edge.exporters.onnx_export import (
     NonFiniteWeightError,
     OutputExistsError,
-    build_onnx,
     ort_session,
     run_session,
 )
@@ -43,6 +44,7 @@ from lstm_edge.runtime.config import (
     lstm_r,
 )
 from lstm_edge.runtime.errors import InvalidArtifactError
+from lstm_edge.toolchain.export import build_onnx
 from lstm_edge.toolchain.model import EdgeLSTM
 
 # Top-1 agreement with the float torch model over the 2,000-step held-out stream. The test
@@ -231,3 +233,21 @@ def test_existing_output_is_not_overwritten_without_force(trained, tmp_path):
     assert meta[META_QUANTIZATION] == "int8"
     assert json.loads(meta[META_QUANT_TENSORS])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.onnx"]  # no temp files
+
+
+def test_the_quantize_command_never_imports_torch(trained, tmp_path):
+    # `lstm-edge quantize` runs where only the exporters' dependencies are installed.
+    out = tmp_path / "m.int8.onnx"
+    args = ["quantize", str(trained.onnx_path), "--scheme", "int8", "-o", str(out)]
+    probe = (
+        "import sys\n"
+        "from lstm_edge.toolchain.cli import app\n"
+        "try:\n"
+        f"    app({args!r})\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.split()[-3:] == ["exit", "0", "False"], result.stderr
+    assert out.is_file()

@@ -11,9 +11,9 @@ import onnx
 import torch
 from onnx import TensorProto
 
-from lstm_edge.exporters.onnx_export import build_onnx
 from lstm_edge.exporters.quantize import quantize_file, quantize_proto
 from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
+from lstm_edge.toolchain.export import build_onnx
 from lstm_edge.toolchain.model import EdgeLSTM
 
 SCHEMES = ("none", "int8", "fp16", "int8-dynamic")

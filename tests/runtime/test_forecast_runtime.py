@@ -20,7 +20,6 @@ from onnx.reference import ReferenceEvaluator
 from rt_helpers import copy, initializer, save, set_meta, tiny_config, tiny_model
 
 import lstm_edge.runtime as rt
-from lstm_edge.exporters.onnx_export import build_onnx
 from lstm_edge.exporters.quantize import quantize_file, quantize_proto
 from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.config import (
@@ -39,6 +38,7 @@ from lstm_edge.runtime.config import (
     normalization_tensors,
 )
 from lstm_edge.runtime.errors import InputError, InvalidArtifactError
+from lstm_edge.toolchain.export import build_onnx
 from lstm_edge.toolchain.model import EdgeLSTM
 
 FEATURES = ("temp", "pressure", "flow")

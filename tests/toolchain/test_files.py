@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from lstm_edge.exporters import onnx_export
-from lstm_edge.exporters.onnx_export import export_checkpoint
 from lstm_edge.runtime import files
 from lstm_edge.toolchain import checkpoint
 from lstm_edge.toolchain import series as S
+from lstm_edge.toolchain.export import export_checkpoint
 from lstm_edge.toolchain.model import build_model
 
 HEAVY = ("torch", "onnx", "typer")

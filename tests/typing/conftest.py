@@ -6,8 +6,8 @@ import onnx
 import pytest
 from typing_support import Tiny, tiny_model
 
-from lstm_edge.exporters.onnx_export import build_onnx
 from lstm_edge.exporters.quantize import quantize_proto
+from lstm_edge.toolchain.export import build_onnx
 
 
 @pytest.fixture(scope="session")

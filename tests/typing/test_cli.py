@@ -111,7 +111,6 @@ def test_eval_typing_values(tmp_path, tiny):
 
 @pytest.mark.parametrize("layout", ["train", "pipeline"])
 def test_eval_typing_on_a_checkpoint(tmp_path, tiny, layout):
-    from lstm_edge.exporters.onnx_export import export_checkpoint
     from lstm_edge.toolchain.checkpoint import save_checkpoint
     from lstm_edge.toolchain.data import (
         VocabOptions,
@@ -120,6 +119,7 @@ def test_eval_typing_on_a_checkpoint(tmp_path, tiny, layout):
         load_corpus,
         split_corpus,
     )
+    from lstm_edge.toolchain.export import export_checkpoint
 
     corpus_file = tmp_path / "corpus.txt"
     corpus_file.write_text(TEXT * 40, encoding="utf-8")

@@ -321,7 +321,7 @@ def test_vocabulary_without_boundaries_or_start_context(tmp_path):
     """No space/newline to prime with and nothing that ends a word: no suggestions, no crash."""
     import onnx
 
-    from lstm_edge.exporters.onnx_export import build_onnx
+    from lstm_edge.toolchain.export import build_onnx
     from lstm_edge.toolchain.model import EdgeLSTM
 
     config = ModelConfig(vocab=(UNK_CHAR, "a", "b"), embed_size=2, hidden_size=3, num_layers=1)

@@ -1,0 +1,228 @@
+"""Export a checkpoint: the torch half of `lstm-edge export`.
+
+A checkpoint becomes what the torch-free exporter (lstm_edge.exporters.onnx_export) takes
+as arguments: the float weights under their logical ONNX names and layouts
+(`onnx_weights`), the reference stream the written file must reproduce (torch over the
+held-out test split, or a seeded stream), and a forecast model's anomaly calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from lstm_edge.exporters import onnx_export
+from lstm_edge.exporters.onnx_export import (
+    ExportReport,
+    ReferenceStream,
+    SelfCheckError,
+    check_finite,
+    check_output_path,
+    export_onnx,
+)
+from lstm_edge.runtime.config import HEAD_BIAS, HEAD_WEIGHT, ModelConfig, lstm_b, lstm_r, lstm_w
+from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.tasks.base import TaskSpec
+from lstm_edge.runtime.tasks.char_lm import CHAR_LM
+from lstm_edge.runtime.tasks.forecast import FORECAST
+from lstm_edge.toolchain.checkpoint import load_checkpoint
+from lstm_edge.toolchain.model import EdgeLSTM, torch_stages
+
+DEFAULT_CHECK_STEPS = 2000
+RANDOM_STREAM_SEED = 0
+
+
+# ---- torch -> logical weights ------------------------------------------------------------
+
+
+def onnx_weights(model: EdgeLSTM) -> dict[str, np.ndarray]:
+    """The model's weights as float32 arrays under their ONNX (logical) names and layouts,
+    in file order; a forecast model's NORM_* tensors (from its config) lead."""
+    sd = {k: v.detach().cpu().to(torch.float32).numpy() for k, v in model.state_dict().items()}
+    gates = onnx_export.torch_to_onnx_gates  # looked up at call time: tests replace it
+    check_finite(sd, "model weights")
+    config = model.config
+    stages = torch_stages(config)
+    # The graph's config tensors come from the config (the one place they are computed);
+    # the model's buffers must hold the same values, or torch and the file would differ.
+    out = config.spec.config_tensors(config)
+    for buffer, name in stages.buffers.items():
+        if not np.array_equal(sd[buffer], out[name]):
+            raise LstmEdgeError(
+                f"model buffer {buffer!r} does not match the config's normalization "
+                f"statistics ({name}); the model and its config disagree"
+            )
+    out.update({name: sd[key] for key, name in stages.weights.items()})
+    for layer in range(config.num_layers):
+        out[lstm_w(layer)] = gates(sd[f"lstm.weight_ih_l{layer}"])[None]
+        out[lstm_r(layer)] = gates(sd[f"lstm.weight_hh_l{layer}"])[None]
+        # ONNX B is [Wb, Rb] concatenated: torch's bias_ih then bias_hh.
+        b = np.concatenate(
+            [
+                gates(sd[f"lstm.bias_ih_l{layer}"]),
+                gates(sd[f"lstm.bias_hh_l{layer}"]),
+            ]
+        )
+        out[lstm_b(layer)] = b[None]
+    out[HEAD_WEIGHT] = sd["head.weight"].T  # [hidden, vocab] for MatMul
+    out[HEAD_BIAS] = sd["head.bias"]
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+def build_onnx(
+    model: EdgeLSTM, *, source_sha256: str = "", calibration: dict | None = None
+) -> onnx.ModelProto:
+    """The float artifact for a torch `model` (pure: no I/O). NaN/Inf weights are refused."""
+    return onnx_export.build_onnx(
+        model.config, onnx_weights(model), source_sha256=source_sha256, calibration=calibration
+    )
+
+
+# ---- the reference stream ----------------------------------------------------------------
+
+
+def torch_reference(model: EdgeLSTM, inputs: np.ndarray):
+    """Torch output and final state for inputs [batch, time(, F)] from a zero state."""
+    dtype = model.config.spec.input_dtype
+    with torch.no_grad():
+        y, (h, c) = model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=dtype)))
+    return y.numpy(), h.numpy(), c.numpy()
+
+
+def _held_out_tokens(data: dict, config: ModelConfig, steps: int) -> np.ndarray:
+    from lstm_edge.toolchain.data import encode, held_out_text
+
+    ids = np.asarray(encode(held_out_text(data, "test"), config), dtype=np.int64)
+    if not ids.size:
+        raise _NoStream("the held-out split is empty")
+    return ids[:steps]
+
+
+def _held_out_features(data: dict, config: ModelConfig, steps: int) -> np.ndarray:
+    from lstm_edge.toolchain.series import held_out_series
+
+    x = np.asarray(held_out_series(data, config, "test").features, np.float32)
+    if not (x.ndim == 2 and x.shape[0] and x.shape[1] == config.input_size):
+        raise _NoStream(f"the held-out split has shape {x.shape}")
+    return x[:steps]
+
+
+class _NoStream(Exception):
+    """The held-out split exists but gives no usable stream (the reason is the message)."""
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """How one task's self-check stream is found and named."""
+
+    load: Callable[[dict, ModelConfig, int], np.ndarray]  # data record -> stream
+    errors: tuple[type[Exception], ...]  # what a missing or changed data source raises
+    source: str  # the held-out stream, named
+    unavailable: str  # "held-out ... unavailable: {error}"
+    fallback: str  # the seeded stream (`spec.synthetic_inputs`), named
+
+
+# Keyed by the runtime spec object, never by a task's name. This belongs with each task's
+# training half (lstm_edge.toolchain.tasks) once its TRAINING objects carry the held-out
+# stream; it is here until then.
+HELD_OUT: dict[TaskSpec, HeldOut] = {
+    CHAR_LM: HeldOut(
+        _held_out_tokens,
+        (ImportError, LstmEdgeError, OSError),
+        "held-out test split of the training corpus",
+        "held-out text unavailable",
+        "seeded pseudo-random tokens",
+    ),
+    FORECAST: HeldOut(
+        _held_out_features,
+        (ImportError, AttributeError, LstmEdgeError, OSError, ValueError),
+        "held-out test split of the training series",
+        "held-out series unavailable",
+        "seeded synthetic stream at the training statistics",
+    ),
+}
+
+
+def check_stream(ckpt_data: dict, config: ModelConfig, steps: int) -> tuple[np.ndarray, str]:
+    """Inputs for the self-check ([steps] token ids, or [steps, F] raw feature values): the
+    held-out test split if the checkpoint records its data, otherwise (or if the data is
+    gone) a seeded pseudo-random stream (`spec.synthetic_inputs`)."""
+    held_out = HELD_OUT[config.spec]
+    reason = "the checkpoint has no data record"
+    if ckpt_data:
+        try:
+            return held_out.load(ckpt_data, config, steps), held_out.source
+        except _NoStream as e:
+            reason = str(e)
+        except held_out.errors as e:
+            reason = f"{held_out.unavailable}: {e}"
+    inputs = config.spec.synthetic_inputs(config, steps, RANDOM_STREAM_SEED)
+    return inputs, f"{held_out.fallback} (seed {RANDOM_STREAM_SEED}; {reason})"
+
+
+def reference_stream(model: EdgeLSTM, ckpt_data: dict, steps: int) -> ReferenceStream:
+    """The self-check stream and torch's outputs and final state over it."""
+    inputs, description = check_stream(ckpt_data, model.config, steps)
+    y, h, c = torch_reference(model, inputs[None])
+    return ReferenceStream(inputs=inputs, outputs=y, h=h, c=c, description=description)
+
+
+# ---- calibration and the whole export ----------------------------------------------------
+
+
+def forecast_calibration(ckpt) -> dict | None:
+    """META_CALIBRATION for a forecast checkpoint, from `forecast_eval.calibrate`, or None
+    when the checkpoint's data is unavailable.
+
+    The dict is checked with the runtime's own reader check, so the exporter never writes
+    calibration an artifact loader would refuse.
+    """
+    from lstm_edge.toolchain.forecast_eval import calibrate
+
+    calibration = calibrate(ckpt)
+    if calibration is None:
+        return None
+    if not isinstance(calibration, dict):
+        raise SelfCheckError(
+            f"calibrate() returned {type(calibration).__name__} (expected a dict or None)"
+        )
+    ckpt.config.spec.check_calibration(calibration, ckpt.config, f"calibration of {ckpt.path}")
+    return calibration
+
+
+def export_checkpoint(
+    ckpt_dir: Path,
+    out: Path,
+    *,
+    force: bool = False,
+    check_steps: int = DEFAULT_CHECK_STEPS,
+) -> ExportReport:
+    """Export the checkpoint in `ckpt_dir` to `out`, atomically, after checking the file.
+
+    The file is written to a temp file beside `out`, checked there (onnx.checker with full
+    shape inference, then onnxruntime vs torch over `check_steps` steps as one prefill and
+    as single steps), and only then renamed to `out`; on any failure nothing is left under
+    `out` and an existing file there is untouched. A forecast checkpoint whose data is
+    available also gets META_CALIBRATION (anomaly scores), computed through torch.
+    """
+    if isinstance(check_steps, bool) or not isinstance(check_steps, int) or check_steps < 1:
+        raise LstmEdgeError(f"check_steps is {check_steps!r} (expected an integer >= 1)")
+    out = check_output_path(out, force)
+    ckpt = load_checkpoint(Path(ckpt_dir))
+    weights = onnx_weights(ckpt.model)
+    calibration = forecast_calibration(ckpt) if ckpt.config.spec.has_calibration else None
+    reference = reference_stream(ckpt.model, ckpt.data, check_steps)
+    return export_onnx(
+        out,
+        ckpt.config,
+        weights,
+        reference,
+        force=force,
+        source_sha256=ckpt.weights_sha256,
+        calibration=calibration,
+    )
