@@ -52,6 +52,7 @@ from lstm_edge.runtime.errors import (
     InvalidConfigError,
     UnsupportedModelError,
 )
+from lstm_edge.runtime.tasks import TASKS
 
 # The default model is a few MB; 256 MiB leaves room for large vocabularies while keeping
 # a hostile or mistaken path (a disk image, a dataset) from being read into memory.
@@ -420,8 +421,13 @@ def _check_config_tensors(
 
 
 def check_calibration(calibration: object, config: ModelConfig, where: str) -> dict:
-    """Check a META_CALIBRATION value (the task's spec says what it holds, or refuses any);
-    errors name `where` and the key. Returns the dict."""
+    """Check a META_CALIBRATION value (the task's spec says what it holds; a task without
+    calibration refuses any); errors name `where` and the key. Returns the dict."""
+    if not config.spec.has_calibration:
+        owners = " or ".join(repr(t.name) for t in TASKS.values() if t.has_calibration)
+        raise InvalidArtifactError(
+            f"{where}: calibration is for task {owners} (this model is {config.task!r})"
+        )
     return config.spec.check_calibration(calibration, config, where)
 
 

@@ -8,7 +8,6 @@ dimension from the artifact and refuse a format version they do not know.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -54,6 +53,7 @@ from lstm_edge.runtime.format import (  # noqa: F401
     lstm_w,
 )
 from lstm_edge.runtime.tasks import DEFAULT_TASK, TASKS, TaskSpec, task_spec
+from lstm_edge.runtime.tasks.base import check_int
 from lstm_edge.runtime.tasks.forecast import normalization_tensors  # noqa: F401
 
 COMMON_FIELDS = ("format_version", "task", "hidden_size", "num_layers")
@@ -175,15 +175,3 @@ class ModelConfig:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InvalidConfigError(f"config is not valid JSON: {e}") from None
         return cls.from_dict(d)
-
-
-def finite(v: int | float) -> bool:
-    try:
-        return math.isfinite(v)
-    except OverflowError:  # an int too large for a float (JSON allows any digits)
-        return False
-
-
-def check_int(name: str, value: Any, top: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
-        raise InvalidConfigError(f"{name} is {value!r} (expected an integer 1 to {top})")

@@ -40,15 +40,11 @@ LAYER_PENDING = frozenset(
 TASK_NAME_PENDING = frozenset(
     {
         "exporters/c_codegen.py",
-        "runtime/backends/c.py",
         "toolchain/bench.py",
         "toolchain/detect.py",
         "toolchain/forecast_eval.py",
         "toolchain/info.py",
         "toolchain/pipeline.py",
-        "toolchain/run_config.py",
-        "toolchain/series.py",
-        "toolchain/train.py",
         "toolchain/typing_eval.py",
         "toolchain/validate.py",
     }
@@ -59,17 +55,6 @@ CYCLE_PENDING: frozenset[frozenset[str]] = frozenset(
     {
         # validate.py and forecast_eval.py import each other (lazily).
         frozenset({"lstm_edge.toolchain.forecast_eval", "lstm_edge.toolchain.validate"}),
-        # config.py asks the task specs; the specs' check_config imports config's helpers
-        # back (lazily), and base.py reaches the registry for its error message.
-        frozenset(
-            {
-                "lstm_edge.runtime.config",
-                "lstm_edge.runtime.tasks",
-                "lstm_edge.runtime.tasks.base",
-                "lstm_edge.runtime.tasks.char_lm",
-                "lstm_edge.runtime.tasks.forecast",
-            }
-        ),
     }
 )
 
@@ -260,14 +245,40 @@ def _is_task_attr(node: ast.AST) -> bool:
     return isinstance(node, ast.Attribute) and node.attr == "task"
 
 
+# The spec objects of the registry by their module-level names (CHAR_LM, FORECAST):
+# `config.spec is FORECAST` is a branch on the task as much as `task == "forecast"`.
+SPEC_NAMES = frozenset(
+    name
+    for module in {type(spec).__module__ for spec in TASKS.values()}
+    for name, value in vars(sys.modules[module]).items()
+    if any(value is spec for spec in TASKS.values())
+)
+
+
+def _is_spec_object(node: ast.AST) -> bool:
+    name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
+    return name in SPEC_NAMES
+
+
+def _branches_on_a_task(operands: list[ast.AST]) -> bool:
+    """A comparison that singles out a task: one operand is a task name or a registry
+    spec object, or a `.task` is compared with a string. Comparing two tasks with each
+    other (`resumed.task != given.task`) or with the registry (`task in TASKS`) is not."""
+    if any(_is_task_name(o) or _is_spec_object(o) for o in operands):
+        return True
+    strings = any(isinstance(o, ast.Constant) and isinstance(o.value, str) for o in operands)
+    return strings and any(_is_task_attr(o) for o in operands)
+
+
 def task_name_uses(path: str) -> list[str]:
-    """Where the file compares a task name: `x == "char-lm"`, `x in ("forecast", ...)`,
-    `config.task != ...`, `match ...: case "forecast"`, or a dict keyed by task names."""
+    """Where the file singles out a task: `x == "char-lm"`, `x in ("forecast", ...)`,
+    `config.task != "..."`, `spec is FORECAST`, `match ...: case "forecast"`, or a dict
+    keyed by task names."""
     found = []
     for node in ast.walk(parse(path)):
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
-            if any(_is_task_name(o) or _is_task_attr(o) for o in operands):
+            if _branches_on_a_task(operands):
                 found.append(f"{path}:{node.lineno}: compares a task name")
         elif isinstance(node, ast.Dict):
             if any(k is not None and _is_task_name(k) for k in node.keys):

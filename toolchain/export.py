@@ -8,8 +8,6 @@ held-out test split, or a seeded stream), and a forecast model's anomaly calibra
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +25,9 @@ from lstm_edge.exporters.onnx_export import (
 )
 from lstm_edge.runtime.config import HEAD_BIAS, HEAD_WEIGHT, ModelConfig, lstm_b, lstm_r, lstm_w
 from lstm_edge.runtime.errors import LstmEdgeError
-from lstm_edge.runtime.tasks.base import TaskSpec
-from lstm_edge.runtime.tasks.char_lm import CHAR_LM
-from lstm_edge.runtime.tasks.forecast import FORECAST
 from lstm_edge.toolchain.checkpoint import load_checkpoint
 from lstm_edge.toolchain.model import EdgeLSTM, torch_stages
+from lstm_edge.toolchain.tasks import training
 
 DEFAULT_CHECK_STEPS = 2000
 RANDOM_STREAM_SEED = 0
@@ -94,75 +90,22 @@ def torch_reference(model: EdgeLSTM, inputs: np.ndarray):
     return y.numpy(), h.numpy(), c.numpy()
 
 
-def _held_out_tokens(data: dict, config: ModelConfig, steps: int) -> np.ndarray:
-    from lstm_edge.toolchain.data import encode, held_out_text
-
-    ids = np.asarray(encode(held_out_text(data, "test"), config), dtype=np.int64)
-    if not ids.size:
-        raise _NoStream("the held-out split is empty")
-    return ids[:steps]
-
-
-def _held_out_features(data: dict, config: ModelConfig, steps: int) -> np.ndarray:
-    from lstm_edge.toolchain.series import held_out_series
-
-    x = np.asarray(held_out_series(data, config, "test").features, np.float32)
-    if not (x.ndim == 2 and x.shape[0] and x.shape[1] == config.input_size):
-        raise _NoStream(f"the held-out split has shape {x.shape}")
-    return x[:steps]
-
-
-class _NoStream(Exception):
-    """The held-out split exists but gives no usable stream (the reason is the message)."""
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """How one task's self-check stream is found and named."""
-
-    load: Callable[[dict, ModelConfig, int], np.ndarray]  # data record -> stream
-    errors: tuple[type[Exception], ...]  # what a missing or changed data source raises
-    source: str  # the held-out stream, named
-    unavailable: str  # "held-out ... unavailable: {error}"
-    fallback: str  # the seeded stream (`spec.synthetic_inputs`), named
-
-
-# Keyed by the runtime spec object, never by a task's name. This belongs with each task's
-# training half (lstm_edge.toolchain.tasks) once its TRAINING objects carry the held-out
-# stream; it is here until then.
-HELD_OUT: dict[TaskSpec, HeldOut] = {
-    CHAR_LM: HeldOut(
-        _held_out_tokens,
-        (ImportError, LstmEdgeError, OSError),
-        "held-out test split of the training corpus",
-        "held-out text unavailable",
-        "seeded pseudo-random tokens",
-    ),
-    FORECAST: HeldOut(
-        _held_out_features,
-        (ImportError, AttributeError, LstmEdgeError, OSError, ValueError),
-        "held-out test split of the training series",
-        "held-out series unavailable",
-        "seeded synthetic stream at the training statistics",
-    ),
-}
-
-
 def check_stream(ckpt_data: dict, config: ModelConfig, steps: int) -> tuple[np.ndarray, str]:
     """Inputs for the self-check ([steps] token ids, or [steps, F] raw feature values): the
     held-out test split if the checkpoint records its data, otherwise (or if the data is
     gone) a seeded pseudo-random stream (`spec.synthetic_inputs`)."""
-    held_out = HELD_OUT[config.spec]
+    task = training(config)
     reason = "the checkpoint has no data record"
     if ckpt_data:
         try:
-            return held_out.load(ckpt_data, config, steps), held_out.source
-        except _NoStream as e:
-            reason = str(e)
-        except held_out.errors as e:
-            reason = f"{held_out.unavailable}: {e}"
+            inputs = task.held_out_stream(ckpt_data, config, "test", steps).inputs
+            if len(inputs):
+                return inputs, task.held_out_name
+            reason = "the held-out split is empty"
+        except task.data_errors as e:
+            reason = f"{task.held_out_unavailable}: {e}"
     inputs = config.spec.synthetic_inputs(config, steps, RANDOM_STREAM_SEED)
-    return inputs, f"{held_out.fallback} (seed {RANDOM_STREAM_SEED}; {reason})"
+    return inputs, f"{task.fallback_name} (seed {RANDOM_STREAM_SEED}; {reason})"
 
 
 def reference_stream(model: EdgeLSTM, ckpt_data: dict, steps: int) -> ReferenceStream:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_edge.runtime.artifact import BASE_OPS, Artifact, QuantizedTensor, require_ops
+from lstm_edge.runtime.artifact import BASE_OPS, Artifact, require_ops
+from lstm_edge.runtime.backends.c_text import (  # noqa: F401  (re-exported for codegen)
+    c_string,
+    float_lines,
+    int_lines,
+    names_array,
+    quantized_weight,
+)
 from lstm_edge.runtime.config import (
     FORMAT_VERSION,
     HEAD_BIAS,
@@ -62,30 +69,6 @@ def sanitize_name(raw: str) -> str:
     return name
 
 
-def c_string(text: str) -> str:
-    """A C string literal holding `text` as UTF-8; anything but safe ASCII is an octal
-    escape (no quotes, backslashes, `?` (trigraphs), `*/` or newlines reach the source)."""
-    safe = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-+.,:;=()[]{}<>")
-    out = "".join(chr(b) if b in safe else f"\\{b:03o}" for b in text.encode("utf-8"))
-    return f'"{out}"'
-
-
-def int_lines(values: np.ndarray, per_line: int = 24) -> str:
-    items = [str(v) for v in values.ravel().tolist()]
-    return ",\n".join(
-        "    " + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)
-    )
-
-
-def float_lines(values: np.ndarray, per_line: int = 12) -> str:
-    # numpy prints a float32 with the fewest digits that read back to the same float32,
-    # so the C literal (with the f suffix) is the exact weight.
-    items = [s + "f" for s in np.asarray(values, np.float32).ravel().astype(str).tolist()]
-    return ",\n".join(
-        "    " + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)
-    )
-
-
 # ---- artifact -> C model data ---------------------------------------------------------------
 
 
@@ -132,16 +115,6 @@ class _Arrays:
         return ident
 
 
-def quantized_weight(artifact: Artifact, name: str, axis: int) -> QuantizedTensor | None:
-    qt = artifact.quantized.get(name)
-    if qt is not None and qt.axis != axis:
-        raise UnsupportedModelError(
-            f"{artifact.path}: weight {name!r} is quantized along axis {qt.axis} "
-            f"(the C library expects axis {axis}, one scale per output row)"
-        )
-    return qt
-
-
 def _matrix(
     arrays: _Arrays, artifact: Artifact, name: str, ident: str, axis: int, to_input_major
 ) -> str:
@@ -175,11 +148,6 @@ def footprint(config: ModelConfig, weight_bytes: int) -> Footprint:
         scratch_bytes=scratch,
         batch_scratch_bytes=BATCH_BLOCK * scratch,
     )
-
-
-def names_array(ident: str, size_macro: str, comment: str, names) -> str:
-    items = ",\n".join(f"    {c_string(n)}" for n in names)
-    return f"/* {comment} */\nconst char *const {ident}[{size_macro}] = {{\n{items}\n}};\n"
 
 
 def model_sources(artifact: Artifact, name: str) -> ModelSources:

@@ -11,10 +11,13 @@ names; a new task is a new module beside char_lm.py and forecast.py plus one lin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from lstm_edge.runtime.errors import InputError, InvalidConfigError
 
 if TYPE_CHECKING:
     from lstm_edge.runtime.config import ModelConfig
@@ -30,6 +33,18 @@ class StageNode:
     outputs: tuple[str, ...]
     name: str
     attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def finite(v: int | float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float (JSON allows any digits)
+        return False
+
+
+def check_int(name: str, value: Any, top: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+        raise InvalidConfigError(f"{name} is {value!r} (expected an integer 1 to {top})")
 
 
 # The stage boundaries inside the canonical graph: the input stage ends in X_STAGE_OUT
@@ -167,14 +182,8 @@ class TaskSpec:
     # ---- artifact metadata ------------------------------------------------------------
 
     def check_calibration(self, calibration: object, config: ModelConfig, where: str) -> dict:
-        """Check a META_CALIBRATION value; tasks without calibration refuse any."""
-        from lstm_edge.runtime.errors import InvalidArtifactError
-        from lstm_edge.runtime.tasks import TASKS
-
-        owners = " or ".join(repr(t.name) for t in TASKS.values() if t.has_calibration)
-        raise InvalidArtifactError(
-            f"{where}: calibration is for task {owners} (this model is {self.name!r})"
-        )
+        """Check a META_CALIBRATION value (only tasks with `has_calibration` have one)."""
+        raise NotImplementedError
 
     def require(
         self, config: ModelConfig, what: str, hint: str = "", error: type[Exception] | None = None
@@ -183,8 +192,7 @@ class TaskSpec:
         need a 'char-lm' model; this model is task 'forecast' (hint)")."""
         if config.spec is self:
             return
-        if error is None:
-            from lstm_edge.runtime.errors import InputError as error
+        error = InputError if error is None else error
         suffix = f" ({hint})" if hint else ""
         raise error(
             f"{what} need a {self.name!r} model; this model is task {config.task!r}{suffix}"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lstm_edge.runtime.backends.c_text import int_lines, names_array, quantized_weight
 from lstm_edge.runtime.errors import InputError, InvalidConfigError
 from lstm_edge.runtime.format import (
     EMBEDDING,
@@ -20,7 +21,13 @@ from lstm_edge.runtime.format import (
     UNK_CHAR,
     UNK_ID,
 )
-from lstm_edge.runtime.tasks.base import HEAD_MATMUL_OUT, X_STAGE_OUT, StageNode, TaskSpec
+from lstm_edge.runtime.tasks.base import (
+    HEAD_MATMUL_OUT,
+    X_STAGE_OUT,
+    StageNode,
+    TaskSpec,
+    check_int,
+)
 
 if TYPE_CHECKING:
     from lstm_edge.runtime.config import ModelConfig
@@ -41,8 +48,6 @@ class CharLM(TaskSpec):
     error_unit = "logit error"
 
     def check_config(self, config: ModelConfig) -> None:
-        from lstm_edge.runtime.config import check_int
-
         vocab = config.vocab
         if not isinstance(vocab, tuple) or not all(isinstance(c, str) for c in vocab):
             raise InvalidConfigError("vocab must be a list of strings")
@@ -116,7 +121,6 @@ class CharLM(TaskSpec):
 
     def c_stage_fields(self, arrays: Any, artifact: Any) -> str:
         """The input stage: the embedding, float32 or int8 with one scale per row."""
-        from lstm_edge.runtime.backends.c_source import quantized_weight
 
         v, e = artifact.config.vocab_size, artifact.config.embed_size
         qe = quantized_weight(artifact, EMBEDDING, 0)
@@ -142,7 +146,6 @@ class CharLM(TaskSpec):
 extern const char *const {name}_vocab[{upper}_VOCAB];"""
 
     def c_data(self, artifact: Any, name: str) -> str:
-        from lstm_edge.runtime.backends.c_source import names_array
 
         vocab = artifact.config.vocab
         return names_array(f"{name}_vocab", f"{name.upper()}_VOCAB", "token id -> character", vocab)
@@ -167,7 +170,6 @@ extern const char *const {name}_vocab[{upper}_VOCAB];"""
         return f"#define EXAMPLE_FORECAST 0\n#define EXAMPLE_VOCAB {name.upper()}_VOCAB"
 
     def c_example_stream(self, name: str, inputs: np.ndarray) -> str:
-        from lstm_edge.runtime.backends.c_source import int_lines
 
         return f"""static const int32_t example_stream[EXAMPLE_STREAM_LEN] = {{
 {int_lines(np.asarray(inputs, np.int64))}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lstm_edge.runtime.backends.c_text import float_lines, names_array
 from lstm_edge.runtime.errors import InputError, InvalidArtifactError, InvalidConfigError
 from lstm_edge.runtime.format import (
     HEAD_BIAS,
@@ -25,7 +26,14 @@ from lstm_edge.runtime.format import (
     NORM_OUT_SHIFT,
     OUTPUT_FORECAST,
 )
-from lstm_edge.runtime.tasks.base import HEAD_MATMUL_OUT, X_STAGE_OUT, StageNode, TaskSpec
+from lstm_edge.runtime.tasks.base import (
+    HEAD_MATMUL_OUT,
+    X_STAGE_OUT,
+    StageNode,
+    TaskSpec,
+    check_int,
+    finite,
+)
 
 if TYPE_CHECKING:
     from lstm_edge.runtime.config import ModelConfig
@@ -61,8 +69,6 @@ class Forecast(TaskSpec):
     error_unit = "forecast error (in target std units)"
 
     def check_config(self, config: ModelConfig) -> None:
-        from lstm_edge.runtime.config import check_int, finite
-
         for kind in ("features", "targets"):
             names = getattr(config, kind)
             if not isinstance(names, tuple) or not all(isinstance(n, str) and n for n in names):
@@ -251,7 +257,6 @@ class Forecast(TaskSpec):
         )
 
     def c_header_macros(self, artifact: Any, name: str) -> str:
-        from lstm_edge.runtime.backends.c_source import float_lines
 
         upper, cfg = name.upper(), artifact.config
         macros = f"""#define {upper}_HORIZON {cfg.horizon}
@@ -269,7 +274,6 @@ extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
         return macros
 
     def c_data(self, artifact: Any, name: str) -> str:
-        from lstm_edge.runtime.backends.c_source import float_lines, names_array
 
         upper, cfg = name.upper(), artifact.config
         data = (
@@ -313,7 +317,6 @@ extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
 #define EXAMPLE_TARGET_NAMES {name}_target_names"""
 
     def c_example_stream(self, name: str, inputs: np.ndarray) -> str:
-        from lstm_edge.runtime.backends.c_source import float_lines
 
         # One braced row per step (no brace elision: -Wmissing-braces is in -Wall).
         rows = ",\n".join("    {" + float_lines(row).strip() + "}" for row in inputs)

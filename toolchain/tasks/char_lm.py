@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.tasks.char_lm import CHAR_LM
 from lstm_edge.toolchain import data as data_mod
 from lstm_edge.toolchain.tasks.training_base import HeldOut, Pairs, Source, TaskTraining, take
@@ -32,6 +33,10 @@ class CharLmTraining(TaskTraining):
     only = ("embed", "max_vocab", "min_count")
     defaults: ClassVar[dict[str, Any]] = {}  # RunConfig's defaults are char-lm's
     items = "chars"
+    held_out_name = "held-out test split of the training corpus"
+    held_out_unavailable = "held-out text unavailable"
+    fallback_name = "seeded pseudo-random tokens"
+    data_errors = (ImportError, LstmEdgeError, OSError)
 
     def objective(self, run: RunConfig) -> Objective:
         from lstm_edge.toolchain.objective import Objective

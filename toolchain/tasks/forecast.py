@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.tasks.forecast import FORECAST
 from lstm_edge.toolchain import data as data_mod
 from lstm_edge.toolchain import series as series_mod
@@ -45,6 +46,10 @@ class ForecastTraining(TaskTraining):
         "eval_streams": 1,
     }
     items = "rows"
+    held_out_name = "held-out test split of the training series"
+    held_out_unavailable = "held-out series unavailable"
+    fallback_name = "seeded synthetic stream at the training statistics"
+    data_errors = (ImportError, AttributeError, LstmEdgeError, OSError, ValueError)
 
     def threads(self, processes: int) -> int:
         # A forecast model is tiny (16-row x 64 matmuls): extra threads only add waits, and

@@ -72,6 +72,13 @@ class TaskTraining:
     # Where this task's run defaults differ from RunConfig's.
     defaults: ClassVar[dict[str, Any]] = {}
     items: str  # what a training step reads, per rate: "chars" | "rows"
+    # How the export self-check names its stream: the held-out split, the reason it is
+    # unavailable, and the seeded fallback (`spec.synthetic_inputs`); and the errors a
+    # missing or changed data source raises.
+    held_out_name: str
+    held_out_unavailable: str
+    fallback_name: str
+    data_errors: tuple[type[Exception], ...]
 
     def threads(self, processes: int) -> int:
         """Torch threads per process when --threads is not given."""
