@@ -40,7 +40,6 @@ from rich.table import Table
 
 from lstm_edge.exporters.onnx_export import onnx_to_torch_gates
 from lstm_edge.runtime.config import (
-    EMBEDDING,
     HEAD_BIAS,
     HEAD_WEIGHT,
     INPUT_C0,
@@ -51,9 +50,9 @@ from lstm_edge.runtime.config import (
     lstm_w,
 )
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
+from lstm_edge.toolchain import tasks
 from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM, build_model
-from lstm_edge.toolchain.series import synthetic_features
-from lstm_edge.toolchain.validate import onednn
+from lstm_edge.toolchain.validate_run import onednn
 
 DEFAULT_BACKENDS = ("ort", "numpy")
 DEFAULT_REPEATS = 7
@@ -196,8 +195,8 @@ def torch_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> E
         "head.weight": torch.from_numpy(np.ascontiguousarray(weights[HEAD_WEIGHT].T)),
         "head.bias": torch.from_numpy(np.array(weights[HEAD_BIAS])),
     }
-    if config.task == "char-lm":
-        sd["embedding.weight"] = torch.from_numpy(np.array(weights[EMBEDDING]))
+    for name, value in tasks.evaluation(config).torch_stage_state(weights).items():
+        sd[name] = torch.from_numpy(value)
     norm = config.spec.config_tensors(config)
     for buffer, name in NORM_BUFFERS.items():
         if name in norm:
@@ -334,13 +333,11 @@ class BenchOptions:
 
 def input_cycle(config: ModelConfig, batch: int, n: int = 64) -> list[np.ndarray]:
     """Pre-made inputs of one step for `batch` streams (so the timed loop allocates none):
-    token ids [batch] for char-lm; raw values [batch, features] for forecast, at the
-    training statistics' scale. The values do not change the work done."""
-    if config.task == "char-lm":
-        rng = np.random.default_rng(SEED)
-        return [rng.integers(1, config.vocab_size, size=batch, dtype=np.int64) for _ in range(n)]
-    rows = synthetic_features(config, n * batch, SEED).reshape(n, batch, config.input_size)
-    return list(rows)
+    the task's synthetic inputs (token ids [batch] for char-lm; raw values [batch, features]
+    for forecast, at the training statistics' scale). The values do not change the work
+    done."""
+    rows = config.spec.synthetic_inputs(config, n * batch, SEED)
+    return list(rows.reshape(n, batch, *rows.shape[1:]))
 
 
 def _with_time(step_inputs: np.ndarray) -> np.ndarray:
@@ -457,7 +454,7 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
     n_state = config.num_layers * config.hidden_size
     h, c = np.zeros(n_state, np.float32), np.zeros(n_state, np.float32)
     state = StateStruct(h.ctypes.data, c.ctypes.data)
-    dtype = np.int32 if config.task == "char-lm" else np.float32
+    dtype = config.spec.c_input_dtype
     xs = [np.ascontiguousarray(x, dtype=dtype) for x in input_cycle(config, 1)]
     x_addr = [x.ctypes.data for x in xs]
     out = np.empty(config.output_size, np.float32)
@@ -476,73 +473,21 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
 
 # ---- fresh-process measurements ------------------------------------------------------------
 
-# Peak RSS of the child's own image. ru_maxrss is wrong for this on Linux: a child spawned
-# by a big parent (vfork/fork, then exec) inherits the parent's high-water mark (measured:
-# 428 MB for a numpy-only child of a 430 MB bench process). /proc/self/status VmHWM belongs
-# to the address space exec created, so it is the child's alone; ru_maxrss is the fallback
-# where /proc is missing.
-_PEAK_RSS = """
-def peak_rss_kb():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-"""
-
-_RUNTIME_CHILD = (
-    _PEAK_RSS
-    + """
-import json, sys, time
-t0 = time.perf_counter()
-import numpy as np
-import lstm_edge.runtime as rt
-t1 = time.perf_counter()
-m = rt.load(sys.argv[1], backend=sys.argv[2])
-cfg = m.config
-x = np.ones(1, np.int64) if cfg.task == "char-lm" else np.ones((1, cfg.input_size), np.float32)
-m.step(x, m.initial_state(1))
-print(json.dumps({"import_s": t1 - t0, "maxrss_kb": peak_rss_kb()}))
-"""
-)
-
-_TORCH_CHILD = (
-    _PEAK_RSS
-    + """
-import json, sys, time
-t0 = time.perf_counter()
-import torch
-from lstm_edge.toolchain.model import build_model
-from lstm_edge.toolchain.checkpoint import load_checkpoint
-from lstm_edge.runtime.config import ModelConfig
-t1 = time.perf_counter()
-if sys.argv[1] == "ckpt":
-    model = load_checkpoint(sys.argv[2]).model
-else:  # same shapes, initial weights: memory and time do not depend on the values
-    model = build_model(ModelConfig.from_json(sys.argv[2])).eval()
-cfg = model.config
-if cfg.task == "char-lm":
-    x = torch.ones(1, 1, dtype=torch.int64)
-else:
-    x = torch.ones(1, 1, cfg.input_size)
-with torch.no_grad():
-    model(x)
-print(json.dumps({"import_s": t1 - t0, "maxrss_kb": peak_rss_kb()}))
-"""
-)
+# The module whose programs run in the fresh processes (`python -m`).
+CHILD_MODULE = "lstm_edge.toolchain.bench_child"
 
 
-def measure_process(name: str, code: str, args: Sequence[str], repeats: int) -> ProcessRow:
-    """Run `code` in fresh interpreters; wall time from spawn to exit, and its own RSS."""
+def measure_process(name: str, program: str, args: Sequence[str], repeats: int) -> ProcessRow:
+    """Run bench_child's `program` in fresh interpreters; wall time from spawn to exit, and
+    its own RSS."""
     walls, imports, rss = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+            [sys.executable, "-m", CHILD_MODULE, program, *args],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         walls.append(time.perf_counter() - t0)
         if out.returncode != 0:
@@ -750,7 +695,7 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
                 report.process.append(
                     measure_process(
                         f"runtime ({backend}): import + load + step",
-                        _RUNTIME_CHILD,
+                        "runtime",
                         [str(first), backend],
                         reps,
                     )
@@ -762,7 +707,7 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
         )
         with console.status("bench: fresh process [torch]"):
             report.process.append(
-                measure_process("torch: import + load + step", _TORCH_CHILD, args, reps)
+                measure_process("torch: import + load + step", "torch", args, reps)
             )
 
     # -- sizes

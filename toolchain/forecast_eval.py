@@ -326,7 +326,7 @@ def calibrate(ckpt: Checkpoint) -> dict[str, Any] | None:
     from lstm_edge.toolchain.series import BUILTIN_SOURCE, held_out_series
     from lstm_edge.toolchain.validate import torch_outputs
 
-    if ckpt.config.task != "forecast" or not ckpt.data:
+    if not ckpt.config.spec.has_calibration or not ckpt.data:
         return None
     source = ckpt.data.get("source")
     if source != BUILTIN_SOURCE and not (isinstance(source, str) and Path(source).is_file()):
