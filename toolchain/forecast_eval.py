@@ -324,7 +324,7 @@ def calibrate(ckpt: Checkpoint) -> dict[str, Any] | None:
     from pathlib import Path
 
     from lstm_edge.toolchain.series import BUILTIN_SOURCE, held_out_series
-    from lstm_edge.toolchain.validate import torch_outputs
+    from lstm_edge.toolchain.validate_run import torch_outputs
 
     if not ckpt.config.spec.has_calibration or not ckpt.data:
         return None

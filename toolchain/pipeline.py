@@ -348,16 +348,10 @@ def _bench(result: PipelineResult, console: Console) -> Any:
 # ---- SUMMARY.md ----------------------------------------------------------------------------
 
 
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
     from lstm_edge.toolchain import tasks
     from lstm_edge.toolchain.checkpoint import load_config
-    from lstm_edge.toolchain.validate_report import PLOT_FILE, REPORT_FILE
+    from lstm_edge.toolchain.validate_report import PLOT_FILE, REPORT_FILE, md_table
 
     config = load_config(result.checkpoint)
     float_path, quant_path = result.artifacts
@@ -452,10 +446,6 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         "",
     ]
     return "\n".join(parts)
-
-
-def verdict_text(r: Any) -> str:
-    return "pass" if r.passed else "FAIL: " + "; ".join(r.failures)
 
 
 def _detect_section(d: Any) -> list[str]:

@@ -148,6 +148,20 @@ def render_table(report: ValidationReport) -> Table:
     return _evaluation(report.task).render_table(report)
 
 
+# ---- markdown (pipeline's SUMMARY.md) ------------------------------------------------------
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def verdict_text(r: Any) -> str:
+    return "pass" if r.passed else "FAIL: " + "; ".join(r.failures)
+
+
 def render_verdict(report: ValidationReport) -> str:
     if report.passed:
         return f"[green]validation passed[/] ({len(report.results)} artifact x backend runs)"

@@ -20,9 +20,11 @@ from lstm_edge.runtime.config import EMBEDDING, ModelConfig
 from lstm_edge.runtime.tasks.char_lm import CHAR_LM
 from lstm_edge.toolchain.tasks.eval_base import TaskEval
 from lstm_edge.toolchain.validate_report import (
+    md_table,
     pair_name,
     table_frame,
     verdict_cell,
+    verdict_text,
 )
 from lstm_edge.toolchain.validate_run import (
     DRIFT_FRACTION,
@@ -228,8 +230,6 @@ class CharLmEval(TaskEval):
         return f"embed {config.embed_size}, vocabulary {config.vocab_size} characters"
 
     def summary_table(self, report: Any) -> str:
-        from lstm_edge.toolchain.pipeline import md_table, verdict_text
-
         header = ["artifact", "backend", "max abs err", "top-1 agree", "BPC torch -> artifact",
                   "cell range", "verdict"]  # fmt: skip
         rows = [

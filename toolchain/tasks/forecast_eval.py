@@ -22,7 +22,13 @@ from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.tasks.forecast import FORECAST
 from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain.tasks.eval_base import TaskEval
-from lstm_edge.toolchain.validate_report import pair_name, table_frame, verdict_cell
+from lstm_edge.toolchain.validate_report import (
+    md_table,
+    pair_name,
+    table_frame,
+    verdict_cell,
+    verdict_text,
+)
 from lstm_edge.toolchain.validate_run import (
     DRIFT_FRACTION,
     RuntimeRun,
@@ -224,7 +230,6 @@ def render_forecast_table(report: Any) -> Table:
 
 def summary_table(report: Any) -> str:
     """SUMMARY.md's validation table and its note."""
-    from lstm_edge.toolchain.pipeline import md_table, verdict_text
 
     def pair(t: dict, a: dict, key: str) -> str:
         if t[key] is None or a[key] is None:
