@@ -535,19 +535,52 @@ def bench(
     return report
 
 
-def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -> BenchReport:
-    from lstm_edge import runtime
-    from lstm_edge.toolchain.checkpoint import load_checkpoint
+Model = tuple[Path, str, Any]  # (artifact, backend, runtime model)
 
+
+def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -> BenchReport:
     if not artifacts:
         raise BenchInputError("no artifact given (expected one or more .onnx files)")
     if options.repeats < 1:
         raise BenchInputError(f"--repeats is {options.repeats} (expected at least 1)")
+    models, notes = _load_models(artifacts, options)
+    config = models[0][2].config
+    torch_model, weights, weights_src = _torch_baseline(models, config, options)
+    report = BenchReport(
+        machine=_machine(),
+        model={
+            "layers": config.num_layers,
+            "hidden": config.hidden_size,
+            "task": config.task,
+            "input": config.input_size,
+            "output": config.output_size,
+        },
+        settings={
+            "repeats": options.repeats,
+            "target_repeat_seconds": options.target_seconds,
+            "torch_baseline": weights_src,
+            "threads": options.threads,
+            "session_run_options": "onnxruntime defaults",
+            "backends": sorted({b for _, b, _ in models}),
+        },
+        notes=notes,
+    )
+    _measure_latency(report, models, torch_model, weights, options, console)
+    _measure_throughput(report, models, torch_model, options, console)
+    if options.process:
+        _measure_processes(report, models, config, options, console)
+    _measure_sizes(report, models)
+    return report
+
+
+def _load_models(artifacts: Sequence[Path], options: BenchOptions) -> tuple[list[Model], list[str]]:
+    """Every artifact on every backend that can run it, all of one config; the notes of
+    the skipped pairs."""
+    from lstm_edge import runtime
+
     explicit = bool(options.backends)
     backends = options.backends or DEFAULT_BACKENDS
-    target = options.target_seconds
-
-    models: list[tuple[Path, str, Any]] = []
+    models: list[Model] = []
     notes: list[str] = []
     for path in map(Path, artifacts):
         for backend in backends:
@@ -572,6 +605,14 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
                 f"{path} is a different model from {models[0][0]} (expected the same config "
                 "for a side-by-side comparison)"
             )
+    return models, notes
+
+
+def _torch_baseline(
+    models: list[Model], config: ModelConfig, options: BenchOptions
+) -> tuple[EdgeLSTM, dict[str, np.ndarray], str]:
+    """(torch model, float weights for the matvec limit, where the torch weights are from)."""
+    from lstm_edge.toolchain.checkpoint import load_checkpoint
 
     # Float weights for the torch baseline and the matvec limit: a float artifact's if
     # there is one, else any artifact's dequantized ones.
@@ -600,33 +641,19 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
 
         weights = onnx_weights(torch_model)
     torch_model.eval()
+    return torch_model, weights, weights_src
 
-    report = BenchReport(
-        machine=_machine(),
-        model={
-            "layers": config.num_layers,
-            "hidden": config.hidden_size,
-            "task": config.task,
-            "input": config.input_size,
-            "output": config.output_size,
-        },
-        settings={
-            "repeats": options.repeats,
-            "target_repeat_seconds": target,
-            "torch_baseline": weights_src,
-            "threads": options.threads,
-            "session_run_options": "onnxruntime defaults",
-            "backends": sorted({b for _, b, _ in models}),
-        },
-        notes=notes,
-    )
 
-    def measure(label: str, body: Callable[[int], None]) -> Stats:
-        with console.status(f"bench: {label}"):
-            return time_loop(body, options.repeats, target)
-
-    # -- per-step latency: every row measured in the same rounds (see time_interleaved)
-    lat = report.latency
+def _measure_latency(
+    report: BenchReport,
+    models: list[Model],
+    torch_model: EdgeLSTM,
+    weights: dict[str, np.ndarray],
+    options: BenchOptions,
+    console: Console,
+) -> None:
+    """Per-step latency: every row measured in the same rounds (see time_interleaved)."""
+    config = models[0][2].config
     items: list[tuple[LatencyRow, Callable[[int], None]]] = []
 
     def row(name: str, kind: str, path: Path | None, backend: str | None, body) -> LatencyRow:
@@ -660,7 +687,9 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
         if backend == "c"
     ]
     with console.status(f"bench: per-step latency, {len(items)} loops in rounds"):
-        stats = time_interleaved([body for _, body in items], options.repeats, target)
+        stats = time_interleaved(
+            [body for _, body in items], options.repeats, options.target_seconds
+        )
     for (r, _), st in zip(items, stats, strict=True):
         r.stats = st
     items.clear()  # the loops hold sessions and models: free them before the next section
@@ -670,9 +699,22 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
         r.vs_matvec = med / matvec.stats.median
         if r.artifact is not None:
             r.vs_session_run = med / plain[Path(r.artifact)].stats.median
-        lat.append(r)
+        report.latency.append(r)
 
-    # -- throughput: batched streams and a prefill
+
+def _measure_throughput(
+    report: BenchReport,
+    models: list[Model],
+    torch_model: EdgeLSTM,
+    options: BenchOptions,
+    console: Console,
+) -> None:
+    """Throughput: batched streams and a prefill, each runtime model and torch."""
+
+    def measure(label: str, body: Callable[[int], None]) -> Stats:
+        with console.status(f"bench: {label}"):
+            return time_loop(body, options.repeats, options.target_seconds)
+
     for path, backend, m in models:
         name = f"lstm_edge.runtime ({backend})"
         for b in options.streams:
@@ -686,31 +728,37 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
     st = measure("torch prefill", torch_prefill_loop(torch_model, options.prefill))
     report.throughput.append(ThroughputRow("torch eager", None, "prefill", options.prefill, st))
 
-    # -- fresh process: import + load + one step
-    if options.process:
-        reps = max(1, options.process_repeats)
-        first = models[0][0]
-        for backend in dict.fromkeys(b for _, b, _ in models):
-            with console.status(f"bench: fresh process ({backend})"):
-                report.process.append(
-                    measure_process(
-                        f"runtime ({backend}): import + load + step",
-                        "runtime",
-                        [str(first), backend],
-                        reps,
-                    )
-                )
-        args = (
-            ["ckpt", str(options.checkpoint)]
-            if options.checkpoint is not None
-            else ["config", config.to_json()]
-        )
-        with console.status("bench: fresh process [torch]"):
-            report.process.append(
-                measure_process("torch: import + load + step", "torch", args, reps)
-            )
 
-    # -- sizes
+def _measure_processes(
+    report: BenchReport,
+    models: list[Model],
+    config: ModelConfig,
+    options: BenchOptions,
+    console: Console,
+) -> None:
+    """Fresh process: import + load + one step, per backend and for torch."""
+    reps = max(1, options.process_repeats)
+    first = models[0][0]
+    for backend in dict.fromkeys(b for _, b, _ in models):
+        with console.status(f"bench: fresh process ({backend})"):
+            report.process.append(
+                measure_process(
+                    f"runtime ({backend}): import + load + step",
+                    "runtime",
+                    [str(first), backend],
+                    reps,
+                )
+            )
+    args = (
+        ["ckpt", str(options.checkpoint)]
+        if options.checkpoint is not None
+        else ["config", config.to_json()]
+    )
+    with console.status("bench: fresh process [torch]"):
+        report.process.append(measure_process("torch: import + load + step", "torch", args, reps))
+
+
+def _measure_sizes(report: BenchReport, models: list[Model]) -> None:
     sizes = {p: p.stat().st_size for p in dict.fromkeys(p for p, _, _ in models)}
     float_size = next((sizes[p] for p, _, m in models if m.scheme == "none"), None)
     for p, _, m in {p: (p, b, m) for p, b, m in models}.values():
@@ -722,7 +770,6 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
                 "vs_float": sizes[p] / float_size if float_size else None,
             }
         )
-    return report
 
 
 # ---- output --------------------------------------------------------------------------------

@@ -213,9 +213,21 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
     stage("quantize", lambda: _quantize(float_path, quant_path, options))
     console.print(f"{quant_path} ({quant_path.stat().st_size:,} bytes)", highlight=False)
 
-    report = stage("validate", lambda: _validate(result, options, console))
-    result.validation = report
-    from lstm_edge.toolchain.validate import render_table, render_verdict
+    result.validation = stage("validate", lambda: _validate(result, options, console))
+    _show_validation(result.validation, options, console)
+
+    if _evaluation(options).has_detect:
+        result.detect = stage("detect", lambda: _detect(result, options, console))
+    if options.bench:
+        result.bench = stage("bench", lambda: _bench(result, console))
+    result.summary = stage("summary", lambda: write_summary(result, options))
+    console.print(f"bundle ready in {out}; see {result.summary}", highlight=False)
+    return result
+
+
+def _show_validation(report: Any, options: PipelineOptions, console: Console) -> None:
+    """The validation table and verdict; StageFailed if any pair is out of tolerance."""
+    from lstm_edge.toolchain.validate_report import render_table, render_verdict
 
     # Wide (the forecast table has more columns): wrapped lines beat numbers truncated to
     # fit 80 columns. render_table picks the task's table itself.
@@ -230,17 +242,9 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         ]
         raise StageFailed(
             "validate",
-            "out of tolerance: " + " | ".join(bad) + f" (report in {out / VALIDATION_DIR})",
+            "out of tolerance: " + " | ".join(bad) + f" (report in {options.out / VALIDATION_DIR})",
             EXIT_CHECK_FAILED,
         )
-
-    if _evaluation(options).has_detect:
-        result.detect = stage("detect", lambda: _detect(result, options, console))
-    if options.bench:
-        result.bench = stage("bench", lambda: _bench(result, console))
-    result.summary = stage("summary", lambda: write_summary(result, options))
-    console.print(f"bundle ready in {out}; see {result.summary}", highlight=False)
-    return result
 
 
 # ---- the stages ----------------------------------------------------------------------------
@@ -399,36 +403,45 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
     if result.detect is not None:
         parts += ["", *_detect_section(result.detect)]
     if result.bench is not None:
-        b = result.bench
+        parts += ["", *_bench_section(result.bench)]
+    parts += ["", *_device_section(task, config, quant_path)]
+    return "\n".join(parts)
+
+
+def _bench_section(b: Any) -> list[str]:
+    from lstm_edge.toolchain.validate_report import md_table
+
+    parts = [
+        "## Bench (this machine, short run; `lstm-edge bench` for the full one)",
+        "",
+        md_table(
+            ["per step, batch 1", "artifact", "median µs", "vs torch eager", "vs session.run"],
+            [
+                [
+                    r.name,
+                    f"`{Path(r.artifact).name}`" if r.artifact else "",
+                    f"{r.stats.median * 1e6:,.1f}",
+                    f"{r.vs_torch:.3g}x" if r.vs_torch is not None else "",
+                    f"{r.vs_session_run:.3g}x" if r.vs_session_run is not None else "",
+                ]
+                for r in b.latency
+            ],
+        ),
+    ]
+    if b.process:
         parts += [
             "",
-            "## Bench (this machine, short run; `lstm-edge bench` for the full one)",
-            "",
             md_table(
-                ["per step, batch 1", "artifact", "median µs", "vs torch eager", "vs session.run"],
-                [
-                    [
-                        r.name,
-                        f"`{Path(r.artifact).name}`" if r.artifact else "",
-                        f"{r.stats.median * 1e6:,.1f}",
-                        f"{r.vs_torch:.3g}x" if r.vs_torch is not None else "",
-                        f"{r.vs_session_run:.3g}x" if r.vs_session_run is not None else "",
-                    ]
-                    for r in b.latency
-                ],
+                ["fresh process", "wall s", "peak RSS MB"],
+                [[p.name, f"{p.wall_s.median:.2f}", f"{p.peak_rss_mb:.0f}"] for p in b.process],
             ),
         ]
-        if b.process:
-            parts += [
-                "",
-                md_table(
-                    ["fresh process", "wall s", "peak RSS MB"],
-                    [[p.name, f"{p.wall_s.median:.2f}", f"{p.peak_rss_mb:.0f}"] for p in b.process],
-                ),
-            ]
-        parts.append(f"\nAll figures: `{BENCH_FILE}`.")
-    parts += [
-        "",
+    parts.append(f"\nAll figures: `{BENCH_FILE}`.")
+    return parts
+
+
+def _device_section(task: Any, config: Any, quant_path: Path) -> list[str]:
+    return [
         "## Load it on a device",
         "",
         "The runtime needs numpy (and onnxruntime for the `ort` backend), not torch. Copy "
@@ -445,7 +458,6 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         "The state is a value: keep it per stream, copy it to branch, never shared.",
         "",
     ]
-    return "\n".join(parts)
 
 
 def _detect_section(d: Any) -> list[str]:
