@@ -40,7 +40,6 @@ from rich.table import Table
 
 from lstm_edge.exporters.onnx_export import onnx_to_torch_gates
 from lstm_edge.runtime.config import (
-    EMBEDDING,
     HEAD_BIAS,
     HEAD_WEIGHT,
     INPUT_C0,
@@ -51,9 +50,9 @@ from lstm_edge.runtime.config import (
     lstm_w,
 )
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
+from lstm_edge.toolchain import tasks
 from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM, build_model
-from lstm_edge.toolchain.series import synthetic_features
-from lstm_edge.toolchain.validate import onednn
+from lstm_edge.toolchain.validate_run import onednn
 
 DEFAULT_BACKENDS = ("ort", "numpy")
 DEFAULT_REPEATS = 7
@@ -196,8 +195,8 @@ def torch_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> E
         "head.weight": torch.from_numpy(np.ascontiguousarray(weights[HEAD_WEIGHT].T)),
         "head.bias": torch.from_numpy(np.array(weights[HEAD_BIAS])),
     }
-    if config.task == "char-lm":
-        sd["embedding.weight"] = torch.from_numpy(np.array(weights[EMBEDDING]))
+    for name, value in tasks.evaluation(config).torch_stage_state(weights).items():
+        sd[name] = torch.from_numpy(value)
     norm = config.spec.config_tensors(config)
     for buffer, name in NORM_BUFFERS.items():
         if name in norm:
@@ -334,13 +333,11 @@ class BenchOptions:
 
 def input_cycle(config: ModelConfig, batch: int, n: int = 64) -> list[np.ndarray]:
     """Pre-made inputs of one step for `batch` streams (so the timed loop allocates none):
-    token ids [batch] for char-lm; raw values [batch, features] for forecast, at the
-    training statistics' scale. The values do not change the work done."""
-    if config.task == "char-lm":
-        rng = np.random.default_rng(SEED)
-        return [rng.integers(1, config.vocab_size, size=batch, dtype=np.int64) for _ in range(n)]
-    rows = synthetic_features(config, n * batch, SEED).reshape(n, batch, config.input_size)
-    return list(rows)
+    the task's synthetic inputs (token ids [batch] for char-lm; raw values [batch, features]
+    for forecast, at the training statistics' scale). The values do not change the work
+    done."""
+    rows = config.spec.synthetic_inputs(config, n * batch, SEED)
+    return list(rows.reshape(n, batch, *rows.shape[1:]))
 
 
 def _with_time(step_inputs: np.ndarray) -> np.ndarray:
@@ -457,7 +454,7 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
     n_state = config.num_layers * config.hidden_size
     h, c = np.zeros(n_state, np.float32), np.zeros(n_state, np.float32)
     state = StateStruct(h.ctypes.data, c.ctypes.data)
-    dtype = np.int32 if config.task == "char-lm" else np.float32
+    dtype = config.spec.c_input_dtype
     xs = [np.ascontiguousarray(x, dtype=dtype) for x in input_cycle(config, 1)]
     x_addr = [x.ctypes.data for x in xs]
     out = np.empty(config.output_size, np.float32)
@@ -476,73 +473,21 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
 
 # ---- fresh-process measurements ------------------------------------------------------------
 
-# Peak RSS of the child's own image. ru_maxrss is wrong for this on Linux: a child spawned
-# by a big parent (vfork/fork, then exec) inherits the parent's high-water mark (measured:
-# 428 MB for a numpy-only child of a 430 MB bench process). /proc/self/status VmHWM belongs
-# to the address space exec created, so it is the child's alone; ru_maxrss is the fallback
-# where /proc is missing.
-_PEAK_RSS = """
-def peak_rss_kb():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-"""
-
-_RUNTIME_CHILD = (
-    _PEAK_RSS
-    + """
-import json, sys, time
-t0 = time.perf_counter()
-import numpy as np
-import lstm_edge.runtime as rt
-t1 = time.perf_counter()
-m = rt.load(sys.argv[1], backend=sys.argv[2])
-cfg = m.config
-x = np.ones(1, np.int64) if cfg.task == "char-lm" else np.ones((1, cfg.input_size), np.float32)
-m.step(x, m.initial_state(1))
-print(json.dumps({"import_s": t1 - t0, "maxrss_kb": peak_rss_kb()}))
-"""
-)
-
-_TORCH_CHILD = (
-    _PEAK_RSS
-    + """
-import json, sys, time
-t0 = time.perf_counter()
-import torch
-from lstm_edge.toolchain.model import build_model
-from lstm_edge.toolchain.checkpoint import load_checkpoint
-from lstm_edge.runtime.config import ModelConfig
-t1 = time.perf_counter()
-if sys.argv[1] == "ckpt":
-    model = load_checkpoint(sys.argv[2]).model
-else:  # same shapes, initial weights: memory and time do not depend on the values
-    model = build_model(ModelConfig.from_json(sys.argv[2])).eval()
-cfg = model.config
-if cfg.task == "char-lm":
-    x = torch.ones(1, 1, dtype=torch.int64)
-else:
-    x = torch.ones(1, 1, cfg.input_size)
-with torch.no_grad():
-    model(x)
-print(json.dumps({"import_s": t1 - t0, "maxrss_kb": peak_rss_kb()}))
-"""
-)
+# The module whose programs run in the fresh processes (`python -m`).
+CHILD_MODULE = "lstm_edge.toolchain.bench_child"
 
 
-def measure_process(name: str, code: str, args: Sequence[str], repeats: int) -> ProcessRow:
-    """Run `code` in fresh interpreters; wall time from spawn to exit, and its own RSS."""
+def measure_process(name: str, program: str, args: Sequence[str], repeats: int) -> ProcessRow:
+    """Run bench_child's `program` in fresh interpreters; wall time from spawn to exit, and
+    its own RSS."""
     walls, imports, rss = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+            [sys.executable, "-m", CHILD_MODULE, program, *args],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         walls.append(time.perf_counter() - t0)
         if out.returncode != 0:
@@ -590,19 +535,52 @@ def bench(
     return report
 
 
-def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -> BenchReport:
-    from lstm_edge import runtime
-    from lstm_edge.toolchain.checkpoint import load_checkpoint
+Model = tuple[Path, str, Any]  # (artifact, backend, runtime model)
 
+
+def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -> BenchReport:
     if not artifacts:
         raise BenchInputError("no artifact given (expected one or more .onnx files)")
     if options.repeats < 1:
         raise BenchInputError(f"--repeats is {options.repeats} (expected at least 1)")
+    models, notes = _load_models(artifacts, options)
+    config = models[0][2].config
+    torch_model, weights, weights_src = _torch_baseline(models, config, options)
+    report = BenchReport(
+        machine=_machine(),
+        model={
+            "layers": config.num_layers,
+            "hidden": config.hidden_size,
+            "task": config.task,
+            "input": config.input_size,
+            "output": config.output_size,
+        },
+        settings={
+            "repeats": options.repeats,
+            "target_repeat_seconds": options.target_seconds,
+            "torch_baseline": weights_src,
+            "threads": options.threads,
+            "session_run_options": "onnxruntime defaults",
+            "backends": sorted({b for _, b, _ in models}),
+        },
+        notes=notes,
+    )
+    _measure_latency(report, models, torch_model, weights, options, console)
+    _measure_throughput(report, models, torch_model, options, console)
+    if options.process:
+        _measure_processes(report, models, config, options, console)
+    _measure_sizes(report, models)
+    return report
+
+
+def _load_models(artifacts: Sequence[Path], options: BenchOptions) -> tuple[list[Model], list[str]]:
+    """Every artifact on every backend that can run it, all of one config; the notes of
+    the skipped pairs."""
+    from lstm_edge import runtime
+
     explicit = bool(options.backends)
     backends = options.backends or DEFAULT_BACKENDS
-    target = options.target_seconds
-
-    models: list[tuple[Path, str, Any]] = []
+    models: list[Model] = []
     notes: list[str] = []
     for path in map(Path, artifacts):
         for backend in backends:
@@ -627,6 +605,14 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
                 f"{path} is a different model from {models[0][0]} (expected the same config "
                 "for a side-by-side comparison)"
             )
+    return models, notes
+
+
+def _torch_baseline(
+    models: list[Model], config: ModelConfig, options: BenchOptions
+) -> tuple[EdgeLSTM, dict[str, np.ndarray], str]:
+    """(torch model, float weights for the matvec limit, where the torch weights are from)."""
+    from lstm_edge.toolchain.checkpoint import load_checkpoint
 
     # Float weights for the torch baseline and the matvec limit: a float artifact's if
     # there is one, else any artifact's dequantized ones.
@@ -655,33 +641,19 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
 
         weights = onnx_weights(torch_model)
     torch_model.eval()
+    return torch_model, weights, weights_src
 
-    report = BenchReport(
-        machine=_machine(),
-        model={
-            "layers": config.num_layers,
-            "hidden": config.hidden_size,
-            "task": config.task,
-            "input": config.input_size,
-            "output": config.output_size,
-        },
-        settings={
-            "repeats": options.repeats,
-            "target_repeat_seconds": target,
-            "torch_baseline": weights_src,
-            "threads": options.threads,
-            "session_run_options": "onnxruntime defaults",
-            "backends": sorted({b for _, b, _ in models}),
-        },
-        notes=notes,
-    )
 
-    def measure(label: str, body: Callable[[int], None]) -> Stats:
-        with console.status(f"bench: {label}"):
-            return time_loop(body, options.repeats, target)
-
-    # -- per-step latency: every row measured in the same rounds (see time_interleaved)
-    lat = report.latency
+def _measure_latency(
+    report: BenchReport,
+    models: list[Model],
+    torch_model: EdgeLSTM,
+    weights: dict[str, np.ndarray],
+    options: BenchOptions,
+    console: Console,
+) -> None:
+    """Per-step latency: every row measured in the same rounds (see time_interleaved)."""
+    config = models[0][2].config
     items: list[tuple[LatencyRow, Callable[[int], None]]] = []
 
     def row(name: str, kind: str, path: Path | None, backend: str | None, body) -> LatencyRow:
@@ -715,7 +687,9 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
         if backend == "c"
     ]
     with console.status(f"bench: per-step latency, {len(items)} loops in rounds"):
-        stats = time_interleaved([body for _, body in items], options.repeats, target)
+        stats = time_interleaved(
+            [body for _, body in items], options.repeats, options.target_seconds
+        )
     for (r, _), st in zip(items, stats, strict=True):
         r.stats = st
     items.clear()  # the loops hold sessions and models: free them before the next section
@@ -725,9 +699,22 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
         r.vs_matvec = med / matvec.stats.median
         if r.artifact is not None:
             r.vs_session_run = med / plain[Path(r.artifact)].stats.median
-        lat.append(r)
+        report.latency.append(r)
 
-    # -- throughput: batched streams and a prefill
+
+def _measure_throughput(
+    report: BenchReport,
+    models: list[Model],
+    torch_model: EdgeLSTM,
+    options: BenchOptions,
+    console: Console,
+) -> None:
+    """Throughput: batched streams and a prefill, each runtime model and torch."""
+
+    def measure(label: str, body: Callable[[int], None]) -> Stats:
+        with console.status(f"bench: {label}"):
+            return time_loop(body, options.repeats, options.target_seconds)
+
     for path, backend, m in models:
         name = f"lstm_edge.runtime ({backend})"
         for b in options.streams:
@@ -741,31 +728,37 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
     st = measure("torch prefill", torch_prefill_loop(torch_model, options.prefill))
     report.throughput.append(ThroughputRow("torch eager", None, "prefill", options.prefill, st))
 
-    # -- fresh process: import + load + one step
-    if options.process:
-        reps = max(1, options.process_repeats)
-        first = models[0][0]
-        for backend in dict.fromkeys(b for _, b, _ in models):
-            with console.status(f"bench: fresh process ({backend})"):
-                report.process.append(
-                    measure_process(
-                        f"runtime ({backend}): import + load + step",
-                        _RUNTIME_CHILD,
-                        [str(first), backend],
-                        reps,
-                    )
-                )
-        args = (
-            ["ckpt", str(options.checkpoint)]
-            if options.checkpoint is not None
-            else ["config", config.to_json()]
-        )
-        with console.status("bench: fresh process [torch]"):
-            report.process.append(
-                measure_process("torch: import + load + step", _TORCH_CHILD, args, reps)
-            )
 
-    # -- sizes
+def _measure_processes(
+    report: BenchReport,
+    models: list[Model],
+    config: ModelConfig,
+    options: BenchOptions,
+    console: Console,
+) -> None:
+    """Fresh process: import + load + one step, per backend and for torch."""
+    reps = max(1, options.process_repeats)
+    first = models[0][0]
+    for backend in dict.fromkeys(b for _, b, _ in models):
+        with console.status(f"bench: fresh process ({backend})"):
+            report.process.append(
+                measure_process(
+                    f"runtime ({backend}): import + load + step",
+                    "runtime",
+                    [str(first), backend],
+                    reps,
+                )
+            )
+    args = (
+        ["ckpt", str(options.checkpoint)]
+        if options.checkpoint is not None
+        else ["config", config.to_json()]
+    )
+    with console.status("bench: fresh process [torch]"):
+        report.process.append(measure_process("torch: import + load + step", "torch", args, reps))
+
+
+def _measure_sizes(report: BenchReport, models: list[Model]) -> None:
     sizes = {p: p.stat().st_size for p in dict.fromkeys(p for p, _, _ in models)}
     float_size = next((sizes[p] for p, _, m in models if m.scheme == "none"), None)
     for p, _, m in {p: (p, b, m) for p, b, m in models}.values():
@@ -777,7 +770,6 @@ def _bench(artifacts: Sequence[Path], options: BenchOptions, console: Console) -
                 "vs_float": sizes[p] / float_size if float_size else None,
             }
         )
-    return report
 
 
 # ---- output --------------------------------------------------------------------------------

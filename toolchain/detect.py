@@ -181,17 +181,19 @@ def run_model(model: Any, features: np.ndarray) -> np.ndarray:
 def detect(model_path: Path, options: DetectOptions | None = None) -> DetectReport:
     """Score every step of the series with the artifact's calibration; flag, group, score."""
     from lstm_edge import runtime
+    from lstm_edge.toolchain.tasks.forecast_eval import EVAL as FORECAST_EVAL
 
     options = options or DetectOptions()
     if options.out is not None:
         _check_out(Path(options.out), options.force)
     model = runtime.load(model_path, backend=options.backend)
     config = model.config
-    if config.task != "forecast":
-        raise DetectError(
-            f"{model_path} is a {config.task!r} model (expected a forecast model, e.g. from "
-            "`lstm-edge train --task forecast` then `lstm-edge export`)"
-        )
+    FORECAST_EVAL.require(
+        config,
+        DetectError,
+        f"{model_path} is a {config.task!r} model (expected a forecast model, e.g. from "
+        "`lstm-edge train --task forecast` then `lstm-edge export`)",
+    )
     calibration = model.artifact.calibration
     if calibration is None:
         raise DetectError(

@@ -324,9 +324,9 @@ def calibrate(ckpt: Checkpoint) -> dict[str, Any] | None:
     from pathlib import Path
 
     from lstm_edge.toolchain.series import BUILTIN_SOURCE, held_out_series
-    from lstm_edge.toolchain.validate import torch_outputs
+    from lstm_edge.toolchain.validate_run import torch_outputs
 
-    if ckpt.config.task != "forecast" or not ckpt.data:
+    if not ckpt.config.spec.has_calibration or not ckpt.data:
         return None
     source = ckpt.data.get("source")
     if source != BUILTIN_SOURCE and not (isinstance(source, str) and Path(source).is_file()):

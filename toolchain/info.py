@@ -46,29 +46,17 @@ def describe(path: Path) -> dict[str, Any]:
     )
 
 
+def _evaluation(cfg: ModelConfig) -> Any:
+    from lstm_edge.toolchain import tasks
+
+    return tasks.evaluation(cfg)
+
+
 def config_summary(cfg: ModelConfig) -> dict[str, Any]:
-    """The config, compact: char-lm without its vocabulary list (its size stands in for
-    it); forecast with column names joined and the statistics left to `normalization`."""
-    if cfg.task == "char-lm":
-        summary = {k: v for k, v in cfg.to_dict().items() if k != "vocab"}
-        return {"vocab_size": cfg.vocab_size, **summary}
-    stats = ("feature_mean", "feature_std", "target_mean", "target_std")
-    summary = {k: v for k, v in cfg.to_dict().items() if k not in stats}
-    summary["features"] = ", ".join(cfg.features)
-    summary["targets"] = ", ".join(cfg.targets)
-    return summary
-
-
-def normalization_summary(cfg: ModelConfig) -> dict[str, str]:
-    """One line per input/target column: the training-split mean and std it is scaled by."""
-    lines = {}
-    for kind, names, means, stds in (
-        ("feature", cfg.features, cfg.feature_mean, cfg.feature_std),
-        ("target", cfg.targets, cfg.target_mean, cfg.target_std),
-    ):
-        for name, mean, std in zip(names, means, stds, strict=True):
-            lines[f"{kind} {name}"] = f"mean {mean:.6g}, std {std:.6g}"
-    return lines
+    """The config, compact, as the task shows it: char-lm without its vocabulary list (its
+    size stands in for it); forecast with column names joined and the statistics left to
+    `normalization`."""
+    return _evaluation(cfg).info_config(cfg)
 
 
 def calibration_summary(cfg: ModelConfig, calibration: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +69,7 @@ def calibration_summary(cfg: ModelConfig, calibration: dict[str, Any]) -> dict[s
 
 
 def _task_details(cfg: ModelConfig) -> dict[str, Any]:
-    return {"normalization": normalization_summary(cfg)} if cfg.task == "forecast" else {}
+    return _evaluation(cfg).info_details(cfg)
 
 
 def describe_onnx(path: Path) -> dict[str, Any]:
@@ -134,7 +122,7 @@ def describe_checkpoint(folder: Path) -> dict[str, Any]:
         **_task_details(cfg),
     }
     if ckpt.data:
-        info["data"] = _data_summary(ckpt.data, "chars" if cfg.task == "char-lm" else "rows")
+        info["data"] = _data_summary(ckpt.data, _evaluation(cfg).data_unit)
     run_file = folder / RUN_FILE
     if run_file.is_file():
         try:

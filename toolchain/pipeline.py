@@ -90,9 +90,16 @@ class PipelineResult:
     summary: Path | None = None
 
 
+def _evaluation(options: PipelineOptions) -> Any:
+    """The task's evaluation half (which stages run, its tables and summary section)."""
+    from lstm_edge.toolchain import tasks
+
+    return tasks.evaluation(options.task)
+
+
 def _outputs(options: PipelineOptions) -> list[Path]:
     out = options.out
-    detect = [out / DETECT_DIR] if options.task == "forecast" else []
+    detect = [out / DETECT_DIR] if _evaluation(options).has_detect else []
     return [
         out / FLOAT_FILE,
         out / quantized_file(options.scheme),
@@ -120,10 +127,11 @@ def _check_outputs(options: PipelineOptions) -> None:
         from lstm_edge.toolchain.checkpoint import load_config
 
         try:  # before any output is written
-            task = load_config(options.from_checkpoint).task
+            config = load_config(options.from_checkpoint)
         except LstmEdgeError as e:
             raise StageFailed("setup", str(e), EXIT_BAD_INPUT) from None
-        if task != options.task:
+        task = config.task
+        if _evaluation(options).spec is not config.spec:
             raise StageFailed(
                 "setup",
                 f"{options.from_checkpoint} holds a {task} model (pass --task {task})",
@@ -154,7 +162,7 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
             "setup", f"cannot create {out}: {e.strerror or e}", EXIT_BAD_INPUT
         ) from None
     stages = ["export", "quantize", "validate"]
-    stages += ["detect"] if options.task == "forecast" else []
+    stages += ["detect"] if _evaluation(options).has_detect else []
     stages += ["bench"] if options.bench else []
     stages.append("summary")
     if options.from_checkpoint is None:
@@ -198,13 +206,25 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
     stage("quantize", lambda: _quantize(float_path, quant_path, options))
     console.print(f"{quant_path} ({quant_path.stat().st_size:,} bytes)", highlight=False)
 
-    report = stage("validate", lambda: _validate(result, options, console))
-    result.validation = report
-    from lstm_edge.toolchain.validate import render_table, render_verdict
+    result.validation = stage("validate", lambda: _validate(result, options, console))
+    _show_validation(result.validation, options, console)
+
+    if _evaluation(options).has_detect:
+        result.detect = stage("detect", lambda: _detect(result, options, console))
+    if options.bench:
+        result.bench = stage("bench", lambda: _bench(result, console))
+    result.summary = stage("summary", lambda: write_summary(result, options))
+    console.print(f"bundle ready in {out}; see {result.summary}", highlight=False)
+    return result
+
+
+def _show_validation(report: Any, options: PipelineOptions, console: Console) -> None:
+    """The validation table and verdict; StageFailed if any pair is out of tolerance."""
+    from lstm_edge.toolchain.validate_report import render_table, render_verdict
 
     # Wide (the forecast table has more columns): wrapped lines beat numbers truncated to
     # fit 80 columns. render_table picks the task's table itself.
-    width = 120 if options.task == "char-lm" else 150
+    width = _evaluation(options).table_width
     Console(file=console.file, width=max(console.width, width)).print(render_table(report))
     console.print(render_verdict(report), highlight=False)
     if not report.passed:
@@ -215,17 +235,9 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         ]
         raise StageFailed(
             "validate",
-            "out of tolerance: " + " | ".join(bad) + f" (report in {out / VALIDATION_DIR})",
+            "out of tolerance: " + " | ".join(bad) + f" (report in {options.out / VALIDATION_DIR})",
             EXIT_CHECK_FAILED,
         )
-
-    if options.task == "forecast":
-        result.detect = stage("detect", lambda: _detect(result, options, console))
-    if options.bench:
-        result.bench = stage("bench", lambda: _bench(result, console))
-    result.summary = stage("summary", lambda: write_summary(result, options))
-    console.print(f"bundle ready in {out}; see {result.summary}", highlight=False)
-    return result
 
 
 # ---- the stages ----------------------------------------------------------------------------
@@ -313,28 +325,16 @@ def _bench(result: PipelineResult, console: Console) -> Any:
 # ---- SUMMARY.md ----------------------------------------------------------------------------
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
+    from lstm_edge.toolchain import tasks
     from lstm_edge.toolchain.checkpoint import load_config
-    from lstm_edge.toolchain.validate import PLOT_FILE, REPORT_FILE
+    from lstm_edge.toolchain.validate_report import PLOT_FILE, REPORT_FILE, md_table
 
     config = load_config(result.checkpoint)
     float_path, quant_path = result.artifacts
     float_size = float_path.stat().st_size
-    forecast = config.task == "forecast"
-    if forecast:
-        shape = (
-            f"{len(config.features)} features ({', '.join(config.features)}) -> "
-            f"{len(config.targets)} targets ({', '.join(config.targets)}) {config.horizon} "
-            "step(s) ahead"
-        )
-    else:
-        shape = f"embed {config.embed_size}, vocabulary {config.vocab_size} characters"
+    task = tasks.evaluation(config)
+    shape = task.model_shape(config)
     parts = [
         f"# lstm-edge bundle: {result.out.name}",
         "",
@@ -352,7 +352,7 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         "",
         "## Files",
         "",
-        _md_table(
+        md_table(
             ["file", "scheme", "bytes", "vs float"],
             [
                 [f"`{p.name}`", s, f"{p.stat().st_size:,}", f"{p.stat().st_size / float_size:.2f}x"]
@@ -371,41 +371,50 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         + ", torch and each artifact in lock-step, state carried. "
         f"Report: `{VALIDATION_DIR}/{REPORT_FILE}`, plot: `{VALIDATION_DIR}/{PLOT_FILE}`.",
         "",
-        _forecast_validation_table(v) if forecast else _charlm_validation_table(v),
+        task.summary_table(v),
     ]
     if result.detect is not None:
         parts += ["", *_detect_section(result.detect)]
     if result.bench is not None:
-        b = result.bench
+        parts += ["", *_bench_section(result.bench)]
+    parts += ["", *_device_section(task, config, quant_path)]
+    return "\n".join(parts)
+
+
+def _bench_section(b: Any) -> list[str]:
+    from lstm_edge.toolchain.validate_report import md_table
+
+    parts = [
+        "## Bench (this machine, short run; `lstm-edge bench` for the full one)",
+        "",
+        md_table(
+            ["per step, batch 1", "artifact", "median µs", "vs torch eager", "vs session.run"],
+            [
+                [
+                    r.name,
+                    f"`{Path(r.artifact).name}`" if r.artifact else "",
+                    f"{r.stats.median * 1e6:,.1f}",
+                    f"{r.vs_torch:.3g}x" if r.vs_torch is not None else "",
+                    f"{r.vs_session_run:.3g}x" if r.vs_session_run is not None else "",
+                ]
+                for r in b.latency
+            ],
+        ),
+    ]
+    if b.process:
         parts += [
             "",
-            "## Bench (this machine, short run; `lstm-edge bench` for the full one)",
-            "",
-            _md_table(
-                ["per step, batch 1", "artifact", "median µs", "vs torch eager", "vs session.run"],
-                [
-                    [
-                        r.name,
-                        f"`{Path(r.artifact).name}`" if r.artifact else "",
-                        f"{r.stats.median * 1e6:,.1f}",
-                        f"{r.vs_torch:.3g}x" if r.vs_torch is not None else "",
-                        f"{r.vs_session_run:.3g}x" if r.vs_session_run is not None else "",
-                    ]
-                    for r in b.latency
-                ],
+            md_table(
+                ["fresh process", "wall s", "peak RSS MB"],
+                [[p.name, f"{p.wall_s.median:.2f}", f"{p.peak_rss_mb:.0f}"] for p in b.process],
             ),
         ]
-        if b.process:
-            parts += [
-                "",
-                _md_table(
-                    ["fresh process", "wall s", "peak RSS MB"],
-                    [[p.name, f"{p.wall_s.median:.2f}", f"{p.peak_rss_mb:.0f}"] for p in b.process],
-                ),
-            ]
-        parts.append(f"\nAll figures: `{BENCH_FILE}`.")
-    parts += [
-        "",
+    parts.append(f"\nAll figures: `{BENCH_FILE}`.")
+    return parts
+
+
+def _device_section(task: Any, config: Any, quant_path: Path) -> list[str]:
+    return [
         "## Load it on a device",
         "",
         "The runtime needs numpy (and onnxruntime for the `ort` backend), not torch. Copy "
@@ -416,79 +425,12 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         "import lstm_edge.runtime as rt",
         "",
         f'model = rt.load("{quant_path.name}", backend="ort")  # or "numpy", "c"',
-        *(_forecast_snippet(config) if forecast else _charlm_snippet()),
+        *task.snippet(config),
         "```",
         "",
         "The state is a value: keep it per stream, copy it to branch, never shared.",
         "",
     ]
-    return "\n".join(parts)
-
-
-def _verdict(r: Any) -> str:
-    return "pass" if r.passed else "FAIL: " + "; ".join(r.failures)
-
-
-def _charlm_validation_table(v: Any) -> str:
-    return _md_table(
-        [
-            "artifact",
-            "backend",
-            "max abs err",
-            "top-1 agree",
-            "BPC torch -> artifact",
-            "cell range",
-            "verdict",
-        ],
-        [
-            [
-                f"`{Path(r.summary.artifact).name}`",
-                r.summary.backend,
-                f"{r.summary.max_abs_err:.2e}",
-                f"{r.summary.top1_agreement:.2%}",
-                f"{r.summary.bpc_torch:.3f} -> {r.summary.bpc_artifact:.3f}",
-                f"{r.summary.cell_min:.1f} .. {r.summary.cell_max:.1f}",
-                _verdict(r),
-            ]
-            for r in v.results
-        ],
-    )
-
-
-def _forecast_validation_table(v: Any) -> str:
-    def pair(t: dict, a: dict, key: str) -> str:
-        if t[key] is None or a[key] is None:
-            return ""
-        return f"{t[key]:.3f} -> {a[key]:.3f}"
-
-    table = _md_table(
-        [
-            "artifact",
-            "backend",
-            "max err (std)",
-            "MAE/std torch -> artifact",
-            "MASE torch -> artifact",
-            "seasonal MASE",
-            "verdict",
-        ],
-        [
-            [
-                f"`{Path(r.summary.artifact).name}`",
-                r.summary.backend,
-                f"{r.summary.max_abs_err:.2e}",
-                pair(r.summary.torch_truth, r.summary.artifact_truth, "mae_std"),
-                pair(r.summary.torch_truth, r.summary.artifact_truth, "mase_mean"),
-                pair(r.summary.torch_truth, r.summary.artifact_truth, "mase_seasonal_mean"),
-                _verdict(r),
-            ]
-            for r in v.results
-        ],
-    )
-    return (
-        table + "\n\nErrors vs torch in target standard deviations. MASE: the model's MAE "
-        "divided by that of persistence (repeat the last value) on the same held-out steps; "
-        "below 1 beats it."
-    )
 
 
 def _detect_section(d: Any) -> list[str]:
@@ -508,26 +450,6 @@ def _detect_section(d: Any) -> list[str]:
             f"{e.events} events), precision {percent(e.precision)} of flag runs."
         )
     return lines
-
-
-def _charlm_snippet() -> list[str]:
-    return [
-        "ids = {ch: i for i, ch in enumerate(model.config.vocab)}  # unknown -> id 0",
-        "state = model.initial_state(batch=1)  # caller-owned h and c",
-        'for ch in "The quick brown ":',
-        "    logits, state = model.step(np.array([ids.get(ch, 0)]), state)",
-        "print(model.config.vocab[int(logits[0].argmax())])  # most likely next character",
-    ]
-
-
-def _forecast_snippet(config: Any) -> list[str]:
-    return [
-        "state = model.initial_state(batch=1)  # caller-owned h and c",
-        f"# one row of raw sensor values per step: {', '.join(config.features)}",
-        f"row = np.array([{', '.join(f'{m:.4g}' for m in config.feature_mean)}])",
-        "forecast, state = model.step(row[None], state)",
-        f"print(forecast[0])  # {', '.join(config.targets)} in {config.horizon} step(s)",
-    ]
 
 
 def write_summary(result: PipelineResult, options: PipelineOptions) -> Path:

@@ -178,13 +178,15 @@ def held_out(checkpoint: Path, split: str = "test") -> str:
     """The held-out split recorded in a checkpoint's data.json."""
     from lstm_edge.toolchain.checkpoint import load_checkpoint
     from lstm_edge.toolchain.data import held_out_text
+    from lstm_edge.toolchain.tasks.char_lm_eval import EVAL as CHAR_LM_EVAL
 
     ckpt = load_checkpoint(checkpoint)
-    if ckpt.config.task != "char-lm":
-        raise TypingEvalError(
-            f"{checkpoint} holds a {ckpt.config.task!r} model (typing needs a 'char-lm' "
-            "checkpoint and its held-out text)"
-        )
+    CHAR_LM_EVAL.require(
+        ckpt.config,
+        TypingEvalError,
+        f"{checkpoint} holds a {ckpt.config.task!r} model (typing needs a 'char-lm' "
+        "checkpoint and its held-out text)",
+    )
     return held_out_text(ckpt.data, split)
 
 

@@ -1,0 +1,269 @@
+"""char-lm's evaluation half: what `validate`, `pipeline`, `bench` and `info` need of it.
+
+validate: a stream of held-out tokens; per step the max abs logit error, top-1 agreement
+and the cross-entropy of both sides; summary bits per character; tolerances `TOLERANCES`
+(toolchain/validate_tolerances.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rich.table import Table
+
+from lstm_edge.runtime.config import EMBEDDING, ModelConfig
+from lstm_edge.runtime.tasks.char_lm import CHAR_LM
+from lstm_edge.toolchain.tasks.eval_base import TaskEval
+from lstm_edge.toolchain.validate_report import (
+    md_table,
+    pair_name,
+    table_frame,
+    verdict_cell,
+    verdict_text,
+)
+from lstm_edge.toolchain.validate_run import (
+    DRIFT_FRACTION,
+    RuntimeRun,
+    ValidationInputError,
+    check_steps,
+    error_stats,
+)
+from lstm_edge.toolchain.validate_tolerances import check_tolerance
+
+# Metrics are computed in float64 over blocks of this many steps to bound memory.
+METRIC_BLOCK = 8192
+
+if TYPE_CHECKING:
+    from lstm_edge.toolchain.checkpoint import Checkpoint
+
+
+@dataclass(frozen=True)
+class Stream:
+    """char-lm: token ids; step i reads tokens[i] and predicts tokens[i + 1]."""
+
+    tokens: np.ndarray  # int64 [steps + 1]
+    source: str
+    source_tokens: int  # length of the text before cycling
+    cycled: bool
+
+    unit = "characters"  # what the source is counted in
+
+    @property
+    def source_size(self) -> int:
+        return self.source_tokens
+
+    @property
+    def steps(self) -> int:
+        return int(self.tokens.size - 1)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return self.tokens[:-1]
+
+    def report_fields(self) -> dict[str, Any]:
+        return {
+            "text_source": self.source,
+            "text_tokens": self.source_tokens,
+            "text_cycled": self.cycled,
+        }
+
+
+@dataclass(frozen=True)
+class StepTrace:
+    """Per-step values of one char-lm artifact x backend run (not in JSON, only plotted)."""
+
+    abs_err: np.ndarray  # float64 [steps], max over the vocabulary of |logit difference|
+    agree: np.ndarray  # bool [steps], argmax equal
+    ce_torch: np.ndarray  # float64 [steps], cross-entropy of the next token, nats
+    ce_artifact: np.ndarray
+    cell_absmax: np.ndarray  # float32 [steps], max |c| of the artifact state (NaN if unsampled)
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    artifact: str
+    scheme: str
+    backend: str
+    steps: int
+    max_abs_err: float
+    argmax_step: int
+    mean_abs_err: float
+    err_first: float  # mean abs err over the first DRIFT_FRACTION of the steps
+    err_last: float  # ... and over the last
+    drift_ratio: float  # err_last / err_first
+    top1_agreement: float
+    bpc_torch: float
+    bpc_artifact: float
+    bpc_increase: float
+    cell_min: float
+    cell_max: float
+    finite: bool
+    first_nonfinite_step: int | None
+    seconds: float
+    steps_per_second: float
+
+
+def build_stream(ckpt: Checkpoint, steps: int, text_path: Path | None) -> Stream:
+    """Token ids for `steps` steps: --text or the held-out split, cycled if too short."""
+    from lstm_edge.toolchain.data import encode, held_out_text, load_corpus
+
+    check_steps(steps)
+    if text_path is not None:
+        text = load_corpus(text_path).text  # the corpus checks: empty, binary, not UTF-8
+        source = str(text_path)
+    else:
+        text = held_out_text(ckpt.data, "test")
+        source = f"held-out test split of {ckpt.path}"
+    ids = np.asarray(encode(text, ckpt.config), dtype=np.int64)
+    if ids.size < 2:
+        raise ValidationInputError(
+            f"{source} has {ids.size} characters (expected at least 2: one input, one target)"
+        )
+    need = steps + 1
+    # A stream longer than the text wraps around to its start; the jump at the seam is
+    # just another input the model has to carry on from.
+    cycled = need > ids.size
+    tokens = np.resize(ids, need) if cycled else ids[:need].copy()
+    return Stream(tokens=tokens, source=source, source_tokens=int(ids.size), cycled=cycled)
+
+
+def step_metrics(ref: np.ndarray, out: np.ndarray, targets: np.ndarray) -> StepTrace:
+    """Per-step error, agreement and cross-entropy of `out` against `ref` (both [N, V])."""
+    n = ref.shape[0]
+    abs_err = np.empty(n)
+    agree = np.empty(n, dtype=bool)
+    ce_ref = np.empty(n)
+    ce_out = np.empty(n)
+    for s in range(0, n, METRIC_BLOCK):
+        r = ref[s : s + METRIC_BLOCK].astype(np.float64)
+        o = out[s : s + METRIC_BLOCK].astype(np.float64)
+        t = targets[s : s + METRIC_BLOCK]
+        abs_err[s : s + len(r)] = np.abs(o - r).max(axis=1)
+        agree[s : s + len(r)] = r.argmax(axis=1) == o.argmax(axis=1)
+        ce_ref[s : s + len(r)] = _cross_entropy(r, t)
+        ce_out[s : s + len(r)] = _cross_entropy(o, t)
+    return StepTrace(abs_err, agree, ce_ref, ce_out, np.full(n, np.nan, dtype=np.float32))
+
+
+def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    m = logits.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(logits - m).sum(axis=1))
+    return lse - logits[np.arange(len(targets)), targets]
+
+
+def summarize(
+    trace: StepTrace, run: RuntimeRun, *, artifact: str, scheme: str, backend: str
+) -> PairSummary:
+    bpc_t = float(np.mean(trace.ce_torch)) / math.log(2)
+    bpc_a = float(np.mean(trace.ce_artifact)) / math.log(2)
+    return PairSummary(
+        artifact=artifact,
+        scheme=scheme,
+        backend=backend,
+        top1_agreement=float(trace.agree.mean()),
+        bpc_torch=bpc_t,
+        bpc_artifact=bpc_a,
+        bpc_increase=bpc_a - bpc_t,
+        **error_stats(trace.abs_err, run),
+    )
+
+
+class CharLmEval(TaskEval):
+    spec = CHAR_LM
+    tolerance_option = "tolerances"
+    error_label = "max |logit error|"
+    table_width = 120
+    data_unit = "chars"
+
+    # ---- validate ---------------------------------------------------------------------
+
+    def build_stream(self, ckpt: Checkpoint, options: Any) -> Stream:
+        if options.csv is not None:
+            raise ValidationInputError(
+                f"--csv is for forecast models; {ckpt.path} is a char-lm (use --text)"
+            )
+        return build_stream(ckpt, options.steps, options.text)
+
+    def evaluate(
+        self, ref: np.ndarray, run: RuntimeRun, stream: Stream, config: ModelConfig, **names: str
+    ) -> tuple[StepTrace, PairSummary]:
+        t = step_metrics(ref, run.logits, stream.tokens[1:])
+        trace = StepTrace(t.abs_err, t.agree, t.ce_torch, t.ce_artifact, run.cell_absmax)
+        return trace, summarize(trace, run, **names)
+
+    def check(self, summary: PairSummary, tolerance: Any) -> list[str]:
+        return check_tolerance(summary, tolerance)
+
+    def render_table(self, report: Any) -> Table:
+        cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift", "top-1",
+                "BPC torch->art", "cell range", "steps/s", "")  # fmt: skip
+        table = table_frame(report, cols)
+        for r in report.results:
+            s = r.summary
+            table.add_row(
+                pair_name(r),
+                s.scheme,
+                f"{s.max_abs_err:.1e}",
+                f"{s.mean_abs_err:.1e}",
+                f"{s.drift_ratio:.2f}x",
+                f"{s.top1_agreement:.2%}",
+                f"{s.bpc_torch:.3f}->{s.bpc_artifact:.3f}",
+                f"{s.cell_min:.3g}..{s.cell_max:.3g}",
+                f"{s.steps_per_second:,.0f}",
+                verdict_cell(r),
+            )
+        table.caption = (
+            f"drift: mean error over the last {DRIFT_FRACTION:.0%} of the steps / over the "
+            f"first {DRIFT_FRACTION:.0%}; "
+            "cell range: min..max of the artifact's cell state"
+        )
+        return table
+
+    # ---- pipeline's SUMMARY.md -----------------------------------------------------------
+
+    def model_shape(self, config: ModelConfig) -> str:
+        return f"embed {config.embed_size}, vocabulary {config.vocab_size} characters"
+
+    def summary_table(self, report: Any) -> str:
+        header = ["artifact", "backend", "max abs err", "top-1 agree", "BPC torch -> artifact",
+                  "cell range", "verdict"]  # fmt: skip
+        rows = [
+            [
+                f"`{Path(r.summary.artifact).name}`",
+                r.summary.backend,
+                f"{r.summary.max_abs_err:.2e}",
+                f"{r.summary.top1_agreement:.2%}",
+                f"{r.summary.bpc_torch:.3f} -> {r.summary.bpc_artifact:.3f}",
+                f"{r.summary.cell_min:.1f} .. {r.summary.cell_max:.1f}",
+                verdict_text(r),
+            ]
+            for r in report.results
+        ]
+        return md_table(header, rows)
+
+    def snippet(self, config: ModelConfig) -> list[str]:
+        return [
+            "ids = {ch: i for i, ch in enumerate(model.config.vocab)}  # unknown -> id 0",
+            "state = model.initial_state(batch=1)  # caller-owned h and c",
+            'for ch in "The quick brown ":',
+            "    logits, state = model.step(np.array([ids.get(ch, 0)]), state)",
+            "print(model.config.vocab[int(logits[0].argmax())])  # most likely next character",
+        ]
+
+    # ---- info and bench ---------------------------------------------------------------
+
+    def info_config(self, config: ModelConfig) -> dict[str, Any]:
+        """Without its vocabulary list (its size stands in for it)."""
+        summary = {k: v for k, v in config.to_dict().items() if k != "vocab"}
+        return {"vocab_size": config.vocab_size, **summary}
+
+    def torch_stage_state(self, weights: Mapping[str, Any]) -> dict[str, Any]:
+        return {"embedding.weight": np.array(weights[EMBEDDING])}
+
+
+EVAL = CharLmEval()

@@ -1,0 +1,97 @@
+"""What every task's evaluation half answers (`EVAL` of tasks/<module>_eval.py).
+
+`validate`, `pipeline`, `bench`, `info`, `detect` and `eval-typing` ask these objects
+for what differs per task and never compare task names: the held-out stream and the
+per-step error, the metric and its tolerance table, the report table and SUMMARY.md's
+section, what `info` shows of a config, and which stages the pipeline runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from lstm_edge.runtime.config import ModelConfig
+    from lstm_edge.runtime.tasks.base import TaskSpec
+    from lstm_edge.toolchain.checkpoint import Checkpoint
+
+
+class TaskEval:
+    """Base of the tasks' evaluation halves. Subclasses set the class attributes and
+    implement the methods that raise NotImplementedError."""
+
+    spec: TaskSpec  # the task's torch-free spec (runtime/tasks)
+    # The ValidateOptions field holding this task's tolerance table (scheme -> tolerance).
+    tolerance_option: str
+    error_label: str  # validate's per-step error, as the plot's axis names it
+    table_width: int = 120  # console columns the validation table needs unwrapped
+    data_unit: str  # what `info` counts a data split in ("chars", "rows")
+    has_detect: bool = False  # the pipeline runs its `detect` stage on the quantized model
+
+    def require(self, config: ModelConfig, error: type[Exception], message: str) -> None:
+        """Raise error(message) unless `config` is a model of this task (for commands only
+        this task has: `detect`, `eval-typing`)."""
+        if config.spec is not self.spec:
+            raise error(message)
+
+    # ---- validate ---------------------------------------------------------------------
+
+    def tolerances(self, options: Any) -> Mapping[str, Any]:
+        """This task's tolerance table from `ValidateOptions`."""
+        return getattr(options, self.tolerance_option)
+
+    def build_stream(self, ckpt: Checkpoint, options: Any) -> Any:
+        """The held-out (or given) stream for `options.steps` steps; it has `inputs`,
+        `steps`, `source`, `cycled`, `source_size`, `unit` and `report_fields()`."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, ref: Any, run: Any, stream: Any, config: ModelConfig, **names: str
+    ) -> tuple[Any, Any]:
+        """(per-step trace, summary) of one artifact run against torch's outputs `ref`;
+        `names`: artifact, scheme, backend."""
+        raise NotImplementedError
+
+    def check(self, summary: Any, tolerance: Any) -> list[str]:
+        """The reasons `summary` is out of `tolerance` (empty if it passes)."""
+        raise NotImplementedError
+
+    def render_table(self, report: Any) -> Table:
+        """validate's console table, one row per artifact x backend."""
+        raise NotImplementedError
+
+    # ---- pipeline's SUMMARY.md -----------------------------------------------------------
+
+    def model_shape(self, config: ModelConfig) -> str:
+        """The model line's task part ("embed 16, vocabulary 80 characters")."""
+        raise NotImplementedError
+
+    def summary_table(self, report: Any) -> str:
+        """The validation section's markdown table (and its note)."""
+        raise NotImplementedError
+
+    def snippet(self, config: ModelConfig) -> list[str]:
+        """The lines of the "load it on a device" example after `model = rt.load(...)`."""
+        raise NotImplementedError
+
+    # ---- info and bench ---------------------------------------------------------------
+
+    def info_config(self, config: ModelConfig) -> dict[str, Any]:
+        """The config as `info` shows it, compact."""
+        raise NotImplementedError
+
+    def info_details(self, config: ModelConfig) -> dict[str, Any]:
+        """Task sections `info` adds after the config (none by default)."""
+        return {}
+
+    def torch_stage_state(self, weights: Mapping[str, Any]) -> dict[str, Any]:
+        """The input/output stage's trained weights of an artifact's float `weights`, as
+        the torch model's state-dict entries (numpy arrays); the head and the LSTM are
+        shared."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<evaluation of {self.spec.name}>"

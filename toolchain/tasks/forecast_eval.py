@@ -1,0 +1,335 @@
+"""forecast's evaluation half: what `validate`, `pipeline`, `bench`, `info` and `detect`
+need of it. The metrics themselves (MAE, RMSE, MASE against (seasonal) persistence,
+anomaly scores, event scoring) are plain numpy in toolchain/forecast_eval.py.
+
+validate: rows of the held-out series; per step the max over targets of
+|artifact - torch| / target_std (standard units); summary MAE/RMSE against torch and
+against the truth, MASE against persistence (and seasonal persistence when the season is
+known); tolerances `FORECAST_TOLERANCES` (toolchain/validate_tolerances.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rich.table import Table
+
+from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.tasks.forecast import FORECAST
+from lstm_edge.toolchain import forecast_eval as fe
+from lstm_edge.toolchain.tasks.eval_base import TaskEval
+from lstm_edge.toolchain.validate_report import (
+    md_table,
+    pair_name,
+    table_frame,
+    verdict_cell,
+    verdict_text,
+)
+from lstm_edge.toolchain.validate_run import (
+    DRIFT_FRACTION,
+    RuntimeRun,
+    ValidationInputError,
+    check_steps,
+    error_stats,
+)
+from lstm_edge.toolchain.validate_tolerances import check_forecast_tolerance
+
+if TYPE_CHECKING:
+    from lstm_edge.toolchain.checkpoint import Checkpoint
+
+
+@dataclass(frozen=True)
+class SeriesStream:
+    """forecast: rows of a series; output t is compared with targets[t + horizon]."""
+
+    features: np.ndarray  # float32 [steps, F] raw
+    targets: np.ndarray  # float32 [steps, n_targets] raw, the targets AT each step
+    horizon: int
+    season: int | None
+    source: str
+    source_rows: int  # rows before cycling
+    cycled: bool
+
+    unit = "rows"  # what the source is counted in
+
+    @property
+    def source_size(self) -> int:
+        return self.source_rows
+
+    @property
+    def steps(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return self.features
+
+    def report_fields(self) -> dict[str, Any]:
+        return {
+            "series_source": self.source,
+            "series_rows": self.source_rows,
+            "series_cycled": self.cycled,
+            "horizon": self.horizon,
+            "season": self.season,
+        }
+
+
+@dataclass(frozen=True)
+class ForecastTrace:
+    """Per-step values of one forecast artifact x backend run (not in JSON, only plotted)."""
+
+    abs_err: np.ndarray  # float64 [steps], max over targets of |artifact - torch| / std
+    outputs: np.ndarray  # float32 [steps, n_targets], the artifact's raw forecasts
+    cell_absmax: np.ndarray  # float32 [steps], max |c| of the artifact state (NaN if unsampled)
+
+
+@dataclass(frozen=True)
+class ForecastSummary:
+    """Errors vs torch in standard units (max/mean/drift, like char-lm's logit error),
+    per-target MAE/RMSE vs torch in raw units, and both models scored against the truth
+    (`forecast_eval.ForecastScores`: MAE, RMSE, MASE vs (seasonal) persistence)."""
+
+    artifact: str
+    scheme: str
+    backend: str
+    steps: int
+    max_abs_err: float  # std units
+    argmax_step: int
+    mean_abs_err: float
+    err_first: float
+    err_last: float
+    drift_ratio: float
+    mae_vs_torch: list[float]  # per target, raw units
+    rmse_vs_torch: list[float]
+    torch_truth: dict[str, Any]  # ForecastScores of torch
+    artifact_truth: dict[str, Any]  # ForecastScores of the artifact
+    mae_increase: float  # artifact_truth.mae_std - torch_truth.mae_std
+    cell_min: float
+    cell_max: float
+    finite: bool
+    first_nonfinite_step: int | None
+    seconds: float
+    steps_per_second: float
+
+
+def build_series_stream(ckpt: Checkpoint, steps: int, csv_path: Path | None) -> SeriesStream:
+    """Rows for `steps` steps: --csv or the held-out test split, cycled if too short.
+
+    Cycling (rather than regenerating a longer built-in signal) works the same for a CSV
+    and keeps the stream inside rows the model never trained on; the seam is one jump,
+    like a sensor reconnecting, and the truth metrics score it like any other step."""
+    from lstm_edge.toolchain.series import held_out_series, read_csv, select
+
+    check_steps(steps)
+    config = ckpt.config
+    if csv_path is not None:
+        data = select(read_csv(csv_path), config)
+        source = str(csv_path)
+    else:
+        data = held_out_series(ckpt.data, config, "test")
+        source = f"held-out test split of {ckpt.path}"
+    rows = data.features.shape[0]
+    if rows <= config.horizon:
+        raise ValidationInputError(
+            f"{source} has {rows} rows (expected more than the horizon, {config.horizon})"
+        )
+    cycled = steps > rows
+    take = np.arange(steps) % rows
+    return SeriesStream(
+        features=np.ascontiguousarray(data.features[take], dtype=np.float32),
+        targets=np.ascontiguousarray(data.targets[take], dtype=np.float32),
+        horizon=config.horizon,
+        season=data.season,
+        source=source,
+        source_rows=rows,
+        cycled=cycled,
+    )
+
+
+def forecast_step_errors(ref: np.ndarray, out: np.ndarray, target_std: Any) -> np.ndarray:
+    """Per step: max over targets of |out - ref| / target_std (float64 [N])."""
+    std = np.asarray(target_std, dtype=np.float64)
+    return (np.abs(out.astype(np.float64) - ref.astype(np.float64)) / std).max(axis=1)
+
+
+def summarize_forecast(
+    ref: np.ndarray,
+    run: RuntimeRun,
+    stream: SeriesStream,
+    config: ModelConfig,
+    *,
+    artifact: str,
+    scheme: str,
+    backend: str,
+) -> tuple[ForecastTrace, ForecastSummary]:
+    abs_err = forecast_step_errors(ref, run.logits, config.target_std)
+    trace = ForecastTrace(abs_err, run.logits, run.cell_absmax)
+    diff = run.logits.astype(np.float64) - ref.astype(np.float64)
+
+    def truth(outputs: np.ndarray) -> fe.ForecastScores:
+        return fe.forecast_scores(
+            outputs, stream.targets, stream.horizon, config.target_std, stream.season
+        )
+
+    t_scores, a_scores = truth(ref), truth(run.logits)
+    summary = ForecastSummary(
+        artifact=artifact,
+        scheme=scheme,
+        backend=backend,
+        mae_vs_torch=[float(v) for v in fe.mae(diff)],
+        rmse_vs_torch=[float(v) for v in fe.rmse(diff)],
+        torch_truth=asdict(t_scores),
+        artifact_truth=asdict(a_scores),
+        mae_increase=a_scores.mae_std - t_scores.mae_std,
+        **error_stats(abs_err, run),
+    )
+    return trace, summary
+
+
+def _fmt(v: float | None, spec: str = ".3f") -> str:
+    return "-" if v is None or not math.isfinite(v) else format(v, spec)
+
+
+def render_forecast_table(report: Any) -> Table:
+    # Two-line headers: the columns then take the width of their numbers, so the table
+    # fits 120 columns without rich truncating the values.
+    cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift",
+            "MAE/std\ntorch->art", "MASE\ntorch->art", "seasonal MASE\ntorch->art",
+            "cell range", "steps/s", "")  # fmt: skip
+    table = table_frame(report, cols)
+    for r in report.results:
+        s = r.summary
+        t, a = s.torch_truth, s.artifact_truth
+        table.add_row(
+            pair_name(r),
+            s.scheme,
+            f"{s.max_abs_err:.1e}",
+            f"{s.mean_abs_err:.1e}",
+            f"{s.drift_ratio:.2f}x",
+            f"{_fmt(t['mae_std'])}->{_fmt(a['mae_std'])}",
+            f"{_fmt(t['mase_mean'])}->{_fmt(a['mase_mean'])}",
+            f"{_fmt(t['mase_seasonal_mean'])}->{_fmt(a['mase_seasonal_mean'])}",
+            f"{s.cell_min:.3g}..{s.cell_max:.3g}",
+            f"{s.steps_per_second:,.0f}",
+            verdict_cell(r),
+        )
+    table.caption = (
+        "errors vs torch in target std units (max over targets per step); "
+        f"drift: mean error over the last {DRIFT_FRACTION:.0%} of the steps / over the first "
+        f"{DRIFT_FRACTION:.0%}; MAE vs the truth / target std, mean over targets (RMSE and "
+        "per-target values in report.json); MASE: MAE / MAE of persistence (repeat the last "
+        "value) on the same steps, seasonal: of the value one season earlier; below 1 beats "
+        "the baseline"
+    )
+    return table
+
+
+def summary_table(report: Any) -> str:
+    """SUMMARY.md's validation table and its note."""
+
+    def pair(t: dict, a: dict, key: str) -> str:
+        if t[key] is None or a[key] is None:
+            return ""
+        return f"{t[key]:.3f} -> {a[key]:.3f}"
+
+    header = ["artifact", "backend", "max err (std)", "MAE/std torch -> artifact",
+              "MASE torch -> artifact", "seasonal MASE", "verdict"]  # fmt: skip
+    rows = [
+        [
+            f"`{Path(r.summary.artifact).name}`",
+            r.summary.backend,
+            f"{r.summary.max_abs_err:.2e}",
+            pair(r.summary.torch_truth, r.summary.artifact_truth, "mae_std"),
+            pair(r.summary.torch_truth, r.summary.artifact_truth, "mase_mean"),
+            pair(r.summary.torch_truth, r.summary.artifact_truth, "mase_seasonal_mean"),
+            verdict_text(r),
+        ]
+        for r in report.results
+    ]
+    return (
+        md_table(header, rows) + "\n\nErrors vs torch in target standard deviations. MASE: "
+        "the model's MAE divided by that of persistence (repeat the last value) on the same "
+        "held-out steps; below 1 beats it."
+    )
+
+
+def normalization_summary(cfg: ModelConfig) -> dict[str, str]:
+    """One line per input/target column: the training-split mean and std it is scaled by."""
+    lines = {}
+    for kind, names, means, stds in (
+        ("feature", cfg.features, cfg.feature_mean, cfg.feature_std),
+        ("target", cfg.targets, cfg.target_mean, cfg.target_std),
+    ):
+        for name, mean, std in zip(names, means, stds, strict=True):
+            lines[f"{kind} {name}"] = f"mean {mean:.6g}, std {std:.6g}"
+    return lines
+
+
+class ForecastEval(TaskEval):
+    spec = FORECAST
+    tolerance_option = "forecast_tolerances"
+    error_label = "max |forecast error| / target std"
+    table_width = 150  # the forecast table has more columns
+    data_unit = "rows"
+    has_detect = True
+
+    # ---- validate ---------------------------------------------------------------------
+
+    def build_stream(self, ckpt: Checkpoint, options: Any) -> SeriesStream:
+        if options.text is not None:
+            raise ValidationInputError(
+                f"--text is for char-lm models; {ckpt.path} is a forecast model (use --csv)"
+            )
+        return build_series_stream(ckpt, options.steps, options.csv)
+
+    def evaluate(
+        self, ref: np.ndarray, run: RuntimeRun, stream: Any, config: ModelConfig, **names: str
+    ) -> tuple[ForecastTrace, ForecastSummary]:
+        return summarize_forecast(ref, run, stream, config, **names)
+
+    def check(self, summary: ForecastSummary, tolerance: Any) -> list[str]:
+        return check_forecast_tolerance(summary, tolerance)
+
+    def render_table(self, report: Any) -> Table:
+        return render_forecast_table(report)
+
+    # ---- pipeline's SUMMARY.md -----------------------------------------------------------
+
+    def model_shape(self, config: ModelConfig) -> str:
+        return (
+            f"{len(config.features)} features ({', '.join(config.features)}) -> "
+            f"{len(config.targets)} targets ({', '.join(config.targets)}) {config.horizon} "
+            "step(s) ahead"
+        )
+
+    def summary_table(self, report: Any) -> str:
+        return summary_table(report)
+
+    def snippet(self, config: ModelConfig) -> list[str]:
+        return [
+            "state = model.initial_state(batch=1)  # caller-owned h and c",
+            f"# one row of raw sensor values per step: {', '.join(config.features)}",
+            f"row = np.array([{', '.join(f'{m:.4g}' for m in config.feature_mean)}])",
+            "forecast, state = model.step(row[None], state)",
+            f"print(forecast[0])  # {', '.join(config.targets)} in {config.horizon} step(s)",
+        ]
+
+    # ---- info -------------------------------------------------------------------------
+
+    def info_config(self, config: ModelConfig) -> dict[str, Any]:
+        """Column names joined, the statistics left to `normalization`."""
+        stats = ("feature_mean", "feature_std", "target_mean", "target_std")
+        summary = {k: v for k, v in config.to_dict().items() if k not in stats}
+        summary["features"] = ", ".join(config.features)
+        summary["targets"] = ", ".join(config.targets)
+        return summary
+
+    def info_details(self, config: ModelConfig) -> dict[str, Any]:
+        return {"normalization": normalization_summary(config)}
+
+
+EVAL = ForecastEval()
