@@ -220,21 +220,6 @@ def _faults(
     return extra_heat, bursts, faults, spikes
 
 
-def synthetic_features(config: ModelConfig, steps: int, seed: int = 0) -> np.ndarray:
-    """Raw input rows [steps, F] float32 for a forecast model when no data is at hand
-    (export self-check fallback, quantize smoke run, codegen example, bench): a slow sine
-    per column plus noise, scaled by the training statistics, so the model sees values of
-    the scale and range it was trained on (a unit-scale stream would hide a wrong shift)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(steps)[:, None]
-    period = rng.uniform(40.0, 160.0, size=config.input_size)
-    phase = rng.uniform(0.0, 2 * np.pi, size=config.input_size)
-    z = np.sin(2 * np.pi * t / period + phase) + 0.3 * rng.standard_normal((steps, phase.size))
-    mean = np.asarray(config.feature_mean, np.float64)
-    std = np.asarray(config.feature_std, np.float64)
-    return (mean + std * z).astype(np.float32)
-
-
 def write_csv(series: Series, path: str | Path) -> None:
     """Write a series as CSV: a `time` column (ISO 8601, 15-minute steps from 2024-01-01,
     only when the series has a known 96-row season), its columns (full precision, so

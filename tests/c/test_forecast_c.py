@@ -24,7 +24,6 @@ from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.model import load
 from lstm_edge.toolchain.cli import app
-from lstm_edge.toolchain.series import synthetic_features
 
 HERE = Path(__file__).resolve().parent
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
@@ -70,7 +69,7 @@ def forecast_config() -> ModelConfig:
 
 def raw_stream(config: ModelConfig, steps: int, seed: int = 1) -> np.ndarray:
     """Raw rows around the config's statistics: a slow sine per column plus noise."""
-    return synthetic_features(config, steps, seed)
+    return config.spec.synthetic_inputs(config, steps, seed)
 
 
 @pytest.fixture(scope="module", autouse=True)

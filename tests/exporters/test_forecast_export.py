@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 import types
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -50,9 +49,9 @@ from lstm_edge.toolchain.checkpoint import (
 from lstm_edge.toolchain.cli import app
 from lstm_edge.toolchain.export import build_onnx, export_checkpoint, onnx_weights
 from lstm_edge.toolchain.model import EdgeLSTM
-from lstm_edge.toolchain.series import synthetic_features
+from lstm_edge.toolchain.tasks import training
+from lstm_edge.toolchain.tasks.training_base import HeldOut
 
-SERIES_MODULE = "lstm_edge.toolchain.series"
 EVAL_MODULE = "lstm_edge.toolchain.forecast_eval"
 # Float32 torch vs ReferenceEvaluator, in target standard units (raw error / target_std, the
 # units the network computes in): summation order only, ~1e-6 observed; a missing or
@@ -145,15 +144,13 @@ def test_buffers_that_disagree_with_the_config_are_refused_at_export():
 # ---- export_checkpoint -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FakeSplit:
-    features: np.ndarray
-
-
 def _fake_module(monkeypatch, name: str, **attrs) -> None:
-    if name == SERIES_MODULE:  # the fallback stream still comes from the real module
-        attrs.setdefault("synthetic_features", synthetic_features)
     monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
+
+
+def _fake_held_out(monkeypatch, held_out_stream) -> None:
+    """The forecast task's one held-out stream builder, replaced (the export asks it)."""
+    monkeypatch.setattr(training("forecast"), "held_out_stream", held_out_stream)
 
 
 @pytest.fixture
@@ -183,11 +180,12 @@ def test_export_uses_the_held_out_series_and_falls_back_when_it_fails(
     held_out = raw(cfg, 1, 40, seed=9)[0]
     seen = {}
 
-    def held_out_series(data, config, split="test"):
+    def held_out_stream(data, config, split="test", steps=None, *, cycle=False):
         seen.update(data=data, config=config, split=split)
-        return FakeSplit(features=held_out)
+        rows = held_out[:steps]
+        return HeldOut(rows, rows[:, :0], len(held_out), False)
 
-    _fake_module(monkeypatch, SERIES_MODULE, held_out_series=held_out_series)
+    _fake_held_out(monkeypatch, held_out_stream)
     report = export_checkpoint(tmp_path / "ck", tmp_path / "a.onnx", check_steps=100)
     assert report.stream.startswith("held-out test split")
     assert report.steps_checked == 40  # the split is shorter than check_steps
@@ -200,10 +198,10 @@ def test_export_uses_the_held_out_series_and_falls_back_when_it_fails(
         want = model(torch.from_numpy(held_out[None]))[0].numpy()
     assert report.max_abs_err_prefill == pytest.approx(std_err(cfg, got, want), abs=1e-12)
 
-    def broken(data, config, split="test"):
+    def broken(data, config, split="test", steps=None, *, cycle=False):
         raise LstmEdgeError("series.csv changed since training")
 
-    _fake_module(monkeypatch, SERIES_MODULE, held_out_series=broken)
+    _fake_held_out(monkeypatch, broken)
     report = export_checkpoint(tmp_path / "ck", tmp_path / "b.onnx", check_steps=30)
     assert "seeded synthetic stream" in report.stream
     assert "series.csv changed since training" in report.stream
