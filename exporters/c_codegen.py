@@ -5,11 +5,11 @@ backend so both emit the same arrays), a copy of the C library, an example main.
 built-in input stream, board support for the Cortex-M4 board QEMU emulates (mps2-an386)
 and a Makefile. `codegen` builds it for the host or cross-compiles NAME.elf, reports
 flash and RAM, and with `check` runs the build and compares its outputs with the numpy
-reference backend (and the torch model when a checkpoint is given).
+reference backend (and, when the toolchain hands over an `ExampleStream` from a checkpoint,
+with the torch model's outputs over it).
 
-Both tasks go through the same path; `config.task` decides only the stream (char-lm:
-token ids of text; forecast: rows of raw sensor values) and the error measure (char-lm:
-logits; forecast: predictions in target standard units, |C - ref| / target_std).
+Every task goes through the same path; the task's spec gives the example stream, the C
+pieces and the error measure (`spec.error_scale`, through `exporters.compare`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from rich.table import Table
 
+from lstm_edge.exporters.compare import C_VS_NUMPY_TOLERANCE, compare_streams
 from lstm_edge.runtime.artifact import Artifact, read_artifact
 from lstm_edge.runtime.backends.c_build import (
     HOST_FLAGS,
@@ -74,14 +76,6 @@ EXAMPLE_FILES = {"example/main.c": "main.c"}
 BOARD_FILES = {"mps2-an386/startup.c": "board/startup.c", "mps2-an386/mps2-an386.ld":
                "board/mps2-an386.ld"}  # fmt: skip
 
-# C logits vs the numpy reference on the same weights: only the float32 summation order
-# (and expf/tanhf vs numpy's) differ, ~1e-6 per step; the gates' saturating nonlinearities
-# keep that from growing over a stream. 1e-3 is ~100x above what is measured and still far
-# below a real bug (a wrong gate, scale or transpose moves logits by O(0.1..1)). Forecast
-# errors are measured in target standard units (|C - ref| / target_std), where the same
-# argument holds: the normalization is bit-identical, the rest is the same LSTM.
-C_VS_NUMPY_ATOL = 1e-3
-
 
 class CodegenError(LstmEdgeError):
     """Bad codegen input or output location (the build itself raises CompilerError)."""
@@ -96,7 +90,6 @@ class CodegenOptions:
     name: str | None = None  # default: the model file's stem
     target: str = "host"
     check: bool = False
-    checkpoint: Path | None = None  # for a held-out stream and the torch comparison
     steps: int = 400  # steps (tokens or sensor rows) in the example's built-in stream
     force: bool = False
 
@@ -137,57 +130,33 @@ class CodegenReport:
 # ---- the stream -----------------------------------------------------------------------------
 
 
-class _NoHeldOutData(Exception):
-    """The checkpoint's data record cannot rebuild its held-out split (a series model falls
-    back to a seeded stream)."""
+# What checking C outputs against a training model's returns: (max error in the task's
+# units, top-1 agreement or None, failure messages). The toolchain provides it.
+TorchCheck = Callable[..., tuple[float, float | None, list[str]]]
 
 
-def _held_out_inputs(ckpt, config: ModelConfig) -> np.ndarray:
-    """The checkpoint's held-out test split as model inputs.
+@dataclass(frozen=True)
+class ExampleStream:
+    """The example's input stream ([steps] token ids or [steps, F] raw rows) and where it
+    came from; given by the toolchain from a checkpoint, it also carries the training
+    model's outputs over it ([steps, out]) and the task's check of C outputs against them
+    (`check(outputs, reference, inputs, steps, scheme, config)`)."""
 
-    The one task branch left here: rebuilding a split is the toolchain's (its task objects'
-    held-out stream), which an exporter should be handed rather than call."""
-    from lstm_edge.toolchain.data import CorpusError, encode, held_out_text
-    from lstm_edge.toolchain.series import SeriesError, held_out_series
-
-    if config.task != "forecast":
-        return encode(held_out_text(ckpt.data, "test"), config)
-    try:
-        return held_out_series(ckpt.data, config, "test").features
-    except (SeriesError, CorpusError) as e:  # no/invalid data record, series not found
-        raise _NoHeldOutData(str(e)) from e
+    inputs: np.ndarray
+    source: str
+    torch_outputs: np.ndarray | None = None
+    torch_check: TorchCheck | None = None
 
 
-def example_stream(config: ModelConfig, checkpoint: Path | None, steps: int):
-    """(inputs, where they came from, the torch model or None). inputs: token ids [steps]
-    (char-lm) or raw feature rows float32 [steps, F] (forecast). Without a checkpoint the
-    task's built-in stream (`c_example_inputs`)."""
+def check_steps(steps: int) -> None:
     if steps < 2:
         raise CodegenError(f"steps is {steps} (expected at least 2)")
-    if checkpoint is None:
-        return (*config.spec.c_example_inputs(config, steps), None)
-    from lstm_edge.toolchain.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(Path(checkpoint))
-    if ckpt.config != config:
-        raise CodegenError(
-            f"checkpoint {checkpoint} has a different config than the model "
-            "(expected the checkpoint the artifact was exported from)"
-        )
-    try:
-        inputs = _held_out_inputs(ckpt, config)
-    except _NoHeldOutData as e:
-        # The torch comparison needs the weights, not the data: a seeded stream at the
-        # training statistics still checks the C against the training model.
-        source = f"seeded synthetic stream (seed 0; the data of {checkpoint} is unavailable: {e})"
-        return config.spec.synthetic_inputs(config, steps), source, ckpt.model
-    if len(inputs) == 0:
-        raise CodegenError(f"checkpoint {checkpoint} has an empty test split")
-    # Cycle a short split (whole rows: resize repeats the flat data row by row).
-    inputs = (
-        np.resize(inputs, (steps, *inputs.shape[1:])) if len(inputs) < steps else inputs[:steps]
-    )
-    return inputs, f"held-out test split of {checkpoint}", ckpt.model
+
+def builtin_stream(config: ModelConfig, steps: int) -> ExampleStream:
+    """The task's built-in example stream (`spec.c_example_inputs`), no torch model."""
+    check_steps(steps)
+    return ExampleStream(*config.spec.c_example_inputs(config, steps))
 
 
 # ---- writing the bundle ---------------------------------------------------------------------
@@ -406,91 +375,70 @@ def reference_outputs(artifact: Artifact, inputs: np.ndarray) -> np.ndarray:
     return out[0]
 
 
-def torch_outputs(torch_model, config: ModelConfig, inputs: np.ndarray) -> np.ndarray:
-    """The torch model over the stream, state carried: outputs [steps, output_size]
-    (validate's torch side, for both tasks; only the input dtype differs)."""
-    from lstm_edge.toolchain.validate import torch_outputs as validate_torch_outputs
-
-    return validate_torch_outputs(
-        torch_model, np.ascontiguousarray(inputs, config.spec.input_dtype)
-    )
-
-
-def _forecast_check(out, ref, config: ModelConfig, against: str, scheme: str):
-    """Errors in target standard units (validate's measure): numpy within C_VS_NUMPY_ATOL
-    at every step; torch within validate's FORECAST_TOLERANCES for the scheme (its max and
-    mean error; the MAE-vs-truth bound needs true targets, which a seeded stream lacks)."""
-    from lstm_edge.toolchain.validate import FORECAST_TOLERANCES, forecast_step_errors
-
-    err = forecast_step_errors(ref, out, config.target_std)
-    max_err, mean_err = float(err.max()), float(err.mean())
-    if against == "numpy":
-        bounds = ((max_err, C_VS_NUMPY_ATOL, "max"),)
-    else:
-        tol = FORECAST_TOLERANCES[scheme]
-        bounds = ((max_err, tol.max_abs_err, "max"), (mean_err, tol.max_mean_err, "mean"))
-    failures = [
-        f"{what} error {value:.3g} target std > {bound:g}"
-        for value, bound, what in bounds
-        if bound is not None and not value <= bound
-    ]
-    return max_err, failures
-
-
-def compare(run: ExampleRun, ref: np.ndarray, inputs: np.ndarray, against: str, runs_on: str,
-            scheme: str, config: ModelConfig) -> CheckResult:  # fmt: skip
-    """The printed steps of `run` against `ref` [steps, output_size]: numpy within
-    C_VS_NUMPY_ATOL; torch within validate's tolerance for the scheme and task."""
+def _printed(run: ExampleRun) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The steps the example printed, their outputs [n, out], and a failure if any is not
+    finite."""
     steps = np.array(sorted(run.outputs))
     out = np.stack([run.outputs[s] for s in steps])
-    failures = [] if np.isfinite(out).all() else ["non-finite outputs"]
-    if config.task == "forecast":
-        max_err, more = _forecast_check(out, ref[steps], config, against, scheme)
-        return CheckResult(against, runs_on, int(steps.size), max_err, None,
-                           (*failures, *more), unit="target std")  # fmt: skip
-    from lstm_edge.toolchain.validate import TOLERANCES, step_metrics
-
-    targets = inputs[np.minimum(steps + 1, inputs.size - 1)]
-    trace = step_metrics(ref[steps], out, targets)
-    max_err = float(trace.abs_err.max())
-    top1 = float(trace.agree.mean())
-    if against == "numpy":
-        if not max_err <= C_VS_NUMPY_ATOL:
-            failures.append(f"max abs logit error {max_err:.3g} > {C_VS_NUMPY_ATOL:g}")
-    else:
-        tol = TOLERANCES[scheme]
-        if tol.max_abs_err is not None and not max_err <= tol.max_abs_err:
-            failures.append(f"max abs logit error {max_err:.3g} > {tol.max_abs_err:g}")
-        if tol.min_top1 is not None and not top1 >= tol.min_top1:
-            failures.append(f"top-1 agreement {top1:.4f} < {tol.min_top1}")
-        if tol.max_bpc_increase is not None:
-            bpc_up = float(np.mean(trace.ce_artifact - trace.ce_torch)) / np.log(2)
-            if not bpc_up <= tol.max_bpc_increase:
-                failures.append(f"BPC increase {bpc_up:+.4f} > {tol.max_bpc_increase}")
-    return CheckResult(against, runs_on, int(steps.size), max_err, top1, tuple(failures))
+    return steps, out, [] if np.isfinite(out).all() else ["non-finite outputs"]
 
 
-def _checks(run: ExampleRun, artifact: Artifact, inputs, torch_model, runs_on: str):
+def check_against_numpy(run: ExampleRun, ref: np.ndarray, config: ModelConfig,
+                        runs_on: str) -> CheckResult:  # fmt: skip
+    """The printed steps of `run` against the numpy reference `ref` [steps, out], within
+    C_VS_NUMPY_TOLERANCE in the task's error units (`exporters.compare`)."""
+    spec = config.spec
+    steps, out, failures = _printed(run)
+    cmp = compare_streams(config, ref[steps], out, tolerance=C_VS_NUMPY_TOLERANCE)
+    if not cmp.passed:
+        failures.append(spec.max_error_failure(cmp.max_abs_err, C_VS_NUMPY_TOLERANCE))
+    top1 = None
+    if spec.top1_applies:
+        top1 = float((out.argmax(-1) == ref[steps].argmax(-1)).mean())
+    return CheckResult("numpy", runs_on, int(steps.size), cmp.max_abs_err, top1,
+                       tuple(failures), unit=spec.error_symbol)  # fmt: skip
+
+
+def check_against_torch(run: ExampleRun, stream: ExampleStream, scheme: str,
+                        config: ModelConfig, runs_on: str) -> CheckResult:  # fmt: skip
+    """The printed steps of `run` against the training model's outputs, by the task's own
+    check (the toolchain's, with validate's tolerance for the scheme)."""
+    steps, out, failures = _printed(run)
+    max_err, top1, more = stream.torch_check(
+        out, stream.torch_outputs[steps], stream.inputs, steps, scheme, config
+    )
+    return CheckResult("torch", runs_on, int(steps.size), max_err, top1,
+                       (*failures, *more), unit=config.spec.error_symbol)  # fmt: skip
+
+
+def _checks(run: ExampleRun, artifact: Artifact, stream: ExampleStream, runs_on: str):
     cfg = artifact.config
-    checks = [compare(run, reference_outputs(artifact, inputs), inputs, "numpy", runs_on,
-                      artifact.scheme, cfg)]  # fmt: skip
-    if torch_model is not None:
-        ref = torch_outputs(torch_model, cfg, inputs)
-        checks.append(compare(run, ref, inputs, "torch", runs_on, artifact.scheme, cfg))
+    checks = [check_against_numpy(run, reference_outputs(artifact, stream.inputs), cfg, runs_on)]
+    if stream.torch_outputs is not None and stream.torch_check is not None:
+        checks.append(check_against_torch(run, stream, artifact.scheme, cfg, runs_on))
     return checks
 
 
 # ---- the command ----------------------------------------------------------------------------
 
 
-def codegen(model_path: Path, out_dir: Path, options: CodegenOptions = CodegenOptions()):
-    """Write the bundle for `model_path` into `out_dir`, build it, optionally check it."""
+def codegen(
+    model_path: Path,
+    out_dir: Path,
+    options: CodegenOptions = CodegenOptions(),
+    stream: Callable[[ModelConfig], ExampleStream] | None = None,
+):
+    """Write the bundle for `model_path` into `out_dir`, build it, optionally check it.
+
+    `stream(config)` gives the example stream (the toolchain's, from a checkpoint); by
+    default the task's built-in one."""
     if options.target not in TARGETS:
         raise CodegenError(f"target {options.target!r} is unknown (expected one of {TARGETS})")
     artifact = read_artifact(model_path)
     name = sanitize_name(options.name if options.name is not None else Path(model_path).stem)
     cfg = artifact.config
-    inputs, source, torch_model = example_stream(cfg, options.checkpoint, options.steps)
+    example = (stream or (lambda c: builtin_stream(c, options.steps)))(cfg)
+    inputs, source = example.inputs, example.source
     cfg.spec.c_check_example(cfg, inputs, options.steps, source, str(model_path), CodegenError)
     width = cfg.output_size
     files, sources = bundle_files(artifact, name, inputs, source)
@@ -505,13 +453,13 @@ def codegen(model_path: Path, out_dir: Path, options: CodegenOptions = CodegenOp
                 # A second build printing every step, so every logit is compared.
                 exe = build_host(out_dir, name, Path(tmp) / name, ("-DPRINT_EVERY=1",))
                 run = run_example([str(exe)], width, 600)
-            checks = _checks(run, artifact, inputs, torch_model, "host")
+            checks = _checks(run, artifact, example, "host")
     else:
         binary = build_cortex_m4(out_dir, name)
         sections = section_sizes(binary)
         if options.check:
             run = run_qemu(binary, width)
-            checks = _checks(run, artifact, inputs, torch_model, "cortex-m4 (qemu)")
+            checks = _checks(run, artifact, example, "cortex-m4 (qemu)")
     return CodegenReport(
         out_dir=out_dir,
         name=name,

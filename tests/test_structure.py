@@ -2,9 +2,7 @@
 exporters -> runtime, no import cycles, and no task-name comparisons outside the tasks.
 
 Imports are read with `ast` wherever they stand (module level, inside functions, under
-TYPE_CHECKING), so a lazy import counts as much as an eager one. Files that other work
-still has to clean are listed in the *_PENDING allowlists below; each list must shrink to
-empty, and a listed file that is already clean fails the test, so no list goes stale.
+TYPE_CHECKING), so a lazy import counts as much as an eager one.
 """
 
 from __future__ import annotations
@@ -29,22 +27,6 @@ LAYERS = {"runtime": ("lstm_edge.runtime", 0), "exporters": ("lstm_edge.exporter
 TOOLCHAIN_ONLY = ("torch",)
 TASK_FOLDERS = ("runtime/tasks", "toolchain/tasks")  # where task names may be compared
 TASK_NAMES = frozenset(TASKS)
-
-# Files with a layer violation that another engineer's work removes. Must shrink to empty.
-LAYER_PENDING = frozenset(
-    {
-        "exporters/c_codegen.py",  # loads checkpoints, held-out data, validate's metrics
-    }
-)
-# Files that still compare task names. Must shrink to empty.
-TASK_NAME_PENDING = frozenset(
-    {
-        "exporters/c_codegen.py",
-    }
-)
-# Import cycles (each as the set of modules it runs through) that other work breaks. Must
-# shrink to empty.
-CYCLE_PENDING: frozenset[frozenset[str]] = frozenset({})
 
 
 # ---- reading the source -------------------------------------------------------------------
@@ -133,12 +115,7 @@ def layer_violations(path: str) -> list[str]:
 @pytest.mark.parametrize("path", sorted(MODULES))
 def test_imports_point_down_toolchain_exporters_runtime(path):
     found = layer_violations(path)
-    if path in LAYER_PENDING:
-        assert found, f"{path} now imports only downwards: remove it from LAYER_PENDING"
-    else:
-        assert not found, "an import against toolchain -> exporters -> runtime:\n" + "\n".join(
-            found
-        )
+    assert not found, "an import against toolchain -> exporters -> runtime:\n" + "\n".join(found)
 
 
 # ---- (b) no import cycles -----------------------------------------------------------------
@@ -207,13 +184,9 @@ def cycle_path(graph: dict[str, set[str]], component: list[str]) -> list[str]:
 
 def test_no_import_cycles():
     graph = import_graph()
-    components = {frozenset(c): c for c in strongly_connected(graph)}
-    stale = sorted(sorted(c) for c in CYCLE_PENDING if c not in components)
-    assert not stale, f"these cycles are gone: remove them from CYCLE_PENDING: {stale}"
     cycles = [
         " -> ".join(f"{m} ({PATHS[m]})" for m in cycle_path(graph, c)) + f"; all of {c}"
-        for key, c in components.items()
-        if key not in CYCLE_PENDING
+        for c in strongly_connected(graph)
     ]
     assert not cycles, "import cycles (lazy imports count):\n" + "\n".join(cycles)
 
@@ -282,15 +255,7 @@ SCANNED = sorted(p for p in MODULES if not p.startswith(TASK_FOLDERS))
 @pytest.mark.parametrize("path", SCANNED)
 def test_no_task_name_comparisons_outside_the_tasks(path):
     found = task_name_uses(path)
-    if path in TASK_NAME_PENDING:
-        assert found, f"{path} compares no task name now: remove it from TASK_NAME_PENDING"
-    else:
-        assert not found, "ask the task's spec instead of comparing its name:\n" + "\n".join(found)
-
-
-def test_the_allowlists_name_existing_files():
-    assert sorted((LAYER_PENDING | TASK_NAME_PENDING) - set(MODULES)) == []
-    assert sorted({m for c in CYCLE_PENDING for m in c} - set(PATHS)) == []
+    assert not found, "ask the task's spec instead of comparing its name:\n" + "\n".join(found)
 
 
 # ---- no torch where it does not belong (what actually gets imported) -----------------------

@@ -754,18 +754,15 @@ def codegen(
     """
     from lstm_edge.exporters import c_codegen as cg
 
-    report = cg.codegen(
-        model,
-        out,
-        cg.CodegenOptions(
-            name=name,
-            target=target.value,
-            check=check,
-            checkpoint=checkpoint,
-            steps=steps,
-            force=force,
-        ),
+    options = cg.CodegenOptions(
+        name=name, target=target.value, check=check, steps=steps, force=force
     )
+    if checkpoint is None:  # no torch for a plain codegen
+        report = cg.codegen(model, out, options)
+    else:
+        from lstm_edge.toolchain.codegen import codegen as codegen_with_checkpoint
+
+        report = codegen_with_checkpoint(model, out, options, checkpoint)
     console.print(cg.report_table(report))
     console.print(f"wrote {len(report.files)} files to {report.out_dir}; built {report.binary}")
     if report.checks:

@@ -69,6 +69,8 @@ class TaskSpec:
     has_calibration: bool = False  # artifacts may carry META_CALIBRATION (anomaly scores)
     stream_noun: str = ""  # how a stream is named in messages ("token " stream, or "")
     error_unit: str = "output error"  # what `error_scale`d output errors measure
+    error_symbol: str = "output"  # the same, short, beside a number in a table
+    top1_applies: bool = False  # outputs score classes: top-1 agreement means something
 
     # ---- sizes and config --------------------------------------------------------------
 
@@ -178,6 +180,10 @@ class TaskSpec:
     def c_example_stream(self, name: str, inputs: np.ndarray) -> str:
         """example_stream.h's `example_stream` array holding `inputs`."""
         raise NotImplementedError
+
+    def max_error_failure(self, value: float, bound: float) -> str:
+        """The failure message of a max output error over its bound."""
+        return f"max abs {self.error_symbol} error {value:.3g} > {bound:g}"
 
     # ---- artifact metadata ------------------------------------------------------------
 

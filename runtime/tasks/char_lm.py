@@ -46,6 +46,8 @@ class CharLM(TaskSpec):
     c_output_noun = "vocab"
     stream_noun = "token "
     error_unit = "logit error"
+    error_symbol = "logit"
+    top1_applies = True
 
     def check_config(self, config: ModelConfig) -> None:
         vocab = config.vocab

@@ -67,6 +67,10 @@ class Forecast(TaskSpec):
     c_output_noun = "targets"
     has_calibration = True
     error_unit = "forecast error (in target std units)"
+    error_symbol = "target std"
+
+    def max_error_failure(self, value: float, bound: float) -> str:
+        return f"max error {value:.3g} target std > {bound:g}"
 
     def check_config(self, config: ModelConfig) -> None:
         for kind in ("features", "targets"):

@@ -21,6 +21,7 @@ from lstm_edge.runtime.backends.c_source import C_RESERVED, MAX_NAME, c_string, 
 from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
 from lstm_edge.runtime.tasks.char_lm import SAMPLE_TEXT
 from lstm_edge.toolchain.cli import app
+from lstm_edge.toolchain.codegen import codegen as tc_codegen
 
 HERE = Path(__file__).resolve().parent
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
@@ -184,9 +185,7 @@ def test_check_against_torch_with_a_checkpoint(tmp_path, model_factory):
 
     path = tmp_path / "m.onnx"
     path.write_bytes(build_onnx(model).SerializeToString())
-    report = cg.codegen(
-        path, tmp_path / "b", cg.CodegenOptions(check=True, checkpoint=ckpt, steps=300)
-    )
+    report = tc_codegen(path, tmp_path / "b", cg.CodegenOptions(check=True, steps=300), ckpt)
     assert [c.against for c in report.checks] == ["numpy", "torch"]
     assert report.passed, report.checks
     assert "held-out" in report.stream_source
@@ -214,7 +213,7 @@ def test_cli_codegen_check_passes_then_refuses_to_overwrite(tiny, tmp_path):
 
 
 def test_cli_codegen_failed_check_exits_1(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(cg, "C_VS_NUMPY_ATOL", -1.0)  # no result can be within it
+    monkeypatch.setattr(cg, "C_VS_NUMPY_TOLERANCE", -1.0)  # no result can be within it
     result = CliRunner().invoke(
         app, ["codegen", str(tiny.float_path), "-o", str(tmp_path / "b"), "--check"]
     )
@@ -234,26 +233,15 @@ def test_cli_codegen_refuses_int8_dynamic(tiny, tmp_path):
 
 
 def test_stream_ids_are_the_sample_text(tiny):
-    ids, source, torch_model = cg.example_stream(tiny.config, None, 50)
-    assert source == "built-in sample text" and torch_model is None
+    stream = cg.builtin_stream(tiny.config, 50)
+    ids, source = stream.inputs, stream.source
+    assert source == "built-in sample text" and stream.torch_outputs is None
     lookup = {ch: i for i, ch in enumerate(tiny.config.vocab)}
     want = np.array([lookup.get(ch, 0) for ch in SAMPLE_TEXT[:50]])
     np.testing.assert_array_equal(ids, want)
 
 
-@pytest.mark.parametrize(
-    "check",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                reason="--check reads validate's tolerance table, which still lives beside "
-                "torch in toolchain/validate.py"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("check", [False, True])
 def test_codegen_without_checkpoint_imports_no_torch(tiny, tmp_path, check):
     """`lstm-edge codegen` of an artifact (no --checkpoint) runs without torch: the CLI
     path in a fresh interpreter, then a look at what it imported."""

@@ -24,6 +24,7 @@ from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.model import load
 from lstm_edge.toolchain.cli import app
+from lstm_edge.toolchain.codegen import codegen as tc_codegen
 
 HERE = Path(__file__).resolve().parent
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
@@ -258,9 +259,7 @@ def test_check_against_torch_on_the_held_out_split(tmp_path, model_factory):
     for scheme, proto_s in (("none", proto), ("int8", quantize_proto(proto, "int8"))):
         path = tmp_path / f"m.{scheme}.onnx"
         path.write_bytes(proto_s.SerializeToString())
-        report = cg.codegen(
-            path, tmp_path / scheme, cg.CodegenOptions(check=True, checkpoint=ckpt, steps=100)
-        )
+        report = tc_codegen(path, tmp_path / scheme, cg.CodegenOptions(check=True, steps=100), ckpt)
         assert [c.against for c in report.checks] == ["numpy", "torch"]
         assert report.passed, report.checks
         assert "held-out" in report.stream_source
@@ -312,9 +311,7 @@ def test_check_against_torch_without_the_data_uses_a_seeded_stream(tmp_path, mod
     (ckpt / DATA_FILE).unlink()  # the series cannot be found again
     path = tmp_path / "m.onnx"
     path.write_bytes(build_onnx(load_checkpoint(ckpt).model).SerializeToString())
-    report = cg.codegen(
-        path, tmp_path / "b", cg.CodegenOptions(check=True, checkpoint=ckpt, steps=100)
-    )
+    report = tc_codegen(path, tmp_path / "b", cg.CodegenOptions(check=True, steps=100), ckpt)
     assert report.stream_source.startswith("seeded") and "unavailable" in report.stream_source
     assert [c.against for c in report.checks] == ["numpy", "torch"]
     assert report.passed, report.checks
