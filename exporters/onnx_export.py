@@ -27,7 +27,6 @@ from onnx import TensorProto, helper, numpy_helper
 from lstm_edge.exporters.compare import EXPORT_CHECK_TOLERANCE, StreamComparison, compare_streams
 from lstm_edge.runtime.config import (
     FORMAT_VERSION,
-    HEAD_WEIGHT,
     INPUT_C0,
     INPUT_H0,
     INPUT_TOKENS,
@@ -40,9 +39,6 @@ from lstm_edge.runtime.config import (
     OUTPUT_CN,
     OUTPUT_HN,
     ModelConfig,
-    lstm_b,
-    lstm_r,
-    lstm_w,
 )
 from lstm_edge.runtime.errors import LstmEdgeError
 
@@ -54,12 +50,10 @@ from lstm_edge.runtime.files import (  # noqa: F401
     check_output_path,
 )
 from lstm_edge.runtime.format import __version__
-from lstm_edge.runtime.tasks.base import HEAD_MATMUL_OUT, X_STAGE_OUT, StageNode
+from lstm_edge.runtime.graph import DIM_BATCH, DIM_TIME, canonical_graph
 
 OPSET = 17
 IR_VERSION = 8
-DIM_BATCH = "batch"
-DIM_TIME = "time"
 
 # The export self-check's bound (why: `compare.EXPORT_CHECK_TOLERANCE`), in the task's
 # error units (`spec.error_scale`: char-lm logits, forecasts / target_std).
@@ -130,10 +124,6 @@ def check_finite(named: dict[str, np.ndarray], where: str) -> None:
             )
 
 
-def _int64(name: str, values: list[int]) -> TensorProto:
-    return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
-
-
 def graph_tensors(config: ModelConfig, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The graph's float initializers in file order: the config's tensors (forecast: NORM_*)
     first, then `weights` (logical name -> float32 array, in their given order).
@@ -153,55 +143,16 @@ def graph_tensors(config: ModelConfig, weights: Mapping[str, np.ndarray]) -> dic
 
 
 def build_graph(config: ModelConfig, weights: Mapping[str, np.ndarray]) -> onnx.GraphProto:
-    """The float graph of the artifact format over `weights` (logical name -> array)."""
-    num_layers, hidden = config.num_layers, config.hidden_size
+    """The float graph of the artifact format over `weights` (logical name -> array): the
+    runtime's canonical graph of the config (`runtime.graph`), written as ONNX."""
+    canonical = canonical_graph(config)
     inits = [numpy_helper.from_array(v, k) for k, v in graph_tensors(config, weights).items()]
-    inits.append(_int64("const.squeeze_axes", [1]))
+    inits += [numpy_helper.from_array(v, k) for k, v in canonical.constants.items()]
     nodes = [
-        *_stage_nodes(config.spec.input_stage(config)),
-        helper.make_node("Transpose", [X_STAGE_OUT], ["x0"], perm=[1, 0, 2], name="to_time_major"),
+        helper.make_node(n.op, list(n.inputs), list(n.outputs), name=n.name, **n.attrs)
+        for n in canonical.nodes
     ]
-    x = "x0"
-    hn_parts, cn_parts = [], []
-    for layer in range(num_layers):
-        starts, ends, axes = f"const.l{layer}.start", f"const.l{layer}.end", "const.axis0"
-        inits += [_int64(starts, [layer]), _int64(ends, [layer + 1])]
-        h0_l, c0_l = f"h0.l{layer}", f"c0.l{layer}"
-        y, yh, yc, x_next = f"y.l{layer}", f"hn.l{layer}", f"cn.l{layer}", f"x{layer + 1}"
-        nodes += [
-            helper.make_node(
-                "Slice", [INPUT_H0, starts, ends, axes], [h0_l], name=f"slice_h0_l{layer}"
-            ),
-            helper.make_node(
-                "Slice", [INPUT_C0, starts, ends, axes], [c0_l], name=f"slice_c0_l{layer}"
-            ),
-            helper.make_node(
-                "LSTM",
-                [x, lstm_w(layer), lstm_r(layer), lstm_b(layer), "", h0_l, c0_l],
-                [y, yh, yc],
-                hidden_size=hidden,
-                name=f"lstm_l{layer}",
-            ),
-            # Y is [time, num_directions=1, batch, hidden]; drop the direction axis.
-            helper.make_node(
-                "Squeeze", [y, "const.squeeze_axes"], [x_next], name=f"squeeze_l{layer}"
-            ),
-        ]
-        hn_parts.append(yh)
-        cn_parts.append(yc)
-        x = x_next
-    inits.append(_int64("const.axis0", [0]))
-    for out_name, parts in ((OUTPUT_HN, hn_parts), (OUTPUT_CN, cn_parts)):
-        if len(parts) == 1:
-            nodes.append(helper.make_node("Identity", parts, [out_name], name=out_name))
-        else:
-            nodes.append(helper.make_node("Concat", parts, [out_name], axis=0, name=out_name))
-    nodes += [
-        helper.make_node("Transpose", [x], ["y_btH"], perm=[1, 0, 2], name="to_batch_major"),
-        helper.make_node("MatMul", ["y_btH", HEAD_WEIGHT], [HEAD_MATMUL_OUT], name="head_matmul"),
-        *_stage_nodes(config.spec.output_stage(config)),
-    ]
-    state_shape = [num_layers, DIM_BATCH, hidden]
+    state_shape = [config.num_layers, DIM_BATCH, config.hidden_size]
     inputs = [
         _input_value_info(config),
         helper.make_tensor_value_info(INPUT_H0, TensorProto.FLOAT, state_shape),
@@ -215,14 +166,6 @@ def build_graph(config: ModelConfig, weights: Mapping[str, np.ndarray]) -> onnx.
         helper.make_tensor_value_info(OUTPUT_CN, TensorProto.FLOAT, state_shape),
     ]
     return helper.make_graph(nodes, "lstm_edge", inputs, outputs, initializer=inits)
-
-
-def _stage_nodes(stage: list[StageNode]) -> list[onnx.NodeProto]:
-    """A task stage (`spec.input_stage` / `spec.output_stage`) as ONNX nodes."""
-    return [
-        helper.make_node(n.op, list(n.inputs), list(n.outputs), name=n.name, **n.attrs)
-        for n in stage
-    ]
 
 
 def _input_value_info(config: ModelConfig) -> onnx.ValueInfoProto:

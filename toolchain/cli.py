@@ -401,7 +401,7 @@ def validate(
     bits per character of torch vs the artifact; forecast (errors in target std
     units): MAE/RMSE vs torch and vs the truth, MASE vs (seasonal) persistence.
     Exit status 1 if any is out of its scheme's tolerance (TOLERANCES and
-    FORECAST_TOLERANCES in lstm_edge/toolchain/validate.py).
+    FORECAST_TOLERANCES in lstm_edge/exporters/compare.py).
     """
     # Imported here so `lstm-edge --help` and the other commands do not pay for torch.
     from lstm_edge.toolchain import validate as v
