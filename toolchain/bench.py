@@ -50,8 +50,7 @@ from lstm_edge.runtime.config import (
     lstm_w,
 )
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
-from lstm_edge.toolchain import tasks
-from lstm_edge.toolchain.model import NORM_BUFFERS, EdgeLSTM, build_model
+from lstm_edge.toolchain.model import EdgeLSTM, build_model, torch_stages
 from lstm_edge.toolchain.validate_run import onednn
 
 DEFAULT_BACKENDS = ("ort", "numpy")
@@ -195,12 +194,12 @@ def torch_from_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> E
         "head.weight": torch.from_numpy(np.ascontiguousarray(weights[HEAD_WEIGHT].T)),
         "head.bias": torch.from_numpy(np.array(weights[HEAD_BIAS])),
     }
-    for name, value in tasks.evaluation(config).torch_stage_state(weights).items():
-        sd[name] = torch.from_numpy(value)
+    stages = torch_stages(config)
+    for key, name in stages.weights.items():
+        sd[key] = torch.from_numpy(np.array(weights[name]))
     norm = config.spec.config_tensors(config)
-    for buffer, name in NORM_BUFFERS.items():
-        if name in norm:
-            sd[buffer] = torch.from_numpy(norm[name])
+    for key, name in stages.buffers.items():
+        sd[key] = torch.from_numpy(norm[name])
     for layer in range(config.num_layers):
         b = weights[lstm_b(layer)][0]
         for name, value in (

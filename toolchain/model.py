@@ -1,11 +1,11 @@
 """The torch model: input stage -> stacked LSTM -> linear head, for both tasks.
 
-Its shape comes from a `ModelConfig` alone. The task's `TorchStages` (chosen by the
-config's spec) are the input stage, an embedding (char-lm: token ids) or the
-normalization of raw sensor values with the training-split statistics the config holds
-(forecast: x * 1/std - mean/std), and the output stage, a forecast model's head output
-denormalized the same way (* std + mean), so the model maps raw values to raw
-predictions exactly as the exported graph does. `forward` takes and returns the
+Its shape comes from a `ModelConfig` alone. The task's `TorchStages` (its training half's
+`torch_stages`, in lstm_edge.toolchain.tasks) are the input stage, an embedding (char-lm:
+token ids) or the normalization of raw sensor values with the training-split statistics
+the config holds (forecast: x * 1/std - mean/std), and the output stage, a forecast
+model's head output denormalized the same way (* std + mean), so the model maps raw values
+to raw predictions exactly as the exported graph does. `forward` takes and returns the
 recurrent state explicitly, exactly as the exported ONNX graph and the runtime do.
 """
 
@@ -18,27 +18,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from lstm_edge.runtime.config import (
-    EMBEDDING,
-    NORM_IN_SCALE,
-    NORM_IN_SHIFT,
-    NORM_OUT_SCALE,
-    NORM_OUT_SHIFT,
-    ModelConfig,
-)
-from lstm_edge.runtime.tasks.base import TaskSpec
-from lstm_edge.runtime.tasks.char_lm import CHAR_LM
-from lstm_edge.runtime.tasks.forecast import FORECAST
+from lstm_edge.runtime.config import ModelConfig
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, batch, hidden]
-
-# The forecast normalization buffers in the state dict, and the ONNX tensors they become.
-NORM_BUFFERS = {
-    "in_scale": NORM_IN_SCALE,
-    "in_shift": NORM_IN_SHIFT,
-    "out_scale": NORM_OUT_SCALE,
-    "out_shift": NORM_OUT_SHIFT,
-}
 
 
 class TorchStages:
@@ -64,47 +46,11 @@ class TorchStages:
         return out
 
 
-class EmbeddingStages(TorchStages):
-    """char-lm: token ids through an embedding; the head's logits are the output."""
-
-    weights = MappingProxyType({"embedding.weight": EMBEDDING})
-
-    def build(self, model: EdgeLSTM, config: ModelConfig) -> None:
-        model.embedding = nn.Embedding(config.vocab_size, config.embed_size)
-
-    def input(self, model: EdgeLSTM, inputs: torch.Tensor) -> torch.Tensor:
-        return model.embedding(inputs)
-
-
-class NormalizationStages(TorchStages):
-    """forecast: raw values normalized in, standard units denormalized out."""
-
-    buffers = MappingProxyType(NORM_BUFFERS)
-
-    def build(self, model: EdgeLSTM, config: ModelConfig) -> None:
-        # Buffers, not parameters: fixed statistics, saved with the weights and checked
-        # against the config on load.
-        norm = config.spec.config_tensors(config)
-        for buffer, name in NORM_BUFFERS.items():
-            model.register_buffer(buffer, torch.from_numpy(norm[name]))
-
-    def input(self, model: EdgeLSTM, inputs: torch.Tensor) -> torch.Tensor:
-        return inputs * model.in_scale + model.in_shift
-
-    def output(self, model: EdgeLSTM, out: torch.Tensor) -> torch.Tensor:
-        return out * model.out_scale + model.out_shift
-
-
-# Keyed by the runtime spec object (`config.spec`), never by a task's name.
-TORCH_STAGES: dict[TaskSpec, TorchStages] = {
-    CHAR_LM: EmbeddingStages(),
-    FORECAST: NormalizationStages(),
-}
-
-
 def torch_stages(config: ModelConfig) -> TorchStages:
-    """The torch stages of the config's task."""
-    return TORCH_STAGES[config.spec]
+    """The torch stages of the config's task (its training half's `torch_stages`)."""
+    from lstm_edge.toolchain.tasks import training
+
+    return training(config).torch_stages
 
 
 class EdgeLSTM(nn.Module):

@@ -14,6 +14,7 @@ from lstm_edge.toolchain import data as data_mod
 from lstm_edge.toolchain.tasks.training_base import HeldOut, Pairs, Source, TaskTraining, take
 
 if TYPE_CHECKING:
+    from lstm_edge.toolchain.model import TorchStages
     from lstm_edge.toolchain.objective import Objective
     from lstm_edge.toolchain.run_config import RunConfig, TrainSettings
 
@@ -33,6 +34,13 @@ class CharLmTraining(TaskTraining):
     only = ("embed", "max_vocab", "min_count")
     defaults: ClassVar[dict[str, Any]] = {}  # RunConfig's defaults are char-lm's
     items = "chars"
+
+    @property
+    def torch_stages(self) -> TorchStages:
+        from lstm_edge.toolchain.tasks.torch_stages import EmbeddingStages
+
+        return EmbeddingStages()
+
     held_out_name = "held-out test split of the training corpus"
     held_out_unavailable = "held-out text unavailable"
     fallback_name = "seeded pseudo-random tokens"

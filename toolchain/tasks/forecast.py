@@ -18,7 +18,7 @@ from lstm_edge.toolchain import series as series_mod
 from lstm_edge.toolchain.tasks.training_base import HeldOut, Pairs, Source, TaskTraining, take
 
 if TYPE_CHECKING:
-    from lstm_edge.toolchain.model import EdgeLSTM
+    from lstm_edge.toolchain.model import EdgeLSTM, TorchStages
     from lstm_edge.toolchain.objective import Objective
     from lstm_edge.toolchain.run_config import RunConfig, TrainSettings
 
@@ -46,6 +46,13 @@ class ForecastTraining(TaskTraining):
         "eval_streams": 1,
     }
     items = "rows"
+
+    @property
+    def torch_stages(self) -> TorchStages:
+        from lstm_edge.toolchain.tasks.torch_stages import NormalizationStages
+
+        return NormalizationStages()
+
     held_out_name = "held-out test split of the training series"
     held_out_unavailable = "held-out series unavailable"
     fallback_name = "seeded synthetic stream at the training statistics"

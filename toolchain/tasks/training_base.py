@@ -16,7 +16,7 @@ import numpy as np
 from lstm_edge.runtime.config import ModelConfig
 
 if TYPE_CHECKING:
-    from lstm_edge.toolchain.model import EdgeLSTM
+    from lstm_edge.toolchain.model import EdgeLSTM, TorchStages
     from lstm_edge.toolchain.objective import Objective
     from lstm_edge.toolchain.run_config import RunConfig, TrainSettings
 
@@ -72,6 +72,7 @@ class TaskTraining:
     # Where this task's run defaults differ from RunConfig's.
     defaults: ClassVar[dict[str, Any]] = {}
     items: str  # what a training step reads, per rate: "chars" | "rows"
+    torch_stages: TorchStages  # the task's input and output stages in torch
     # How the export self-check names its stream: the held-out split, the reason it is
     # unavailable, and the seeded fallback (`spec.synthetic_inputs`); and the errors a
     # missing or changed data source raises.

@@ -1,0 +1,63 @@
+"""The tasks' input and output stages in torch (the torch side of each spec's ONNX stages),
+apart from the task modules so that reading a task's settings does not import torch.
+
+They live on the model itself (not in a submodule) so the state-dict keys stay what
+checkpoints hold ("embedding.weight", "in_scale", ...).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import torch
+from torch import nn
+
+from lstm_edge.runtime.config import (
+    EMBEDDING,
+    NORM_IN_SCALE,
+    NORM_IN_SHIFT,
+    NORM_OUT_SCALE,
+    NORM_OUT_SHIFT,
+    ModelConfig,
+)
+from lstm_edge.toolchain.model import EdgeLSTM, TorchStages
+
+
+class EmbeddingStages(TorchStages):
+    """char-lm in torch: token ids through an embedding; the head's logits are the output."""
+
+    weights = MappingProxyType({"embedding.weight": EMBEDDING})
+
+    def build(self, model: EdgeLSTM, config: ModelConfig) -> None:
+        model.embedding = nn.Embedding(config.vocab_size, config.embed_size)
+
+    def input(self, model: EdgeLSTM, inputs: torch.Tensor) -> torch.Tensor:
+        return model.embedding(inputs)
+
+
+# The normalization buffers in the state dict, and the config tensors they must equal.
+NORM_BUFFERS = {
+    "in_scale": NORM_IN_SCALE,
+    "in_shift": NORM_IN_SHIFT,
+    "out_scale": NORM_OUT_SCALE,
+    "out_shift": NORM_OUT_SHIFT,
+}
+
+
+class NormalizationStages(TorchStages):
+    """forecast in torch: raw values normalized in, standard units denormalized out."""
+
+    buffers = MappingProxyType(NORM_BUFFERS)
+
+    def build(self, model: EdgeLSTM, config: ModelConfig) -> None:
+        # Buffers, not parameters: fixed statistics, saved with the weights and checked
+        # against the config on load.
+        norm = config.spec.config_tensors(config)
+        for buffer, name in NORM_BUFFERS.items():
+            model.register_buffer(buffer, torch.from_numpy(norm[name]))
+
+    def input(self, model: EdgeLSTM, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs * model.in_scale + model.in_shift
+
+    def output(self, model: EdgeLSTM, out: torch.Tensor) -> torch.Tensor:
+        return out * model.out_scale + model.out_shift
