@@ -68,8 +68,8 @@ META_QUANT_FLOAT_SHA256 = "lstm_edge.quant.float_sha256"  # SHA-256 of the float
 SCALE_SOURCE = {
     "int8": "weights, per output channel, symmetric max-abs (scale = max|w| / 127; "
     "an all-zero channel gets scale 1.0)",
-    "int8-dynamic": "onnxruntime quantize_dynamic: weights per output channel (LSTM W/R, "
-    "head), embedding per tensor asymmetric uint8; activations per call at run time",
+    "int8-dynamic": "onnxruntime quantize_dynamic: 7-bit weights per output channel (LSTM "
+    "W/R, head), embedding per tensor asymmetric uint8; activations per call at run time",
     "fp16": "none (float16 cast of each weight)",
 }
 RUNTIME = {
@@ -366,7 +366,14 @@ def _dynamic_proto(model: onnx.ModelProto) -> onnx.ModelProto:
         level = root.level
         root.setLevel(logging.ERROR)
         try:
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True)
+            # 7-bit weights (reduce_range): onnxruntime's u8 x s8 kernels on CPUs without
+            # AVX-512 VNNI (AVX2's vpmaddubsw) add two products in int16, which saturates
+            # for 8-bit weights (255 * 127 * 2 > 32767) and moved logits by up to ~1 (top-1
+            # 0.978) on AVX2 where VNNI gave 0.15; with |q| <= 63 no sum can saturate, so
+            # the file computes the same on every x86 CPU.
+            quantize_dynamic(
+                src, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True
+            )
         finally:
             root.setLevel(level)
         out = onnx.load(str(dst))

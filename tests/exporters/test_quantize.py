@@ -42,6 +42,7 @@ from lstm_edge.runtime.config import (
     ModelConfig,
     lstm_b,
     lstm_r,
+    lstm_w,
 )
 from lstm_edge.runtime.errors import InvalidArtifactError
 from lstm_edge.toolchain.export import build_onnx
@@ -251,3 +252,20 @@ def test_the_quantize_command_never_imports_torch(trained, tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.split()[-3:] == ["exit", "0", "False"], result.stderr
     assert out.is_file()
+
+
+def test_int8_dynamic_weights_fit_7_bits_so_no_x86_kernel_saturates(tmp_path, default_float):
+    """onnxruntime's u8 x s8 kernels without AVX-512 VNNI (AVX2's vpmaddubsw) add two
+    products in int16: with 8-bit weights 255 * 127 * 2 > 32767 saturates, and the same
+    file computed logits up to ~1 apart on AVX2 and VNNI machines. With |q| <= 64 every such
+    sum fits, so the artifact computes the same on every CPU it meets."""
+    out = quantize_file(default_float, tmp_path / "d.onnx", "int8-dynamic").path
+    weights = {
+        t.name: numpy_helper.to_array(t)
+        for t in onnx.load(str(out)).graph.initializer
+        if t.name.endswith("_quantized") and t.data_type == onnx.TensorProto.INT8
+    }
+    assert {lstm_w(0), lstm_r(1), HEAD_WEIGHT} <= {n.removesuffix("_quantized") for n in weights}
+    for name, q in weights.items():
+        worst = 2 * 255 * int(np.abs(q.astype(np.int32)).max())
+        assert worst <= np.iinfo(np.int16).max, (name, worst)
