@@ -2,7 +2,7 @@
 
 validate: a stream of held-out tokens; per step the max abs logit error, top-1 agreement
 and the cross-entropy of both sides; summary bits per character; tolerances `TOLERANCES`
-(toolchain/validate_tolerances.py).
+(lstm_edge.exporters.compare).
 """
 
 from __future__ import annotations

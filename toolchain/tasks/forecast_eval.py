@@ -5,7 +5,7 @@ anomaly scores, event scoring) are plain numpy in toolchain/forecast_eval.py.
 validate: rows of the held-out series; per step the max over targets of
 |artifact - torch| / target_std (standard units); summary MAE/RMSE against torch and
 against the truth, MASE against persistence (and seasonal persistence when the season is
-known); tolerances `FORECAST_TOLERANCES` (toolchain/validate_tolerances.py).
+known); tolerances `FORECAST_TOLERANCES` (lstm_edge.exporters.compare).
 """
 
 from __future__ import annotations
