@@ -62,7 +62,7 @@ def test_forecast_held_out_stream_is_validates_stream(forecast_ckpt, steps):
 
 @pytest.mark.parametrize("which", ["char", "forecast"])
 def test_cut_held_out_stream_is_the_export_checks_stream(char_ckpt, forecast_ckpt, which):
-    from lstm_edge.exporters.onnx_export import check_stream
+    from lstm_edge.toolchain.export import check_stream
 
     ckpt = load_checkpoint(char_ckpt if which == "char" else forecast_ckpt)
     for steps in (3, 10_000):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.table import Table
 
+from lstm_edge.exporters.compare import compare_streams
 from lstm_edge.runtime.config import EMBEDDING, ModelConfig
 from lstm_edge.runtime.tasks.char_lm import CHAR_LM
 from lstm_edge.toolchain.tasks.eval_base import TaskEval
@@ -132,8 +133,15 @@ def build_stream(ckpt: Checkpoint, steps: int, text_path: Path | None) -> Stream
     return Stream(tokens=tokens, source=source, source_tokens=int(ids.size), cycled=cycled)
 
 
-def step_metrics(ref: np.ndarray, out: np.ndarray, targets: np.ndarray) -> StepTrace:
-    """Per-step error, agreement and cross-entropy of `out` against `ref` (both [N, V])."""
+def step_metrics(
+    ref: np.ndarray, out: np.ndarray, targets: np.ndarray, config: ModelConfig | None = None
+) -> StepTrace:
+    """Per-step error, agreement and cross-entropy of `out` against `ref` (both [N, V]).
+
+    The error is the one stream comparison's (`compare_streams(config, ...).step_errors`,
+    the max abs logit difference per step). `config` None is the older call without a
+    config (codegen's, until it asks `EVAL.check_against_torch`): the same float64 max abs
+    difference, computed here."""
     n = ref.shape[0]
     abs_err = np.empty(n)
     agree = np.empty(n, dtype=bool)
@@ -143,7 +151,10 @@ def step_metrics(ref: np.ndarray, out: np.ndarray, targets: np.ndarray) -> StepT
         r = ref[s : s + METRIC_BLOCK].astype(np.float64)
         o = out[s : s + METRIC_BLOCK].astype(np.float64)
         t = targets[s : s + METRIC_BLOCK]
-        abs_err[s : s + len(r)] = np.abs(o - r).max(axis=1)
+        if config is not None:
+            abs_err[s : s + len(r)] = compare_streams(config, r, o).step_errors
+        else:
+            abs_err[s : s + len(r)] = np.abs(o - r).max(axis=1)
         agree[s : s + len(r)] = r.argmax(axis=1) == o.argmax(axis=1)
         ce_ref[s : s + len(r)] = _cross_entropy(r, t)
         ce_out[s : s + len(r)] = _cross_entropy(o, t)
@@ -192,7 +203,7 @@ class CharLmEval(TaskEval):
     def evaluate(
         self, ref: np.ndarray, run: RuntimeRun, stream: Stream, config: ModelConfig, **names: str
     ) -> tuple[StepTrace, PairSummary]:
-        t = step_metrics(ref, run.logits, stream.tokens[1:])
+        t = step_metrics(ref, run.logits, stream.tokens[1:], config)
         trace = StepTrace(t.abs_err, t.agree, t.ce_torch, t.ce_artifact, run.cell_absmax)
         return trace, summarize(trace, run, **names)
 

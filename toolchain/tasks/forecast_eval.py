@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.table import Table
 
+from lstm_edge.exporters.compare import compare_streams
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.tasks.forecast import FORECAST
 from lstm_edge.toolchain import forecast_eval as fe
@@ -151,7 +152,9 @@ def build_series_stream(ckpt: Checkpoint, steps: int, csv_path: Path | None) -> 
 
 
 def forecast_step_errors(ref: np.ndarray, out: np.ndarray, target_std: Any) -> np.ndarray:
-    """Per step: max over targets of |out - ref| / target_std (float64 [N])."""
+    """Per step: max over targets of |out - ref| / target_std (float64 [N]): the one stream
+    comparison's step errors (`compare_streams`) for callers without a config (codegen's,
+    until it asks `EVAL.check_against_torch`)."""
     std = np.asarray(target_std, dtype=np.float64)
     return (np.abs(out.astype(np.float64) - ref.astype(np.float64)) / std).max(axis=1)
 
@@ -166,7 +169,7 @@ def summarize_forecast(
     scheme: str,
     backend: str,
 ) -> tuple[ForecastTrace, ForecastSummary]:
-    abs_err = forecast_step_errors(ref, run.logits, config.target_std)
+    abs_err = compare_streams(config, ref, run.logits).step_errors
     trace = ForecastTrace(abs_err, run.logits, run.cell_absmax)
     diff = run.logits.astype(np.float64) - ref.astype(np.float64)
 
