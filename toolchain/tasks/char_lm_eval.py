@@ -110,27 +110,40 @@ class PairSummary:
 
 
 def build_stream(ckpt: Checkpoint, steps: int, text_path: Path | None) -> Stream:
-    """Token ids for `steps` steps: --text or the held-out split, cycled if too short."""
-    from lstm_edge.toolchain.data import encode, held_out_text, load_corpus
+    """Token ids for `steps` steps, cycled if too short: the held-out test split (the
+    task's one held-out stream builder, `training(config).held_out_stream`) or --text."""
+    from lstm_edge.toolchain.tasks import training
 
     check_steps(steps)
     if text_path is not None:
-        text = load_corpus(text_path).text  # the corpus checks: empty, binary, not UTF-8
-        source = str(text_path)
-    else:
-        text = held_out_text(ckpt.data, "test")
-        source = f"held-out test split of {ckpt.path}"
-    ids = np.asarray(encode(text, ckpt.config), dtype=np.int64)
-    if ids.size < 2:
+        return text_stream(ckpt.config, text_path, steps)
+    source = f"held-out test split of {ckpt.path}"
+    held = training(ckpt.config).held_out_stream(ckpt.data, ckpt.config, "test", steps, cycle=True)
+    _check_size(held.rows, source)
+    tokens = np.concatenate([held.inputs, held.targets[-1:]])
+    return Stream(tokens=tokens, source=source, source_tokens=held.rows, cycled=held.cycled)
+
+
+def text_stream(config: ModelConfig, text_path: Path, steps: int) -> Stream:
+    """validate --text: the file's token ids for `steps` steps, cycled like the held-out
+    stream. A stream longer than the text wraps around to its start; the jump at the seam
+    is just another input the model has to carry on from."""
+    from lstm_edge.toolchain.data import encode, load_corpus
+    from lstm_edge.toolchain.tasks.training_base import take
+
+    text = load_corpus(text_path).text  # the corpus checks: empty, binary, not UTF-8
+    ids = np.asarray(encode(text, config), dtype=np.int64)
+    _check_size(ids.size, str(text_path))
+    index, cycled = take(ids.size, steps + 1, cycle=True)
+    return Stream(tokens=ids[index], source=str(text_path), source_tokens=int(ids.size),
+                  cycled=cycled)  # fmt: skip
+
+
+def _check_size(size: int, source: str) -> None:
+    if size < 2:
         raise ValidationInputError(
-            f"{source} has {ids.size} characters (expected at least 2: one input, one target)"
+            f"{source} has {size} characters (expected at least 2: one input, one target)"
         )
-    need = steps + 1
-    # A stream longer than the text wraps around to its start; the jump at the seam is
-    # just another input the model has to carry on from.
-    cycled = need > ids.size
-    tokens = np.resize(ids, need) if cycled else ids[:need].copy()
-    return Stream(tokens=tokens, source=source, source_tokens=int(ids.size), cycled=cycled)
 
 
 def step_metrics(

@@ -118,37 +118,52 @@ class ForecastSummary:
 
 
 def build_series_stream(ckpt: Checkpoint, steps: int, csv_path: Path | None) -> SeriesStream:
-    """Rows for `steps` steps: --csv or the held-out test split, cycled if too short.
+    """Rows for `steps` steps, cycled if too short: the held-out test split (the task's one
+    held-out stream builder, `training(config).held_out_stream`) or --csv.
 
     Cycling (rather than regenerating a longer built-in signal) works the same for a CSV
     and keeps the stream inside rows the model never trained on; the seam is one jump,
     like a sensor reconnecting, and the truth metrics score it like any other step."""
-    from lstm_edge.toolchain.series import held_out_series, read_csv, select
+    from lstm_edge.toolchain.tasks import training
 
     check_steps(steps)
     config = ckpt.config
     if csv_path is not None:
-        data = select(read_csv(csv_path), config)
-        source = str(csv_path)
-    else:
-        data = held_out_series(ckpt.data, config, "test")
-        source = f"held-out test split of {ckpt.path}"
+        return csv_stream(config, csv_path, steps)
+    source = f"held-out test split of {ckpt.path}"
+    held = training(config).held_out_stream(ckpt.data, config, "test", steps, cycle=True)
+    _check_rows(held.rows, source, config)
+    # The record's season, as held_out_stream just checked it (the split's season).
+    return SeriesStream(held.inputs, held.targets, config.horizon, ckpt.data.get("season"),
+                        source, held.rows, held.cycled)  # fmt: skip
+
+
+def csv_stream(config: ModelConfig, csv_path: Path, steps: int) -> SeriesStream:
+    """validate --csv: the file's rows of the config's columns for `steps` steps, cycled
+    like the held-out stream."""
+    from lstm_edge.toolchain.series import read_csv, select
+    from lstm_edge.toolchain.tasks.training_base import take
+
+    data = select(read_csv(csv_path), config)
     rows = data.features.shape[0]
+    _check_rows(rows, str(csv_path), config)
+    index, cycled = take(rows, steps, cycle=True)
+    return SeriesStream(
+        features=np.ascontiguousarray(data.features[index], dtype=np.float32),
+        targets=np.ascontiguousarray(data.targets[index], dtype=np.float32),
+        horizon=config.horizon,
+        season=data.season,
+        source=str(csv_path),
+        source_rows=rows,
+        cycled=cycled,
+    )
+
+
+def _check_rows(rows: int, source: str, config: ModelConfig) -> None:
     if rows <= config.horizon:
         raise ValidationInputError(
             f"{source} has {rows} rows (expected more than the horizon, {config.horizon})"
         )
-    cycled = steps > rows
-    take = np.arange(steps) % rows
-    return SeriesStream(
-        features=np.ascontiguousarray(data.features[take], dtype=np.float32),
-        targets=np.ascontiguousarray(data.targets[take], dtype=np.float32),
-        horizon=config.horizon,
-        season=data.season,
-        source=source,
-        source_rows=rows,
-        cycled=cycled,
-    )
 
 
 def forecast_step_errors(ref: np.ndarray, out: np.ndarray, target_std: Any) -> np.ndarray:
