@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.table import Table
 
-from lstm_edge.exporters.compare import compare_streams
+from lstm_edge.exporters.compare import TOLERANCES, compare_streams
 from lstm_edge.runtime.config import EMBEDDING, ModelConfig
 from lstm_edge.runtime.tasks.char_lm import CHAR_LM
 from lstm_edge.toolchain.tasks.eval_base import TaskEval
@@ -222,6 +222,34 @@ class CharLmEval(TaskEval):
 
     def check(self, summary: PairSummary, tolerance: Any) -> list[str]:
         return check_tolerance(summary, tolerance)
+
+    def check_against_torch(
+        self,
+        outputs: np.ndarray,
+        reference: np.ndarray,
+        inputs: np.ndarray,
+        steps: np.ndarray,
+        scheme: str,
+        config: ModelConfig,
+    ) -> tuple[float, float | None, list[str]]:
+        """Max abs logit error, top-1 agreement and BPC increase against torch at `steps`
+        (step s predicts inputs[s + 1]; the last step scores against the last input),
+        held to `TOLERANCES[scheme]`."""
+        targets = inputs[np.minimum(steps + 1, inputs.size - 1)]
+        trace = step_metrics(reference, outputs, targets, config)
+        max_err = float(trace.abs_err.max())
+        top1 = float(trace.agree.mean())
+        tol = TOLERANCES[scheme]
+        failures: list[str] = []
+        if tol.max_abs_err is not None and not max_err <= tol.max_abs_err:
+            failures.append(f"max abs logit error {max_err:.3g} > {tol.max_abs_err:g}")
+        if tol.min_top1 is not None and not top1 >= tol.min_top1:
+            failures.append(f"top-1 agreement {top1:.4f} < {tol.min_top1}")
+        if tol.max_bpc_increase is not None:
+            bpc_up = float(np.mean(trace.ce_artifact - trace.ce_torch)) / np.log(2)
+            if not bpc_up <= tol.max_bpc_increase:
+                failures.append(f"BPC increase {bpc_up:+.4f} > {tol.max_bpc_increase}")
+        return max_err, top1, failures
 
     def render_table(self, report: Any) -> Table:
         cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift", "top-1",
