@@ -323,7 +323,8 @@ def calibrate(ckpt: Checkpoint) -> dict[str, Any] | None:
     is missing (a checkpoint built by hand without data.json) or its CSV file is gone."""
     from pathlib import Path
 
-    from lstm_edge.toolchain.series import BUILTIN_SOURCE, held_out_series
+    from lstm_edge.toolchain.series import BUILTIN_SOURCE
+    from lstm_edge.toolchain.tasks import training
     from lstm_edge.toolchain.validate_run import torch_outputs
 
     if not ckpt.config.spec.has_calibration or not ckpt.data:
@@ -332,10 +333,10 @@ def calibrate(ckpt: Checkpoint) -> dict[str, Any] | None:
     if source != BUILTIN_SOURCE and not (isinstance(source, str) and Path(source).is_file()):
         return None  # the training CSV is gone; a CSV that changed is still an error below
 
-    split = held_out_series(ckpt.data, ckpt.config, "train")
+    split = training(ckpt.config).held_out_stream(ckpt.data, ckpt.config, "train")
     h = ckpt.config.horizon
     if split.targets.shape[0] <= CALIBRATION_WARMUP + h + 1:
         return None
-    outputs = torch_outputs(ckpt.model, np.ascontiguousarray(split.features, np.float32))
+    outputs = torch_outputs(ckpt.model, split.inputs)
     err = aligned_errors(outputs, split.targets, h)[CALIBRATION_WARMUP:]
     return calibration_from_errors(err, ckpt.config.target_std)

@@ -14,8 +14,9 @@ evaluation half answers (`tasks.evaluation(config)`, toolchain/tasks/<module>_ev
   is known); tolerances `FORECAST_TOLERANCES`.
 
 The parts live in validate_run.py (the lock-step run), validate_report.py (report.json,
-the plot, the tables) and validate_tolerances.py (the pass criteria); this module is the
-command and keeps their names importable from here.
+the plot, the tables) and validate_tolerances.py (the pass criteria; the tolerance tables
+are lstm_edge.exporters.compare's); this module is the command and keeps their names
+importable from here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from lstm_edge.exporters.compare import (  # the one tolerance table (tests patch it here)
+    FORECAST_TOLERANCES,
+    TOLERANCES,
+    ForecastTolerance,
+    Tolerance,
+)
 from lstm_edge.runtime.files import check_output_path
 from lstm_edge.toolchain.tasks.char_lm_eval import (  # noqa: F401  (validate's names)
     METRIC_BLOCK,
@@ -67,10 +74,6 @@ from lstm_edge.toolchain.validate_run import (  # noqa: F401
     torch_outputs,
 )
 from lstm_edge.toolchain.validate_tolerances import (  # noqa: F401
-    FORECAST_TOLERANCES,
-    TOLERANCES,
-    ForecastTolerance,
-    Tolerance,
     check_forecast_tolerance,
     check_tolerance,
 )

@@ -94,3 +94,60 @@ def test_shapes_must_agree():
 def test_one_table_holds_every_tolerance():
     assert CHECK_TOLERANCE == EXPORT_CHECK_TOLERANCE == 1e-4
     assert set(TOLERANCES) == set(FORECAST_TOLERANCES) == {"none", "fp16", "int8", "int8-dynamic"}
+
+
+# ---- codegen --check against torch: the task's EVAL.check_against_torch ---------------------
+
+
+def _char_lm_check(outputs, reference, scheme):
+    from lstm_edge.toolchain.tasks import evaluation
+
+    inputs = np.array([1, 2, 0, 1, 2, 1], np.int64)
+    steps = np.array([0, 2, 5])
+    return evaluation(CHAR_LM).check_against_torch(
+        outputs, reference, inputs, steps, scheme, CHAR_LM
+    )
+
+
+def test_char_lm_check_against_torch_passes_a_copy_and_names_each_bound():
+    ref = np.array([[2.0, 0.0, 1.0], [0.0, 3.0, 1.0], [1.0, 0.5, 4.0]], np.float32)
+    assert _char_lm_check(ref.copy(), ref, "none") == (0.0, 1.0, [])
+    assert _char_lm_check(ref.copy(), ref, "int8") == (0.0, 1.0, [])
+
+    off = ref.copy()
+    off[1, 0] += 0.25  # one logit off by 0.25, the argmax unchanged
+    assert _char_lm_check(off, ref, "none") == (0.25, 1.0, ["max abs logit error 0.25 > 0.001"])
+
+    flipped = np.roll(ref, 1, axis=1)  # every argmax moved: top-1 0 and the BPC far up
+    max_err, top1, failures = _char_lm_check(flipped, ref, "int8")
+    assert (max_err, top1) == (3.5, 0.0)
+    assert failures[0] == "top-1 agreement 0.0000 < 0.95"
+    assert failures[1].startswith("BPC increase +") and failures[1].endswith(" > 0.05")
+    assert len(failures) == 2
+
+
+def test_forecast_check_against_torch_in_target_std_units():
+    from lstm_edge.toolchain.tasks import evaluation
+
+    task = evaluation(FORECAST)
+    ref = np.array([[10.0, 1.0], [20.0, 2.0], [30.0, 3.0]], np.float32)
+    inputs = np.zeros((5, 1), np.float32)
+    steps = np.array([0, 2, 4])
+    assert task.check_against_torch(ref.copy(), ref, inputs, steps, "none", FORECAST) == (
+        0.0,
+        None,
+        [],
+    )
+    off = ref.copy()
+    off[2, 1] += 0.25  # 0.25 / target std 0.5 = 0.5 std at one step
+    assert task.check_against_torch(off, ref, inputs, steps, "none", FORECAST) == (
+        0.5,
+        None,
+        ["max error 0.5 target std > 0.0001"],
+    )
+    # int8 bounds only the mean error: 0.5 / 3 steps
+    assert task.check_against_torch(off, ref, inputs, steps, "int8", FORECAST) == (
+        0.5,
+        None,
+        ["mean error 0.167 target std > 0.03"],
+    )

@@ -38,26 +38,42 @@ def forecast_ckpt(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("steps", [5, 10_000])
 def test_char_lm_held_out_stream_is_validates_stream(char_ckpt, steps):
+    """validate builds its stream with held_out_stream; both equal the stream validate built
+    before it did (the split's ids, cut or wrapped around with np.resize)."""
+    from lstm_edge.toolchain.data import encode, held_out_text
     from lstm_edge.toolchain.validate import build_stream
 
     ckpt = load_checkpoint(char_ckpt)
     s = training(ckpt.config).held_out_stream(ckpt.data, ckpt.config, "test", steps, cycle=True)
-    expected = build_stream(ckpt, steps, None)
-    assert np.array_equal(s.inputs, expected.tokens[:-1])
-    assert np.array_equal(s.targets, expected.tokens[1:])
-    assert (s.rows, s.cycled) == (expected.source_tokens, expected.cycled)
+    ids = np.asarray(encode(held_out_text(ckpt.data, "test"), ckpt.config), dtype=np.int64)
+    tokens = np.resize(ids, steps + 1) if steps + 1 > ids.size else ids[: steps + 1]
+    assert np.array_equal(s.inputs, tokens[:-1])
+    assert np.array_equal(s.targets, tokens[1:])
+    assert (s.rows, s.cycled) == (ids.size, steps + 1 > ids.size)
+    validates = build_stream(ckpt, steps, None)
+    assert np.array_equal(validates.tokens, tokens) and validates.tokens.dtype == np.int64
+    assert (validates.source_tokens, validates.cycled) == (s.rows, s.cycled)
 
 
 @pytest.mark.parametrize("steps", [5, 10_000])
 def test_forecast_held_out_stream_is_validates_stream(forecast_ckpt, steps):
+    """As above for the series: the split's rows at (0..steps) % rows, and its season."""
+    from lstm_edge.toolchain.series import held_out_series
     from lstm_edge.toolchain.validate import build_series_stream
 
     ckpt = load_checkpoint(forecast_ckpt)
     s = training(ckpt.config).held_out_stream(ckpt.data, ckpt.config, "test", steps, cycle=True)
-    expected = build_series_stream(ckpt, steps, None)
-    assert np.array_equal(s.inputs, expected.features)
-    assert np.array_equal(s.targets, expected.targets)
-    assert (s.rows, s.cycled) == (expected.source_rows, expected.cycled)
+    data = held_out_series(ckpt.data, ckpt.config, "test")
+    rows = data.features.shape[0]
+    take = np.arange(steps) % rows
+    assert np.array_equal(s.inputs, data.features[take]) and s.inputs.dtype == np.float32
+    assert np.array_equal(s.targets, data.targets[take]) and s.targets.dtype == np.float32
+    assert (s.rows, s.cycled) == (rows, steps > rows)
+    validates = build_series_stream(ckpt, steps, None)
+    assert np.array_equal(validates.features, s.inputs)
+    assert np.array_equal(validates.targets, s.targets)
+    assert (validates.source_rows, validates.cycled) == (rows, steps > rows)
+    assert validates.season == data.season
 
 
 @pytest.mark.parametrize("which", ["char", "forecast"])

@@ -2,7 +2,7 @@
 
 validate: a stream of held-out tokens; per step the max abs logit error, top-1 agreement
 and the cross-entropy of both sides; summary bits per character; tolerances `TOLERANCES`
-(toolchain/validate_tolerances.py).
+(lstm_edge.exporters.compare).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.table import Table
 
+from lstm_edge.exporters.compare import TOLERANCES, compare_streams
 from lstm_edge.runtime.config import EMBEDDING, ModelConfig
 from lstm_edge.runtime.tasks.char_lm import CHAR_LM
 from lstm_edge.toolchain.tasks.eval_base import TaskEval
@@ -109,31 +110,51 @@ class PairSummary:
 
 
 def build_stream(ckpt: Checkpoint, steps: int, text_path: Path | None) -> Stream:
-    """Token ids for `steps` steps: --text or the held-out split, cycled if too short."""
-    from lstm_edge.toolchain.data import encode, held_out_text, load_corpus
+    """Token ids for `steps` steps, cycled if too short: the held-out test split (the
+    task's one held-out stream builder, `training(config).held_out_stream`) or --text."""
+    from lstm_edge.toolchain.tasks import training
 
     check_steps(steps)
     if text_path is not None:
-        text = load_corpus(text_path).text  # the corpus checks: empty, binary, not UTF-8
-        source = str(text_path)
-    else:
-        text = held_out_text(ckpt.data, "test")
-        source = f"held-out test split of {ckpt.path}"
-    ids = np.asarray(encode(text, ckpt.config), dtype=np.int64)
-    if ids.size < 2:
+        return text_stream(ckpt.config, text_path, steps)
+    source = f"held-out test split of {ckpt.path}"
+    held = training(ckpt.config).held_out_stream(ckpt.data, ckpt.config, "test", steps, cycle=True)
+    _check_size(held.rows, source)
+    tokens = np.concatenate([held.inputs, held.targets[-1:]])
+    return Stream(tokens=tokens, source=source, source_tokens=held.rows, cycled=held.cycled)
+
+
+def text_stream(config: ModelConfig, text_path: Path, steps: int) -> Stream:
+    """validate --text: the file's token ids for `steps` steps, cycled like the held-out
+    stream. A stream longer than the text wraps around to its start; the jump at the seam
+    is just another input the model has to carry on from."""
+    from lstm_edge.toolchain.data import encode, load_corpus
+    from lstm_edge.toolchain.tasks.training_base import take
+
+    text = load_corpus(text_path).text  # the corpus checks: empty, binary, not UTF-8
+    ids = np.asarray(encode(text, config), dtype=np.int64)
+    _check_size(ids.size, str(text_path))
+    index, cycled = take(ids.size, steps + 1, cycle=True)
+    return Stream(tokens=ids[index], source=str(text_path), source_tokens=int(ids.size),
+                  cycled=cycled)  # fmt: skip
+
+
+def _check_size(size: int, source: str) -> None:
+    if size < 2:
         raise ValidationInputError(
-            f"{source} has {ids.size} characters (expected at least 2: one input, one target)"
+            f"{source} has {size} characters (expected at least 2: one input, one target)"
         )
-    need = steps + 1
-    # A stream longer than the text wraps around to its start; the jump at the seam is
-    # just another input the model has to carry on from.
-    cycled = need > ids.size
-    tokens = np.resize(ids, need) if cycled else ids[:need].copy()
-    return Stream(tokens=tokens, source=source, source_tokens=int(ids.size), cycled=cycled)
 
 
-def step_metrics(ref: np.ndarray, out: np.ndarray, targets: np.ndarray) -> StepTrace:
-    """Per-step error, agreement and cross-entropy of `out` against `ref` (both [N, V])."""
+def step_metrics(
+    ref: np.ndarray, out: np.ndarray, targets: np.ndarray, config: ModelConfig | None = None
+) -> StepTrace:
+    """Per-step error, agreement and cross-entropy of `out` against `ref` (both [N, V]).
+
+    The error is the one stream comparison's (`compare_streams(config, ...).step_errors`,
+    the max abs logit difference per step). `config` None is the older call without a
+    config (codegen's, until it asks `EVAL.check_against_torch`): the same float64 max abs
+    difference, computed here."""
     n = ref.shape[0]
     abs_err = np.empty(n)
     agree = np.empty(n, dtype=bool)
@@ -143,7 +164,10 @@ def step_metrics(ref: np.ndarray, out: np.ndarray, targets: np.ndarray) -> StepT
         r = ref[s : s + METRIC_BLOCK].astype(np.float64)
         o = out[s : s + METRIC_BLOCK].astype(np.float64)
         t = targets[s : s + METRIC_BLOCK]
-        abs_err[s : s + len(r)] = np.abs(o - r).max(axis=1)
+        if config is not None:
+            abs_err[s : s + len(r)] = compare_streams(config, r, o).step_errors
+        else:
+            abs_err[s : s + len(r)] = np.abs(o - r).max(axis=1)
         agree[s : s + len(r)] = r.argmax(axis=1) == o.argmax(axis=1)
         ce_ref[s : s + len(r)] = _cross_entropy(r, t)
         ce_out[s : s + len(r)] = _cross_entropy(o, t)
@@ -192,12 +216,40 @@ class CharLmEval(TaskEval):
     def evaluate(
         self, ref: np.ndarray, run: RuntimeRun, stream: Stream, config: ModelConfig, **names: str
     ) -> tuple[StepTrace, PairSummary]:
-        t = step_metrics(ref, run.logits, stream.tokens[1:])
+        t = step_metrics(ref, run.logits, stream.tokens[1:], config)
         trace = StepTrace(t.abs_err, t.agree, t.ce_torch, t.ce_artifact, run.cell_absmax)
         return trace, summarize(trace, run, **names)
 
     def check(self, summary: PairSummary, tolerance: Any) -> list[str]:
         return check_tolerance(summary, tolerance)
+
+    def check_against_torch(
+        self,
+        outputs: np.ndarray,
+        reference: np.ndarray,
+        inputs: np.ndarray,
+        steps: np.ndarray,
+        scheme: str,
+        config: ModelConfig,
+    ) -> tuple[float, float | None, list[str]]:
+        """Max abs logit error, top-1 agreement and BPC increase against torch at `steps`
+        (step s predicts inputs[s + 1]; the last step scores against the last input),
+        held to `TOLERANCES[scheme]`."""
+        targets = inputs[np.minimum(steps + 1, inputs.size - 1)]
+        trace = step_metrics(reference, outputs, targets, config)
+        max_err = float(trace.abs_err.max())
+        top1 = float(trace.agree.mean())
+        tol = TOLERANCES[scheme]
+        failures: list[str] = []
+        if tol.max_abs_err is not None and not max_err <= tol.max_abs_err:
+            failures.append(f"max abs logit error {max_err:.3g} > {tol.max_abs_err:g}")
+        if tol.min_top1 is not None and not top1 >= tol.min_top1:
+            failures.append(f"top-1 agreement {top1:.4f} < {tol.min_top1}")
+        if tol.max_bpc_increase is not None:
+            bpc_up = float(np.mean(trace.ce_artifact - trace.ce_torch)) / np.log(2)
+            if not bpc_up <= tol.max_bpc_increase:
+                failures.append(f"BPC increase {bpc_up:+.4f} > {tol.max_bpc_increase}")
+        return max_err, top1, failures
 
     def render_table(self, report: Any) -> Table:
         cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift", "top-1",

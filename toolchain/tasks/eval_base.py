@@ -3,7 +3,8 @@
 `validate`, `pipeline`, `bench`, `info`, `detect` and `eval-typing` ask these objects
 for what differs per task and never compare task names: the held-out stream and the
 per-step error, the metric and its tolerance table, the report table and SUMMARY.md's
-section, what `info` shows of a config, and which stages the pipeline runs.
+section, codegen's check of a C model against torch, what `info` shows of a config, and
+which stages the pipeline runs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     from rich.table import Table
 
     from lstm_edge.runtime.config import ModelConfig
@@ -61,6 +63,24 @@ class TaskEval:
 
     def render_table(self, report: Any) -> Table:
         """validate's console table, one row per artifact x backend."""
+        raise NotImplementedError
+
+    # ---- codegen --check ------------------------------------------------------------------
+
+    def check_against_torch(
+        self,
+        outputs: np.ndarray,
+        reference: np.ndarray,
+        inputs: np.ndarray,
+        steps: np.ndarray,
+        scheme: str,
+        config: ModelConfig,
+    ) -> tuple[float, float | None, list[str]]:
+        """A generated C model's `outputs` against torch's `reference` (both [n, out], at
+        the printed `steps` of the example stream `inputs`), held to this task's tolerance
+        for `scheme` (lstm_edge.exporters.compare's table): (max error in the task's error
+        units, top-1 agreement or None, the reasons it fails). Non-finite outputs are the
+        caller's check."""
         raise NotImplementedError
 
     # ---- pipeline's SUMMARY.md -----------------------------------------------------------

@@ -5,7 +5,7 @@ anomaly scores, event scoring) are plain numpy in toolchain/forecast_eval.py.
 validate: rows of the held-out series; per step the max over targets of
 |artifact - torch| / target_std (standard units); summary MAE/RMSE against torch and
 against the truth, MASE against persistence (and seasonal persistence when the season is
-known); tolerances `FORECAST_TOLERANCES` (toolchain/validate_tolerances.py).
+known); tolerances `FORECAST_TOLERANCES` (lstm_edge.exporters.compare).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.table import Table
 
+from lstm_edge.exporters.compare import FORECAST_TOLERANCES, compare_streams
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.tasks.forecast import FORECAST
 from lstm_edge.toolchain import forecast_eval as fe
@@ -117,41 +118,58 @@ class ForecastSummary:
 
 
 def build_series_stream(ckpt: Checkpoint, steps: int, csv_path: Path | None) -> SeriesStream:
-    """Rows for `steps` steps: --csv or the held-out test split, cycled if too short.
+    """Rows for `steps` steps, cycled if too short: the held-out test split (the task's one
+    held-out stream builder, `training(config).held_out_stream`) or --csv.
 
     Cycling (rather than regenerating a longer built-in signal) works the same for a CSV
     and keeps the stream inside rows the model never trained on; the seam is one jump,
     like a sensor reconnecting, and the truth metrics score it like any other step."""
-    from lstm_edge.toolchain.series import held_out_series, read_csv, select
+    from lstm_edge.toolchain.tasks import training
 
     check_steps(steps)
     config = ckpt.config
     if csv_path is not None:
-        data = select(read_csv(csv_path), config)
-        source = str(csv_path)
-    else:
-        data = held_out_series(ckpt.data, config, "test")
-        source = f"held-out test split of {ckpt.path}"
+        return csv_stream(config, csv_path, steps)
+    source = f"held-out test split of {ckpt.path}"
+    held = training(config).held_out_stream(ckpt.data, config, "test", steps, cycle=True)
+    _check_rows(held.rows, source, config)
+    # The record's season, as held_out_stream just checked it (the split's season).
+    return SeriesStream(held.inputs, held.targets, config.horizon, ckpt.data.get("season"),
+                        source, held.rows, held.cycled)  # fmt: skip
+
+
+def csv_stream(config: ModelConfig, csv_path: Path, steps: int) -> SeriesStream:
+    """validate --csv: the file's rows of the config's columns for `steps` steps, cycled
+    like the held-out stream."""
+    from lstm_edge.toolchain.series import read_csv, select
+    from lstm_edge.toolchain.tasks.training_base import take
+
+    data = select(read_csv(csv_path), config)
     rows = data.features.shape[0]
-    if rows <= config.horizon:
-        raise ValidationInputError(
-            f"{source} has {rows} rows (expected more than the horizon, {config.horizon})"
-        )
-    cycled = steps > rows
-    take = np.arange(steps) % rows
+    _check_rows(rows, str(csv_path), config)
+    index, cycled = take(rows, steps, cycle=True)
     return SeriesStream(
-        features=np.ascontiguousarray(data.features[take], dtype=np.float32),
-        targets=np.ascontiguousarray(data.targets[take], dtype=np.float32),
+        features=np.ascontiguousarray(data.features[index], dtype=np.float32),
+        targets=np.ascontiguousarray(data.targets[index], dtype=np.float32),
         horizon=config.horizon,
         season=data.season,
-        source=source,
+        source=str(csv_path),
         source_rows=rows,
         cycled=cycled,
     )
 
 
+def _check_rows(rows: int, source: str, config: ModelConfig) -> None:
+    if rows <= config.horizon:
+        raise ValidationInputError(
+            f"{source} has {rows} rows (expected more than the horizon, {config.horizon})"
+        )
+
+
 def forecast_step_errors(ref: np.ndarray, out: np.ndarray, target_std: Any) -> np.ndarray:
-    """Per step: max over targets of |out - ref| / target_std (float64 [N])."""
+    """Per step: max over targets of |out - ref| / target_std (float64 [N]): the one stream
+    comparison's step errors (`compare_streams`) for callers without a config (codegen's,
+    until it asks `EVAL.check_against_torch`)."""
     std = np.asarray(target_std, dtype=np.float64)
     return (np.abs(out.astype(np.float64) - ref.astype(np.float64)) / std).max(axis=1)
 
@@ -166,7 +184,7 @@ def summarize_forecast(
     scheme: str,
     backend: str,
 ) -> tuple[ForecastTrace, ForecastSummary]:
-    abs_err = forecast_step_errors(ref, run.logits, config.target_std)
+    abs_err = compare_streams(config, ref, run.logits).step_errors
     trace = ForecastTrace(abs_err, run.logits, run.cell_absmax)
     diff = run.logits.astype(np.float64) - ref.astype(np.float64)
 
@@ -293,6 +311,29 @@ class ForecastEval(TaskEval):
 
     def check(self, summary: ForecastSummary, tolerance: Any) -> list[str]:
         return check_forecast_tolerance(summary, tolerance)
+
+    def check_against_torch(
+        self,
+        outputs: np.ndarray,
+        reference: np.ndarray,
+        inputs: np.ndarray,
+        steps: np.ndarray,
+        scheme: str,
+        config: ModelConfig,
+    ) -> tuple[float, float | None, list[str]]:
+        """Errors in target standard units (validate's measure) within
+        `FORECAST_TOLERANCES[scheme]`: its max and mean error; the MAE-vs-truth bound needs
+        true targets, which a seeded stream lacks. No top-1 (None)."""
+        err = compare_streams(config, reference, outputs).step_errors
+        max_err, mean_err = float(err.max()), float(err.mean())
+        tol = FORECAST_TOLERANCES[scheme]
+        bounds = ((max_err, tol.max_abs_err, "max"), (mean_err, tol.max_mean_err, "mean"))
+        failures = [
+            f"{what} error {value:.3g} target std > {bound:g}"
+            for value, bound, what in bounds
+            if bound is not None and not value <= bound
+        ]
+        return max_err, None, failures
 
     def render_table(self, report: Any) -> Table:
         return render_forecast_table(report)

@@ -129,6 +129,6 @@ def take(n: int, steps: int | None, cycle: bool) -> tuple[np.ndarray, bool]:
     """Row indices of a `steps`-long stream over `n` rows: cut, or wrapped with `cycle`."""
     if steps is None:
         return np.arange(n), False
-    if cycle and steps > n > 0:
+    if cycle and steps > n > 0:  # an empty split stays empty (its caller refuses it)
         return np.arange(steps) % n, True
     return np.arange(min(n, steps)), False
