@@ -48,7 +48,6 @@ from lstm_edge.toolchain.tasks.forecast_eval import (  # noqa: F401
     ForecastTrace,
     SeriesStream,
     build_series_stream,
-    forecast_step_errors,
     render_forecast_table,
     summarize_forecast,
 )

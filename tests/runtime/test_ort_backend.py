@@ -13,11 +13,13 @@ from lstm_edge.runtime.errors import InputError
 # in both backends); onnxruntime's MLAS kernels sum in another order: ~1e-7 observed over
 # 16 steps of the tiny model, 1e-5 bounds it; logits and state alike.
 ATOL = 1e-5
-# int8-dynamic also quantizes activations to uint8 at every MatMul (step ~ range/255),
-# so it is compared with the float model: ~1e-3 observed on logits and ~5e-3 on the
-# (unbounded) cell state of the tiny model; a broken graph is off by O(1).
+# int8-dynamic also quantizes activations to uint8 at every MatMul (step ~ range/255), and
+# its weights have 7 bits (so that no x86 kernel saturates), so it is compared with the
+# float model. On this tiny model with saturating gates (weights x4), measured over seeds
+# 0-3: logits 0.006-0.026 and the (unbounded) cell state 0.027-0.11 (seed 0, the one tested:
+# 0.015 and 0.060; with 8-bit weights it was 0.008 and 0.046). A broken graph is off by O(1).
 DYNAMIC_ATOL_LOGITS = 3e-2
-DYNAMIC_ATOL_STATE = 5e-2
+DYNAMIC_ATOL_STATE = 1.5e-1
 
 
 def _run_both(a: rt.Model, b: rt.Model, tokens: np.ndarray):

@@ -8,7 +8,6 @@ and the cross-entropy of both sides; summary bits per character; tolerances `TOL
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ import numpy as np
 from rich.table import Table
 
 from lstm_edge.exporters.compare import TOLERANCES, compare_streams
-from lstm_edge.runtime.config import EMBEDDING, ModelConfig
+from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.tasks.char_lm import CHAR_LM
 from lstm_edge.toolchain.tasks.eval_base import TaskEval
 from lstm_edge.toolchain.validate_report import (
@@ -147,14 +146,12 @@ def _check_size(size: int, source: str) -> None:
 
 
 def step_metrics(
-    ref: np.ndarray, out: np.ndarray, targets: np.ndarray, config: ModelConfig | None = None
+    ref: np.ndarray, out: np.ndarray, targets: np.ndarray, config: ModelConfig
 ) -> StepTrace:
     """Per-step error, agreement and cross-entropy of `out` against `ref` (both [N, V]).
 
     The error is the one stream comparison's (`compare_streams(config, ...).step_errors`,
-    the max abs logit difference per step). `config` None is the older call without a
-    config (codegen's, until it asks `EVAL.check_against_torch`): the same float64 max abs
-    difference, computed here."""
+    the max abs logit difference per step)."""
     n = ref.shape[0]
     abs_err = np.empty(n)
     agree = np.empty(n, dtype=bool)
@@ -164,10 +161,7 @@ def step_metrics(
         r = ref[s : s + METRIC_BLOCK].astype(np.float64)
         o = out[s : s + METRIC_BLOCK].astype(np.float64)
         t = targets[s : s + METRIC_BLOCK]
-        if config is not None:
-            abs_err[s : s + len(r)] = compare_streams(config, r, o).step_errors
-        else:
-            abs_err[s : s + len(r)] = np.abs(o - r).max(axis=1)
+        abs_err[s : s + len(r)] = compare_streams(config, r, o).step_errors
         agree[s : s + len(r)] = r.argmax(axis=1) == o.argmax(axis=1)
         ce_ref[s : s + len(r)] = _cross_entropy(r, t)
         ce_out[s : s + len(r)] = _cross_entropy(o, t)
@@ -313,9 +307,6 @@ class CharLmEval(TaskEval):
         """Without its vocabulary list (its size stands in for it)."""
         summary = {k: v for k, v in config.to_dict().items() if k != "vocab"}
         return {"vocab_size": config.vocab_size, **summary}
-
-    def torch_stage_state(self, weights: Mapping[str, Any]) -> dict[str, Any]:
-        return {"embedding.weight": np.array(weights[EMBEDDING])}
 
 
 EVAL = CharLmEval()

@@ -107,11 +107,5 @@ class TaskEval:
         """Task sections `info` adds after the config (none by default)."""
         return {}
 
-    def torch_stage_state(self, weights: Mapping[str, Any]) -> dict[str, Any]:
-        """The input/output stage's trained weights of an artifact's float `weights`, as
-        the torch model's state-dict entries (numpy arrays); the head and the LSTM are
-        shared."""
-        return {}
-
     def __repr__(self) -> str:
         return f"<evaluation of {self.spec.name}>"

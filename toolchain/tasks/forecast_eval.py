@@ -166,14 +166,6 @@ def _check_rows(rows: int, source: str, config: ModelConfig) -> None:
         )
 
 
-def forecast_step_errors(ref: np.ndarray, out: np.ndarray, target_std: Any) -> np.ndarray:
-    """Per step: max over targets of |out - ref| / target_std (float64 [N]): the one stream
-    comparison's step errors (`compare_streams`) for callers without a config (codegen's,
-    until it asks `EVAL.check_against_torch`)."""
-    std = np.asarray(target_std, dtype=np.float64)
-    return (np.abs(out.astype(np.float64) - ref.astype(np.float64)) / std).max(axis=1)
-
-
 def summarize_forecast(
     ref: np.ndarray,
     run: RuntimeRun,
