@@ -52,6 +52,7 @@ from lstm_edge.runtime.errors import (
     InvalidConfigError,
     UnsupportedModelError,
 )
+from lstm_edge.runtime.graph import canonical_graph
 from lstm_edge.runtime.tasks import TASKS
 
 # The default model is a few MB; 256 MiB leaves room for large vocabularies while keeping
@@ -201,6 +202,7 @@ def read_artifact(
         weights, quantized = _logical_weights(graph, tensors, config, path)
         weights.update(norms)
         _check_lstm_nodes(graph, config, path)
+        _check_wiring(graph, tensors, config, path)
     return Artifact(
         path=path,
         config=config,
@@ -659,6 +661,71 @@ def _check_lstm_nodes(graph: op.Graph, config: ModelConfig, path: Path) -> None:
                     f"{where} has attribute {a.name}={value!r}; only hidden_size and "
                     f"the defaults {_LSTM_DEFAULTS} are supported"
                 )
+
+
+# Weight-rebuild nodes: each makes one logical weight from its stored form (checked by
+# `_logical_weights`); every other node must be the canonical graph's.
+_REBUILD_OPS = ("DequantizeLinear", "Cast")
+_ATTR_VALUE = {
+    op.ATTR_FLOAT: lambda a: a.f,
+    op.ATTR_INT: lambda a: a.i,
+    op.ATTR_STRING: lambda a: a.s,
+    op.ATTR_FLOATS: lambda a: list(a.floats),
+    op.ATTR_INTS: lambda a: list(a.ints),
+    op.ATTR_STRINGS: lambda a: list(a.strings),
+}
+
+
+def _node_key(op_type: str, inputs, outputs, attrs: dict) -> tuple:
+    return op_type, tuple(inputs), tuple(outputs), sorted(attrs.items())
+
+
+def _check_wiring(
+    graph: op.Graph, tensors: dict[str, np.ndarray], config: ModelConfig, path: Path
+) -> None:
+    """The graph is the canonical graph of its config (`runtime.graph`), node for node:
+    same ops, inputs, outputs and attributes, in order, reading the canonical constants;
+    besides it only the nodes that rebuild logical weights. So every backend (the numpy
+    and C ones compute from the config, onnxruntime from the graph) runs the computation
+    that was checked, and a file wired otherwise is refused naming the first difference."""
+    canonical = canonical_graph(config)
+    weights = set(logical_shapes(config))
+    nodes = [
+        n
+        for n in graph.nodes
+        if not (n.op_type in _REBUILD_OPS and len(n.outputs) == 1 and n.outputs[0] in weights)
+    ]
+    for k in range(max(len(nodes), len(canonical.nodes))):
+        got = want = None
+        if k < len(nodes):
+            n = nodes[k]
+            attrs = {a.name: _ATTR_VALUE.get(a.type, lambda a: a)(a) for a in n.attributes}
+            got = _node_key(n.op_type, n.inputs, n.outputs, attrs)
+        if k < len(canonical.nodes):
+            c = canonical.nodes[k]
+            want = _node_key(c.op, c.inputs, c.outputs, c.attrs)
+        if got != want:
+            raise InvalidArtifactError(
+                f"{path}: the graph is not the canonical graph of its config: node {k} is "
+                f"{_describe(got)} (expected {_describe(want)})"
+            )
+    for name, want in canonical.constants.items():
+        found = tensors.get(name)
+        if found is None or found.dtype != want.dtype or not np.array_equal(found, want):
+            shown = "missing" if found is None else f"{found.dtype} {found.tolist()}"
+            raise InvalidArtifactError(
+                f"{path}: constant {name!r} is {shown} (expected {want.dtype} {want.tolist()})"
+            )
+
+
+def _describe(key: tuple | None) -> str:
+    if key is None:
+        return "absent"
+    op_type, inputs, outputs, attrs = key
+    shown = ", ".join(f"{k}={v!r}" for k, v in attrs)
+    return f"{op_type}({', '.join(inputs)}) -> {', '.join(outputs)}" + (
+        f" [{shown}]" if shown else ""
+    )
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
