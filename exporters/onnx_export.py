@@ -40,7 +40,7 @@ from lstm_edge.runtime.config import (
     OUTPUT_HN,
     ModelConfig,
 )
-from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.errors import CheckFailedError, LstmEdgeError
 
 # Output-path checks and atomic writes are torch-free (`files`); these names stay
 # importable from here for existing callers.
@@ -64,7 +64,7 @@ class NonFiniteWeightError(LstmEdgeError):
     """A weight tensor holds NaN or Inf; such a model is refused, naming the tensor."""
 
 
-class SelfCheckError(LstmEdgeError):
+class SelfCheckError(CheckFailedError):
     """A freshly written artifact failed its own check; nothing was left under its name.
 
     The CLI maps this to exit status 1 (a check did not pass), not 2 (bad input).

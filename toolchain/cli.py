@@ -268,12 +268,6 @@ class RuntimeBackend(str, Enum):
 # ---- export / quantize (lstm_edge.exporters) -------------------------------------------------
 
 
-def _check_failed(e: Exception) -> typer.Exit:
-    # For SelfCheckError until it is a CheckFailedError (then `user_errors` maps it).
-    err_console.print(f"[bold red]check failed:[/] {e}", highlight=False)
-    return typer.Exit(EXIT_CHECK_FAILED)
-
-
 @app.command()
 @user_errors
 def export(
@@ -302,13 +296,9 @@ def export(
     calibration for `lstm-edge detect`. If the check fails, nothing is left
     under OUT and the exit status is 1.
     """
-    from lstm_edge.exporters.onnx_export import SelfCheckError
     from lstm_edge.toolchain.export import export_checkpoint
 
-    try:
-        r = export_checkpoint(ckpt_dir, out, force=force, check_steps=check_steps)
-    except SelfCheckError as e:
-        raise _check_failed(e) from None
+    r = export_checkpoint(ckpt_dir, out, force=force, check_steps=check_steps)
     console.print(
         f"wrote {r.path} ({r.bytes:,} bytes); checked {r.steps_checked} steps of {r.stream}: "
         f"max abs {r.unit} vs torch {r.max_abs_err_prefill:.2g} (prefill), "
@@ -343,13 +333,9 @@ def quantize(
     into the artifact's metadata; the config and source SHA-256 are kept. A
     written file that onnxruntime cannot run is not kept (exit status 1).
     """
-    from lstm_edge.exporters.onnx_export import SelfCheckError
     from lstm_edge.exporters.quantize import quantize_file, report_table
 
-    try:
-        report = quantize_file(model, out, scheme.value, force=force)
-    except SelfCheckError as e:
-        raise _check_failed(e) from None
+    report = quantize_file(model, out, scheme.value, force=force)
     console.print(report_table(report))
 
 

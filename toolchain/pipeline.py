@@ -67,9 +67,7 @@ class PipelineOptions(TrainSettings):
 
 class StageFailed(LstmEdgeError):
     """A stage did not complete; it carries the exit status of the error that stopped it
-    (`exit_status`, also `exit_code`), and the CLI prints it as an error.
-
-    (1) SelfCheckError is mapped to 1 where stages run until it subclasses CheckFailedError."""
+    (`exit_status`, also `exit_code`), and the CLI prints it as an error."""
 
     def __init__(self, stage: str, message: str, exit_code: int) -> None:
         super().__init__(f"stage '{stage}' failed: {message}")
@@ -182,10 +180,7 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         except StageFailed:
             raise
         except LstmEdgeError as e:
-            from lstm_edge.exporters.onnx_export import SelfCheckError
-
-            code = EXIT_CHECK_FAILED if isinstance(e, SelfCheckError) else e.exit_status  # (1)
-            raise StageFailed(name, str(e), code) from None
+            raise StageFailed(name, str(e), e.exit_status) from None
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
             raise StageFailed(name, f"{where}{e.strerror or e}", EXIT_BAD_INPUT) from None
