@@ -688,6 +688,15 @@ def _check_wiring(
     besides it only the nodes that rebuild logical weights. So every backend (the numpy
     and C ones compute from the config, onnxruntime from the graph) runs the computation
     that was checked, and a file wired otherwise is refused naming the first difference."""
+    seen = {t.name for t in graph.initializers}
+    for n in graph.nodes:
+        for out in n.outputs:
+            if out and out in seen:
+                raise InvalidArtifactError(
+                    f"{path}: {out!r} is produced twice (by node {n.name or n.op_type!r} and "
+                    "an earlier node or initializer; expected each value defined once)"
+                )
+            seen.add(out)
     canonical = canonical_graph(config)
     weights = set(logical_shapes(config))
     nodes = [

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import onnx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
 import lstm_edge.runtime as rt
 from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.config import ModelConfig
-from lstm_edge.runtime.errors import InvalidArtifactError
+from lstm_edge.runtime.errors import InvalidArtifactError, LstmEdgeError
 from lstm_edge.toolchain.export import build_onnx
 from lstm_edge.toolchain.model import EdgeLSTM
 
@@ -170,3 +172,76 @@ def test_canonical_files_of_every_scheme_load(artifacts, forecast_float):
     for scheme in ("none", "int8", "fp16"):
         assert read_artifact(artifacts[scheme]).scheme == scheme
     assert read_artifact(forecast_float).config.task == "forecast"
+
+
+# ---- structure-aware fuzzing --------------------------------------------------------------
+
+
+def _mutate(proto: onnx.ModelProto, data: st.DataObject) -> str:
+    """One random structural edit of the graph (what a fuzzer aware of ONNX does); returns
+    what it did."""
+    graph = proto.graph
+    nodes = list(graph.node)
+    names = sorted(
+        {v for n in nodes for v in (*n.input, *n.output) if v}
+        | {t.name for t in graph.initializer}
+        | {i.name for i in graph.input}
+    )
+    kind = data.draw(st.sampled_from(["input", "output", "drop", "dup", "swap", "attr", "op"]))
+    k = data.draw(st.integers(0, len(nodes) - 1))
+    node = graph.node[k]
+    if kind == "input" and node.input:
+        i = data.draw(st.integers(0, len(node.input) - 1))
+        node.input[i] = data.draw(st.sampled_from(names))
+    elif kind == "output":
+        node.output[0] = data.draw(st.sampled_from(names))
+    elif kind == "drop":
+        del graph.node[k]
+    elif kind == "dup":
+        graph.node.insert(k, nodes[k])
+    elif kind == "swap":
+        j = data.draw(st.integers(0, len(nodes) - 1))
+        a, b = onnx.NodeProto(), onnx.NodeProto()
+        a.CopyFrom(graph.node[k])
+        b.CopyFrom(graph.node[j])
+        graph.node[k].CopyFrom(b)
+        graph.node[j].CopyFrom(a)
+    elif kind == "attr" and node.attribute:
+        attr = node.attribute[0]
+        if attr.ints:
+            attr.ints[0] = data.draw(st.integers(-3, 3))
+        else:
+            attr.i = data.draw(st.integers(-3, 3))
+    else:
+        node.op_type = data.draw(st.sampled_from(["Add", "Mul", "Identity", "Sub"]))
+    return f"{kind} at node {k}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzzed_graphs_are_refused_or_compute_as_the_canonical_one(artifacts, data):
+    """A mutated file either is refused with a typed error naming it, or (when the edit
+    changed nothing that matters, e.g. a node swapped with itself) computes exactly what
+    the canonical file computes, on numpy and on onnxruntime alike."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    proto = onnx.load(str(artifacts["int8"]))
+    what = _mutate(proto, data)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fuzzed.onnx"
+        onnx.save(proto, path)
+        try:
+            read_artifact(path)
+        except LstmEdgeError as e:
+            assert str(path) in str(e), (what, str(e))
+            return
+        tokens = np.arange(6).reshape(2, 3) % 12
+        want = rt.load(artifacts["int8"], "numpy")
+        want_out, _ = want.step(tokens, want.initial_state(2))
+        for backend in ("numpy", "ort"):
+            m = rt.load(path, backend)
+            out, _ = m.step(tokens, m.initial_state(2))
+            np.testing.assert_allclose(out, want_out, rtol=0, atol=1e-5, err_msg=what)
