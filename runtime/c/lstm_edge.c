@@ -460,7 +460,7 @@ static lstm_edge_status check_batch(const lstm_edge_model *model, const lstm_edg
     if ((tokens != NULL) != (model->task == LSTM_EDGE_TASK_CHAR_LM)) {
         return LSTM_EDGE_ERR_WRONG_TASK;
     }
-    if (batch < 0 || time < 0 || scratch_floats < lstm_edge_scratch_floats(model, 1)) {
+    if (batch < 0 || time < 0 || scratch_floats < checked_scratch_per_stream(model)) {
         return LSTM_EDGE_ERR_BAD_SIZE;
     }
     /* x [batch][time][F] and out [batch][time][output_size] must be addressable, so that
@@ -506,7 +506,8 @@ static lstm_edge_status run_batch(const lstm_edge_model *model, lstm_edge_state 
     if (status != LSTM_EDGE_OK) {
         return status;
     }
-    block = scratch_floats / lstm_edge_scratch_floats(model, 1);
+    /* the model passed check_batch: one stream's scratch is known to fit, and not 0 */
+    block = scratch_floats / (size_t)checked_scratch_per_stream(model);
     if (block > LSTM_EDGE_BATCH_BLOCK) {
         block = LSTM_EDGE_BATCH_BLOCK;
     }
