@@ -29,7 +29,7 @@ StateStruct = ctypes.c_void_p * 2  # lstm_edge_state {float *h; float *c;}
 STATUS_MESSAGES = {
     1: "a required pointer is NULL",
     2: "token id out of range",
-    3: "batch or time negative, or scratch too small",
+    3: "batch or time negative, scratch too small, or a size too large",
     4: "model data inconsistent or of another format version",
     5: "state holds NaN or Inf",
     6: "step function of the other task",

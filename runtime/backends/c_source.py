@@ -16,6 +16,7 @@ import numpy as np
 from lstm_edge.runtime.artifact import BASE_OPS, Artifact, require_ops
 from lstm_edge.runtime.backends.c_text import (  # noqa: F401  (re-exported for codegen)
     c_string,
+    count,
     float_lines,
     int_lines,
     names_array,
@@ -109,7 +110,10 @@ class _Arrays:
         ctype = "int8_t" if values.dtype == np.int8 else "float"
         body = int_lines(values) if values.dtype == np.int8 else float_lines(values)
         self.decls.append(
-            f"/* {comment} */\nstatic const {ctype} {ident}[{values.size}] = {{\n{body}\n}};\n"
+            # No size in the brackets: the array is exactly as long as its values, and the
+            # structs' n_* fields (LSTM_EDGE_COUNT) are that length, for check_model.
+            f"/* {comment}: {values.size} values */\n"
+            f"static const {ctype} {ident}[] = {{\n{body}\n}};\n"
         )
         self.nbytes += values.size * (1 if values.dtype == np.int8 else 4)
         return ident
@@ -126,12 +130,12 @@ def _matrix(
             ident, f"{name}: float32 [inputs {data.shape[0]}][outputs {data.shape[1]}]", data
         )
         rows, cols = data.shape[1], data.shape[0]
-        return f"{{ {rows}, {cols}, {f32}, NULL, NULL }}"
+        return f"{{ {rows}, {cols}, {f32}, NULL, NULL, {count(f32)}, 0 }}"
     q = np.ascontiguousarray(to_input_major(qt.q), np.int8)
     rows, cols = q.shape[1], q.shape[0]
     qi = arrays.add(ident + "_q", f"{name}: int8 [inputs {cols}][outputs {rows}]", q)
     si = arrays.add(ident + "_scale", f"{name}: float32 scale per output [{rows}]", qt.scale)
-    return f"{{ {rows}, {cols}, NULL, {qi}, {si} }}"
+    return f"{{ {rows}, {cols}, NULL, {qi}, {si}, {count(qi)}, {count(si)} }}"
 
 
 def scratch_floats_per_stream(config: ModelConfig) -> int:
@@ -184,7 +188,7 @@ def _weight_fields(arrays: _Arrays, artifact: Artifact) -> dict[str, str]:
             f"{lstm_b(layer)}: Wb + Rb float32 [4H {4 * h}], gates i, o, f, c",
             (wb + rb).astype(np.float32),
         )
-        layer_inits.append(f"    {{ {w}, {r}, {bias} }}")
+        layer_inits.append(f"    {{ {w}, {r}, {bias}, {count(bias)} }}")
     # HEAD_WEIGHT is [H, out] for MatMul: already input-major (inputs H, outputs out).
     head = _matrix(arrays, artifact, HEAD_WEIGHT, "head_w", 1, lambda a: a)
     head_b = arrays.add(
@@ -269,6 +273,8 @@ const lstm_edge_model {name}_model = {{
     .head_bias = {head_b},
     .name = {c_string(name)},
     .scheme = {c_string(artifact.scheme)},
+    .n_layers_stored = {count("layers")},
+    .n_head_bias = {count(head_b)},
 }};
 
 {task_data}"""

@@ -20,6 +20,13 @@ def c_string(text: str) -> str:
     return f'"{out}"'
 
 
+def count(ident: str) -> str:
+    """The element count of the generated array `ident`, as the model structs' n_* length
+    fields hold it: computed by the C compiler from the array itself (so
+    lstm_edge_check_model compares the dimensions with the arrays actually present)."""
+    return f"LSTM_EDGE_COUNT({ident})"
+
+
 def int_lines(values: np.ndarray, per_line: int = 24) -> str:
     items = [str(v) for v in values.ravel().tolist()]
     return ",\n".join(

@@ -140,41 +140,100 @@ static void cell_update(int32_t hidden, const float *g, float *h, float *c)
 
 /* ---- checks ----------------------------------------------------------------------------- */
 
+/* Every size is computed in 64 bits: the dimensions are int32_t, so a product of two of
+ * them cannot wrap a uint64_t; a product of more goes through mul_limit. */
+
+/* *out = a * b if that is at most limit, else 0 (and *out untouched). */
+static int mul_limit(uint64_t a, uint64_t b, uint64_t limit, uint64_t *out)
+{
+    if (a != 0 && b > limit / a) {
+        return 0;
+    }
+    *out = a * b;
+    return 1;
+}
+
+/* Largest element count of a float array the library may index: its bytes fit size_t. */
+#define MAX_FLOATS ((uint64_t)SIZE_MAX / sizeof(float))
+
+/* A stored array of `count` elements is exactly `rows * cols` long. */
+static int count_ok(size_t count, int32_t rows, int32_t cols)
+{
+    return (uint64_t)count == (uint64_t)rows * (uint64_t)cols;
+}
+
 static int matrix_ok(const lstm_edge_matrix *m, int32_t rows, int32_t cols)
 {
-    if (m->rows != rows || m->cols != cols) {
+    if (m->rows != rows || m->cols != cols || !count_ok(m->n_values, rows, cols)) {
         return 0;
     }
     if (m->f32 != NULL) {
-        return m->q == NULL;
+        return m->q == NULL && m->scale == NULL && m->n_scale == 0;
     }
-    return m->q != NULL && m->scale != NULL;
+    return m->q != NULL && m->scale != NULL && count_ok(m->n_scale, rows, 1);
 }
 
-/* The input/output stage fields of the model's task are set and consistent; those of the
- * other task are zero/NULL (so a struct filled for one task is never half of the other). */
+static int affine_ok(const lstm_edge_affine *a, int32_t n)
+{
+    return a->scale != NULL && a->shift != NULL && count_ok(a->n_scale, n, 1) &&
+           count_ok(a->n_shift, n, 1);
+}
+
+static int affine_empty(const lstm_edge_affine *a)
+{
+    return a->scale == NULL && a->shift == NULL && a->n_scale == 0 && a->n_shift == 0;
+}
+
+/* The input/output stage fields of the model's task are set and consistent with their
+ * arrays; those of the other task are zero/NULL (so a struct filled for one task is never
+ * half of the other). */
 static int stages_ok(const lstm_edge_model *model)
 {
     const lstm_edge_embedding *emb = &model->input.embedding;
     const lstm_edge_affine *in = &model->input.normalize;
     const lstm_edge_affine *out = &model->output.denormalize;
     const int no_embedding = emb->vocab_size == 0 && emb->embed_size == 0 && emb->f32 == NULL &&
-                             emb->q == NULL && emb->scale == NULL;
-    const int no_norm = in->scale == NULL && in->shift == NULL && out->scale == NULL &&
-                        out->shift == NULL;
+                             emb->q == NULL && emb->scale == NULL && emb->n_values == 0 &&
+                             emb->n_scale == 0;
+    const int no_norm = affine_empty(in) && affine_empty(out);
     switch (model->task) {
     case LSTM_EDGE_TASK_CHAR_LM:
         if (emb->vocab_size < 1 || emb->embed_size < 1 || !no_norm ||
-            model->input_size != emb->embed_size || model->output_size != emb->vocab_size) {
+            model->input_size != emb->embed_size || model->output_size != emb->vocab_size ||
+            !count_ok(emb->n_values, emb->vocab_size, emb->embed_size)) {
             return 0;
         }
         /* exactly one of the float32 and the int8 (with scales) embedding */
-        return (emb->f32 == NULL) != (emb->q == NULL || emb->scale == NULL);
+        if (emb->f32 != NULL) {
+            return emb->q == NULL && emb->scale == NULL && emb->n_scale == 0;
+        }
+        return emb->q != NULL && emb->scale != NULL && count_ok(emb->n_scale, emb->vocab_size, 1);
     case LSTM_EDGE_TASK_FORECAST:
-        return no_embedding && in->scale != NULL && in->shift != NULL && out->scale != NULL &&
-               out->shift != NULL;
+        return no_embedding && affine_ok(in, model->input_size) &&
+               affine_ok(out, model->output_size);
     }
     return 0; /* not an lstm_edge_task */
+}
+
+/* Scratch floats of one stream (8H + input) if the dimensions are positive and every size
+ * derived from them fits: 8H + input in int32_t (the header's macro and the kernels' int32
+ * indices), the scratch of LSTM_EDGE_BATCH_BLOCK streams and the state (L * H) in size_t
+ * bytes. 0 otherwise. */
+static uint64_t checked_scratch_per_stream(const lstm_edge_model *model)
+{
+    const int32_t hidden = model->hidden_size;
+    const uint64_t per_stream = 8 * (uint64_t)hidden + (uint64_t)model->input_size;
+    uint64_t n;
+    if (hidden < 1 || model->input_size < 1 || model->output_size < 1 ||
+        model->num_layers < 1) {
+        return 0;
+    }
+    if (per_stream > INT32_MAX ||
+        !mul_limit(per_stream, LSTM_EDGE_BATCH_BLOCK, MAX_FLOATS, &n) ||
+        !mul_limit((uint64_t)model->num_layers, (uint64_t)hidden, MAX_FLOATS, &n)) {
+        return 0;
+    }
+    return per_stream;
 }
 
 lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model)
@@ -185,18 +244,22 @@ lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model)
     }
     hidden = model->hidden_size;
     if (model->format_version != LSTM_EDGE_FORMAT_VERSION || model->input_size < 1 ||
-        model->output_size < 1 || hidden < 1 || model->num_layers < 1 ||
-        model->layers == NULL || model->head_bias == NULL || !stages_ok(model)) {
+        model->output_size < 1 || hidden < 1 || model->num_layers < 1) {
         return LSTM_EDGE_ERR_BAD_MODEL;
     }
-    if (!matrix_ok(&model->head, model->output_size, hidden)) {
+    if (checked_scratch_per_stream(model) == 0) {
+        return LSTM_EDGE_ERR_BAD_SIZE; /* so 4 * hidden below fits int32_t too */
+    }
+    if (model->layers == NULL || (uint64_t)model->n_layers_stored != (uint64_t)model->num_layers ||
+        model->head_bias == NULL || !count_ok(model->n_head_bias, model->output_size, 1) ||
+        !stages_ok(model) || !matrix_ok(&model->head, model->output_size, hidden)) {
         return LSTM_EDGE_ERR_BAD_MODEL;
     }
     for (l = 0; l < model->num_layers; ++l) {
         const lstm_edge_layer *layer = &model->layers[l];
         const int32_t in = l == 0 ? model->input_size : hidden;
         if (!matrix_ok(&layer->w, 4 * hidden, in) || !matrix_ok(&layer->r, 4 * hidden, hidden) ||
-            layer->bias == NULL) {
+            layer->bias == NULL || !count_ok(layer->n_bias, 4 * hidden, 1)) {
             return LSTM_EDGE_ERR_BAD_MODEL;
         }
     }
@@ -205,19 +268,35 @@ lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model)
 
 size_t lstm_edge_scratch_floats(const lstm_edge_model *model, int32_t streams)
 {
-    return (size_t)streams *
-           (size_t)LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(model->input_size, model->hidden_size);
+    if (streams < 1 || streams > LSTM_EDGE_BATCH_BLOCK ||
+        lstm_edge_check_model(model) != LSTM_EDGE_OK) {
+        return 0;
+    }
+    /* fits: checked for LSTM_EDGE_BATCH_BLOCK streams */
+    return (size_t)streams * (size_t)checked_scratch_per_stream(model);
 }
 
+/* Only for a model that passed lstm_edge_check_model (then it fits size_t). */
 static size_t state_floats(const lstm_edge_model *model)
 {
     return (size_t)model->num_layers * (size_t)model->hidden_size;
 }
 
-lstm_edge_status lstm_edge_reset(const lstm_edge_model *model, lstm_edge_state *state)
+/* The checks every function on a model and one state starts with. */
+static lstm_edge_status check_model_state(const lstm_edge_model *model,
+                                          const lstm_edge_state *state)
 {
     if (model == NULL || state == NULL || state->h == NULL || state->c == NULL) {
         return LSTM_EDGE_ERR_NULL;
+    }
+    return lstm_edge_check_model(model);
+}
+
+lstm_edge_status lstm_edge_reset(const lstm_edge_model *model, lstm_edge_state *state)
+{
+    const lstm_edge_status status = check_model_state(model, state);
+    if (status != LSTM_EDGE_OK) {
+        return status;
     }
     memset(state->h, 0, state_floats(model) * sizeof(float));
     memset(state->c, 0, state_floats(model) * sizeof(float));
@@ -232,9 +311,10 @@ static int finite(float v)
 
 lstm_edge_status lstm_edge_check_state(const lstm_edge_model *model, const lstm_edge_state *state)
 {
+    const lstm_edge_status status = check_model_state(model, state);
     size_t k;
-    if (model == NULL || state == NULL || state->h == NULL || state->c == NULL) {
-        return LSTM_EDGE_ERR_NULL;
+    if (status != LSTM_EDGE_OK) {
+        return status;
     }
     for (k = 0; k < state_floats(model); ++k) {
         if (!finite(state->h[k]) || !finite(state->c[k])) {
@@ -367,15 +447,28 @@ static lstm_edge_status check_batch(const lstm_edge_model *model, const lstm_edg
                                     int32_t batch, const int32_t *tokens, const float *x,
                                     int32_t time, const float *scratch, size_t scratch_floats)
 {
-    const size_t steps = (size_t)batch * (size_t)time;
+    lstm_edge_status status;
+    uint64_t steps, widest, n;
     size_t k;
     if (model == NULL || states == NULL || (tokens == NULL && x == NULL) || scratch == NULL) {
         return LSTM_EDGE_ERR_NULL;
     }
+    status = lstm_edge_check_model(model);
+    if (status != LSTM_EDGE_OK) {
+        return status;
+    }
     if ((tokens != NULL) != (model->task == LSTM_EDGE_TASK_CHAR_LM)) {
         return LSTM_EDGE_ERR_WRONG_TASK;
     }
-    if (batch < 0 || time < 0 || scratch_floats < lstm_edge_scratch_floats(model, 1)) {
+    if (batch < 0 || time < 0 || scratch_floats < checked_scratch_per_stream(model)) {
+        return LSTM_EDGE_ERR_BAD_SIZE;
+    }
+    /* x [batch][time][F] and out [batch][time][output_size] must be addressable, so that
+     * every index below fits size_t */
+    steps = (uint64_t)batch * (uint64_t)time;
+    widest = model->input_size > model->output_size ? (uint64_t)model->input_size
+                                                     : (uint64_t)model->output_size;
+    if (!mul_limit(steps, widest, MAX_FLOATS, &n)) {
         return LSTM_EDGE_ERR_BAD_SIZE;
     }
     for (k = 0; k < (size_t)batch; ++k) {
@@ -384,14 +477,14 @@ static lstm_edge_status check_batch(const lstm_edge_model *model, const lstm_edg
         }
     }
     if (tokens != NULL) {
-        for (k = 0; k < steps; ++k) {
+        for (k = 0; k < (size_t)steps; ++k) {
             if (tokens[k] < 0 || tokens[k] >= model->input.embedding.vocab_size) {
                 return LSTM_EDGE_ERR_BAD_TOKEN;
             }
         }
         return LSTM_EDGE_OK;
     }
-    for (k = 0; k < steps * (size_t)model->input_size; ++k) {
+    for (k = 0; k < (size_t)steps * (size_t)model->input_size; ++k) {
         if (!finite(x[k])) {
             return LSTM_EDGE_ERR_NONFINITE_INPUT;
         }
@@ -413,19 +506,20 @@ static lstm_edge_status run_batch(const lstm_edge_model *model, lstm_edge_state 
     if (status != LSTM_EDGE_OK) {
         return status;
     }
-    block = scratch_floats / lstm_edge_scratch_floats(model, 1);
+    /* the model passed check_batch: one stream's scratch is known to fit, and not 0 */
+    block = scratch_floats / (size_t)checked_scratch_per_stream(model);
     if (block > LSTM_EDGE_BATCH_BLOCK) {
         block = LSTM_EDGE_BATCH_BLOCK;
     }
     for (b0 = 0; b0 < batch; b0 += (int32_t)block) {
         const int32_t nb = batch - b0 < (int32_t)block ? batch - b0 : (int32_t)block;
         for (t = 0; t < time; ++t) {
-            int32_t tok[LSTM_EDGE_BATCH_BLOCK];
-            const float *xs[LSTM_EDGE_BATCH_BLOCK];
-            float *o[LSTM_EDGE_BATCH_BLOCK];
+            /* all set (one of tok / xs unused) so no compiler sees an uninitialized read */
+            int32_t tok[LSTM_EDGE_BATCH_BLOCK] = {0};
+            const float *xs[LSTM_EDGE_BATCH_BLOCK] = {NULL};
+            float *o[LSTM_EDGE_BATCH_BLOCK] = {NULL};
             for (b = 0; b < nb; ++b) {
                 const size_t bt = (size_t)(b0 + b) * (size_t)time + (size_t)t;
-                /* both set (one unused) so no compiler sees an uninitialized read */
                 tok[b] = tokens != NULL ? tokens[bt] : 0;
                 xs[b] = x != NULL ? x + bt * (size_t)model->input_size : NULL;
                 o[b] = out != NULL ? out + bt * (size_t)model->output_size : NULL;
@@ -528,7 +622,7 @@ const char *lstm_edge_status_str(lstm_edge_status status)
     case LSTM_EDGE_ERR_BAD_TOKEN:
         return "token id out of range [0, vocab_size)";
     case LSTM_EDGE_ERR_BAD_SIZE:
-        return "batch or time negative, or scratch too small";
+        return "batch or time negative, scratch too small, or a size too large";
     case LSTM_EDGE_ERR_BAD_MODEL:
         return "model data inconsistent or of another format version";
     case LSTM_EDGE_ERR_NONFINITE_STATE:

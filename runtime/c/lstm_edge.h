@@ -50,6 +50,11 @@ extern "C" {
  * into NAME_SCRATCH_FLOATS. */
 #define LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(input, hidden) (8 * (hidden) + (input))
 
+/* Elements of a C array (not a pointer): how the generated model data fills in the
+ * n_* length fields below, so that lstm_edge_check_model compares every dimension with
+ * the arrays actually present. */
+#define LSTM_EDGE_COUNT(array) (sizeof(array) / sizeof((array)[0]))
+
 /* model->task: what the model reads and writes per step. */
 typedef enum lstm_edge_task {
     LSTM_EDGE_TASK_CHAR_LM = 0, /* token ids in, logits [vocab_size] out */
@@ -61,8 +66,12 @@ typedef enum lstm_edge_status {
     LSTM_EDGE_OK = 0,
     LSTM_EDGE_ERR_NULL = 1,            /* a required pointer is NULL */
     LSTM_EDGE_ERR_BAD_TOKEN = 2,       /* a token id is outside [0, vocab_size) */
-    LSTM_EDGE_ERR_BAD_SIZE = 3,        /* batch or time < 0, scratch too small, or n < 1 */
-    LSTM_EDGE_ERR_BAD_MODEL = 4,       /* model data inconsistent or of another format version */
+    LSTM_EDGE_ERR_BAD_SIZE = 3,        /* batch or time < 0, scratch too small, n < 1, or a
+                                          size (model dimensions, batch * time) too large
+                                          to compute or address */
+    LSTM_EDGE_ERR_BAD_MODEL = 4,       /* model data inconsistent (a dimension that does not
+                                          match its array's length, a NULL array) or of
+                                          another format version */
     LSTM_EDGE_ERR_NONFINITE_STATE = 5, /* NaN or Inf in h or c */
     LSTM_EDGE_ERR_WRONG_TASK = 6,      /* token step on a forecast model, or the reverse */
     LSTM_EDGE_ERR_NONFINITE_INPUT = 7  /* NaN or Inf in a forecast input (fill missing
@@ -71,19 +80,25 @@ typedef enum lstm_edge_status {
 
 /* A weight matrix of `rows` outputs by `cols` inputs, stored input-major: element
  * (output r, input j) is at [j * rows + r]. Exactly one of f32 / q is set; an int8 matrix
- * has one float scale per output row (value = q * scale[r]). */
+ * has one float scale per output row (value = q * scale[r]).
+ * The n_* fields (here and in every struct below) are the element counts of the arrays as
+ * stored (LSTM_EDGE_COUNT of each; 0 for a NULL array): lstm_edge_check_model refuses a
+ * model whose dimensions ask for more (or fewer) elements than its arrays hold. */
 typedef struct lstm_edge_matrix {
     int32_t rows;
     int32_t cols;
     const float *f32;   /* [cols][rows] float32, or NULL */
     const int8_t *q;    /* [cols][rows] int8, or NULL */
     const float *scale; /* [rows], with q */
+    size_t n_values;    /* elements of f32 (or of q): rows * cols */
+    size_t n_scale;     /* elements of scale: rows with q, 0 without */
 } lstm_edge_matrix;
 
 typedef struct lstm_edge_layer {
     lstm_edge_matrix w; /* ONNX W: 4H outputs x input size, gates i, o, f, c */
     lstm_edge_matrix r; /* ONNX R: 4H outputs x H */
     const float *bias;  /* [4H] ONNX Wb + Rb, summed at codegen */
+    size_t n_bias;      /* elements of bias: 4H */
 } lstm_edge_layer;
 
 /* char-lm's input stage: token id -> its row of the embedding [V][E], float32 in f32 or
@@ -94,12 +109,16 @@ typedef struct lstm_edge_embedding {
     const float *f32;   /* [V][E] float32, or NULL */
     const int8_t *q;    /* [V][E] int8, or NULL */
     const float *scale; /* [V], with q */
+    size_t n_values;    /* elements of f32 (or of q): V * E */
+    size_t n_scale;     /* elements of scale: V with q, 0 without */
 } lstm_edge_embedding;
 
 /* y[k] = v[k] * scale[k] + shift[k] (float32 in every scheme; multiply, then add). */
 typedef struct lstm_edge_affine {
     const float *scale;
     const float *shift;
+    size_t n_scale; /* elements of scale */
+    size_t n_shift; /* elements of shift */
 } lstm_edge_affine;
 
 /* What turns one step's input into the layer-0 input [input_size]. Only the member of the
@@ -131,6 +150,8 @@ typedef struct lstm_edge_model {
     const float *head_bias;        /* [output_size] */
     const char *name;              /* sanitized model name */
     const char *scheme;            /* quantization scheme of the source artifact */
+    size_t n_layers_stored;        /* elements of layers: L */
+    size_t n_head_bias;            /* elements of head_bias: output_size */
 } lstm_edge_model;
 
 /* One stream's recurrent state: caller-owned arrays of num_layers * hidden_size floats
@@ -140,8 +161,12 @@ typedef struct lstm_edge_state {
     float *c;
 } lstm_edge_state;
 
-/* Check the model data once at start-up (format version, task, dimensions, pointers: the
- * stages of the other task must be zero/NULL); the step functions trust a model that passed. */
+/* Check the model data (format version, task, dimensions against the element counts of
+ * the arrays present, pointers: the stages of the other task must be zero/NULL). Every
+ * size the library computes from the dimensions is computed in 64 bits and must fit
+ * int32_t and size_t (LSTM_EDGE_ERR_BAD_SIZE otherwise). Call it once at start-up to
+ * learn early; every other function of the model checks it again (a few comparisons per
+ * layer) and returns its status instead of reading outside the arrays. */
 lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model);
 
 /* Zero h and c (the Python initial_state). */
@@ -206,7 +231,8 @@ lstm_edge_status lstm_edge_anomaly_score(const float *forecast, const float *act
 
 /* ---- both tasks ---- */
 
-/* Scratch floats for `streams` streams processed together (1 .. LSTM_EDGE_BATCH_BLOCK). */
+/* Scratch floats for `streams` streams processed together (1 .. LSTM_EDGE_BATCH_BLOCK);
+ * 0 for a NULL model, a model that fails lstm_edge_check_model, or streams out of range. */
 size_t lstm_edge_scratch_floats(const lstm_edge_model *model, int32_t streams);
 
 /* A constant English description of a status code. */

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lstm_edge.runtime.backends.c_text import int_lines, names_array, quantized_weight
+from lstm_edge.runtime.backends.c_text import count, int_lines, names_array, quantized_weight
 from lstm_edge.runtime.errors import InputError, InvalidConfigError
 from lstm_edge.runtime.format import (
     EMBEDDING,
@@ -132,12 +132,16 @@ class CharLM(TaskSpec):
                 f"{EMBEDDING}: float32 [vocab {v}][embed {e}]",
                 artifact.weights[EMBEDDING],
             )
-            return f".input.embedding = {{ .vocab_size = {v}, .embed_size = {e}, .f32 = {emb} }}"
+            return (
+                f".input.embedding = {{ .vocab_size = {v}, .embed_size = {e}, .f32 = {emb},\n"
+                f"                         .n_values = {count(emb)} }}"
+            )
         eq = arrays.add("embedding_q", f"{EMBEDDING}: int8 [vocab {v}][embed {e}]", qe.q)
         es = arrays.add("embedding_scale", f"{EMBEDDING}: float32 scale per row [{v}]", qe.scale)
         return (
             f".input.embedding = {{ .vocab_size = {v}, .embed_size = {e},\n"
-            f"                         .q = {eq}, .scale = {es} }}"
+            f"                         .q = {eq}, .scale = {es},\n"
+            f"                         .n_values = {count(eq)}, .n_scale = {count(es)} }}"
         )
 
     def c_header_macros(self, artifact: Any, name: str) -> str:

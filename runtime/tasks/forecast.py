@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lstm_edge.runtime.backends.c_text import float_lines, names_array
+from lstm_edge.runtime.backends.c_text import count, float_lines, names_array
 from lstm_edge.runtime.errors import InputError, InvalidArtifactError, InvalidConfigError
 from lstm_edge.runtime.format import (
     HEAD_BIAS,
@@ -255,9 +255,13 @@ class Forecast(TaskSpec):
                 (NORM_OUT_SHIFT, "out_shift", t, "mean"),
             )
         }
+
+        def affine(scale: str, shift: str) -> str:
+            return f"{{ {scale}, {shift}, {count(scale)}, {count(shift)} }}"
+
         return (
-            f".input.normalize = {{ {norm[NORM_IN_SCALE]}, {norm[NORM_IN_SHIFT]} }},\n"
-            f"    .output.denormalize = {{ {norm[NORM_OUT_SCALE]}, {norm[NORM_OUT_SHIFT]} }}"
+            f".input.normalize = {affine(norm[NORM_IN_SCALE], norm[NORM_IN_SHIFT])},\n"
+            f"    .output.denormalize = {affine(norm[NORM_OUT_SCALE], norm[NORM_OUT_SHIFT])}"
         )
 
     def c_header_macros(self, artifact: Any, name: str) -> str:
