@@ -39,6 +39,7 @@ from lstm_edge.exporters.onnx_export import (
     check_output_path,
     ort_session,
     run_session,
+    stamp_digest,
 )
 from lstm_edge.runtime.artifact import logical_shapes
 from lstm_edge.runtime.config import (
@@ -328,6 +329,7 @@ def quantize_proto(model: onnx.ModelProto, scheme: str) -> onnx.ModelProto:
     config, weights = float_artifact(model, "model")
     out, reports = builders[scheme](model, config, weights)
     set_metadata(out, _quant_metadata(scheme, reports))
+    stamp_digest(out)
     return out
 
 
@@ -388,6 +390,7 @@ def _dynamic_proto(model: onnx.ModelProto) -> onnx.ModelProto:
         err = _max_err(back, w) if back is not None else float("nan")
         reports.append(TensorReport(name, w.shape, w.nbytes, sum(p.nbytes for p in parts), err))
     set_metadata(out, _quant_metadata("int8-dynamic", reports))
+    stamp_digest(out)
     return out
 
 
@@ -438,6 +441,7 @@ def quantize_file(src: Path, out: Path, scheme: str, *, force: bool = False) -> 
     config, _ = float_artifact(model, str(src))
     q = _dynamic_proto(model) if scheme == "int8-dynamic" else quantize_proto(model, scheme)
     set_metadata(q, {META_QUANT_FLOAT_SHA256: hashlib.sha256(src.read_bytes()).hexdigest()})
+    stamp_digest(q)
     data = q.SerializeToString()
 
     def write_and_check(tmp: Path) -> None:
