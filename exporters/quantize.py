@@ -55,8 +55,15 @@ from lstm_edge.runtime.config import (
     lstm_r,
     lstm_w,
 )
-from lstm_edge.runtime.errors import InvalidArtifactError, InvalidConfigError, LstmEdgeError
+from lstm_edge.runtime.digest import mismatch_message, model_digest
+from lstm_edge.runtime.errors import (
+    IntegrityError,
+    InvalidArtifactError,
+    InvalidConfigError,
+    LstmEdgeError,
+)
 from lstm_edge.runtime.files import atomic_write
+from lstm_edge.runtime.format import META_DIGEST
 
 SCHEMES = ("int8", "int8-dynamic", "fp16")
 
@@ -130,7 +137,8 @@ def float_artifact(model: onnx.ModelProto, where: str) -> tuple[ModelConfig, dic
     """Check `model` is an lstm-edge float artifact; return its config and weights.
 
     Refuses, naming what is missing or wrong: lstm-edge metadata, format version, a scheme
-    other than "none", external data, weights missing or of the wrong shape, NaN/Inf.
+    other than "none", external data, a content digest that does not match (a file written
+    before digests has none and passes), weights missing or of the wrong shape, NaN/Inf.
     """
     meta = {p.key: p.value for p in model.metadata_props}
     missing = [k for k in (META_FORMAT_VERSION, META_CONFIG, META_QUANTIZATION) if k not in meta]
@@ -158,6 +166,11 @@ def float_artifact(model: onnx.ModelProto, where: str) -> tuple[ModelConfig, dic
         raise InvalidArtifactError(
             f"{where} uses external data for {external}; expected a self-contained model"
         )
+    # A float file corrupted after export must not come out of quantize with a fresh digest.
+    if META_DIGEST in meta:
+        found = model_digest(model.SerializeToString(), where)
+        if found != meta[META_DIGEST]:
+            raise IntegrityError(mismatch_message(where, meta[META_DIGEST], found))
     shapes = logical_shapes(config)
     absent = [n for n in shapes if n not in inits]
     if absent:

@@ -49,7 +49,7 @@ from lstm_edge.runtime.config import (
     lstm_r,
     lstm_w,
 )
-from lstm_edge.runtime.digest import content_digest
+from lstm_edge.runtime.digest import content_digest, mismatch_message
 from lstm_edge.runtime.errors import (
     FormatVersionError,
     IntegrityError,
@@ -311,10 +311,7 @@ def verify_digest(
         return "absent"
     found = content_digest(model, tensors)
     if found != expected:
-        raise IntegrityError(
-            f"{path}: content digest mismatch: the file was changed or corrupted after "
-            f"export (expected {expected[:64]!r}, found {found!r})"
-        )
+        raise IntegrityError(mismatch_message(str(path), expected, found))
     return "verified"
 
 

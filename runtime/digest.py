@@ -169,6 +169,15 @@ def content_digest(model: op.Model, tensors: Mapping[str, np.ndarray]) -> str:
     return h.h.hexdigest()
 
 
+def mismatch_message(where: str, expected: str, found: str) -> str:
+    """The one message for a digest that does not match (`expected` is from the file, so
+    it is cut short in case it is something else entirely)."""
+    return (
+        f"{where}: content digest mismatch: the file was changed or corrupted after export "
+        f"(expected {expected[:64]!r}, found {found!r})"
+    )
+
+
 def model_digest(data: bytes, source: str = "model") -> str:
     """The content digest of serialized ModelProto bytes with self-contained initializers
     (what the exporters write), parsed by the runtime's reader."""

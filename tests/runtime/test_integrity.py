@@ -17,6 +17,7 @@ from rt_helpers import SCHEMES, copy, initializer, save, set_meta
 from typer.testing import CliRunner
 
 import lstm_edge.runtime as rt
+from lstm_edge.exporters.quantize import quantize_file
 from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.config import META_PRODUCER_VERSION, META_SOURCE_SHA256, lstm_w
 from lstm_edge.runtime.digest import model_digest
@@ -151,3 +152,14 @@ def test_the_digest_follows_content_not_encoding(artifacts, tmp_path):
     path.write_bytes(data)
     assert model_digest(data) == original
     assert read_artifact(path).integrity == "verified"
+
+
+@pytest.mark.parametrize("scheme", ["int8", "fp16", "int8-dynamic"])
+def test_quantize_refuses_a_corrupted_float_file(artifacts, tmp_path, scheme):
+    """Quantizing must not launder a corrupted float file into one with a fresh digest."""
+    src = _tampered(artifacts["none"], _flip_bit, tmp_path, "m.onnx")
+    out = tmp_path / f"m.{scheme}.onnx"
+    with pytest.raises(IntegrityError) as info:
+        quantize_file(src, out, scheme)
+    assert str(info.value).startswith(f"{src}: {MISMATCH}")
+    assert not out.exists()
