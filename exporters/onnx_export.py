@@ -40,6 +40,7 @@ from lstm_edge.runtime.config import (
     OUTPUT_HN,
     ModelConfig,
 )
+from lstm_edge.runtime.digest import model_digest
 from lstm_edge.runtime.errors import CheckFailedError, LstmEdgeError
 
 # Output-path checks and atomic writes are torch-free (`files`); these names stay
@@ -49,7 +50,7 @@ from lstm_edge.runtime.files import (  # noqa: F401
     atomic_write,
     check_output_path,
 )
-from lstm_edge.runtime.format import __version__
+from lstm_edge.runtime.format import META_DIGEST, __version__
 from lstm_edge.runtime.graph import DIM_BATCH, DIM_TIME, canonical_graph
 
 OPSET = 17
@@ -210,7 +211,18 @@ def build_onnx(
         config.spec.check_calibration(calibration, config, "calibration")
         props[META_CALIBRATION] = json.dumps(calibration, sort_keys=True)
     helper.set_model_props(proto, props)
+    stamp_digest(proto)
     return proto
+
+
+def stamp_digest(proto: onnx.ModelProto) -> None:
+    """Set META_DIGEST (in place) to the content digest of `proto` as the runtime's reader
+    parses it (`runtime.digest`). Call it after the last change to graph or metadata."""
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key != META_DIGEST]
+    del proto.metadata_props[:]
+    for key, value in keep:
+        proto.metadata_props.add(key=key, value=value)
+    proto.metadata_props.add(key=META_DIGEST, value=model_digest(proto.SerializeToString()))
 
 
 # ---- writing and checking ----------------------------------------------------------------

@@ -39,6 +39,7 @@ from lstm_edge.exporters.onnx_export import (
     check_output_path,
     ort_session,
     run_session,
+    stamp_digest,
 )
 from lstm_edge.runtime.artifact import logical_shapes
 from lstm_edge.runtime.config import (
@@ -54,8 +55,15 @@ from lstm_edge.runtime.config import (
     lstm_r,
     lstm_w,
 )
-from lstm_edge.runtime.errors import InvalidArtifactError, InvalidConfigError, LstmEdgeError
+from lstm_edge.runtime.digest import mismatch_message, model_digest
+from lstm_edge.runtime.errors import (
+    IntegrityError,
+    InvalidArtifactError,
+    InvalidConfigError,
+    LstmEdgeError,
+)
 from lstm_edge.runtime.files import atomic_write
+from lstm_edge.runtime.format import META_DIGEST
 
 SCHEMES = ("int8", "int8-dynamic", "fp16")
 
@@ -129,7 +137,8 @@ def float_artifact(model: onnx.ModelProto, where: str) -> tuple[ModelConfig, dic
     """Check `model` is an lstm-edge float artifact; return its config and weights.
 
     Refuses, naming what is missing or wrong: lstm-edge metadata, format version, a scheme
-    other than "none", external data, weights missing or of the wrong shape, NaN/Inf.
+    other than "none", external data, a content digest that does not match (a file written
+    before digests has none and passes), weights missing or of the wrong shape, NaN/Inf.
     """
     meta = {p.key: p.value for p in model.metadata_props}
     missing = [k for k in (META_FORMAT_VERSION, META_CONFIG, META_QUANTIZATION) if k not in meta]
@@ -157,6 +166,11 @@ def float_artifact(model: onnx.ModelProto, where: str) -> tuple[ModelConfig, dic
         raise InvalidArtifactError(
             f"{where} uses external data for {external}; expected a self-contained model"
         )
+    # A float file corrupted after export must not come out of quantize with a fresh digest.
+    if META_DIGEST in meta:
+        found = model_digest(model.SerializeToString(), where)
+        if found != meta[META_DIGEST]:
+            raise IntegrityError(mismatch_message(where, meta[META_DIGEST], found))
     shapes = logical_shapes(config)
     absent = [n for n in shapes if n not in inits]
     if absent:
@@ -328,6 +342,7 @@ def quantize_proto(model: onnx.ModelProto, scheme: str) -> onnx.ModelProto:
     config, weights = float_artifact(model, "model")
     out, reports = builders[scheme](model, config, weights)
     set_metadata(out, _quant_metadata(scheme, reports))
+    stamp_digest(out)
     return out
 
 
@@ -388,6 +403,7 @@ def _dynamic_proto(model: onnx.ModelProto) -> onnx.ModelProto:
         err = _max_err(back, w) if back is not None else float("nan")
         reports.append(TensorReport(name, w.shape, w.nbytes, sum(p.nbytes for p in parts), err))
     set_metadata(out, _quant_metadata("int8-dynamic", reports))
+    stamp_digest(out)
     return out
 
 
@@ -438,6 +454,7 @@ def quantize_file(src: Path, out: Path, scheme: str, *, force: bool = False) -> 
     config, _ = float_artifact(model, str(src))
     q = _dynamic_proto(model) if scheme == "int8-dynamic" else quantize_proto(model, scheme)
     set_metadata(q, {META_QUANT_FLOAT_SHA256: hashlib.sha256(src.read_bytes()).hexdigest()})
+    stamp_digest(q)
     data = q.SerializeToString()
 
     def write_and_check(tmp: Path) -> None:

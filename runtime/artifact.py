@@ -5,7 +5,10 @@ over the size cap, bytes that are not ONNX, models without lstm-edge metadata or
 unknown format version, ops/opsets/dtypes outside what the runtime supports, tensors whose
 payload does not match their dims, external data (unless allowed, and then never outside
 the model's folder, never absolute, never a symlink; checked before any file is opened),
-and weights whose shapes disagree with the config. It returns the logical weights as
+and weights whose shapes disagree with the config. Before any of the checks that read the
+config, the content digest (META_DIGEST, `runtime.digest`) is recomputed from what was
+parsed and a mismatch refused (`IntegrityError`); a file without one (written before
+digests) loads with `integrity` "absent" instead of "verified". It returns the logical weights as
 float32 (int8 dequantized, fp16 cast) and keeps the int8 payload for the C backend.
 """
 
@@ -46,12 +49,15 @@ from lstm_edge.runtime.config import (
     lstm_r,
     lstm_w,
 )
+from lstm_edge.runtime.digest import content_digest, mismatch_message
 from lstm_edge.runtime.errors import (
     FormatVersionError,
+    IntegrityError,
     InvalidArtifactError,
     InvalidConfigError,
     UnsupportedModelError,
 )
+from lstm_edge.runtime.format import META_DIGEST
 from lstm_edge.runtime.graph import canonical_graph
 from lstm_edge.runtime.tasks import TASKS
 
@@ -142,6 +148,8 @@ class Artifact:
     has_external_data: bool = False
     # Forecast only: META_CALIBRATION parsed and checked (see `check_calibration`).
     calibration: dict | None = None
+    # "verified": META_DIGEST matched the content; "absent": written before digests.
+    integrity: str = "absent"
 
 
 def logical_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -187,11 +195,12 @@ def read_artifact(
     model = op.parse_model(data, str(path))
     _check_onnx(model, path)
     metadata = _metadata(model, path)
-    config, scheme = _config_and_scheme(metadata, path)
     graph = model.graph
+    tensors = _initializers(graph, path, allow_external_data)
+    integrity = verify_digest(model, tensors, metadata, path)
+    config, scheme = _config_and_scheme(metadata, path)
     ops = _check_ops(model, scheme, path)
     _check_io(graph, config, path)
-    tensors = _initializers(graph, path, allow_external_data)
     norms = _check_config_tensors(graph, tensors, config, path)
     calibration = _calibration(metadata, config, path)
     if scheme == "int8-dynamic":
@@ -215,6 +224,7 @@ def read_artifact(
         model_bytes=data,
         has_external_data=any(t.is_external for t in graph.initializers),
         calibration=calibration,
+        integrity=integrity,
     )
 
 
@@ -289,6 +299,20 @@ def _metadata(model: op.Model, path: Path) -> dict[str, str]:
             f"{path}: format version {found!r} is not supported (expected {FORMAT_VERSION!r})"
         )
     return metadata
+
+
+def verify_digest(
+    model: op.Model, tensors: dict[str, np.ndarray], metadata: dict[str, str], path: Path
+) -> str:
+    """Recompute the content digest and compare it with META_DIGEST: "verified", or
+    "absent" for a file written before digests; a mismatch is refused."""
+    expected = metadata.get(META_DIGEST)
+    if expected is None:
+        return "absent"
+    found = content_digest(model, tensors)
+    if found != expected:
+        raise IntegrityError(mismatch_message(str(path), expected, found))
+    return "verified"
 
 
 def _config_and_scheme(metadata: dict[str, str], path: Path) -> tuple[ModelConfig, str]:

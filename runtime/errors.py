@@ -37,6 +37,10 @@ class UnsupportedModelError(InvalidArtifactError):
     """A valid model that uses ops, opsets or dtypes a backend cannot run."""
 
 
+class IntegrityError(InvalidArtifactError):
+    """An artifact whose content digest does not match: changed or corrupted after export."""
+
+
 class InputError(LstmEdgeError, ValueError):
     """Bad tokens or state handed to a step call; the caller's state is left unchanged."""
 

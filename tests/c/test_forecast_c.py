@@ -327,6 +327,7 @@ def _calibrated(path: Path, out: Path, calibration: dict) -> Path:
     import onnx
     from onnx import helper
 
+    from lstm_edge.exporters.onnx_export import stamp_digest
     from lstm_edge.runtime.config import META_CALIBRATION
 
     proto = onnx.load(str(path))
@@ -334,6 +335,7 @@ def _calibrated(path: Path, out: Path, calibration: dict) -> Path:
     props[META_CALIBRATION] = json.dumps(calibration)
     del proto.metadata_props[:]
     helper.set_model_props(proto, props)
+    stamp_digest(proto)
     onnx.save(proto, str(out))
     return out
 

@@ -20,6 +20,7 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 import lstm_edge.runtime as rt
+from lstm_edge.exporters.onnx_export import stamp_digest
 from lstm_edge.runtime.config import HEAD_WEIGHT, META_CALIBRATION, QUANT_SUFFIX, ModelConfig
 from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain import series as S
@@ -144,6 +145,7 @@ def _negated_head(src: Path, dst: Path) -> Path:
             break
     else:
         raise AssertionError("no int8 head weight initializer")
+    stamp_digest(proto)  # as a buggy exporter would write it: the digest holds
     onnx.save(proto, str(dst))
     return dst
 
@@ -272,6 +274,7 @@ def test_detect_without_calibration_is_a_clear_error(fc: Path, tmp_path: Path):
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     bare = tmp_path / "bare.onnx"
+    stamp_digest(proto)  # exported without calibration
     onnx.save(proto, str(bare))
     result = runner.invoke(app, ["detect", str(bare)])
     assert result.exit_code == 2, result.output

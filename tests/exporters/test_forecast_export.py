@@ -23,6 +23,7 @@ from lstm_edge.exporters.onnx_export import (
     CHECK_TOLERANCE,
     ort_session,
     run_session,
+    stamp_digest,
 )
 from lstm_edge.exporters.quantize import quantize_file
 from lstm_edge.runtime.artifact import read_artifact
@@ -260,6 +261,7 @@ def test_quantize_refuses_a_float_file_with_changed_normalization(tmp_path):
     proto = build_onnx(model_for(cfg))
     t = next(t for t in proto.graph.initializer if t.name == NORM_IN_SHIFT)
     t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) + np.float32(0.5), t.name))
+    stamp_digest(proto)  # made so, not corrupted later: the normalization check refuses it
     src = tmp_path / "m.onnx"
     src.write_bytes(proto.SerializeToString())
     for scheme in ("int8", "fp16", "int8-dynamic"):
