@@ -12,7 +12,6 @@ float32 (int8 dequantized, fp16 cast) and keeps the int8 payload for the C backe
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import stat
@@ -52,6 +51,7 @@ from lstm_edge.runtime.errors import (
     InvalidConfigError,
     UnsupportedModelError,
 )
+from lstm_edge.runtime.files import parse_json
 from lstm_edge.runtime.graph import canonical_graph
 from lstm_edge.runtime.tasks import TASKS
 
@@ -438,10 +438,7 @@ def _calibration(metadata: dict[str, str], config: ModelConfig, path: Path) -> d
     if text is None:
         return None
     where = f"{path}: metadata {META_CALIBRATION!r}"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InvalidArtifactError(f"{where} is not valid JSON: {e}") from None
+    value = parse_json(text, where, InvalidArtifactError)
     return check_calibration(value, config, where)
 
 

@@ -9,7 +9,6 @@ final name.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from lstm_edge.runtime.files import (  # noqa: F401
     atomic_write_bytes,
     atomic_write_json,
     clean_stale_temp_files,
+    read_json,
     sha256_file,
 )
 from lstm_edge.toolchain.model import EdgeLSTM, build_model, torch_stages
@@ -37,6 +37,9 @@ from lstm_edge.toolchain.model import EdgeLSTM, build_model, torch_stages
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 DATA_FILE = "data.json"
+
+
+NOT_CHECKPOINT = "not a valid checkpoint: "
 
 
 class InvalidCheckpointError(LstmEdgeError):
@@ -210,12 +213,12 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     data: dict[str, Any] = {}
     data_path = folder / DATA_FILE
     if data_path.is_file():
-        try:
-            data = json.loads(data_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = read_json(data_path, InvalidCheckpointError, NOT_CHECKPOINT)
+        if not isinstance(data, dict):
             raise InvalidCheckpointError(
-                f"not a valid checkpoint: cannot read {data_path}: {e}"
-            ) from None
+                f"not a valid checkpoint: {data_path} holds {type(data).__name__}, expected "
+                "a JSON object"
+            )
     return Checkpoint(
         path=folder,
         config=config,

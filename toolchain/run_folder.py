@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lstm_edge.runtime.files import InvalidJsonError, parse_json, read_json
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
     DATA_FILE,
+    NOT_CHECKPOINT,
     TMP_PREFIX,
     WEIGHTS_FILE,
     InvalidCheckpointError,
@@ -104,10 +106,10 @@ def _latest_name(out: Path) -> str | None:
     path = resume_dir(out) / LATEST_FILE
     if not path.is_file():
         return None
-    try:
-        name = json.loads(path.read_text(encoding="utf-8"))["dir"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InvalidCheckpointError(f"not a valid checkpoint: cannot read {path}") from None
+    latest = read_json(path, InvalidCheckpointError, NOT_CHECKPOINT)
+    if not isinstance(latest, dict) or "dir" not in latest:
+        raise InvalidCheckpointError(f'not a valid checkpoint: {path} has no "dir"')
+    name = latest["dir"]
     if not isinstance(name, str) or not name.isdigit():
         raise InvalidCheckpointError(f"not a valid checkpoint: {path} names {name!r}")
     return name
@@ -151,8 +153,8 @@ def read_metrics(out: Path) -> list[dict[str, Any]]:
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            records.append(parse_json(line, path))
+        except InvalidJsonError:
             continue  # not ours to fail on: a hand-edited line
     return records
 
