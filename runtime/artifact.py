@@ -461,6 +461,12 @@ def _initializers(graph: op.Graph, path: Path, allow_external: bool) -> dict[str
             raise InvalidArtifactError(
                 f"{where} has dims {list(t.dims)} ({count} elements, over the {MAX_ELEMENTS} limit)"
             )
+        # Each dim too, not only their product: [0, 2**62] holds 0 elements, yet numpy
+        # cannot shape an array like it.
+        if any(d > MAX_ELEMENTS for d in t.dims):
+            raise InvalidArtifactError(
+                f"{where} has dims {list(t.dims)} (a dim over the {MAX_ELEMENTS} limit)"
+            )
         if t.is_external:
             external.append((t, _external_path(t, path, allow_external)))
             continue
