@@ -76,14 +76,26 @@ def check_output_path(out: Path, force: bool) -> Path:
     return out
 
 
+class WriteError(LstmEdgeError):
+    """An output could not be written (disk full, no permission, ...); names the path."""
+
+
+def _write_error(path: Path, e: OSError) -> WriteError:
+    return WriteError(f"cannot write {path}: {e.strerror or e}")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call write(tmp) on a temp file beside `path`, fsync it, then replace `path` with it.
 
-    On any failure (disk full included) the temp file is removed and `path` is untouched.
+    On any failure (disk full included) the temp file is removed and `path` is untouched;
+    an OSError becomes a WriteError naming `path` (the one place every writer passes).
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
-    os.close(fd)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise _write_error(path, e) from None
     tmp = Path(tmp_name)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
@@ -91,6 +103,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, e) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -9,6 +9,7 @@ final name.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InvalidConfigError, LstmEdgeError
@@ -75,7 +77,9 @@ def save_checkpoint(
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {**(metadata or {}), "format_version": str(model.config.format_version)}
     # Weights first: a config never describes weights that are not on disk yet.
-    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp), metadata=meta))
+    # Serialized in memory, then written by atomic_write: a full disk is an OSError there
+    # (named with the path), not an error of the serializer's own kind.
+    atomic_write_bytes(folder / WEIGHTS_FILE, safetensors_bytes(weights, metadata=meta))
     atomic_write_bytes(folder / CONFIG_FILE, (model.config.to_json() + "\n").encode())
     if data is not None:
         atomic_write_json(folder / DATA_FILE, data)
@@ -99,7 +103,9 @@ def save_torch_state(path: Path, state: dict[str, Any]) -> None:
     Only tensors, numbers, strings, lists and dicts, so `load_torch_state` can read it with
     `weights_only=True`.
     """
-    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    buffer = io.BytesIO()  # torch.save on a full disk raises RuntimeError, not OSError
+    torch.save(state, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def load_torch_state(path: Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lstm_edge.runtime.files import InvalidJsonError, parse_json, read_json
+from lstm_edge.runtime.files import InvalidJsonError, WriteError, parse_json, read_json
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
     DATA_FILE,
@@ -205,6 +205,10 @@ def saving(folder: Path) -> Iterator[None]:
     writes have left the previous files in place."""
     try:
         yield
+    except WriteError as e:
+        raise TrainingError(
+            f"could not save the checkpoint: {e}; the previous checkpoint is intact"
+        ) from None
     except OSError as e:
         raise TrainingError(
             f"could not save the checkpoint in {folder}: {e.strerror or e}; the previous "
@@ -218,12 +222,17 @@ def save_resume_state(out: Path, model: EdgeLSTM, state: dict[str, Any]) -> None
     step = state["step"]
     name = f"{step:09d}"
     folder = resume_dir(out) / name
-    with saving(folder):
-        save_checkpoint(folder, model, metadata={"step": str(step)})
-        save_torch_state(folder / TRAINER_FILE, state)
-        # The pointer moves only once the folder is complete: the commit point.
-        pointer = json.dumps({"step": step, "dir": name}) + "\n"
-        atomic_write_bytes(resume_dir(out) / LATEST_FILE, pointer.encode())
+    try:
+        with saving(folder):
+            save_checkpoint(folder, model, metadata={"step": str(step)})
+            save_torch_state(folder / TRAINER_FILE, state)
+            # The pointer moves only once the folder is complete: the commit point.
+            pointer = json.dumps({"step": step, "dir": name}) + "\n"
+            atomic_write_bytes(resume_dir(out) / LATEST_FILE, pointer.encode())
+    except BaseException:
+        if _latest_name(out) != name:  # never leave a step folder without its trainer.pt
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     for p in resume_dir(out).iterdir():
         if p.is_dir() and p.name != name:
             shutil.rmtree(p, ignore_errors=True)

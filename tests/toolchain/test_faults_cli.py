@@ -105,3 +105,92 @@ def test_hostile_json_in_artifact_metadata_is_named(base, tmp_path, bad, command
     args = {"info": ["info", path], "suggest": ["suggest", path, "the qu"]}
     r = _invoke(*args.get(command, [command, path]))
     _one_line_exit_2(r, str(path))
+
+
+# ---- disk full -----------------------------------------------------------------------------
+
+
+def _disk_full(monkeypatch, part: str = "", after: int = 0) -> None:
+    """os.fsync of a temp file whose name contains `part` fails as on a full disk (the
+    write itself may have been buffered; fsync is where a full disk shows up at the latest),
+    from the (after+1)-th such file on."""
+    import errno
+    import os
+
+    real = os.fsync
+    seen = []
+
+    def fsync(fd):
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if name.startswith(".tmp-") and part in name:
+            seen.append(name)
+            if len(seen) > after:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def _full_disk_message(r, path: Path) -> None:
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert "Traceback" not in r.output
+    assert f"cannot write {path}: No space left on device" in r.flat, r.output
+
+
+def test_atomic_write_names_the_path_and_keeps_the_old_file(tmp_path, monkeypatch):
+    from lstm_edge.runtime.files import WriteError, atomic_write_bytes
+
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    _disk_full(monkeypatch)
+    with pytest.raises(WriteError) as e:
+        atomic_write_bytes(path, b"new")
+    assert str(e.value) == f"cannot write {path}: No space left on device"
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temp file left
+
+
+def test_export_on_a_full_disk_names_the_file(base, tmp_path, monkeypatch):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"old")
+    _disk_full(monkeypatch)
+    _full_disk_message(_invoke("export", base[0], "--out", out, "--force"), out)
+    assert out.read_bytes() == b"old"
+
+
+def test_codegen_on_a_full_disk_names_the_file(base, tmp_path, monkeypatch):
+    _disk_full(monkeypatch, "_model.c")
+    r = _invoke("codegen", base[1], "-o", tmp_path / "b", "--name", "m")
+    _full_disk_message(r, tmp_path / "b" / "m_model.c")
+
+
+def test_validate_report_on_a_full_disk_names_the_file(base, tmp_path, monkeypatch):
+    _disk_full(monkeypatch, "report.json")
+    r = _invoke("validate", base[0], base[1], "--steps", 20, "--report", tmp_path / "r")
+    _full_disk_message(r, tmp_path / "r" / "report.json")
+
+
+def test_bench_json_on_a_full_disk_names_the_file(base, tmp_path, monkeypatch):
+    out = tmp_path / "bench.json"
+    _disk_full(monkeypatch, "bench.json")
+    r = _invoke("bench", base[1], "-b", "numpy", "--repeats", 1, "--json", out)
+    _full_disk_message(r, out)
+    assert not out.exists()
+
+
+def test_train_on_a_full_disk_keeps_the_last_resume_state(base, tmp_path, monkeypatch):
+    from lstm_edge.toolchain.train import latest_resume_dir, load_resume_state
+
+    out = tmp_path / "run"
+    corpus = base[0].parent / "corpus.txt"
+    _disk_full(monkeypatch, "trainer.pt", after=2)  # steps 0 and 2 save, 4 finds the disk full
+    r = _invoke("train", "--corpus", corpus, "--out", out, "--steps", 4, "--eval-every", 2,
+                *TINY_ARGS.split(), "--no-progress")  # fmt: skip
+    assert r.exit_code == 2, (r.output, r.exception)
+    step4 = out / "resume" / "000000004"
+    assert f"cannot write {step4 / 'trainer.pt'}: No space left on device" in r.flat, r.output
+    assert "previous checkpoint is intact" in r.flat
+    assert "Traceback" not in r.output
+    assert not step4.exists()  # no step folder without its trainer.pt
+    assert latest_resume_dir(out) == out / "resume" / "000000002"
+    assert load_resume_state(out)[1]["step"] == 2
