@@ -14,7 +14,6 @@ pieces and the error measure (`spec.error_scale`, through `exporters.compare`).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -44,6 +43,7 @@ from lstm_edge.runtime.backends.c_source import (
 )
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.files import atomic_write_bytes
 
 TARGETS = ("host", "cortex-m4")
 
@@ -206,14 +206,7 @@ def _makefile(name: str) -> str:
 
 def _write(path: Path, text: str) -> None:
     """Write beside, then rename: the final name never holds a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def bundle_files(

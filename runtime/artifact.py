@@ -15,7 +15,6 @@ float32 (int8 dequantized, fp16 cast) and keeps the int8 payload for the C backe
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import stat
@@ -57,6 +56,7 @@ from lstm_edge.runtime.errors import (
     InvalidConfigError,
     UnsupportedModelError,
 )
+from lstm_edge.runtime.files import parse_json
 from lstm_edge.runtime.format import META_DIGEST
 from lstm_edge.runtime.graph import canonical_graph
 from lstm_edge.runtime.tasks import TASKS
@@ -462,10 +462,7 @@ def _calibration(metadata: dict[str, str], config: ModelConfig, path: Path) -> d
     if text is None:
         return None
     where = f"{path}: metadata {META_CALIBRATION!r}"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InvalidArtifactError(f"{where} is not valid JSON: {e}") from None
+    value = parse_json(text, where, InvalidArtifactError)
     return check_calibration(value, config, where)
 
 
@@ -487,6 +484,12 @@ def _initializers(graph: op.Graph, path: Path, allow_external: bool) -> dict[str
         if count > MAX_ELEMENTS:
             raise InvalidArtifactError(
                 f"{where} has dims {list(t.dims)} ({count} elements, over the {MAX_ELEMENTS} limit)"
+            )
+        # Each dim too, not only their product: [0, 2**62] holds 0 elements, yet numpy
+        # cannot shape an array like it.
+        if any(d > MAX_ELEMENTS for d in t.dims):
+            raise InvalidArtifactError(
+                f"{where} has dims {list(t.dims)} (a dim over the {MAX_ELEMENTS} limit)"
             )
         if t.is_external:
             external.append((t, _external_path(t, path, allow_external)))

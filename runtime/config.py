@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from lstm_edge.runtime.errors import FormatVersionError, InvalidConfigError
+from lstm_edge.runtime.files import parse_json
 
 # The artifact format's names, importable from here as well as from `format` (the one
 # place they are defined).
@@ -170,8 +171,4 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
-        try:
-            d = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InvalidConfigError(f"config is not valid JSON: {e}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(parse_json(text, "config", InvalidConfigError))

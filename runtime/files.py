@@ -28,6 +28,39 @@ class OutputExistsError(LstmEdgeError):
     """The output path exists and the caller did not ask to overwrite it."""
 
 
+class InvalidJsonError(LstmEdgeError):
+    """A JSON file or metadata value that cannot be parsed (also: nested too deep, or an
+    integer too long for Python to convert)."""
+
+
+def parse_json(
+    text: str | bytes, where: object, error: type[LstmEdgeError] = InvalidJsonError
+) -> Any:
+    """json.loads that never escapes with a RecursionError or a bare ValueError: anything
+    unparsable raises `error` with "{where} is not valid JSON: {reason}"."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        reason = "nested too deep"
+    except UnicodeDecodeError as e:
+        reason = f"not UTF-8 ({e.reason} at byte {e.start})"
+    except json.JSONDecodeError as e:
+        reason = str(e)
+    except ValueError as e:  # e.g. an integer beyond sys.get_int_max_str_digits()
+        reason = str(e).split(";")[0]
+    raise error(f"{where} is not valid JSON: {reason}") from None
+
+
+def read_json(path: Path, error: type[LstmEdgeError] = InvalidJsonError, prefix: str = "") -> Any:
+    """The JSON value in file `path`; unreadable or unparsable files raise `error` naming it
+    (its message starts with `prefix`, e.g. "not a valid checkpoint: ")."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise error(f"{prefix}cannot read {path}: {e.strerror or e}") from None
+    return parse_json(data, f"{prefix}{path}", error)
+
+
 def check_output_path(out: Path, force: bool) -> Path:
     """Refuse an existing output without `force` and a folder we cannot write into."""
     out = Path(out)
@@ -43,14 +76,26 @@ def check_output_path(out: Path, force: bool) -> Path:
     return out
 
 
+class WriteError(LstmEdgeError):
+    """An output could not be written (disk full, no permission, ...); names the path."""
+
+
+def _write_error(path: Path, e: OSError) -> WriteError:
+    return WriteError(f"cannot write {path}: {e.strerror or e}")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call write(tmp) on a temp file beside `path`, fsync it, then replace `path` with it.
 
-    On any failure (disk full included) the temp file is removed and `path` is untouched.
+    On any failure (disk full included) the temp file is removed and `path` is untouched;
+    an OSError becomes a WriteError naming `path` (the one place every writer passes).
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
-    os.close(fd)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise _write_error(path, e) from None
     tmp = Path(tmp_name)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
@@ -58,6 +103,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, e) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

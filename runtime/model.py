@@ -47,7 +47,28 @@ class Model:
         x, single = self.config.spec.check_inputs(self.config, inputs)
         self._check_state(state, x.shape[0])
         y, hn, cn = self.runner.run(x, state.h, state.c)
+        if not (_finite(y) and _finite(hn) and _finite(cn)):
+            raise InputError(self._non_finite_message(y, hn, cn, single))
         return (y[:, 0] if single else y), State._wrap(hn, cn)
+
+    def _non_finite_message(
+        self, y: np.ndarray, hn: np.ndarray, cn: np.ndarray, single: bool
+    ) -> str:
+        """Name the first (stream, step) whose output is not finite, or the stream whose
+        state is not; the caller's state was not touched."""
+        bad = np.argwhere(~np.isfinite(y))
+        if bad.size:
+            b, t = int(bad[0][0]), int(bad[0][1])
+            where = f"stream {b}" if single else f"stream {b}, step {t}"
+            what = f"the {self.config.output_name} output"
+        else:
+            b = int(np.argwhere(~(np.isfinite(hn) & np.isfinite(cn)))[0][1])
+            where, what = f"stream {b}", "the state"
+        return (
+            f"{self.artifact.path}: the inputs at {where} drive {what} to NaN or Inf on the "
+            f"{self.backend!r} backend (expected inputs near the range the model was trained "
+            f"on); the state passed in is unchanged"
+        )
 
     def _check_state(self, state: Any, batch: int) -> None:
         if not isinstance(state, State):
@@ -72,6 +93,16 @@ class Model:
                     f"state.{name} contains NaN or Inf (expected finite values; start the "
                     f"stream again from model.initial_state())"
                 )
+
+
+def _finite(value: np.ndarray) -> bool:
+    """All values finite: the dot-product test first (cheap), the exact test only if it
+    fails, since squares of huge finite values overflow too."""
+    flat = value.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(np.dot(flat, flat)):
+            return True
+    return bool(np.isfinite(value).all())
 
 
 def load(

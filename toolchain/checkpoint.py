@@ -9,7 +9,7 @@ final name.
 
 from __future__ import annotations
 
-import json
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InvalidConfigError, LstmEdgeError
@@ -30,6 +31,7 @@ from lstm_edge.runtime.files import (  # noqa: F401
     atomic_write_bytes,
     atomic_write_json,
     clean_stale_temp_files,
+    read_json,
     sha256_file,
 )
 from lstm_edge.toolchain.model import EdgeLSTM, build_model, torch_stages
@@ -37,6 +39,9 @@ from lstm_edge.toolchain.model import EdgeLSTM, build_model, torch_stages
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 DATA_FILE = "data.json"
+
+
+NOT_CHECKPOINT = "not a valid checkpoint: "
 
 
 class InvalidCheckpointError(LstmEdgeError):
@@ -72,7 +77,9 @@ def save_checkpoint(
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {**(metadata or {}), "format_version": str(model.config.format_version)}
     # Weights first: a config never describes weights that are not on disk yet.
-    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp), metadata=meta))
+    # Serialized in memory, then written by atomic_write: a full disk is an OSError there
+    # (named with the path), not an error of the serializer's own kind.
+    atomic_write_bytes(folder / WEIGHTS_FILE, safetensors_bytes(weights, metadata=meta))
     atomic_write_bytes(folder / CONFIG_FILE, (model.config.to_json() + "\n").encode())
     if data is not None:
         atomic_write_json(folder / DATA_FILE, data)
@@ -96,7 +103,9 @@ def save_torch_state(path: Path, state: dict[str, Any]) -> None:
     Only tensors, numbers, strings, lists and dicts, so `load_torch_state` can read it with
     `weights_only=True`.
     """
-    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    buffer = io.BytesIO()  # torch.save on a full disk raises RuntimeError, not OSError
+    torch.save(state, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def load_torch_state(path: Path) -> dict[str, Any]:
@@ -210,12 +219,12 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     data: dict[str, Any] = {}
     data_path = folder / DATA_FILE
     if data_path.is_file():
-        try:
-            data = json.loads(data_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = read_json(data_path, InvalidCheckpointError, NOT_CHECKPOINT)
+        if not isinstance(data, dict):
             raise InvalidCheckpointError(
-                f"not a valid checkpoint: cannot read {data_path}: {e}"
-            ) from None
+                f"not a valid checkpoint: {data_path} holds {type(data).__name__}, expected "
+                "a JSON object"
+            )
     return Checkpoint(
         path=folder,
         config=config,

@@ -7,7 +7,6 @@ file, which the CLI turns into exit status 2.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,11 @@ import numpy as np
 from lstm_edge.exporters.quantize import META_QUANT_RUNTIME, META_QUANT_TENSORS
 from lstm_edge.runtime.artifact import logical_shapes, read_artifact
 from lstm_edge.runtime.config import META_PRODUCER_VERSION, META_SOURCE_SHA256, ModelConfig
+from lstm_edge.runtime.errors import InvalidArtifactError
+from lstm_edge.runtime.files import InvalidJsonError, parse_json, read_json
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
+    NOT_CHECKPOINT,
     InvalidCheckpointError,
     load_checkpoint,
     read_weights_metadata,
@@ -103,7 +105,8 @@ def describe_onnx(path: Path) -> dict[str, Any]:
     if META_QUANT_RUNTIME in meta:
         info["runs_on"] = meta[META_QUANT_RUNTIME]
     if META_QUANT_TENSORS in meta:
-        tensors = json.loads(meta[META_QUANT_TENSORS])
+        where = f"{path}: metadata {META_QUANT_TENSORS!r}"
+        tensors = parse_json(meta[META_QUANT_TENSORS], where, InvalidArtifactError)
         info["tensors"] = {
             t["name"]: {
                 "shape": "x".join(map(str, t["shape"])),
@@ -133,10 +136,8 @@ def describe_checkpoint(folder: Path) -> dict[str, Any]:
         info["data"] = _data_summary(ckpt.data, _evaluation(cfg).data_unit)
     run_file = folder / RUN_FILE
     if run_file.is_file():
-        try:
-            info["run"] = json.loads(run_file.read_text(encoding="utf-8")).get("run")
-        except (OSError, ValueError) as e:
-            raise InvalidCheckpointError(f"not a valid checkpoint: {run_file}: {e}") from None
+        run = read_json(run_file, InvalidCheckpointError, NOT_CHECKPOINT)
+        info["run"] = run.get("run") if isinstance(run, dict) else None
     metrics = read_metrics(folder)
     for kind in ("train", "val"):
         last = [m for m in metrics if m.get("kind") == kind]
@@ -174,8 +175,8 @@ def _data_summary(data: dict[str, Any], unit: str) -> dict[str, Any]:
 
 def _number(text: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError:
+        return parse_json(text, "")
+    except InvalidJsonError:
         return text
 
 

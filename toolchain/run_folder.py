@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lstm_edge.runtime.files import InvalidJsonError, WriteError, parse_json, read_json
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
     DATA_FILE,
+    NOT_CHECKPOINT,
     TMP_PREFIX,
     WEIGHTS_FILE,
     InvalidCheckpointError,
@@ -104,10 +106,10 @@ def _latest_name(out: Path) -> str | None:
     path = resume_dir(out) / LATEST_FILE
     if not path.is_file():
         return None
-    try:
-        name = json.loads(path.read_text(encoding="utf-8"))["dir"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InvalidCheckpointError(f"not a valid checkpoint: cannot read {path}") from None
+    latest = read_json(path, InvalidCheckpointError, NOT_CHECKPOINT)
+    if not isinstance(latest, dict) or "dir" not in latest:
+        raise InvalidCheckpointError(f'not a valid checkpoint: {path} has no "dir"')
+    name = latest["dir"]
     if not isinstance(name, str) or not name.isdigit():
         raise InvalidCheckpointError(f"not a valid checkpoint: {path} names {name!r}")
     return name
@@ -151,8 +153,8 @@ def read_metrics(out: Path) -> list[dict[str, Any]]:
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            records.append(parse_json(line, path))
+        except InvalidJsonError:
             continue  # not ours to fail on: a hand-edited line
     return records
 
@@ -203,6 +205,10 @@ def saving(folder: Path) -> Iterator[None]:
     writes have left the previous files in place."""
     try:
         yield
+    except WriteError as e:
+        raise TrainingError(
+            f"could not save the checkpoint: {e}; the previous checkpoint is intact"
+        ) from None
     except OSError as e:
         raise TrainingError(
             f"could not save the checkpoint in {folder}: {e.strerror or e}; the previous "
@@ -216,12 +222,17 @@ def save_resume_state(out: Path, model: EdgeLSTM, state: dict[str, Any]) -> None
     step = state["step"]
     name = f"{step:09d}"
     folder = resume_dir(out) / name
-    with saving(folder):
-        save_checkpoint(folder, model, metadata={"step": str(step)})
-        save_torch_state(folder / TRAINER_FILE, state)
-        # The pointer moves only once the folder is complete: the commit point.
-        pointer = json.dumps({"step": step, "dir": name}) + "\n"
-        atomic_write_bytes(resume_dir(out) / LATEST_FILE, pointer.encode())
+    try:
+        with saving(folder):
+            save_checkpoint(folder, model, metadata={"step": str(step)})
+            save_torch_state(folder / TRAINER_FILE, state)
+            # The pointer moves only once the folder is complete: the commit point.
+            pointer = json.dumps({"step": step, "dir": name}) + "\n"
+            atomic_write_bytes(resume_dir(out) / LATEST_FILE, pointer.encode())
+    except BaseException:
+        if _latest_name(out) != name:  # never leave a step folder without its trainer.pt
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     for p in resume_dir(out).iterdir():
         if p.is_dir() and p.name != name:
             shutil.rmtree(p, ignore_errors=True)

@@ -74,9 +74,15 @@ class OrtOptions:
 
 class OrtRunner:
     def __init__(
-        self, session: ort.InferenceSession, options: OrtOptions, input_name: str, output_name: str
+        self,
+        session: ort.InferenceSession,
+        options: OrtOptions,
+        input_name: str,
+        output_name: str,
+        path: Path | None = None,
     ) -> None:
         self.session = session
+        self.path = path  # named in errors
         self.options = options
         self._input = input_name  # tokens (char-lm) or features (forecast)
         self._outputs = [output_name, OUTPUT_HN, OUTPUT_CN]
@@ -85,7 +91,15 @@ class OrtRunner:
         self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # onnxruntime returns new arrays, so they can become the next State uncopied.
-        y, hn, cn = self.session.run(self._outputs, {self._input: inputs, INPUT_H0: h, INPUT_C0: c})
+        feeds = {self._input: inputs, INPUT_H0: h, INPUT_C0: c}
+        try:
+            y, hn, cn = self.session.run(self._outputs, feeds)
+        except Exception as e:  # onnxruntime's own untyped errors (Fail, InvalidArgument, ...)
+            text = str(e).strip()
+            first = text.splitlines()[0] if text else type(e).__name__
+            raise InvalidArtifactError(
+                f"{self.path}: onnxruntime failed to run a step ({type(e).__name__}: {first})"
+            ) from None
         return y, hn, cn
 
 
@@ -124,4 +138,4 @@ def load(artifact: Artifact, **options) -> OrtRunner:
     except Exception as e:  # onnxruntime raises its own untyped errors
         raise InvalidArtifactError(f"{artifact.path}: onnxruntime refused the model: {e}") from e
     config = artifact.config
-    return OrtRunner(session, opts, config.input_name, config.output_name)
+    return OrtRunner(session, opts, config.input_name, config.output_name, artifact.path)

@@ -8,6 +8,7 @@ four NORM_* tensors follow from the config (`normalization_tensors`).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -178,6 +179,22 @@ class Forecast(TaskSpec):
                 f"is not finite after conversion to float32 (expected finite numbers; fill "
                 f"missing sensor values before stepping)"
             )
+        # The graph's first stage is x * NORM_IN_SCALE + NORM_IN_SHIFT in float32: a finite
+        # value far outside the training range (3e38 with a std below 1) overflows there,
+        # and the backends then disagree (NaN on numpy and C, finite on onnxruntime).
+        scale, shift = _input_normalization(config)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = x * scale + shift
+        if not np.isfinite(z).all():
+            pos = [int(i) for i in np.argwhere(~np.isfinite(z))[0]]
+            pos = [pos[0], pos[2]] if single else pos
+            column = config.features[pos[-1]]
+            raise InputError(
+                f"feature value {arr[tuple(pos)]!r} at position {pos} (column {column!r}) "
+                f"overflows float32 once normalized by the training statistics (mean "
+                f"{config.feature_mean[pos[-1]]!r}, std {config.feature_std[pos[-1]]!r}; "
+                f"expected values that stay finite as (value - mean) / std)"
+            )
         return x, single
 
     def synthetic_inputs(self, config: ModelConfig, steps: int, seed: int = 0) -> np.ndarray:
@@ -337,6 +354,12 @@ static const float example_stream[EXAMPLE_STREAM_LEN][EXAMPLE_INPUT_SIZE] = {{
 def _positive_number(v: object) -> bool:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool)
     return ok and math.isfinite(v) and v > 0
+
+
+@functools.lru_cache(maxsize=16)
+def _input_normalization(config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    t = normalization_tensors(config)
+    return t[NORM_IN_SCALE], t[NORM_IN_SHIFT]
 
 
 def normalization_tensors(config: ModelConfig) -> dict[str, np.ndarray]:
