@@ -23,6 +23,8 @@ from lstm_edge.runtime.tasks import DEFAULT_TASK
 
 # Training losses of the forecast task, in training-split standard units.
 FORECAST_LOSSES = ("mse", "mae")
+MAX_LR = 1e3  # far above any useful rate; ~1e37 overflows inside the optimizer
+MAX_STEPS = 10**9  # a bound on --steps (and --epochs): beyond it a run never ends
 
 
 class TrainingError(LstmEdgeError):
@@ -74,16 +76,22 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TrainingError(f"{name} is {value!r} (expected an integer >= 1)")
+        if self.steps > MAX_STEPS:
+            raise TrainingError(f"steps is {self.steps!r} (expected at most {MAX_STEPS})")
         for name in ("lr", "grad_clip"):
-            if not getattr(self, name) > 0:
-                raise TrainingError(f"{name} is {getattr(self, name)!r} (expected > 0)")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise TrainingError(f"{name} is {value!r} (expected a finite number > 0)")
+        if self.lr > MAX_LR:  # torch's Adam overflows float32 computing its step from ~1e37
+            raise TrainingError(f"lr is {self.lr!r} (expected at most {MAX_LR:g})")
         if not 0 <= self.min_lr_fraction <= 1:
             raise TrainingError(f"min_lr_fraction is {self.min_lr_fraction!r} (expected 0..1)")
         if not 0 <= self.dropout < 1:
             raise TrainingError(f"dropout is {self.dropout!r} (expected 0 <= dropout < 1)")
         for name in ("warmup_steps", "weight_decay"):
-            if not getattr(self, name) >= 0:
-                raise TrainingError(f"{name} is {getattr(self, name)!r} (expected >= 0)")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise TrainingError(f"{name} is {value!r} (expected a finite number >= 0)")
 
     def lr_at(self, step: int) -> float:
         """Learning rate for the update that makes step `step` (0-based): linear warmup,

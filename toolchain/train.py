@@ -44,6 +44,7 @@ from lstm_edge.toolchain.distributed import Dist, default_threads, on_rank0
 from lstm_edge.toolchain.model import EdgeLSTM, build_model
 from lstm_edge.toolchain.objective import Objective
 from lstm_edge.toolchain.run_config import (
+    MAX_STEPS,
     RunConfig,
     TrainingError,
     TrainOptions,
@@ -189,8 +190,13 @@ def _resolve_run(
     if options.epochs is not None:
         if options.steps is not None:
             raise TrainingError("pass --steps or --epochs, not both")
-        if not options.epochs > 0:
-            raise TrainingError(f"epochs is {options.epochs!r} (expected > 0)")
+        if not (math.isfinite(options.epochs) and options.epochs > 0):
+            raise TrainingError(f"epochs is {options.epochs!r} (expected a finite number > 0)")
+        if options.epochs * chunks > MAX_STEPS:
+            raise TrainingError(
+                f"epochs is {options.epochs!r}: {options.epochs * chunks:.3g} steps over "
+                f"{chunks} per pass (expected at most {MAX_STEPS} steps)"
+            )
         given["steps"] = max(1, math.ceil(options.epochs * chunks))
     if saved is None:
         return run_config(task, given)
@@ -350,12 +356,30 @@ class _Trainer:
                 "lower --lr"
             )
         self.optimizer.step()
+        self._check_weights_finite(k, mean_loss)
         self.h, self.c = h.detach(), c.detach()
         self.step = k + 1
         self.losses.append(mean_loss)
         # Every rank stops at the same step: the one where any rank's flag was in the sum.
         self.stopping = stop > 0
         return mean_loss
+
+    def _check_weights_finite(self, k: int, mean_loss: float) -> None:
+        """An update that leaves a weight NaN/Inf is a divergence like a non-finite loss:
+        stop before anything is saved, so the last good checkpoint stays as it was."""
+        params = [p.detach() for p in self.model.parameters()]
+        with torch.no_grad():
+            # A sum is finite when every value is (cheap); only if not, the exact test
+            # decides, since sums of huge finite values can overflow too.
+            if math.isfinite(float(sum(p.sum(dtype=torch.float64) for p in params))):
+                return
+            bad = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise TrainingDiverged(
+                f"weights became NaN or Inf ({', '.join(bad)}) in the update of step {k + 1} "
+                f"(loss {mean_loss}); stopped. The last good checkpoint in {self.out} is kept "
+                "as it was; try a lower --lr"
+            )
 
     def log_train(self, elapsed: float, steps_timed: int) -> None:
         run = self.run

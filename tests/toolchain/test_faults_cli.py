@@ -204,3 +204,73 @@ def test_train_on_a_full_disk_keeps_the_last_resume_state(base, tmp_path, monkey
     assert not step4.exists()  # no step folder without its trainer.pt
     assert latest_resume_dir(out) == out / "resume" / "000000002"
     assert load_resume_state(out)[1]["step"] == 2
+
+
+# ---- non-finite and out-of-range numbers -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--lr", "inf", "lr is inf (expected a finite number > 0)"),
+        ("--lr", "nan", "lr is nan (expected a finite number > 0)"),
+        ("--lr", "-1", "lr is -1.0 (expected a finite number > 0)"),
+        ("--lr", "1e38", "lr is 1e+38 (expected at most 1000)"),
+        ("--grad-clip", "inf", "grad_clip is inf (expected a finite number > 0)"),
+        ("--weight-decay", "inf", "weight_decay is inf (expected a finite number >= 0)"),
+        ("--epochs", "inf", "epochs is inf (expected a finite number > 0)"),
+        ("--epochs", "nan", "epochs is nan (expected a finite number > 0)"),
+        ("--epochs", "-1", "epochs is -1.0 (expected a finite number > 0)"),
+        ("--steps", "10000000000", "steps is 10000000000 (expected at most 1000000000)"),
+    ],
+)
+def test_non_finite_or_out_of_range_numbers_are_refused(base, tmp_path, option, value, message):
+    corpus = base[0].parent / "corpus.txt"
+    args = ["train", "--corpus", corpus, "--out", tmp_path / "r", *TINY_ARGS.split()]
+    if option != "--steps" and option != "--epochs":
+        args += ["--steps", 2]
+    r = _invoke(*args, option, value, "--no-progress")
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert r.flat.strip() == f"error: {message}"
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+
+
+def test_epochs_beyond_the_step_bound_are_refused(base, tmp_path):
+    corpus = base[0].parent / "corpus.txt"
+    r = _invoke("train", "--corpus", corpus, "--out", tmp_path / "r", *TINY_ARGS.split(),
+                "--epochs", "1e300", "--no-progress")  # fmt: skip
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert "epochs is 1e+300" in r.flat and "expected at most 1000000000 steps" in r.flat
+
+
+def test_an_update_to_non_finite_weights_stops_and_keeps_the_last_good_state(
+    base, tmp_path, monkeypatch
+):
+    # lr 1e30 did this (now refused as an option): the loss of the step was finite, the
+    # update made the weights Inf, and the resume state saved after it held them.
+    import torch
+
+    from lstm_edge.toolchain.train import load_resume_state
+
+    real_step = torch.optim.AdamW.step
+    calls = []
+
+    def step(self, *args, **kwargs):
+        out = real_step(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            with torch.no_grad():
+                self.param_groups[0]["params"][-1].fill_(float("inf"))
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    corpus = base[0].parent / "corpus.txt"
+    out = tmp_path / "r"
+    r = _invoke("train", "--corpus", corpus, "--out", out, *TINY_ARGS.split(),
+                "--steps", 6, "--eval-every", 1, "--no-progress")  # fmt: skip
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert r.flat.startswith("error: weights became NaN or Inf (head.bias) in the update of step 3")
+    assert "try a lower --lr" in r.flat
+    model, state = load_resume_state(out)
+    assert state["step"] == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
