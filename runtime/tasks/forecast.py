@@ -166,35 +166,17 @@ class Forecast(TaskSpec):
                 f"[batch, time, {n}], non-empty; features {list(config.features)})"
             )
         single = arr.ndim == 2
-        # A float64 value beyond float32's range becomes Inf in the cast; it is refused
-        # just below, so numpy's overflow warning would only repeat that.
-        with np.errstate(over="ignore"):
-            x = np.ascontiguousarray(arr[:, None] if single else arr, dtype=np.float32)
-        if not np.isfinite(x).all():
-            pos = [int(i) for i in np.argwhere(~np.isfinite(x))[0]]
-            pos = [pos[0], pos[2]] if single else pos
-            column = config.features[pos[-1]]
-            raise InputError(
-                f"feature value {arr[tuple(pos)]!r} at position {pos} (column {column!r}) "
-                f"is not finite after conversion to float32 (expected finite numbers; fill "
-                f"missing sensor values before stepping)"
-            )
-        # The graph's first stage is x * NORM_IN_SCALE + NORM_IN_SHIFT in float32: a finite
-        # value far outside the training range (3e38 with a std below 1) overflows there,
-        # and the backends then disagree (NaN on numpy and C, finite on onnxruntime).
+        # A float64 value beyond float32's range becomes Inf in the cast. The graph's first
+        # stage is x * NORM_IN_SCALE + NORM_IN_SHIFT in float32: a finite value far outside
+        # the training range (3e38 with a std below 1) overflows there, and the backends
+        # would disagree (NaN on numpy and C, finite on onnxruntime). One finiteness test of
+        # the normalized values covers both; only a failure looks closer.
         scale, shift = _input_normalization(config)
         with np.errstate(over="ignore", invalid="ignore"):
+            x = np.ascontiguousarray(arr[:, None] if single else arr, dtype=np.float32)
             z = x * scale + shift
         if not np.isfinite(z).all():
-            pos = [int(i) for i in np.argwhere(~np.isfinite(z))[0]]
-            pos = [pos[0], pos[2]] if single else pos
-            column = config.features[pos[-1]]
-            raise InputError(
-                f"feature value {arr[tuple(pos)]!r} at position {pos} (column {column!r}) "
-                f"overflows float32 once normalized by the training statistics (mean "
-                f"{config.feature_mean[pos[-1]]!r}, std {config.feature_std[pos[-1]]!r}; "
-                f"expected values that stay finite as (value - mean) / std)"
-            )
+            _refuse_features(config, arr, x, z, single)
         return x, single
 
     def synthetic_inputs(self, config: ModelConfig, steps: int, seed: int = 0) -> np.ndarray:
@@ -354,6 +336,33 @@ static const float example_stream[EXAMPLE_STREAM_LEN][EXAMPLE_INPUT_SIZE] = {{
 def _positive_number(v: object) -> bool:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool)
     return ok and math.isfinite(v) and v > 0
+
+
+def _refuse_features(
+    config: ModelConfig, arr: np.ndarray, x: np.ndarray, z: np.ndarray, single: bool
+) -> None:
+    """Raise InputError for the first input that is not finite in float32 or, if all are,
+    the first whose normalized value overflows; positions as the caller gave them."""
+
+    def first(bad: np.ndarray) -> list[int]:
+        pos = [int(i) for i in np.argwhere(bad)[0]]
+        return [pos[0], pos[2]] if single else pos
+
+    if not np.isfinite(x).all():
+        pos = first(~np.isfinite(x))
+        raise InputError(
+            f"feature value {arr[tuple(pos)]!r} at position {pos} (column "
+            f"{config.features[pos[-1]]!r}) is not finite after conversion to float32 "
+            f"(expected finite numbers; fill missing sensor values before stepping)"
+        )
+    pos = first(~np.isfinite(z))
+    k = pos[-1]
+    raise InputError(
+        f"feature value {arr[tuple(pos)]!r} at position {pos} (column "
+        f"{config.features[k]!r}) overflows float32 once normalized by the training "
+        f"statistics (mean {config.feature_mean[k]!r}, std {config.feature_std[k]!r}; "
+        f"expected values that stay finite as (value - mean) / std)"
+    )
 
 
 @functools.lru_cache(maxsize=16)
