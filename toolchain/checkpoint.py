@@ -178,6 +178,15 @@ def load_weights(folder: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
         raise InvalidCheckpointError(
             f"not a valid checkpoint: {path} does not match {CONFIG_FILE}: " + "; ".join(parts)
         )
+    for name, value in weights.items():
+        # Training writes float32 only: another dtype (an int32 tensor would export with an
+        # "error vs torch" of 0, a float16 one silently lose precision) means the file was
+        # made elsewhere.
+        if value.dtype != torch.float32:
+            raise InvalidCheckpointError(
+                f"not a valid checkpoint: {path}: tensor {name!r} is {value.dtype} "
+                f"(expected torch.float32)"
+            )
     _check_normalization_buffers(path, config, weights)
     return weights
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from lstm_edge.exporters.quantize import META_QUANT_RUNTIME, META_QUANT_TENSORS
 from lstm_edge.runtime.artifact import logical_shapes, read_artifact
@@ -20,6 +21,8 @@ from lstm_edge.runtime.files import InvalidJsonError, parse_json, read_json
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
     NOT_CHECKPOINT,
+    WEIGHTS_FILE,
+    Checkpoint,
     InvalidCheckpointError,
     load_checkpoint,
     read_weights_metadata,
@@ -118,9 +121,22 @@ def describe_onnx(path: Path) -> dict[str, Any]:
     return info
 
 
+def _check_finite_weights(ckpt: Checkpoint) -> None:
+    """NaN/Inf weights (training never saves them: the file is damaged) are refused, naming
+    the tensor, as export refuses them."""
+    for name, value in ckpt.model.state_dict().items():
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            raise InvalidCheckpointError(
+                f"not a valid checkpoint: {ckpt.path / WEIGHTS_FILE}: tensor {name!r} holds "
+                f"{bad} NaN/Inf value(s) of {value.numel()}"
+            )
+
+
 def describe_checkpoint(folder: Path) -> dict[str, Any]:
     """Config, sizes, metrics of a checkpoint folder; loads every weight to check it."""
     ckpt = load_checkpoint(folder)  # weights readable and matching the config, or it raises
+    _check_finite_weights(ckpt)
     cfg = ckpt.config
     meta = read_weights_metadata(folder)
     info: dict[str, Any] = {

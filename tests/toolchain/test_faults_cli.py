@@ -274,3 +274,48 @@ def test_an_update_to_non_finite_weights_stops_and_keeps_the_last_good_state(
     model, state = load_resume_state(out)
     assert state["step"] == 2
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+# ---- checkpoints: non-finite and non-float32 weights (issue point 5) ---------------------
+
+
+def _rewrite_weights(run: Path, edit) -> str:
+    """Rewrite the run's model.safetensors with `edit(weights)` applied; returns the name of
+    the tensor it changed."""
+    from safetensors.torch import load_file, save_file
+
+    path = run / "model.safetensors"
+    weights = load_file(str(path))
+    name = edit(weights)
+    save_file(weights, str(path))
+    return name
+
+
+def test_info_refuses_a_checkpoint_with_nan_weights_naming_the_tensor(run):
+    def nan(weights):
+        weights["head.bias"][1] = float("nan")
+        return "head.bias"
+
+    name = _rewrite_weights(run, nan)
+    r = _invoke("info", run)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert f"'{name}'" in r.flat and "NaN/Inf" in r.flat and "model.safetensors" in r.flat
+
+
+@pytest.mark.parametrize("dtype", ["int32", "float64", "float16"])
+@pytest.mark.parametrize("command", ["info", "export"])
+def test_non_float32_weights_are_refused_naming_tensor_and_dtype(run, tmp_path, dtype, command):
+    import torch
+
+    def cast(weights):
+        weights["head.weight"] = weights["head.weight"].to(getattr(torch, dtype))
+        return "head.weight"
+
+    name = _rewrite_weights(run, cast)
+    args = ("export", run, "--out", tmp_path / "x.onnx") if command == "export" else ("info", run)
+    r = _invoke(*args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert f"'{name}'" in r.flat and f"torch.{dtype}" in r.flat and "float32" in r.flat
+    assert not (tmp_path / "x.onnx").exists()
