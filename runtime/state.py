@@ -8,7 +8,7 @@ assignments; `select` and `stack` reorder and combine streams along the batch ax
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,10 @@ class State:
 
     h: np.ndarray
     c: np.ndarray
+    # Known finite: made by the runtime (zeros, a step whose outputs were checked, or a
+    # select/stack of such states), so `Model.step` need not test it again. A state built
+    # from the caller's arrays is tested at its first step.
+    _checked: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         arrays = {}
@@ -53,11 +57,13 @@ class State:
         object.__setattr__(self, "c", arrays["c"])
 
     @classmethod
-    def _wrap(cls, h: np.ndarray, c: np.ndarray) -> State:
-        """Adopt arrays nobody else holds (fresh backend outputs) without copying."""
+    def _wrap(cls, h: np.ndarray, c: np.ndarray, checked: bool = False) -> State:
+        """Adopt arrays nobody else holds (fresh backend outputs) without copying;
+        `checked`: known finite."""
         state = object.__new__(cls)
         object.__setattr__(state, "h", _readonly(h))
         object.__setattr__(state, "c", _readonly(c))
+        object.__setattr__(state, "_checked", checked)
         return state
 
     @property
@@ -77,7 +83,7 @@ class State:
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise InputError(f"batch is {batch!r} (expected an integer >= 1)")
         shape = (config.num_layers, int(batch), config.hidden_size)
-        return cls._wrap(np.zeros(shape, np.float32), np.zeros(shape, np.float32))
+        return cls._wrap(np.zeros(shape, np.float32), np.zeros(shape, np.float32), True)
 
     def select(self, indices: Sequence[int] | np.ndarray | int) -> State:
         """Take streams by batch index (reorder, repeat or drop them), e.g. surviving beams."""
@@ -94,7 +100,9 @@ class State:
             raise InputError(
                 f"index {int(bad[0])} is out of range for a state of batch {self.batch}"
             )
-        return State._wrap(np.take(self.h, idx, axis=1), np.take(self.c, idx, axis=1))
+        return State._wrap(
+            np.take(self.h, idx, axis=1), np.take(self.c, idx, axis=1), self._checked
+        )
 
     @classmethod
     def stack(cls, states: Sequence[State]) -> State:
@@ -112,6 +120,7 @@ class State:
         return cls._wrap(
             np.concatenate([s.h for s in states], axis=1),
             np.concatenate([s.c for s in states], axis=1),
+            all(s._checked for s in states),
         )
 
     def __repr__(self) -> str:

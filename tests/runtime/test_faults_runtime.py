@@ -143,3 +143,21 @@ def test_non_finite_outputs_from_any_backend_are_an_error_state_unchanged(huge_h
         f"on); the state passed in is unchanged"
     )
     assert not state.h.any() and not state.c.any()
+
+
+def test_states_the_runtime_made_are_not_tested_again_but_callers_states_are(artifacts):
+    """A step's new state was tested with its outputs, so the next step skips the test;
+    a state built from the caller's arrays is tested (and refused if not finite)."""
+    import numpy as np
+
+    import lstm_edge.runtime as rt
+
+    m = rt.load(artifacts["none"], "numpy")
+    _, s1 = m.step(np.array([1]), m.initial_state(1))
+    assert s1._checked and m.initial_state(2)._checked and rt.State.stack([s1, s1])._checked
+    h = np.array(s1.h)
+    h[0, 0, 0] = np.nan
+    mine = rt.State(h=h, c=np.array(s1.c))
+    assert not mine._checked
+    with pytest.raises(rt.InputError, match=r"state\.h contains NaN"):
+        m.step(np.array([1]), mine)
