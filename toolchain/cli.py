@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -38,6 +39,14 @@ app = typer.Typer(
 console = Console()
 # Messages are never hard-wrapped: a path split over two lines cannot be copied or grepped.
 err_console = Console(stderr=True, soft_wrap=True)
+
+# Torch's OpenMP threads wait for each other asleep rather than spinning. While another
+# process held one of this machine's 2 cores, spinning threads took the CPU from their own
+# descheduled peer and a training step with the default 2 threads ran 8x slower than
+# alone; waiting asleep keeps that near 1x and costs nothing measurable on an idle machine
+# (scripts/training_under_load.py measures both). It must be set before torch is imported,
+# which the commands do lazily; a user's own OMP_WAIT_POLICY wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

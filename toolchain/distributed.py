@@ -125,9 +125,11 @@ class Dist:
 def default_threads(processes: int = 1) -> int:
     """This process's share of the cores it may run on, at least 1. Not fewer when the
     machine looks busy: a load-dependent default would make the same command run at a
-    different speed from one call to the next. On a machine busy with other work, pass
-    --threads 1: threads beyond the idle cores each wait for a descheduled peer in the
-    LSTM's many small parallel regions (a step was measured 25x slower that way)."""
+    different speed from one call to the next. What keeps a busy machine from collapsing
+    the step is how the threads wait, not how many there are: the CLI sets OpenMP's
+    passive wait policy (see toolchain/cli.py), without which threads spinning in the
+    LSTM's many small parallel regions starved their descheduled peer (6-8x slower beside
+    one busy process; scripts/training_under_load.py measures it)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -327,7 +327,8 @@ class TrainSettings:
     threads: int | None = option(  # torch intra-op threads; default: cores / local ranks
         "Torch CPU threads per process. Default: this process's share of the cores "
         "(cores / processes on this machine); forecast: 1 (its small model gains nothing "
-        "from more). Use 1 on a machine busy with other work.",
+        "from more). The threads wait asleep (OMP_WAIT_POLICY=PASSIVE unless set), so "
+        "another busy process slows training about in proportion to the cores it takes.",
         min=1,
     )
 
