@@ -18,6 +18,15 @@ suggestions are mutually exclusive events and sum to at most 1; the mass the mod
 UNK and on words longer than `max_word_len` is not offered. Word characters are letters,
 digits, "_" and the apostrophe (`is_word_char`), so "don't" and `os_path` are one word.
 
+Phone behaviour (`auto_space=True`, the default). `accept(suggestion)` inserts the rest of
+the word and a space, as phone keyboards do; punctuation that attaches to a word
+(`ATTACHING_PUNCT`, e.g. "." and ",") typed right after that space replaces it ("word ." ->
+"word."). Once the letters typed form a word of their own, that word is a slot too: a
+`Suggestion` with an empty completion and probability P(boundary | text so far), ranked
+with the longer forms, so "used" is offered as "used" rather than only "useded". Before the
+first letter of a word the slots are the most likely next words. `auto_space=False` keeps
+the earlier convention (accept inserts the rest of the word only; no complete-word slot).
+
 Exactness. Pruning a beam whose probability is already below the k-th best finished word
 is exact (extending a word never raises its probability); the only approximation is the
 beam width, so with `beam_width` >= the number of live candidates the result equals a
@@ -53,6 +62,8 @@ DEFAULT_BEAM_WIDTH = 16
 DEFAULT_HISTORY = 1024
 PREFILL_CHUNK = 256
 _WORD_PUNCT = frozenset("_'")
+# Typed right after the space `accept` added, these replace it: "word ." -> "word.".
+ATTACHING_PUNCT = frozenset(".,;:!?)]}%")
 
 
 def is_word_char(ch: str) -> bool:
@@ -93,6 +104,7 @@ class Suggester:
         max_word_len: int = DEFAULT_MAX_WORD_LEN,
         beam_width: int = DEFAULT_BEAM_WIDTH,
         history: int = DEFAULT_HISTORY,
+        auto_space: bool = True,
     ) -> None:
         for name, value in (
             ("max_word_len", max_word_len),
@@ -101,11 +113,15 @@ class Suggester:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} is {value!r} (expected an integer >= 1)")
+        if not isinstance(auto_space, bool):
+            raise InputError(f"auto_space is {auto_space!r} (expected True or False)")
         CHAR_LM.require(model.config, "word suggestions", "step it with model.step instead")
         self.model = model
         self.max_word_len = max_word_len
         self.beam_width = beam_width
         self.history = history
+        self.auto_space = auto_space
+        self._space_at: int | None = None  # text length right after the space accept added
         vocab = model.config.vocab
         self._ids = {ch: i for i, ch in enumerate(vocab) if i != UNK_ID}
         self._chars = vocab
@@ -151,8 +167,14 @@ class Suggester:
         """Append typed or pasted text: one step for a character, one prefill for a paste."""
         if not isinstance(text, str):
             raise InputError(f"typed text must be a str, found {type(text).__name__}")
+        if text and self.replaces_space(text[0]):
+            self.backspace(1)  # costs no step: the state before the space is kept
+        self._insert(text)
+
+    def _insert(self, text: str) -> None:
         if not text:
             return
+        self._space_at = None
         tokens = self.encode(text)
         if len(text) == 1:
             prev = self._top()
@@ -177,6 +199,8 @@ class Suggester:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InputError(f"backspace count is {n!r} (expected an integer >= 0)")
         n = min(n, self._length)
+        if n:
+            self._space_at = None
         while n and n >= len(self._segments[-1].text):
             seg = self._segments.pop()
             n -= len(seg.text)
@@ -192,6 +216,7 @@ class Suggester:
         self._segments.clear()
         self._merged = 0
         self._length = 0
+        self._space_at = None
 
     def sync(self, text: str) -> None:
         """Make the typed text equal `text`, keeping the common prefix (for editors)."""
@@ -206,7 +231,29 @@ class Suggester:
             while common < limit and old[common] == text[common]:
                 common += 1
         self.backspace(len(old) - common)
-        self.type(text[common:])
+        self._insert(text[common:])  # the text as given: no punctuation replaces a space
+
+    def accept(self, suggestion: Suggestion) -> str:
+        """Insert a suggestion of the current word; returns the text inserted: the rest of
+        the word, plus a space with `auto_space` (which the next attaching punctuation
+        replaces, see `replaces_space`)."""
+        if not isinstance(suggestion, Suggestion):
+            raise InputError(f"accept takes a Suggestion, found {type(suggestion).__name__}")
+        prefix = self.current_word()
+        if prefix is None or suggestion.word != prefix + suggestion.completion:
+            raise InputError(
+                f"suggestion {suggestion.word!r} does not complete the current word "
+                f"{prefix!r} (suggestions are valid until the text changes)"
+            )
+        inserted = suggestion.completion + (" " if self.auto_space else "")
+        self.type(inserted)
+        if self.auto_space:
+            self._space_at = self._length
+        return inserted
+
+    def replaces_space(self, ch: str) -> bool:
+        """Would typing `ch` now replace the space that `accept` just added?"""
+        return self._space_at == self._length and ch in ATTACHING_PUNCT
 
     # ---- predictions ----------------------------------------------------------------------
 
@@ -229,10 +276,14 @@ class Suggester:
         lp = self._top().logprobs
         return None if lp is None else lp.copy()
 
-    def suggestions(self, k: int = 3) -> list[Suggestion]:
-        """The k most probable completions of the current word, best first."""
+    def suggestions(self, k: int = 3, *, complete_word: bool | None = None) -> list[Suggestion]:
+        """The k most probable completions of the current word, best first. With
+        `complete_word` (default: `auto_space`) the word typed so far is a candidate too,
+        with an empty completion."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"k is {k!r} (expected an integer >= 1)")
+        if complete_word is None:
+            complete_word = self.auto_space
         prefix = self.current_word()
         node = self._top()
         if prefix is None or node.logprobs is None:
@@ -241,6 +292,8 @@ class Suggester:
             return []
         max_new = self.max_word_len - len(prefix)
         finished: list[tuple[float, str]] = []
+        if complete_word and prefix:
+            finished.append((float(_logsumexp(node.logprobs[self._boundary_ids])), ""))
         texts = [""]
         scores = np.zeros(1)
         logprobs = node.logprobs[None, :]

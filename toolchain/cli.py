@@ -592,11 +592,17 @@ def demo(
     backend: RuntimeBackend = typer.Option(
         RuntimeBackend.ort, "--backend", help="Runtime backend."
     ),
+    auto_space: bool = typer.Option(
+        True,
+        "--auto-space/--no-auto-space",
+        help="Accepting inserts the word and a space, which punctuation typed next replaces "
+        "(phone keyboards); --no-auto-space inserts the rest of the word only.",
+    ),
 ) -> None:
     """Interactive predictive typing in the terminal (Tab/F1-F3 or Alt-1..3 accept)."""
     from lstm_edge.toolchain.demo import run_demo
 
-    text = run_demo(model, backend=backend.value, k=k)
+    text = run_demo(model, backend=backend.value, k=k, auto_space=auto_space)
     if text:
         typer.echo(text)
 
@@ -624,9 +630,10 @@ def eval_typing(
     """Simulate a user typing held-out text with suggestions: keystroke savings and more.
 
     Without --checkpoint/--text, the checkpoint folder holding the first model is used.
-    Convention: accepting costs 1 keystroke and inserts the rest of the word without a
-    trailing space; the user accepts as soon as the word is among the k shown. See
-    lstm_edge.toolchain.typing_eval.
+    Both conventions side by side: accepting costs 1 keystroke as soon as the word is
+    among the k shown; phone: it inserts the rest of the word and a space (punctuation
+    replaces the space, next words are offered before the first letter); no-space: the
+    rest of the word only. See lstm_edge.toolchain.typing_eval.
     """
     from rich.progress import Progress
 

@@ -5,8 +5,9 @@ synced to the text before the cursor (one step for a typed character, none for b
 one prefill for a paste) and the top-k completions of the current word are shown with their
 probabilities and the keystroke's latency. Tab or F1 accepts the first suggestion, F2/F3
 the others; Alt-1..3 (Esc then 1..3) work in terminals that capture function keys.
-Accepting inserts the rest of the word without a trailing space (as `eval-typing` counts
-it). Ctrl-D or Ctrl-C quits and prints the text.
+Accepting is the engine's (`Suggester.accept`): as on a phone it inserts the rest of the word
+and a space, and punctuation typed next replaces that space; `--no-auto-space` keeps the
+earlier convention (the rest of the word only). Ctrl-D or Ctrl-C quits and prints the text.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.runtime.errors import LstmEdgeError
-from lstm_edge.runtime.suggest import Suggester, Suggestion
+from lstm_edge.runtime.suggest import ATTACHING_PUNCT, Suggester, Suggestion
 from lstm_edge.toolchain.typing_eval import scheme_label
 
 DEFAULT_MODEL = Path("runs/default/model.int8.onnx")
@@ -66,8 +67,15 @@ class DemoSession:
         self.latencies_ms.append((time.perf_counter() - t0) * 1e3)
         self._synced = text_before_cursor
 
-    def completion(self, index: int) -> str:
-        return self.shown[index].completion if index < len(self.shown) else ""
+    def accept(self, index: int) -> str:
+        """Accept the index-th suggestion shown; returns the text to insert ('' if none)."""
+        if index >= len(self.shown):
+            return ""
+        return self.suggester.accept(self.shown[index])
+
+    def replaces_space(self, ch: str) -> bool:
+        """Does typing `ch` now replace the space an accept added (phone behaviour)?"""
+        return self.suggester.replaces_space(ch)
 
     def strip(self) -> list[tuple[str, str]]:
         if not self.shown:
@@ -110,15 +118,28 @@ def build_app(session: DemoSession, title: str):
 
     def accept(index: int):
         def handler(event) -> None:
-            completion = session.completion(index)
-            if completion:
-                event.current_buffer.insert_text(completion)
+            session.refresh(buffer.document.text_before_cursor)  # the engine is in sync
+            inserted = session.accept(index)
+            if inserted:
+                buffer.insert_text(inserted)
 
         return handler
 
     for index, keys in enumerate(ACCEPT_KEYS):
         for key in keys:
             bindings.add(*key)(accept(index))
+
+    def punctuation(ch: str):
+        def handler(event) -> None:
+            session.refresh(buffer.document.text_before_cursor)
+            if session.replaces_space(ch):
+                buffer.delete_before_cursor(1)
+            buffer.insert_text(ch)
+
+        return handler
+
+    for ch in sorted(ATTACHING_PUNCT):
+        bindings.add(ch)(punctuation(ch))
 
     @bindings.add("c-d")
     @bindings.add("c-c")
@@ -152,7 +173,9 @@ def resolve_model(model: Path | None) -> Path:
     return path
 
 
-def run_demo(model: Path | None, *, backend: str = "ort", k: int = 3) -> str:
+def run_demo(
+    model: Path | None, *, backend: str = "ort", k: int = 3, auto_space: bool = True
+) -> str:
     """Run the interactive demo; returns the text typed."""
     from lstm_edge.runtime import load
 
@@ -163,7 +186,7 @@ def run_demo(model: Path | None, *, backend: str = "ort", k: int = 3) -> str:
             "or examples/predictive_typing/complete.py"
         )
     loaded = load(path, backend=backend)
-    session = DemoSession(Suggester(loaded), k=k)
+    session = DemoSession(Suggester(loaded, auto_space=auto_space), k=k)
     title = (
         f" lstm-edge demo: {path.name} ({scheme_label(loaded.scheme)}, {backend})   "
         "Tab/F1 F2 F3 or Alt-1..3 accept   Ctrl-D quit"

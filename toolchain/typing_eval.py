@@ -1,24 +1,33 @@
 """Measure predictive typing on held-out text: a simulated user types it through `Suggester`.
 
-Convention (stated in every report):
+Conventions (both in every report, from one pass):
 - The user types the text character by character. Before each keystroke the engine shows
-  the k best completions of the current word (`Suggester.suggestions`).
+  the k best suggestions for the current word (`Suggester.suggestions`).
 - As soon as the intended word (the maximal run of word characters the user is typing,
   `is_word_char`) is among the k shown and at least one of its characters is still to be
-  typed, the user accepts it. Accepting costs ONE keystroke and inserts the rest of the word
-  WITHOUT a trailing space: the user types the following space or punctuation as usual.
+  typed, the user accepts it, which costs ONE keystroke.
+- phone (the headline; `Suggester(auto_space=True)`, as phone keyboards behave): accepting
+  inserts the rest of the word and a space. The strip also offers the word typed so far
+  as a slot, and next words before the first letter. If the text goes on with a space, that
+  space was typed by the accept; attaching punctuation (`ATTACHING_PUNCT`) replaces the
+  space at no extra cost; any other character costs one more keystroke (deleting the
+  space); at the end of the text the space is left.
+- no-space (the earlier convention, `auto_space=False`): accepting inserts the rest of the
+  word only; the user types the following space or punctuation; no complete-word slot.
 - Keystroke savings rate (KSR) = 1 - keystrokes / characters of the text.
 
 The simulation is one pass that types every character (the LSTM state after accepting a
-word equals the state after typing its characters, so the accepted words need no separate
-run); from that pass it also reports:
-- word-completion top-1 / top-3 accuracy: over every position inside a word with at least
-  one character left (prefix lengths 0 .. len-1, so 0 is next-word prediction), the share
-  where the intended word is the first suggestion / among the first three;
+word equals the state after typing its characters, and the phone strip without its
+complete-word slot is the no-space strip, so neither convention needs a run of its own);
+from that pass it also reports:
+- word top-1 / top-3 at word start: over every word, the share where it is the first /
+  among the first three next-word predictions shown before its first letter;
+- word-completion top-1 / top-3 per position (no-space strip): over every position inside
+  a word with at least one character left, the same shares;
 - next-character top-1 accuracy and bits per character, both over the engine's tokens
   (the model's vocabulary; a character outside it maps to its other case, else UNK), with
   the model primed by `Suggester.prime` as the context before the first character;
-- latency per keystroke: wall time of `type(char)` + `suggestions(max(k, 3))`, as in an app.
+- latency per keystroke: wall time of `type(char)` + the strip's suggestions, as in an app.
 """
 
 from __future__ import annotations
@@ -34,13 +43,14 @@ import numpy as np
 
 from lstm_edge.runtime import load
 from lstm_edge.runtime.errors import LstmEdgeError
-from lstm_edge.runtime.suggest import Suggester, is_word_char
+from lstm_edge.runtime.suggest import ATTACHING_PUNCT, Suggester, is_word_char
 
 DEFAULT_K = 3
 DEFAULT_MAX_CHARS = 20_000
 CONVENTION = (
-    "accepting a suggestion costs 1 keystroke and inserts the rest of the word without a "
-    "trailing space; the user accepts as soon as the intended word is among the k shown"
+    "accepting costs 1 keystroke, as soon as the intended word is among the k shown; phone: "
+    "it inserts the rest of the word and a space (punctuation replaces the space); no-space: "
+    "the rest of the word only"
 )
 
 
@@ -61,10 +71,15 @@ class TypingReport:
     k: int
     chars: int
     words: int
-    keystrokes: int
+    keystrokes: int  # phone convention
     keystroke_savings: float  # 1 - keystrokes / chars
     words_accepted: int
-    word_top1: float  # over every in-word position with >= 1 character left
+    keystrokes_no_space: int  # the no-space convention
+    keystroke_savings_no_space: float
+    words_accepted_no_space: int
+    word_start_top1: float  # over every word, before its first letter
+    word_start_top3: float
+    word_top1: float  # over every in-word position with >= 1 character left (no-space strip)
     word_top3: float
     next_char_top1: float
     bpc: float
@@ -104,24 +119,29 @@ def simulate(
         raise TypingEvalError("the text to type is empty")
     suggester.reset()
     shown_k = max(k, 3)
-    word_of = np.full(len(text), -1, np.int64)  # index of the word covering each position
     spans = word_spans(text)
+    word_of = np.full(len(text), -1, np.int64)  # index of the word covering each position
     for w, (s, e) in enumerate(spans):
         word_of[s:e] = w
-    accepted_at = [-1] * len(spans)  # prefix length at which each word was accepted
+    accepted = {"phone": [-1] * len(spans), "no-space": [-1] * len(spans)}
     tokens = suggester.encode(text)
     latencies = np.empty(len(text))
     nll = 0.0
-    predicted = 0
-    char_hits = 0
-    top1 = top3 = positions = 0
+    predicted = char_hits = 0
+    hits = {"top1": 0, "top3": 0, "start1": 0, "start3": 0}
     calls_before = suggester.step_calls
     for i in range(len(text)):
         t0 = time.perf_counter()
         if i:
             suggester.type(text[i - 1])
-        shown = [s.word for s in suggester.suggestions(shown_k)]
+        # One search serves both strips: the phone strip is its first k; dropping the
+        # complete-word slot (empty completion, at most one) leaves the no-space strip.
+        found = suggester.suggestions(shown_k + 1, complete_word=True)
         latencies[i] = time.perf_counter() - t0
+        strips = {
+            "phone": [x.word for x in found[:shown_k]],
+            "no-space": [x.word for x in found if x.completion][:shown_k],
+        }
         logprobs = suggester.next_char_logprobs()
         if logprobs is not None:
             nll -= logprobs[tokens[i]]
@@ -131,27 +151,30 @@ def simulate(
         if w >= 0:
             start, end = spans[w]
             intended = text[start:end]
-            positions += 1
-            top1 += bool(shown) and shown[0] == intended
-            top3 += intended in shown[:3]
-            if accepted_at[w] < 0 and intended in shown[:k]:
-                accepted_at[w] = i - start
+            _count_hits(i - start, intended, strips["no-space"], hits)
+            for name, strip in strips.items():
+                if accepted[name][w] < 0 and intended in strip[:k]:
+                    accepted[name][w] = i - start
         if progress is not None and (i % 100 == 99 or i == len(text) - 1):
             progress(i + 1)
-    saved = sum(
-        (end - start) - j - 1 for (start, end), j in zip(spans, accepted_at, strict=True) if j >= 0
-    )
-    keystrokes = len(text) - saved
+    phone = _saved(text, spans, accepted["phone"], auto_space=True)
+    no_space = _saved(text, spans, accepted["no-space"], auto_space=False)
+    positions = int((word_of >= 0).sum())
     # The first keystroke has no `type` in it (nothing typed yet); every other one does.
     keystroke_lat = latencies[1:] if len(text) > 1 else latencies
     return {
         "chars": len(text),
         "words": len(spans),
-        "keystrokes": keystrokes,
-        "keystroke_savings": saved / len(text),
-        "words_accepted": sum(j >= 0 for j in accepted_at),
-        "word_top1": top1 / positions if positions else 0.0,
-        "word_top3": top3 / positions if positions else 0.0,
+        "keystrokes": len(text) - phone,
+        "keystroke_savings": phone / len(text),
+        "words_accepted": sum(j >= 0 for j in accepted["phone"]),
+        "keystrokes_no_space": len(text) - no_space,
+        "keystroke_savings_no_space": no_space / len(text),
+        "words_accepted_no_space": sum(j >= 0 for j in accepted["no-space"]),
+        "word_start_top1": hits["start1"] / len(spans) if spans else 0.0,
+        "word_start_top3": hits["start3"] / len(spans) if spans else 0.0,
+        "word_top1": hits["top1"] / positions if positions else 0.0,
+        "word_top3": hits["top3"] / positions if positions else 0.0,
         "next_char_top1": char_hits / predicted if predicted else 0.0,
         "bpc": nll / predicted / math.log(2) if predicted else float("nan"),
         "latency_p50_ms": float(np.percentile(keystroke_lat, 50) * 1e3),
@@ -159,6 +182,35 @@ def simulate(
         "latency_max_ms": float(keystroke_lat.max() * 1e3),
         "step_calls_per_keystroke": (suggester.step_calls - calls_before) / len(text),
     }
+
+
+def _count_hits(typed: int, intended: str, shown: list[str], hits: dict[str, int]) -> None:
+    """Top-1/top-3 hits at one in-word position, `typed` characters into the word."""
+    first = bool(shown) and shown[0] == intended
+    top3 = intended in shown[:3]
+    hits["top1"] += first
+    hits["top3"] += top3
+    if typed == 0:
+        hits["start1"] += first
+        hits["start3"] += top3
+
+
+def _saved(
+    text: str, spans: list[tuple[int, int]], accepted_at: list[int], auto_space: bool
+) -> int:
+    """Keystrokes saved by the accepted words (-1: never accepted) under one convention."""
+    saved = 0
+    for (start, end), j in zip(spans, accepted_at, strict=True):
+        if j < 0:
+            continue
+        saved += (end - start) - j - 1  # the rest of the word for one keystroke
+        if auto_space and end < len(text):
+            after = text[end]
+            if after == " ":
+                saved += 1  # the accept typed it
+            elif after not in ATTACHING_PUNCT:
+                saved -= 1  # the user deletes the space first
+    return saved
 
 
 def evaluate_model(
@@ -250,9 +302,12 @@ def write_json(path: Path, reports: list[TypingReport], source: str, force: bool
 
 
 ROWS = (
-    ("keystroke savings", "keystroke_savings", "{:.1%}"),
-    ("keystrokes / chars", None, None),
-    ("words accepted / words", None, None),
+    ("keystroke savings, phone", "keystroke_savings", "{:.1%}"),
+    ("keystroke savings, no-space", "keystroke_savings_no_space", "{:.1%}"),
+    ("keystrokes / chars, phone", None, None),
+    ("words accepted / words, phone", None, None),
+    ("word top-1 at word start", "word_start_top1", "{:.1%}"),
+    ("word top-3 at word start", "word_start_top3", "{:.1%}"),
     ("word top-1 (per position)", "word_top1", "{:.1%}"),
     ("word top-3 (per position)", "word_top3", "{:.1%}"),
     ("next-char top-1", "next_char_top1", "{:.1%}"),

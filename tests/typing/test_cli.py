@@ -54,9 +54,11 @@ def test_suggest_errors(tmp_path, tiny):
     assert bad_k.exit_code == 2
 
 
-def honest_keystrokes(model, text: str, k: int) -> int:
-    """A user who really accepts: type char by char, paste the rest of a word when shown."""
-    s = Suggester(model)
+def honest_keystrokes(model, text: str, k: int, auto_space: bool) -> int:
+    """A user who really accepts through the engine: type char by char; when the intended
+    word is shown with characters left, `accept` it; with the auto space, skip a following
+    space, let punctuation replace it, or delete it before anything else."""
+    s = Suggester(model, auto_space=auto_space)
     keystrokes = i = 0
     while i < len(text):
         if is_word_char(text[i]):
@@ -67,15 +69,24 @@ def honest_keystrokes(model, text: str, k: int) -> int:
             while end < len(text) and is_word_char(text[end]):
                 end += 1
             shown = s.suggestions(k)
-            match = [x for x in shown if x.word == text[start:end]]
+            match = [x for x in shown if x.word == text[start:end] and x.completion]
             if match:
-                s.type(match[0].completion)
+                s.accept(match[0])
                 keystrokes += 1
                 i = end
+                if auto_space and i < len(text):
+                    if text[i] == " ":
+                        i += 1
+                    elif not s.replaces_space(text[i]):
+                        s.backspace(1)
+                        keystrokes += 1
+                elif auto_space:
+                    s.backspace(1)  # the text ends here: the space is left (not counted)
                 continue
         s.type(text[i])
         keystrokes += 1
         i += 1
+    assert s.text == text
     return keystrokes
 
 
@@ -102,11 +113,17 @@ def test_eval_typing_values(tmp_path, tiny):
     top1 = (lp.argmax(-1) == targets).mean()
     assert float_report["next_char_top1"] == pytest.approx(top1)
 
-    # Keystroke savings from the one-pass count equals a simulation that really accepts.
-    keystrokes = honest_keystrokes(load(tiny.float_path, backend="numpy"), TEXT, 2)
-    assert float_report["keystrokes"] == keystrokes
-    assert float_report["keystroke_savings"] == pytest.approx(1 - keystrokes / len(TEXT))
-    assert float_report["keystroke_savings"] > 0  # the test text exercises accepting
+    # Keystroke savings from the one-pass count equals a simulation that really accepts,
+    # in each convention.
+    model = load(tiny.float_path, backend="numpy")
+    for suffix, auto_space in (("", True), ("_no_space", False)):
+        keystrokes = honest_keystrokes(model, TEXT, 2, auto_space)
+        assert float_report[f"keystrokes{suffix}"] == keystrokes
+        ksr = float_report[f"keystroke_savings{suffix}"]
+        assert ksr == pytest.approx(1 - keystrokes / len(TEXT))
+        assert ksr > 0  # the test text exercises accepting
+    # The auto space pays: the phone convention saves more on this text.
+    assert float_report["keystroke_savings"] > float_report["keystroke_savings_no_space"]
 
 
 @pytest.mark.parametrize("layout", ["train", "pipeline"])

@@ -89,16 +89,22 @@ def test_type_accept_and_quit(tiny, numpy_model):
         assert editor_line(lines) == "Tabac c"
         assert "keystroke" in lines[-1] and " ms " in lines[-1]
 
-        term.child.send("\t")  # Tab accepts the first suggestion
-        text = "Tabac c" + shown[0].completion
-        term.wait_for(lambda ls: editor_line(ls) == text, f"{text!r} after Tab")
+        term.child.send("\t")  # Tab accepts the first suggestion: the word and a space
+        text = "Tabac c" + shown[0].completion + " "
+        # The screen shows no trailing space; the next-word strip shows it was inserted.
+        term.wait_for(lambda ls: editor_line(ls) == text.rstrip(), f"{text!r} after Tab")
+        term.wait_for(strip_shows(expected_after(numpy_model, text)), "next-word suggestions")
 
-        term.child.send(" ab")
-        second = expected_after(numpy_model, text + " ab")[1]
+        term.child.send("ab")
+        second = expected_after(numpy_model, text + "ab")[1]
         term.child.send(F2)  # F2 accepts the second suggestion
-        text += " ab" + second.completion
-        lines = term.wait_for(lambda ls: editor_line(ls) == text, f"{text!r} after F2")
+        text += "ab" + second.completion + " "
+        lines = term.wait_for(lambda ls: editor_line(ls) == text.rstrip(), f"{text!r} after F2")
         term.wait_for(strip_shows(expected_after(numpy_model, text)), "the new suggestions")
+
+        term.child.send(".")  # punctuation replaces the space the accept added
+        text = text[:-1] + "."
+        term.wait_for(lambda ls: editor_line(ls) == text, f"{text!r} after '.'")
 
         term.child.sendcontrol("d")
         term.child.expect(pexpect.EOF, timeout=TIMEOUT)

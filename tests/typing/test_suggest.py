@@ -25,13 +25,15 @@ BRUTE_RTOL = 1e-5
 BATCH_RTOL = 1e-5
 
 
-def brute_force(tiny, prefix: str, max_new: int) -> list[tuple[str, float]]:
-    """Every completion of 1..max_new word characters, scored by the torch model."""
+def brute_force(tiny, prefix: str, max_new: int, complete_word: bool) -> list[tuple[str, float]]:
+    """Every completion of 1..max_new word characters (0.. with `complete_word` after a word
+    character: the word as typed), scored by the torch model."""
     ids = {ch: i for i, ch in enumerate(VOCAB)}
     context = [ids["\n"]] + [ids[ch] for ch in prefix]
     boundary = [ids[ch] for ch in BOUNDARIES]
     scored = []
-    for length in range(1, max_new + 1):
+    shortest = 0 if complete_word and prefix and is_word_char(prefix[-1]) else 1
+    for length in range(shortest, max_new + 1):
         words = ["".join(w) for w in itertools.product(WORD_CHARS, repeat=length)]
         seqs = [np.array(context + [ids[ch] for ch in w], np.int64) for w in words]
         lp = torch_logprobs(tiny.torch_model, seqs)
@@ -44,13 +46,14 @@ def brute_force(tiny, prefix: str, max_new: int) -> list[tuple[str, float]]:
     return scored
 
 
+@pytest.mark.parametrize("auto_space", [True, False])
 @pytest.mark.parametrize("prefix", ["", "ab", "ab c", "T", "b.a", "cc\n"])
-def test_beam_search_equals_brute_force(tiny, numpy_model, prefix):
+def test_beam_search_equals_brute_force(tiny, numpy_model, prefix, auto_space):
     current = len(prefix) - max(prefix.rfind(ch) for ch in " .\n") - 1
     max_new = 3
-    expected = brute_force(tiny, prefix, max_new)
+    expected = brute_force(tiny, prefix, max_new, complete_word=auto_space)
     # 4 word characters: at most 4**3 = 64 live candidates, so width 64 is exhaustive.
-    s = Suggester(numpy_model, max_word_len=current + max_new, beam_width=64)
+    s = Suggester(numpy_model, max_word_len=current + max_new, beam_width=64, auto_space=auto_space)
     s.type(prefix)
     got = s.suggestions(k=8)
     assert [g.completion for g in got] == [w for w, _ in expected[:8]]
@@ -60,7 +63,7 @@ def test_beam_search_equals_brute_force(tiny, numpy_model, prefix):
     word_prefix = prefix[len(prefix) - current :]
     assert all(g.word == word_prefix + g.completion for g in got)
     # The default beam (16 wide) finds the same top 3 here.
-    narrow = Suggester(numpy_model, max_word_len=current + max_new)
+    narrow = Suggester(numpy_model, max_word_len=current + max_new, auto_space=auto_space)
     narrow.type(prefix)
     assert [g.completion for g in narrow.suggestions(3)] == [w for w, _ in expected[:3]]
 
@@ -246,7 +249,9 @@ def _check(suggestions, k=3):
     assert probs == sorted(probs, reverse=True)
     assert all(0 < p <= 1 for p in probs) and sum(probs) <= 1 + 1e-9
     for s in suggestions:
-        assert s.completion and all(ch in WORD_CHARS for ch in s.completion)
+        # An empty completion is the complete-word slot: the word typed so far.
+        assert s.completion or s.word
+        assert all(ch in WORD_CHARS for ch in s.completion)
         assert UNK_CHAR not in s.completion
         assert s.word.endswith(s.completion)
 
