@@ -190,14 +190,17 @@ def read_csv(
     groups = _groups(path, cells, rows, col)
     if columns.time is not None:
         for a, b in groups:
-            series_mod._check_time(path, [c[col[columns.time]] for c in cells[a:b]], rows[a:b],
-                                   columns.time)  # fmt: skip
-    label_names = [_constant(path, cells, rows, a, b, col[columns.label], columns.label)
-                   for a, b in groups]  # fmt: skip
+            series_mod._check_time(
+                path, [c[col[columns.time]] for c in cells[a:b]], rows[a:b], columns.time
+            )
+    label_names = [
+        _constant(path, cells, rows, a, b, col[columns.label], columns.label) for a, b in groups
+    ]
     split = None
     if SPLIT_COLUMN in col:
-        split = tuple(_constant(path, cells, rows, a, b, col[SPLIT_COLUMN], SPLIT_COLUMN)
-                      for a, b in groups)  # fmt: skip
+        split = tuple(
+            _constant(path, cells, rows, a, b, col[SPLIT_COLUMN], SPLIT_COLUMN) for a, b in groups
+        )
         for (a, _), s in zip(groups, split, strict=True):
             if s not in SPLITS:
                 raise ClassifyDataError(
@@ -307,8 +310,9 @@ def _constant(path: Path, cells: list, rows: list[int], a: int, b: int, k: int, 
 # ---- splits and statistics ---------------------------------------------------------------------
 
 
-def split_sequences(data: Sequences, val_fraction: float, test_fraction: float, seed: int = 0
-                    ) -> dict[str, np.ndarray]:  # fmt: skip
+def split_sequences(
+    data: Sequences, val_fraction: float, test_fraction: float, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Sequence indices per split: the CSV's split column, else stratified by class (each
     class's sequences shuffled with `seed`, fractions of each to val and test)."""
     if data.split is not None:
@@ -339,8 +343,9 @@ def split_sequences(data: Sequences, val_fraction: float, test_fraction: float, 
     return out
 
 
-def feature_stats(data: Sequences, train: np.ndarray, features: Sequence[str]
-                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:  # fmt: skip
+def feature_stats(
+    data: Sequences, train: np.ndarray, features: Sequence[str]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and std of each of `features` over the training sequences' rows; a missing or
     constant one is refused, naming it."""
     for f in features:
@@ -370,8 +375,15 @@ def data_sha256(data: Sequences) -> str:
     return h.hexdigest()
 
 
-def data_record(data: Sequences, splits: dict[str, np.ndarray], *, csv_path: Path | None,
-                columns: CsvColumns, count: int, seed: int) -> dict[str, Any]:  # fmt: skip
+def data_record(
+    data: Sequences,
+    splits: dict[str, np.ndarray],
+    *,
+    csv_path: Path | None,
+    columns: CsvColumns,
+    count: int,
+    seed: int,
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "format": DATA_FORMAT,
         "task": CLASSIFY.name,
@@ -391,8 +403,12 @@ def data_record(data: Sequences, splits: dict[str, np.ndarray], *, csv_path: Pat
         record.update(source=BUILTIN_SOURCE, builtin={"sequences": count, "seed": seed})
     else:
         path = Path(csv_path).expanduser().resolve()
-        record.update(source=str(path), sha256=sha256_file(path), label_column=columns.label,
-                      time_column=columns.time)  # fmt: skip
+        record.update(
+            source=str(path),
+            sha256=sha256_file(path),
+            label_column=columns.label,
+            time_column=columns.time,
+        )
     return record
 
 
@@ -425,8 +441,9 @@ def sequences_from_record(data: dict[str, Any]) -> tuple[Sequences, dict[str, np
     return seqs, splits
 
 
-def select(data: Sequences, features: Sequence[str], index: np.ndarray
-           ) -> tuple[list[np.ndarray], np.ndarray]:  # fmt: skip
+def select(
+    data: Sequences, features: Sequence[str], index: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray]:
     """The sequences `index` as float32 arrays [len, F] of the columns `features`, and
     their labels."""
     cols = [data.columns.index(f) for f in features]

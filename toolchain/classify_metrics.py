@@ -32,8 +32,9 @@ class Scores:
     pr_auc: float | None = None
 
 
-def scores(y: np.ndarray, pred: np.ndarray, classes: int, positive: np.ndarray | None = None
-           ) -> Scores:  # fmt: skip
+def scores(
+    y: np.ndarray, pred: np.ndarray, classes: int, positive: np.ndarray | None = None
+) -> Scores:
     """`positive`: scores of class 1 (binary tasks) for ROC-AUC and PR-AUC."""
     cm = np.zeros((classes, classes), np.int64)
     np.add.at(cm, (y, pred), 1)
@@ -134,8 +135,15 @@ class LogisticRegression:
     b: np.ndarray  # [K]
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, classes: int, l2: float = 1e-3,
-            steps: int = 2000, lr: float = 0.5) -> LogisticRegression:  # fmt: skip
+    def fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        classes: int,
+        l2: float = 1e-3,
+        steps: int = 2000,
+        lr: float = 0.5,
+    ) -> LogisticRegression:
         mean, std = x.mean(0), x.std(0)
         std = np.where(std > 0, std, 1.0)
         z = (x - mean) / std

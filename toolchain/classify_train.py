@@ -102,8 +102,9 @@ class SequenceBatches:
             for a in range(0, len(order), bucket):  # sort by length inside each bucket
                 part = order[a : a + bucket]
                 order[a : a + bucket] = part[np.argsort(self.lengths[part], kind="stable")]
-            batches = [order[k * self.batch_size : (k + 1) * self.batch_size]
-                       for k in range(self.chunks)]  # fmt: skip
+            batches = [
+                order[k * self.batch_size : (k + 1) * self.batch_size] for k in range(self.chunks)
+            ]
             self._order = (epoch, [batches[i] for i in rng.permutation(len(batches))])
         return self._order[1]
 

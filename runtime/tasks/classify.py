@@ -123,10 +123,14 @@ class Classify(Forecast):
     def c_stage_fields(self, arrays: Any, artifact: Any) -> str:
         """The input stage's normalization (float32 always); no output stage."""
         f = f"features {artifact.config.input_size}"
-        scale = arrays.add("in_scale", f"{NORM_IN_SCALE}: float32 [{f}], 1 / std",
-                           artifact.weights[NORM_IN_SCALE])  # fmt: skip
-        shift = arrays.add("in_shift", f"{NORM_IN_SHIFT}: float32 [{f}], -mean / std",
-                           artifact.weights[NORM_IN_SHIFT])  # fmt: skip
+        scale = arrays.add(
+            "in_scale", f"{NORM_IN_SCALE}: float32 [{f}], 1 / std", artifact.weights[NORM_IN_SCALE]
+        )
+        shift = arrays.add(
+            "in_shift",
+            f"{NORM_IN_SHIFT}: float32 [{f}], -mean / std",
+            artifact.weights[NORM_IN_SHIFT],
+        )
         return f".input.normalize = {{ {scale}, {shift}, {count(scale)}, {count(shift)} }}"
 
     def c_header_macros(self, artifact: Any, name: str) -> str:

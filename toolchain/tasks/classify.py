@@ -68,8 +68,13 @@ class ClassifyTraining(TaskTraining):
     def objective_for(self, run: RunConfig, source: Source) -> Objective:
         from lstm_edge.toolchain.classify_train import ClassifyObjective
 
-        return ClassifyObjective("weighted-ce", "wce", "weighted CE (nats)", "rows_per_s",
-                                 tuple(source.data["class_weights"]))  # fmt: skip
+        return ClassifyObjective(
+            "weighted-ce",
+            "wce",
+            "weighted CE (nats)",
+            "rows_per_s",
+            tuple(source.data["class_weights"]),
+        )
 
     def steps_per_pass(self, pairs: Pairs, run: RunConfig) -> int:
         return max(1, len(pairs) // run.batch_size)
@@ -122,8 +127,16 @@ class ClassifyTraining(TaskTraining):
     def run_info(
         self, data: dict[str, Any], objective: Objective, baseline: float | None
     ) -> dict[str, Any]:
-        keys = ("source", "sequences", "rows", "classes", "class_counts", "class_weights",
-                "split_kind", "values_sha256")  # fmt: skip
+        keys = (
+            "source",
+            "sequences",
+            "rows",
+            "classes",
+            "class_counts",
+            "class_weights",
+            "split_kind",
+            "values_sha256",
+        )
         return {"sequences": {k: data[k] for k in keys if k in data}}
 
     def held_out_stream(
@@ -147,8 +160,9 @@ class ClassifyTraining(TaskTraining):
 
 
 def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, dict, ModelConfig, dict]:
-    columns = cd.CsvColumns(options.label_column or cd.LABEL_COLUMN, options.time_column,
-                            options.features)  # fmt: skip
+    columns = cd.CsvColumns(
+        options.label_column or cd.LABEL_COLUMN, options.time_column, options.features
+    )
     if options.csv is None:
         seqs = cd.builtin_sequences(cd.BUILTIN_SEQUENCES, 0)
     else:
@@ -165,8 +179,9 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, dict, ModelConf
         feature_mean=mean,
         feature_std=std,
     )
-    data = cd.data_record(seqs, splits, csv_path=options.csv, columns=columns,
-                          count=cd.BUILTIN_SEQUENCES, seed=0)  # fmt: skip
+    data = cd.data_record(
+        seqs, splits, csv_path=options.csv, columns=columns, count=cd.BUILTIN_SEQUENCES, seed=0
+    )
     from lstm_edge.toolchain.classify_train import balanced_weights
 
     data["class_weights"] = list(balanced_weights(seqs.labels[splits["train"]], len(seqs.classes)))

@@ -10,6 +10,7 @@ which stages the pipeline runs.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -56,6 +57,24 @@ class TaskEval:
         """(per-step trace, summary) of one artifact run against torch's outputs `ref`;
         `names`: artifact, scheme, backend."""
         raise NotImplementedError
+
+    def reference_outputs(self, model: Any, stream: Any) -> np.ndarray:
+        """torch's outputs [steps, out] over `stream` (the default: one stream, state
+        carried; a task of independent sequences starts each from zeros)."""
+        from lstm_edge.toolchain.validate_run import torch_outputs
+
+        return torch_outputs(model, stream.inputs)
+
+    def artifact_outputs(self, rt_model: Any, stream: Any, chunk: int, progress: Any = None) -> Any:
+        """A runtime model stepped over `stream`, `chunk` steps per call (a RuntimeRun);
+        the default carries the state over the whole stream."""
+        from lstm_edge.toolchain.validate_run import runtime_outputs
+
+        return runtime_outputs(rt_model, stream.inputs, chunk, progress)
+
+    def write_extra(self, report: Any, folder: Path) -> list[Path]:
+        """Task files `validate --report-dir` writes beside report.json (none by default)."""
+        return []
 
     def check(self, summary: Any, tolerance: Any) -> list[str]:
         """The reasons `summary` is out of `tolerance` (empty if it passes)."""
