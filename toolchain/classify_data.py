@@ -156,13 +156,32 @@ class CsvColumns:
 
 
 def read_csv(
-    path: str | Path, columns: CsvColumns = CsvColumns(), classes: Sequence[str] | None = None
+    path: str | Path,
+    columns: CsvColumns = CsvColumns(),
+    classes: Sequence[str] | None = None,
+    *,
+    unlabelled: bool = False,
 ) -> Sequences:
     """A long-format CSV (module docstring). With `classes` (a trained model's), labels must
     be among them (an unknown label is an error naming its row); without, the classes are
-    the labels found, sorted."""
+    the labels found, sorted. With `unlabelled` (and `classes`), a file without the label
+    column is read with every label -1."""
     path = Path(path).expanduser().resolve()
     header, cells, rows = _read_cells(path)
+    if unlabelled and classes is not None and columns.label not in header:
+        return _unlabelled(path, header, cells, rows, columns, tuple(classes))
+    return read_csv_cells(path, header, cells, rows, columns, classes)
+
+
+def read_csv_cells(
+    path: Path,
+    header: list[str],
+    cells: list[list[str]],
+    rows: list[int],
+    columns: CsvColumns,
+    classes: Sequence[str] | None,
+) -> Sequences:
+    """read_csv after the file is read: `cells` the data rows, `rows` their file rows."""
     for kind, name in (("sequence", SEQUENCE_COLUMN), ("label", columns.label)):
         if name not in header:
             raise ClassifyDataError(
@@ -229,6 +248,38 @@ def read_csv(
         split=split,
         source=str(path),
         label_rows=tuple(rows[a] for a, _ in groups),
+    )
+
+
+def _unlabelled(
+    path: Path,
+    header: list[str],
+    cells: list,
+    rows: list[int],
+    columns: CsvColumns,
+    classes: tuple[str, ...],
+) -> Sequences:
+    """read_csv of a file without labels: a dummy label column of the first class."""
+    label = "\x00label"
+    filled = [[*c, classes[0]] for c in cells]
+    seqs = read_csv_cells(
+        path,
+        [*header, label],
+        filled,
+        rows,
+        CsvColumns(label, columns.time, columns.features),
+        classes,
+    )
+    return Sequences(
+        seqs.columns,
+        seqs.values,
+        seqs.starts,
+        np.full(len(seqs), -1, np.int64),
+        seqs.classes,
+        seqs.ids,
+        seqs.split,
+        seqs.source,
+        seqs.label_rows,
     )
 
 
@@ -450,3 +501,18 @@ def select(
     return [np.ascontiguousarray(data.rows(i)[:, cols], np.float32) for i in index], data.labels[
         index
     ]
+
+
+def write_csv(data: Sequences, path: str | Path, index: Sequence[int] | None = None) -> None:
+    """`data`'s sequences `index` (default: all) as a long-format CSV: sequence, time (row
+    number within the sequence), the feature columns (full precision) and label."""
+    index = range(len(data)) if index is None else index
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([SEQUENCE_COLUMN, "time", *data.columns, LABEL_COLUMN])
+    for i in index:
+        for t, row in enumerate(data.rows(i)):
+            writer.writerow(
+                [data.ids[i], t, *(repr(float(v)) for v in row), data.classes[data.labels[i]]]
+            )
+    Path(path).write_text(out.getvalue(), encoding="utf-8")
