@@ -99,3 +99,32 @@ def test_classify_command_refuses_bad_input(bundle: Path, tmp_path):
         app, ["classify", str(bundle / "model.onnx"), "--csv", str(bad), "--threshold", "1.5"]
     )
     assert result.exit_code == 2 and "--threshold is 1.5" in result.output
+
+
+def test_stream_example_matches_the_classify_command(bundle: Path, data):
+    """examples/classify_stream steps rows one at a time with the runtime alone; its final
+    classes and confident rows are those of `lstm-edge classify` (prefill per sequence)."""
+    from example_probe import EXAMPLES, run_example
+
+    from lstm_edge.toolchain.classify_predict import predict_csv
+
+    path, seqs = data
+    model = bundle / "model.int8.onnx"
+    result = run_example(
+        EXAMPLES / "classify_stream" / "classify_stream.py",
+        str(model),
+        "--csv",
+        str(path),
+        "--threshold",
+        "0.6",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    done = [line.split() for line in result.stdout.splitlines() if " done after " in line]
+    expected = predict_csv(model, path, threshold=0.6, time_column="time")
+    assert [d[0] for d in done] == [p.sequence for p in expected] == list(seqs.ids)
+    for d, p in zip(done, expected, strict=True):
+        assert d[5] == p.predicted
+        if p.confident_row is None:
+            assert "never confident" in " ".join(d)
+        else:
+            assert d[-1] == str(p.confident_row)
