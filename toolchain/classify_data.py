@@ -9,15 +9,15 @@ The built-in set (`builtin_sequences`) is windows of a simulated motor like the 
 task's machine signal (load shifts, ambient cycle, current, lagged motor temperature,
 vibration; 15-minute rows), each window from a machine in one condition:
 
-- normal (about 76%): nothing wrong;
+- normal (about 75%): nothing wrong;
 - cooling (10%): from a random row in the first half on, the motor gets 5-12 deg C of
   extra heat, so motor_temp climbs (time constant 6 rows) beyond what its load explains;
-- bearing (9%): from such a row on, vibration bursts (each row adds 0-2.5 mm/s with
+- bearing (10%): from such a row on, vibration bursts (each row adds 0-2.5 mm/s with
   probability 0.4);
 - sensor (5%): a dropped reading: one to three rows where motor_temp, vibration or current
   reads 0, then normal again (the answer must be remembered to the end).
 
-Window lengths are log-uniform from 6 to 300 rows (a median of ~42), so many decisions
+Window lengths are log-uniform from 6 to 300 rows (a median of ~44), so many decisions
 rest on a few rows. Everything is drawn from one `numpy.random.Generator(seed)` in a fixed
 order: (count, seed) fix the set.
 
