@@ -8,7 +8,8 @@ sequences, groups them by length (buckets of 20 batches) so little padding is co
 shuffles the batch order; every batch starts from a zero state.
 
 The loss (`ClassifyObjective`): the class-weighted cross-entropy of the running prediction at
-every step, step t of a sequence of length L weighted (t + 1) / L. The last step (the
+every step, step t of a sequence of length L weighted (t + 1) / L (normalized to sum to one
+per sequence), averaged over the sequences. The last step (the
 sequence's prediction) counts most, but a correct answer earlier lowers the loss too, which
 is what a device acting on the running answer needs; steps before any evidence (a fault that
 begins in the middle) weigh little, so the model is not pushed to guess there. Class weights
@@ -53,27 +54,28 @@ def balanced_weights(labels: np.ndarray, classes: int) -> tuple[float, ...]:
 @dataclass(frozen=True)
 class ClassifyObjective(Objective):
     """Class-weighted per-step cross-entropy, step t of L weighted (t + 1) / L (module
-    docstring); `value` is the loss itself (nats)."""
+    docstring), averaged over each sequence's steps and then over the sequences; `value`
+    is the loss itself (nats). Per sequence, not per step: every rank of a torchrun holds
+    the same number of sequences, so the mean of the ranks' losses is the whole batch's."""
 
     class_weights: tuple[float, ...] = ()
 
     def step_weights(self, y: torch.Tensor) -> torch.Tensor:
-        """[B, T] weight of each step: class weight x (t + 1) / L; 0 on padding."""
+        """[B, T]: class weight x (t + 1) / sum over the sequence's steps of (t + 1), so a
+        sequence's weights sum to its class weight; 0 on padding."""
         real = y != PAD
         lengths = real.sum(dim=1, keepdim=True).clamp(min=1)
         t = torch.arange(1, y.shape[1] + 1, dtype=torch.float32).expand_as(y)
         cw = torch.tensor(self.class_weights, dtype=torch.float32)[y.clamp(min=0)]
-        return torch.where(real, cw * t / lengths, torch.zeros(()))
+        ramp = 2.0 * t / (lengths * (lengths + 1))
+        return torch.where(real, cw * ramp, torch.zeros(()))
 
     def __call__(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        w = self.step_weights(y)
         ce = nn.functional.cross_entropy(
             out.reshape(-1, out.shape[-1]), y.clamp(min=0).reshape(-1), reduction="none"
         ).reshape(y.shape)
-        total = (ce * w).sum()
-        if reduction == "sum":
-            return total
-        return total / w.sum()
+        per_sequence = (ce * self.step_weights(y)).sum(dim=1)
+        return per_sequence.sum() if reduction == "sum" else per_sequence.mean()
 
     def value(self, loss: float) -> float:
         return loss
@@ -122,7 +124,7 @@ def validation_loss(model: EdgeLSTM, pairs: Pairs, objective: Objective, batch: 
     order = np.argsort(lengths, kind="stable")
     was_training = model.training
     model.eval()
-    total = weight = 0.0
+    total = 0.0
     for a in range(0, len(order), batch):
         rows = order[a : a + batch]
         longest = int(lengths[rows].max())
@@ -130,6 +132,5 @@ def validation_loss(model: EdgeLSTM, pairs: Pairs, objective: Objective, batch: 
         y = torch.from_numpy(pairs.targets[rows, :longest])
         out, _ = model.forward_normalized(x)
         total += float(objective(out, y, reduction="sum"))
-        weight += float(objective.step_weights(y).sum())
     model.train(was_training)
-    return total / weight if weight > 0 else math.nan
+    return total / len(order) if len(order) else math.nan

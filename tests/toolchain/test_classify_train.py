@@ -51,16 +51,14 @@ def test_padded_batch_equals_each_sequence_alone():
     with torch.no_grad():
         out, _ = model.forward_normalized(x)
         total = OBJ(out, y, reduction="sum")
-        alone_total, alone_weight = 0.0, 0.0
+        alone = 0.0
         for i, s in enumerate(seqs):
             one, _ = model.forward_normalized(torch.from_numpy(s)[None])
             # every real step's logits are those of the sequence run alone
             torch.testing.assert_close(out[i, : len(s)], one[0], rtol=0, atol=1e-6)
-            yi = torch.full((1, len(s)), int(labels[i]))
-            alone_total += float(OBJ(one, yi, reduction="sum"))
-            alone_weight += float(OBJ.step_weights(yi).sum())
-    assert float(total) == pytest.approx(alone_total, rel=1e-6)
-    assert float(OBJ(out, y)) == pytest.approx(alone_total / alone_weight, rel=1e-6)
+            alone += float(OBJ(one, torch.full((1, len(s)), int(labels[i])), reduction="sum"))
+    assert float(total) == pytest.approx(alone, rel=1e-6)
+    assert float(OBJ(out, y)) == pytest.approx(alone / len(seqs), rel=1e-6)
     # the validation loss does not depend on how the sequences are batched
     assert validation_loss(model, batch, OBJ, batch=2) == pytest.approx(
         validation_loss(model, batch, OBJ, batch=64), rel=1e-6
@@ -73,9 +71,10 @@ def test_loss_rewards_an_early_correct_answer():
     late = torch.tensor([[[0.0, 3.0, 0.0]] * 3 + [[3.0, 0.0, 0.0]]])
     early = torch.tensor([[[3.0, 0.0, 0.0]] * 4])
     assert float(OBJ(early, y)) < float(OBJ(late, y))
-    # step weights: (t + 1) / L times the class weight, zero on padding
+    # step weights: (t + 1) over its sum along the sequence, times the class weight (3.0
+    # and 0.5 here), zero on padding
     w = OBJ.step_weights(torch.tensor([[2, 2, PAD, PAD], [0, 0, 0, 0]]))
-    torch.testing.assert_close(w, torch.tensor([[1.5, 3.0, 0, 0], [0.125, 0.25, 0.375, 0.5]]))
+    torch.testing.assert_close(w, torch.tensor([[1.0, 2.0, 0, 0], [0.05, 0.1, 0.15, 0.2]]))
 
 
 def test_batches_cover_each_pass_and_split_among_ranks():

@@ -408,6 +408,7 @@ class ClassifyEval(TaskEval):
     error_label = "max |logit error|"
     table_width = 150
     data_unit = "sequences"
+    lock_step = "torch and each artifact in lock-step, each sequence from a zero state"
 
     def tolerances(self, options: Any) -> Any:
         """`CLASSIFY_TOLERANCES` (ValidateOptions has no field for this task's table)."""

@@ -33,6 +33,8 @@ class TaskEval:
     table_width: int = 120  # console columns the validation table needs unwrapped
     data_unit: str  # what `info` counts a data split in ("chars", "rows")
     has_detect: bool = False  # the pipeline runs its `detect` stage on the quantized model
+    # How validate runs the stream, as SUMMARY.md says it.
+    lock_step: str = "torch and each artifact in lock-step, state carried"
 
     def require(self, config: ModelConfig, error: type[Exception], message: str) -> None:
         """Raise error(message) unless `config` is a model of this task (for commands only
