@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import lstm_edge.runtime as rt
+from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.toolchain import classify_data as cd
 from lstm_edge.toolchain.cli import app
 
@@ -128,3 +129,24 @@ def test_stream_example_matches_the_classify_command(bundle: Path, data):
             assert "never confident" in " ".join(d)
         else:
             assert d[-1] == str(p.confident_row)
+
+
+def test_validate_on_a_csv_of_labelled_sequences(bundle: Path, data, tmp_path):
+    """validate --csv reads every sequence of a long-format file with the model's classes;
+    a label the model does not know is refused naming its row."""
+    from lstm_edge.toolchain.validate import ValidateOptions, validate
+
+    path, seqs = data
+    report = validate(
+        bundle / "checkpoint",
+        [bundle / "model.onnx"],
+        ValidateOptions(csv=path, backends=("numpy",)),
+    )
+    assert report.passed and report.stream.source_size == len(seqs)
+    assert report.stream.steps == int(seqs.lengths.sum())
+    bad = tmp_path / "bad.csv"
+    bad.write_text(path.read_text().replace(",sensor\n", ",smoke\n"))
+    with pytest.raises(
+        LstmEdgeError, match=r"row \d+, column 'label': label 'smoke' is not a class"
+    ):
+        validate(bundle / "checkpoint", [bundle / "model.onnx"], ValidateOptions(csv=bad))
