@@ -84,6 +84,8 @@ class ModelConfig:
     feature_std: tuple[float, ...] = ()
     target_mean: tuple[float, ...] = ()
     target_std: tuple[float, ...] = ()
+    # classify (with features, feature_mean, feature_std above)
+    classes: tuple[str, ...] = ()  # class names, in logit order
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:

@@ -771,3 +771,33 @@ def codegen(
         console.print(cg.checks_table(report))
         if not report.passed:
             raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+@user_errors
+def classify(
+    model: Path = typer.Argument(..., help="A classify .onnx artifact (float or quantized)."),
+    csv: Path = typer.Option(
+        ...,
+        "--csv",
+        help="A long-format CSV: a 'sequence' id column and the model's feature columns, one "
+        "row per step (a label column is optional; with it, accuracy is shown).",
+    ),
+    threshold: float = typer.Option(
+        0.9, "--threshold", help="Probability from which a running prediction counts as confident."
+    ),
+    label_column: str = typer.Option("label", "--label-column", help="CSV label column."),
+    time_column: str | None = typer.Option(
+        None, "--time-column", help="CSV time column (checked to increase within a sequence)."
+    ),
+    backend: RuntimeBackend = typer.Option(
+        RuntimeBackend.ort, "--backend", help="Runtime backend."
+    ),
+) -> None:
+    """Classify each sequence of a CSV: the predicted class, its probability and the row
+    from which the running prediction was confident. Runs without torch."""
+    from lstm_edge.toolchain import classify_predict as cp
+
+    predictions = cp.predict_csv(model, csv, threshold=threshold, backend=backend.value,
+                                 label_column=label_column, time_column=time_column)  # fmt: skip
+    _wide(console).print(cp.render(predictions, threshold))

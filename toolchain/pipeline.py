@@ -363,7 +363,7 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         "",
         f"{v.stream.steps} steps of {v.stream.source}"
         + (" (cycled)" if v.stream.cycled else "")
-        + ", torch and each artifact in lock-step, state carried. "
+        + f", {task.lock_step}. "
         f"Report: `{VALIDATION_DIR}/{REPORT_FILE}`, plot: `{VALIDATION_DIR}/{PLOT_FILE}`.",
         "",
         task.summary_table(v),

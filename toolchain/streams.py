@@ -27,6 +27,10 @@ class Streams:
     chunks: int  # chunks per pass over the data (steps per epoch)
     seq_len: int
 
+    def starts_fresh(self, step: int) -> bool:
+        """A new pass over the data starts from zeros; within it the state is carried."""
+        return step % self.chunks == 0
+
     def chunk(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         j = step % self.chunks
         cols = slice(j * self.seq_len, (j + 1) * self.seq_len)

@@ -245,9 +245,9 @@ class _Trainer:
         source = task.source(o, probe, resume)
         self.data = source.data
         self.task = task
-        chunks = chunks_per_pass(source.train, probe)
+        chunks = task.steps_per_pass(source.train, probe) or chunks_per_pass(source.train, probe)
         self.run = run = _resolve_run(o, probe.task, saved_run, chunks)
-        self.objective = task.objective(run)
+        self.objective = task.objective_for(run, source)
         if run.batch_size % d.world:
             raise TrainingError(
                 f"batch size {run.batch_size} does not divide among {d.world} ranks"
@@ -262,7 +262,8 @@ class _Trainer:
             now = self._normalized(Pairs(source.val.inputs, source.val_now)).targets
             loss = self.objective(torch.from_numpy(now), torch.from_numpy(self.val.targets))
             self.baseline = self.objective.value(float(loss))
-        self.streams = train_streams(self._normalized(source.train), run, d)
+        train = self._normalized(source.train)
+        self.streams = task.train_batches(train, run, d) or train_streams(train, run, d)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=run.lr_at(0), weight_decay=run.weight_decay
         )
@@ -334,7 +335,7 @@ class _Trainer:
     def train_step(self) -> float:
         """One update; returns the loss averaged over all ranks (NaN/Inf: nothing applied)."""
         run, k = self.run, self.step
-        if k % self.streams.chunks == 0:  # a new pass over the data starts from zeros
+        if self.streams.starts_fresh(k):  # a new pass (or sequence batch) starts from zeros
             self.h, self.c = self.model.initial_state(self.h.shape[1])
         x, y = self.streams.chunk(k)
         for group in self.optimizer.param_groups:
@@ -405,7 +406,9 @@ class _Trainer:
 
     def _eval_and_save(self, h: torch.Tensor, c: torch.Tensor) -> None:
         run, obj = self.run, self.objective
-        loss = evaluate(self.model, self.val, run.eval_streams, run.seq_len, obj)
+        loss = self.task.validation_loss(self.model, self.val, run, obj)
+        if loss is None:  # the task reads the shared contiguous streams
+            loss = evaluate(self.model, self.val, run.eval_streams, run.seq_len, obj)
         value = obj.value(loss)
         record = {"kind": "val", "step": self.step, "loss": loss, obj.metric: value}
         is_best = math.isfinite(loss) and (self.best is None or loss < self.best["val_loss"])

@@ -75,6 +75,7 @@ def write_report(report: ValidationReport, folder: Path) -> tuple[Path, Path]:
     png_path = folder / PLOT_FILE
     fig = plot_errors(report)
     atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    _evaluation(report.task).write_extra(report, folder)
     return json_path, png_path
 
 

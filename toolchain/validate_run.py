@@ -261,7 +261,7 @@ def run_pairs(
     """torch over the stream once, then each run stepped over it and judged by the task's
     evaluation half `task`: (torch seconds, one PairResult per run)."""
     t0 = time.perf_counter()
-    ref = torch_outputs(ckpt.model, stream.inputs)
+    ref = task.reference_outputs(ckpt.model, stream)
     torch_seconds = time.perf_counter() - t0
 
     results: list[PairResult] = []
@@ -275,9 +275,9 @@ def run_pairs(
     ) as progress:
         for path, backend, rt_model in runs:
             bar = progress.add_task(f"{path.name} ({backend})", total=stream.steps)
-            run = runtime_outputs(
+            run = task.artifact_outputs(
                 rt_model,
-                stream.inputs,
+                stream,
                 chunk,
                 progress=lambda done, bar=bar: progress.update(bar, completed=done),
             )

@@ -211,6 +211,8 @@ static int stages_ok(const lstm_edge_model *model)
     case LSTM_EDGE_TASK_FORECAST:
         return no_embedding && affine_ok(in, model->input_size) &&
                affine_ok(out, model->output_size);
+    case LSTM_EDGE_TASK_CLASSIFY: /* logits are the head's output: no output stage */
+        return no_embedding && affine_ok(in, model->input_size) && affine_empty(out);
     }
     return 0; /* not an lstm_edge_task */
 }

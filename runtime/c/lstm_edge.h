@@ -58,8 +58,11 @@ extern "C" {
 /* model->task: what the model reads and writes per step. */
 typedef enum lstm_edge_task {
     LSTM_EDGE_TASK_CHAR_LM = 0, /* token ids in, logits [vocab_size] out */
-    LSTM_EDGE_TASK_FORECAST = 1 /* raw float features [input_size] in, raw predictions
+    LSTM_EDGE_TASK_FORECAST = 1, /* raw float features [input_size] in, raw predictions
                                    [output_size] out */
+    LSTM_EDGE_TASK_CLASSIFY = 2  /* raw float features [input_size] in (normalized as for
+                                   forecast), class logits [output_size] out; stepped by the
+                                   lstm_edge_forecast_step* functions (the feature-row step) */
 } lstm_edge_task;
 
 typedef enum lstm_edge_status {

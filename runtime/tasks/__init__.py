@@ -10,9 +10,10 @@ from __future__ import annotations
 from lstm_edge.runtime.errors import InvalidConfigError
 from lstm_edge.runtime.tasks.base import TaskSpec
 from lstm_edge.runtime.tasks.char_lm import CHAR_LM
+from lstm_edge.runtime.tasks.classify import CLASSIFY
 from lstm_edge.runtime.tasks.forecast import FORECAST
 
-TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (CHAR_LM, FORECAST)}
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (CHAR_LM, FORECAST, CLASSIFY)}
 DEFAULT_TASK = CHAR_LM.name  # configs written before tasks existed are char-lm
 
 

@@ -91,7 +91,11 @@ def test_run_defaults_and_task_only_settings_come_from_the_task():
     forecast = training("forecast")
     assert run_config("forecast", {}).hidden == forecast.defaults["hidden"]
     assert run_config("char-lm", {}) == RunConfig()
-    assert default_text("hidden") == f"{RunConfig().hidden}; forecast {forecast.defaults['hidden']}"
+    classify = training("classify")
+    assert default_text("hidden") == (
+        f"{RunConfig().hidden}; forecast {forecast.defaults['hidden']}; "
+        f"classify {classify.defaults['hidden']}"
+    )
     for task in all_training():
         for other in all_training():
             if other is task:

@@ -21,7 +21,7 @@ from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.tasks import task_spec
 
 # Task name -> module name in this package (the runtime's registry holds the same names).
-MODULES = {"char-lm": "char_lm", "forecast": "forecast"}
+MODULES = {"char-lm": "char_lm", "forecast": "forecast", "classify": "classify"}
 
 
 def _module(task: ModelConfig | str, suffix: str) -> Any:

@@ -10,6 +10,7 @@ which stages the pipeline runs.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ class TaskEval:
     table_width: int = 120  # console columns the validation table needs unwrapped
     data_unit: str  # what `info` counts a data split in ("chars", "rows")
     has_detect: bool = False  # the pipeline runs its `detect` stage on the quantized model
+    # How validate runs the stream, as SUMMARY.md says it.
+    lock_step: str = "torch and each artifact in lock-step, state carried"
 
     def require(self, config: ModelConfig, error: type[Exception], message: str) -> None:
         """Raise error(message) unless `config` is a model of this task (for commands only
@@ -56,6 +59,24 @@ class TaskEval:
         """(per-step trace, summary) of one artifact run against torch's outputs `ref`;
         `names`: artifact, scheme, backend."""
         raise NotImplementedError
+
+    def reference_outputs(self, model: Any, stream: Any) -> np.ndarray:
+        """torch's outputs [steps, out] over `stream` (the default: one stream, state
+        carried; a task of independent sequences starts each from zeros)."""
+        from lstm_edge.toolchain.validate_run import torch_outputs
+
+        return torch_outputs(model, stream.inputs)
+
+    def artifact_outputs(self, rt_model: Any, stream: Any, chunk: int, progress: Any = None) -> Any:
+        """A runtime model stepped over `stream`, `chunk` steps per call (a RuntimeRun);
+        the default carries the state over the whole stream."""
+        from lstm_edge.toolchain.validate_run import runtime_outputs
+
+        return runtime_outputs(rt_model, stream.inputs, chunk, progress)
+
+    def write_extra(self, report: Any, folder: Path) -> list[Path]:
+        """Task files `validate --report-dir` writes beside report.json (none by default)."""
+        return []
 
     def check(self, summary: Any, tolerance: Any) -> list[str]:
         """The reasons `summary` is out of `tolerance` (empty if it passes)."""

@@ -61,3 +61,21 @@ class NormalizationStages(TorchStages):
 
     def output(self, model: EdgeLSTM, out: torch.Tensor) -> torch.Tensor:
         return out * model.out_scale + model.out_shift
+
+
+# classify's buffers: only the input normalization (its logits need no output stage).
+CLASSIFY_BUFFERS = {"in_scale": NORM_IN_SCALE, "in_shift": NORM_IN_SHIFT}
+
+
+class InputNormalizationStages(TorchStages):
+    """classify in torch: raw values normalized in; the head's logits are the output."""
+
+    buffers = MappingProxyType(CLASSIFY_BUFFERS)
+
+    def build(self, model: EdgeLSTM, config: ModelConfig) -> None:
+        norm = config.spec.config_tensors(config)
+        for buffer, name in CLASSIFY_BUFFERS.items():
+            model.register_buffer(buffer, torch.from_numpy(norm[name]))
+
+    def input(self, model: EdgeLSTM, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs * model.in_scale + model.in_shift

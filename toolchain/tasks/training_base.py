@@ -99,6 +99,30 @@ class TaskTraining:
         must not contradict). Refuses the options of the other tasks' data."""
         raise NotImplementedError
 
+    def objective_for(self, run: RunConfig, source: Source) -> Objective:
+        """The objective of a run on `source` (the default: `objective(run)`; a task whose
+        loss depends on the data, such as class weights, overrides this)."""
+        return self.objective(run)
+
+    # Where a task reads whole sequences instead of contiguous streams, it overrides the
+    # three below; None (the default) leaves the training loop's contiguous streams with
+    # the state carried (lstm_edge.toolchain.streams).
+
+    def steps_per_pass(self, pairs: Pairs, run: RunConfig) -> int | None:
+        """Training steps per pass over `pairs` (what --epochs counts)."""
+        return None
+
+    def train_batches(self, pairs: Pairs, run: RunConfig, d: Any) -> Any:
+        """This rank's batches: `chunk(step)` -> (inputs, targets), `chunks` per pass and
+        `starts_fresh(step)`, whether that step starts from a zero state."""
+        return None
+
+    def validation_loss(
+        self, model: EdgeLSTM, pairs: Pairs, run: RunConfig, objective: Objective
+    ) -> float | None:
+        """The mean validation loss the best checkpoint is chosen by."""
+        return None
+
     def normalized(self, model: EdgeLSTM, pairs: Pairs) -> Pairs:
         """The pairs with targets in the units of the loss (the default: as they are)."""
         return pairs
