@@ -337,6 +337,7 @@ class _Trainer:
         if k % self.streams.chunks == 0:  # a new pass over the data starts from zeros
             self.h, self.c = self.model.initial_state(self.h.shape[1])
         x, y = self.streams.chunk(k)
+        x = self.task.augment(self.model.config, x)
         for group in self.optimizer.param_groups:
             group["lr"] = run.lr_at(k)
         out, (h, c) = self.net(x, (self.h, self.c))
