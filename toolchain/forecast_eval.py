@@ -227,10 +227,13 @@ def forecast_scores(
     target_std: np.ndarray,
     season: int | None = None,
     linear: LinearAR | None = None,
+    linear_rows: int | None = None,
 ) -> ForecastScores:
     """MAE/RMSE of `outputs` against the truth, and MASE against persistence, seasonal
     persistence (with a season) and the linear baseline (when fitted), each over the
-    steps where that baseline has a forecast."""
+    steps where that baseline has a forecast. `linear_rows`: score the linear baseline on
+    the first rows only (a stream that cycles a split jumps at each seam, and the jump
+    stays in the baseline's lagged changes for `lags` steps: not what it would see)."""
     err = aligned_errors(outputs, targets, horizon)
     std = np.asarray(target_std, dtype=np.float64)
     m, r = mae(err), rmse(err)
@@ -249,6 +252,8 @@ def forecast_scores(
     if linear is not None:
         l_err = aligned_errors(linear_ar_forecast(linear, targets), targets, horizon)
         valid = ~np.isnan(l_err).any(axis=1)
+        if linear_rows is not None:
+            valid[max(0, linear_rows - horizon) :] = False  # truths past the first pass
         if valid.any():
             l_mae = mae(l_err[valid])
             lin = [float(v) for v in l_mae]

@@ -264,10 +264,11 @@ class TrainSettings:
     target_kind: str | None = option(
         "forecast: what the model learns: change (the change from each target's last "
         "value, scaled by the training split's changes; survives a trend) or level (the "
-        "values themselves). Default: change when every target is also a feature.",
+        "values themselves). Default: change when the validation rows leave the training "
+        "rows' range and every target is also a feature, else level.",
         "--target-kind",
         choices=("change", "level"),
-        pipeline="forecast: change (default when targets are features) or level.",
+        pipeline="forecast: change or level (default: by the validation split's range).",
     )
     hidden: int | None = option(
         "LSTM hidden size.", min=1, shows_default=True, pipeline="LSTM hidden size."

@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 
 from lstm_edge.toolchain import forecast_eval as fe
-from lstm_edge.toolchain.series import ROWS_PER_DAY, builtin_signal, detect_season, season_name
+from lstm_edge.toolchain.series import (
+    ROWS_PER_DAY,
+    Series,
+    SeriesError,
+    builtin_signal,
+    choose_target_kind,
+    detect_season,
+    season_name,
+    split_rows,
+)
 
 # y and its changes d[t] = y[t] - y[t-1]: d = [-, 1, 2, 1, 2, 3, 1]
 Y = np.array([0.0, 1.0, 3.0, 4.0, 6.0, 9.0, 10.0])
@@ -109,3 +118,27 @@ def test_season_detector_reports_none_without_a_season():
 )
 def test_season_named_in_human_units_from_the_time_spacing(season, step, name):
     assert season_name(season, step) == name
+
+
+def test_linear_baseline_of_a_cycled_stream_is_scored_on_the_first_pass_only():
+    linear = fe.fit_linear_ar(Y[:, None], horizon=1, lags=1)
+    cycled = np.concatenate([Y, Y])[:, None]  # one seam: 10 -> 0
+    outputs = cycled + 1.5
+    first = fe.forecast_scores(outputs[:7], cycled[:7], 1, [1.0], linear=linear)
+    both = fe.forecast_scores(outputs, cycled, 1, [1.0], linear=linear, linear_rows=7)
+    assert both.linear_mae == first.linear_mae and both.mase_linear == first.mase_linear
+
+
+def test_target_kind_follows_the_validation_split_out_of_the_training_range():
+    trending = Series(("value", "other"), np.stack([np.arange(400.0), np.sin(np.arange(400.0))], 1),
+                      None, "trend", None)  # fmt: skip
+    split = split_rows(400)
+    assert choose_target_kind(None, trending, split, ("value", "other"), ("value",)) == "change"
+    # A target that is no input has no last value to add back: level.
+    assert choose_target_kind(None, trending, split, ("other",), ("value",)) == "level"
+    with pytest.raises(SeriesError, match="needs every target among the features"):
+        choose_target_kind("change", trending, split, ("other",), ("value",))
+    assert choose_target_kind("level", trending, split, ("value",), ("value",)) == "level"
+    machine = builtin_signal(rows=4000)  # stays in range: the level model flags slow faults
+    targets = ("motor_temp", "vibration")
+    assert choose_target_kind(None, machine, split_rows(4000), machine.columns, targets) == "level"

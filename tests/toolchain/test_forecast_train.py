@@ -192,11 +192,11 @@ def test_a_little_training_beats_the_untrained_model_and_persistence(tmp_path):
         )
     )
     evals = [m for m in read_metrics(tmp_path / "run") if m["kind"] == "val"]
-    # Change targets (the default): untrained outputs are ~0 in the standard units of the
-    # change, so the untrained model forecasts about the last value plus the mean change
-    # and its RMSE is close to persistence's (~1 in these units).
-    assert load_checkpoint(tmp_path / "run").config.target_kind == "change"
-    assert result.baseline is not None
-    assert 0.7 < evals[0]["nrmse"] < 1.5 and abs(evals[0]["nrmse"] / result.baseline - 1) < 0.2
-    # A few hundred steps must cut it well below persistence (measured 0.72x of it).
-    assert result.best_val < 0.8 * result.baseline
+    # The built-in signal stays in its training range: level targets by default.
+    assert load_checkpoint(tmp_path / "run").config.target_kind == "level"
+    # Untrained outputs are ~0 in standard units: their RMSE is about the targets' own
+    # spread on val (~1); a few hundred steps must halve it.
+    assert 0.7 < evals[0]["nrmse"] < 1.5
+    assert result.best_val < 0.5 * evals[0]["nrmse"]
+    # And beat persistence on val (measured 0.54; default training reaches ~0.41).
+    assert result.baseline is not None and result.best_val < result.baseline

@@ -168,7 +168,7 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
         horizon=probe.horizon,
         hidden_size=probe.hidden,
         num_layers=probe.layers,
-        target_kind=series_mod.choose_target_kind(o.target_kind, features, targets),
+        target_kind=series_mod.choose_target_kind(o.target_kind, series, split, features, targets),
     )
     season, season_source = o.season, "--season"
     if season is None and series.season is not None:

@@ -206,7 +206,7 @@ def summarize_forecast(
     def truth(outputs: np.ndarray) -> fe.ForecastScores:
         return fe.forecast_scores(
             outputs, stream.targets, stream.horizon, config.target_std, stream.season,
-            stream.linear,
+            stream.linear, stream.source_rows if stream.cycled else None,
         )  # fmt: skip
 
     t_scores, a_scores = truth(ref), truth(run.logits)
@@ -317,7 +317,9 @@ def normalization_summary(cfg: ModelConfig) -> dict[str, str]:
     for kind, names, means, stds in (
         ("feature", cfg.features, cfg.feature_mean, cfg.feature_std),
         ("target", cfg.targets, cfg.target_mean, cfg.target_std),
-    ):
+        ("change of target", cfg.targets if cfg.change_mean else (), cfg.change_mean,
+         cfg.change_std),
+    ):  # fmt: skip
         for name, mean, std in zip(names, means, stds, strict=True):
             lines[f"{kind} {name}"] = f"mean {mean:.6g}, std {std:.6g}"
     return lines
@@ -380,7 +382,7 @@ class ForecastEval(TaskEval):
         return (
             f"{len(config.features)} features ({', '.join(config.features)}) -> "
             f"{len(config.targets)} targets ({', '.join(config.targets)}) {config.horizon} "
-            "step(s) ahead"
+            f"step(s) ahead, learnt as {config.target_kind}s"
         )
 
     def summary_table(self, report: Any) -> str:
@@ -400,7 +402,9 @@ class ForecastEval(TaskEval):
     def info_config(self, config: ModelConfig) -> dict[str, Any]:
         """Column names joined, the statistics left to `normalization`."""
         stats = ("feature_mean", "feature_std", "target_mean", "target_std")
+        stats += ("change_mean", "change_std")
         summary = {k: v for k, v in config.to_dict().items() if k not in stats}
+        summary["target_kind"] = config.target_kind
         summary["features"] = ", ".join(config.features)
         summary["targets"] = ", ".join(config.targets)
         return summary
