@@ -90,7 +90,6 @@ class Forecast(TaskSpec):
     def check_config(self, config: ModelConfig) -> None:
         for kind in ("features", "targets"):
             names = getattr(config, kind)
-            stats = ("mean", "std")
             if not isinstance(names, tuple) or not all(isinstance(n, str) and n for n in names):
                 raise InvalidConfigError(f"{kind} must be a list of non-empty column names")
             if not 1 <= len(names) <= MAX_DIM:
@@ -99,7 +98,7 @@ class Forecast(TaskSpec):
                 )
             if len(set(names)) != len(names):
                 raise InvalidConfigError(f"{kind} has duplicate column names")
-            for stat in stats:
+            for stat in ("mean", "std"):
                 name = f"{kind[:-1]}_{stat}"
                 values = getattr(config, name)
                 if not isinstance(values, tuple) or len(values) != len(names):
