@@ -86,6 +86,12 @@ class ModelConfig:
     target_std: tuple[float, ...] = ()
     # classify (with features, feature_mean, feature_std above)
     classes: tuple[str, ...] = ()  # class names, in logit order
+    # forecast: "level" (the head predicts the targets in standard units) or "change" (it
+    # predicts target[t + horizon] - target[t], scaled by the training split's change_mean
+    # and change_std, and the graph adds the last value back)
+    target_kind: str = "level"
+    change_mean: tuple[float, ...] = ()
+    change_std: tuple[float, ...] = ()
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -136,8 +142,11 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
+        optional = self.spec.optional_fields
         for name in COMMON_FIELDS + self.spec.fields:
             value = getattr(self, name)
+            if name in optional and value == optional[name]:
+                continue  # configs written before the field existed stay byte-identical
             d[name] = list(value) if isinstance(value, tuple) else value
         return d
 
@@ -157,7 +166,7 @@ class ModelConfig:
         task = d.get("task", DEFAULT_TASK)  # configs written before forecast existed
         spec = task_spec(task)
         known = set(COMMON_FIELDS + spec.fields)
-        missing = sorted(known - d.keys() - {"task"})
+        missing = sorted(known - d.keys() - {"task"} - spec.optional_fields.keys())
         extra = sorted(d.keys() - known)
         if missing or extra:
             raise InvalidConfigError(

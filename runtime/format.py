@@ -51,6 +51,9 @@ NORM_IN_SCALE = "norm.in.scale"  # [features] 1 / std
 NORM_IN_SHIFT = "norm.in.shift"  # [features] -mean / std
 NORM_OUT_SCALE = "norm.out.scale"  # [targets] std
 NORM_OUT_SHIFT = "norm.out.shift"  # [targets] mean
+# Change targets only: forecast += features @ NORM_LAST_SELECT, the last observed value of
+# each target (a one-hot [features, targets] matrix; the product is exact in float32).
+NORM_LAST_SELECT = "norm.last.select"
 QUANT_SUFFIX = ".q"
 SCALE_SUFFIX = ".scale"
 ZERO_POINT_SUFFIX = ".zero_point"

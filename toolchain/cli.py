@@ -669,7 +669,7 @@ def pipeline(
     data: dict[str, Any] = Shared(
         PipelineOptions,
         *("task", "corpus", "csv", "target", "features", "time_column", "label_column"),
-        *("horizon", "season"),
+        *("horizon", "season", "target_kind"),
         pipeline=True,
     ),
     from_ckpt: Path | None = typer.Option(

@@ -118,6 +118,7 @@ class _Input:
     faults: np.ndarray | None
     season: int | None
     source: str
+    train: np.ndarray  # the training split's targets: fits the linear baseline
 
 
 def _series(config: Any, options: DetectOptions) -> _Input:
@@ -125,6 +126,7 @@ def _series(config: Any, options: DetectOptions) -> _Input:
     from lstm_edge.toolchain.series import (
         BUILTIN_SOURCE,
         builtin_signal,
+        detect_season,
         held_out_series,
         read_csv,
         select,
@@ -137,10 +139,13 @@ def _series(config: Any, options: DetectOptions) -> _Input:
         )
         data = select(series, config)
         source = str(options.csv)
+        # The rows training would have used, had it read this file (the default split).
+        train = select(series, config, *split_rows(series.rows).train).targets
     elif options.record is not None:
         # The rows training never saw, of the very series the checkpoint was trained on
         # (a CSV is re-read and checked against its recorded SHA-256).
         data = held_out_series(options.record, config, "held-out")
+        train = held_out_series(options.record, config, "train").targets
         split = split_from_record(options.record)
         start, stop = split.val[0], split.test[1]
         name = options.record.get("source")
@@ -156,13 +161,15 @@ def _series(config: Any, options: DetectOptions) -> _Input:
         split = split_rows(series.rows)
         start, stop = split.val[0], split.test[1]
         data = select(series, config, start, stop)
+        train = select(series, config, *split.train).targets
         source = f"{series.source}, held-out rows {start}..{stop - 1} (val + test)"
     if data.features.shape[0] <= config.horizon:
         raise DetectError(
             f"{source} has {data.features.shape[0]} rows (expected more than the horizon, "
             f"{config.horizon})"
         )
-    return _Input(data.features, data.targets, data.faults, data.season, source)
+    season = data.season if data.season is not None else detect_season(train)
+    return _Input(data.features, data.targets, data.faults, season, source, train)
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -212,6 +219,7 @@ def detect(model_path: Path, options: DetectOptions | None = None) -> DetectRepo
     scores[: h + fe.DETECT_WARMUP] = np.nan  # the state is still settling from zeros
     flags = fe.flag(scores, threshold)
     events = None if data.faults is None else fe.event_scores(flags, data.faults)
+    linear = fe.fit_linear_ar(data.train, h, fe.ar_lags(data.season))
     report = DetectReport(
         model=str(model_path),
         backend=options.backend,
@@ -231,7 +239,9 @@ def detect(model_path: Path, options: DetectOptions | None = None) -> DetectRepo
             outputs, data.targets, h, calibration, flags, scores, data.faults, config.targets
         ),
         events=events,
-        accuracy=fe.forecast_scores(outputs, data.targets, h, config.target_std, data.season),
+        accuracy=fe.forecast_scores(
+            outputs, data.targets, h, config.target_std, data.season, linear
+        ),
     )
     if options.out is not None:
         write_outputs(report, Path(options.out))
@@ -378,8 +388,13 @@ def render(report: DetectReport) -> list[Any]:
         f"({report.scheme}, {report.backend})",
         f"forecast: MAE/std {a.mae_std:.3f}, MASE vs persistence {a.mase_mean:.3f}"
         + (
-            f", vs seasonal {a.mase_seasonal_mean:.3f}"
+            f", vs seasonal ({a.season} steps) {a.mase_seasonal_mean:.3f}"
             if a.mase_seasonal_mean is not None and math.isfinite(a.mase_seasonal_mean)
+            else ""
+        )
+        + (
+            f", vs linear {a.mase_linear_mean:.3f}; the model {fe.linear_verdict(a)}"
+            if a.mase_linear_mean is not None
             else ""
         ),
     ]

@@ -120,6 +120,68 @@ def seasonal_persistence_forecast(targets: np.ndarray, horizon: int, season: int
     return out
 
 
+# Lags of the linear baseline without a season: a few steps of recent changes.
+DEFAULT_AR_LAGS = 8
+MAX_AR_LAGS = 400
+
+
+def ar_lags(season: int | None) -> int:
+    """Lagged changes the linear baseline reads: one season and one more (a change a season
+    ago and the one before it), else DEFAULT_AR_LAGS."""
+    return DEFAULT_AR_LAGS if season is None else min(season + 1, MAX_AR_LAGS)
+
+
+@dataclass(frozen=True)
+class LinearAR:
+    """The linear baseline, per target k: target[t + h] - target[t] ~ coef[k, 0] +
+    sum_j coef[k, 1 + j] * (target[t - j] - target[t - j - 1]), j < lags: a direct
+    `horizon`-step autoregression on lagged changes, fitted by least squares on the
+    training split (`fit_linear_ar`)."""
+
+    horizon: int
+    lags: int
+    coef: np.ndarray  # float64 [n_targets, 1 + lags]
+
+
+def _lagged_changes(col: np.ndarray, lags: int) -> np.ndarray:
+    """[T, 1 + lags]: a 1, then col[t - j] - col[t - j - 1] for j < lags (NaN before the
+    series starts)."""
+    d = np.full(col.shape[0], np.nan)
+    d[1:] = np.diff(col)
+    x = np.full((col.shape[0], 1 + lags), np.nan)
+    x[:, 0] = 1.0
+    for j in range(lags):
+        x[j:, 1 + j] = d[: col.shape[0] - j]
+    return x
+
+
+def fit_linear_ar(train_targets: np.ndarray, horizon: int, lags: int) -> LinearAR:
+    """Least squares (numpy.linalg.lstsq) on the rows of the training split that have
+    `lags` changes of history and a truth `horizon` rows later."""
+    tgt = _2d(train_targets, "training targets")
+    if tgt.shape[0] <= lags + horizon + 1:
+        raise ForecastEvalError(
+            f"the training split has {tgt.shape[0]} rows, too few to fit a linear model on "
+            f"{lags} lagged changes {horizon} step(s) ahead"
+        )
+    coef = []
+    for col in tgt.T:
+        x = _lagged_changes(col, lags)[lags : col.shape[0] - horizon]
+        y = (col[horizon:] - col[:-horizon])[lags:]
+        coef.append(np.linalg.lstsq(x, y, rcond=None)[0])
+    return LinearAR(horizon, lags, np.array(coef))
+
+
+def linear_ar_forecast(model: LinearAR, targets: np.ndarray) -> np.ndarray:
+    """The linear baseline as model-style outputs: output t predicts targets[t + h]; NaN
+    for the first `lags` steps (not enough history)."""
+    tgt = _2d(targets, "targets")
+    out = np.empty_like(tgt)
+    for k, col in enumerate(tgt.T):
+        out[:, k] = col + _lagged_changes(col, model.lags) @ model.coef[k]
+    return out
+
+
 @dataclass(frozen=True)
 class ForecastScores:
     """Accuracy of one forecast against the truth, with the baselines on the same steps.
@@ -142,6 +204,10 @@ class ForecastScores:
     seasonal_mae: list[float] | None
     mase_seasonal: list[float] | None
     mase_seasonal_mean: float | None
+    linear_mae: list[float] | None = None  # the linear baseline (`LinearAR`)
+    mase_linear: list[float] | None = None
+    mase_linear_mean: float | None = None
+    season: int | None = None  # of the seasonal baseline
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> list[float]:
@@ -160,8 +226,14 @@ def forecast_scores(
     horizon: int,
     target_std: np.ndarray,
     season: int | None = None,
+    linear: LinearAR | None = None,
+    linear_rows: int | None = None,
 ) -> ForecastScores:
-    """MAE/RMSE of `outputs` against the truth, and MASE against (seasonal) persistence."""
+    """MAE/RMSE of `outputs` against the truth, and MASE against persistence, seasonal
+    persistence (with a season) and the linear baseline (when fitted), each over the
+    steps where that baseline has a forecast. `linear_rows`: score the linear baseline on
+    the first rows only (a stream that cycles a split jumps at each seam, and the jump
+    stays in the baseline's lagged changes for `lags` steps: not what it would see)."""
     err = aligned_errors(outputs, targets, horizon)
     std = np.asarray(target_std, dtype=np.float64)
     m, r = mae(err), rmse(err)
@@ -176,6 +248,16 @@ def forecast_scores(
             seasonal = [float(v) for v in s_mae]
             mase_s = _ratio(mae(err[valid]), s_mae)
     mase_v = _ratio(m, p)
+    lin = mase_l = None
+    if linear is not None:
+        l_err = aligned_errors(linear_ar_forecast(linear, targets), targets, horizon)
+        valid = ~np.isnan(l_err).any(axis=1)
+        if linear_rows is not None:
+            valid[max(0, linear_rows - horizon) :] = False  # truths past the first pass
+        if valid.any():
+            l_mae = mae(l_err[valid])
+            lin = [float(v) for v in l_mae]
+            mase_l = _ratio(mae(err[valid]), l_mae)
     return ForecastScores(
         steps=int(err.shape[0]),
         mae=[float(v) for v in m],
@@ -188,6 +270,22 @@ def forecast_scores(
         seasonal_mae=seasonal,
         mase_seasonal=mase_s,
         mase_seasonal_mean=_mean(mase_s) if mase_s is not None else None,
+        linear_mae=lin,
+        mase_linear=mase_l,
+        mase_linear_mean=_mean(mase_l) if mase_l is not None else None,
+        season=season if seasonal is not None else None,
+    )
+
+
+def linear_verdict(scores: ForecastScores) -> str:
+    """One plain sentence: does the model beat the linear baseline?"""
+    if scores.mase_linear_mean is None or not math.isfinite(scores.mase_linear_mean):
+        return "no linear baseline (no training split to fit it on)"
+    if scores.mase_linear_mean < 1:
+        return f"beats the linear baseline (MASE {scores.mase_linear_mean:.3f} vs it)"
+    return (
+        f"does NOT beat the linear baseline (MASE {scores.mase_linear_mean:.3f} vs it): a "
+        "least-squares autoregression on lagged changes forecasts this series as well or better"
     )
 
 

@@ -41,8 +41,8 @@ class TorchStages:
         """Graph inputs [batch, time(, F)] -> the first LSTM layer's input."""
         raise NotImplementedError
 
-    def output(self, model: EdgeLSTM, out: torch.Tensor) -> torch.Tensor:
-        """Head output (standard units) -> the model's output."""
+    def output(self, model: EdgeLSTM, out: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Head output (standard units) -> the model's output (`inputs`: the graph's)."""
         return out
 
 
@@ -93,10 +93,18 @@ class EdgeLSTM(nn.Module):
         forecast: raw features float32 [batch, time, features] -> raw predictions
         [batch, time, targets] of the targets `horizon` steps later. Also returns (h, c)."""
         out, state = self.forward_normalized(inputs, state)
-        return self.stages.output(self, out), state
+        return self.stages.output(self, out, inputs), state
 
-    def normalize_targets(self, targets: torch.Tensor) -> torch.Tensor:
-        """Raw target values -> the standard units `forward_normalized` predicts."""
+    def normalize_targets(
+        self, targets: torch.Tensor, inputs: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Raw target values -> the standard units `forward_normalized` predicts. A model
+        of change targets predicts the change from the last observed value, which it reads
+        from `inputs` (the rows the forecasts are made at, aligned with `targets`)."""
+        if getattr(self, "last_select", None) is not None:
+            if inputs is None:
+                raise ValueError("a model of change targets needs the inputs to normalize")
+            targets = targets - inputs @ self.last_select
         return (targets - self.out_shift) / self.out_scale
 
 

@@ -261,6 +261,15 @@ class TrainSettings:
         min=1,
         pipeline="forecast: season length in rows, for the baseline.",
     )
+    target_kind: str | None = option(
+        "forecast: what the model learns: change (the change from each target's last "
+        "value, scaled by the training split's changes; survives a trend) or level (the "
+        "values themselves). Default: change when the validation rows leave the training "
+        "rows' range and every target is also a feature, else level.",
+        "--target-kind",
+        choices=("change", "level"),
+        pipeline="forecast: change or level (default: by the validation split's range).",
+    )
     hidden: int | None = option(
         "LSTM hidden size.", min=1, shows_default=True, pipeline="LSTM hidden size."
     )

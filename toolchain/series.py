@@ -88,6 +88,7 @@ class Series:
     faults: np.ndarray | None  # bool [rows]: inside a labelled fault (built-in: injected)
     source: str  # human text: "built-in machine signal (seed 0, 20000 rows)" / the path
     season: int | None  # period in rows, if known (built-in: rows per day)
+    step_seconds: float | None = None  # median spacing of the time column, if there is one
 
     @property
     def rows(self) -> int:
@@ -151,6 +152,7 @@ def builtin_signal(rows: int = BUILTIN_ROWS, seed: int = 0) -> Series:
         faults=faults,
         source=f"built-in machine signal (seed {seed}, {rows} rows)",
         season=ROWS_PER_DAY,
+        step_seconds=86400.0 / ROWS_PER_DAY,
     )
 
 
@@ -315,11 +317,15 @@ def read_csv(
                     "not a label (expected 0 or 1)"
                 )
             faults[i] = v == 1.0
+    step = None
     if time_column is not None:
-        _check_time(path, [raw[index[time_column]] for raw in cells], row_numbers, time_column)
+        times = _check_time(path, [raw[index[time_column]] for raw in cells], row_numbers,
+                            time_column)  # fmt: skip
+        step = float(np.median(np.diff(times))) if len(times) > 1 else None
     return Series(
-        columns=tuple(numeric), values=values, faults=faults, source=str(path), season=None
-    )
+        columns=tuple(numeric), values=values, faults=faults, source=str(path), season=None,
+        step_seconds=step,
+    )  # fmt: skip
 
 
 def _read_text(path: Path) -> str:
@@ -393,8 +399,10 @@ def _number(cell: str, path: Path, row: int, column: str, hint: str) -> float:
     return v
 
 
-def _check_time(path: Path, cells: list[str], rows: list[int], column: str) -> None:
+def _check_time(path: Path, cells: list[str], rows: list[int], column: str) -> list[float]:
+    """The times as numbers (ISO 8601 date-times: seconds since the epoch), checked."""
     prev: float | None = None
+    times: list[float] = []
     for cell, row in zip(cells, rows, strict=True):
         text = cell.strip()
         if not text:
@@ -420,6 +428,8 @@ def _check_time(path: Path, cells: list[str], rows: list[int], column: str) -> N
                 "previous row's (times must strictly increase)"
             )
         prev = value
+        times.append(value)
+    return times
 
 
 def load_series(
@@ -522,12 +532,19 @@ def forecast_config(
     horizon: int,
     hidden_size: int,
     num_layers: int,
+    target_kind: str = "level",
 ) -> ModelConfig:
     """The forecast model's config for these columns, with the normalization statistics
-    of the training split (`column_stats`)."""
+    of the training split (`column_stats`; change targets: `change_stats`)."""
     f_mean, f_std = column_stats(series, features, split)
     t_mean, t_std = column_stats(series, targets, split)
+    c_mean, c_std = (
+        change_stats(series, targets, split, horizon) if target_kind == "change" else ((), ())
+    )
     return ModelConfig(
+        target_kind=target_kind,
+        change_mean=c_mean,
+        change_std=c_std,
         task=FORECAST.name,
         hidden_size=hidden_size,
         num_layers=num_layers,
@@ -539,6 +556,123 @@ def forecast_config(
         target_mean=t_mean,
         target_std=t_std,
     )
+
+
+def change_stats(
+    series: Series, names: Sequence[str], split: Split, horizon: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std over the training rows of each target's change over `horizon` rows
+    (target[t + horizon] - target[t]): what a model of change targets predicts."""
+    start, stop = split.train
+    block = series.values[start:stop][:, column_indices(series, names)]
+    change = block[horizon:] - block[:-horizon]
+    mean, std = change.mean(axis=0), change.std(axis=0)
+    for name, sd in zip(names, std, strict=True):
+        if not sd > 1e-9 * max(1.0, float(np.abs(block).max())):
+            raise SeriesError(
+                f"column {name!r} of {series.source} does not change over {horizon} rows on the "
+                "training split: its changes cannot be normalized; use --target-kind level"
+            )
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+# `--target-kind` unset: change targets when at least this share of some target's
+# validation rows lies outside the range of its training rows. Measured: weekly CO2 47%
+# (its trend carries val above every training level), the built-in signal 0% (motor_temp
+# and vibration stay in range; a level model there also flags slow faults a change model
+# follows: recall over the whole signal 90% vs 69%, `lstm-edge detect --csv`).
+OUT_OF_RANGE_SHARE = 0.05
+
+
+def choose_target_kind(
+    asked: str | None,
+    series: Series,
+    split: Split,
+    features: Sequence[str],
+    targets: Sequence[str],
+) -> str:
+    """--target-kind if given; else "change" when the validation split leaves the training
+    split's range (`OUT_OF_RANGE_SHARE`: a level model cannot follow it there) and every
+    target is also a feature (its last value is an input), "level" otherwise."""
+    if asked is not None:
+        if asked == "change" and not set(targets) <= set(features):
+            raise SeriesError(
+                f"--target-kind change needs every target among the features (targets "
+                f"{list(targets)}, features {list(features)})"
+            )
+        return asked
+    if not set(targets) <= set(features):
+        return "level"
+    cols = column_indices(series, targets)
+    train = series.values[slice(*split.train)][:, cols]
+    val = series.values[slice(*split.val)][:, cols]
+    outside = (val > train.max(axis=0)) | (val < train.min(axis=0))
+    return "change" if outside.mean(axis=0).max() >= OUT_OF_RANGE_SHARE else "level"
+
+
+# ---- seasons ---------------------------------------------------------------------------------
+
+# A season is reported only if the autocorrelation of the detrended training targets at it
+# is at least this: measured, the built-in signal's daily cycle gives 0.66, weekly Mauna
+# Loa CO2's yearly one 0.93; white noise 0.06. A random walk's wandering can pass for a
+# long season now and then (no test of a short series tells the two apart).
+MIN_SEASON_ACF = 0.3
+
+
+def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Sample autocorrelation of x (1-D) at lags 0..max_lag (by FFT, biased estimator)."""
+    x = np.asarray(x, np.float64) - np.mean(x)
+    n = x.size
+    spectrum = np.fft.rfft(x, 2 * n)
+    acov = np.fft.irfft(spectrum * np.conj(spectrum))[: max_lag + 1]
+    return acov / acov[0] if acov[0] > 0 else np.zeros(max_lag + 1)
+
+
+def detect_season(values: np.ndarray) -> int | None:
+    """The dominant season (rows) of `values` [rows, columns], the training split's targets:
+    each column minus its least-squares parabola (a trend that bends, like CO2's, would
+    otherwise swamp the cycle), the mean autocorrelation over columns, and
+    the highest peak after it first drops below zero (the first local maximum within 0.1
+    of it, so that a multiple of the season is not taken for it). None if that peak is
+    below MIN_SEASON_ACF or the rows hold fewer than three seasons of it."""
+    values = np.asarray(values, np.float64).reshape(len(values), -1)
+    rows = values.shape[0]
+    max_lag = rows // 3
+    if max_lag < 4:
+        return None
+    t = np.arange(rows) / rows
+    acfs = []
+    for col in values.T:
+        detrended = col - np.polyval(np.polyfit(t, col, 2), t)
+        acfs.append(autocorrelation(detrended, max_lag))
+    acf = np.mean(acfs, axis=0)
+    below = np.flatnonzero(acf < 0)
+    if below.size == 0:
+        return None
+    tail = acf[below[0] :]
+    peak = float(tail.max())
+    if peak < MIN_SEASON_ACF:
+        return None
+    first = int(below[0])
+    for lag in range(first, max_lag + 1):  # the first hump's top close to the highest
+        w = max(2, lag // 10)
+        if acf[lag] >= peak - 0.1 and acf[lag] == acf[max(first, lag - w) : lag + w + 1].max():
+            return lag
+    return first + int(np.argmax(tail))
+
+
+def season_name(season: int, step_seconds: float | None) -> str:
+    """'52 steps = 1 year' from the time column's spacing; '52 steps' without one."""
+    text = f"{season} steps"
+    if step_seconds is None or not step_seconds > 0:
+        return text
+    seconds = season * step_seconds
+    for unit, size in (("year", 365.25 * 86400), ("week", 7 * 86400), ("day", 86400),
+                       ("hour", 3600), ("minute", 60)):  # fmt: skip
+        if seconds >= 0.95 * size:
+            value = float(f"{seconds / size:.2g}")
+            return f"{text} = {value:g} {unit}{'' if value == 1 else 's'}"
+    return f"{text} = {seconds:.2g} s"
 
 
 def select(
@@ -660,7 +794,9 @@ def series_from_record(data: dict[str, Any]) -> Series:
         isinstance(season, bool) or not isinstance(season, int) or season < 1
     ):
         raise SeriesError(f"data.json has season {season!r} (expected an integer >= 1 or null)")
-    return Series(series.columns, series.values, series.faults, series.source, season)
+    return Series(
+        series.columns, series.values, series.faults, series.source, season, series.step_seconds
+    )
 
 
 def held_out_series(data: dict[str, Any], config: ModelConfig, split: str = "test") -> SplitData:

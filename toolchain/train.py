@@ -338,6 +338,7 @@ class _Trainer:
         if self.streams.starts_fresh(k):  # a new pass (or sequence batch) starts from zeros
             self.h, self.c = self.model.initial_state(self.h.shape[1])
         x, y = self.streams.chunk(k)
+        x = self.task.augment(self.model.config, x)
         for group in self.optimizer.param_groups:
             group["lr"] = run.lr_at(k)
         out, (h, c) = self.net(x, (self.h, self.c))

@@ -70,7 +70,7 @@ class NumpyRunner:
             )
             Y_h.append(H_n)
             Y_c.append(C_n)
-        y = self.task.apply_output_stage(w, X.transpose(1, 0, 2) @ w[HEAD_WEIGHT])
+        y = self.task.apply_output_stage(w, X.transpose(1, 0, 2) @ w[HEAD_WEIGHT], inputs)
         return y, np.stack(Y_h), np.stack(Y_c)
 
 

@@ -184,6 +184,25 @@ static int affine_empty(const lstm_edge_affine *a)
     return a->scale == NULL && a->shift == NULL && a->n_scale == 0 && a->n_shift == 0;
 }
 
+/* A forecast model's last_index: absent (level targets), or one feature column per target. */
+static int last_index_ok(const lstm_edge_model *model)
+{
+    const lstm_edge_output_stage *o = &model->output;
+    size_t k;
+    if (o->last_index == NULL || o->n_last_index == 0) {
+        return o->last_index == NULL && o->n_last_index == 0;
+    }
+    if (o->n_last_index != (size_t)model->output_size) {
+        return 0;
+    }
+    for (k = 0; k < o->n_last_index; ++k) {
+        if (o->last_index[k] < 0 || o->last_index[k] >= model->input_size) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The input/output stage fields of the model's task are set and consistent with their
  * arrays; those of the other task are zero/NULL (so a struct filled for one task is never
  * half of the other). */
@@ -195,7 +214,8 @@ static int stages_ok(const lstm_edge_model *model)
     const int no_embedding = emb->vocab_size == 0 && emb->embed_size == 0 && emb->f32 == NULL &&
                              emb->q == NULL && emb->scale == NULL && emb->n_values == 0 &&
                              emb->n_scale == 0;
-    const int no_norm = affine_empty(in) && affine_empty(out);
+    const int no_norm = affine_empty(in) && affine_empty(out) &&
+                        model->output.last_index == NULL && model->output.n_last_index == 0;
     switch (model->task) {
     case LSTM_EDGE_TASK_CHAR_LM:
         if (emb->vocab_size < 1 || emb->embed_size < 1 || !no_norm ||
@@ -210,7 +230,7 @@ static int stages_ok(const lstm_edge_model *model)
         return emb->q != NULL && emb->scale != NULL && count_ok(emb->n_scale, emb->vocab_size, 1);
     case LSTM_EDGE_TASK_FORECAST:
         return no_embedding && affine_ok(in, model->input_size) &&
-               affine_ok(out, model->output_size);
+               affine_ok(out, model->output_size) && last_index_ok(model);
     case LSTM_EDGE_TASK_CLASSIFY: /* logits are the head's output: no output stage */
         return no_embedding && affine_ok(in, model->input_size) && affine_empty(out);
     }
@@ -400,6 +420,24 @@ static void head(const lstm_edge_model *model, int32_t nb, const float *const *x
     }
 }
 
+/* Change targets: the head predicted the change from the last observed value; add that
+ * value (raw input column last_index[k]) to get the raw forecast. */
+static void add_last_values(const lstm_edge_model *model, int32_t nb, const float *const *x,
+                            float *const *out)
+{
+    const lstm_edge_output_stage *o = &model->output;
+    int32_t b;
+    size_t k;
+    if (o->last_index == NULL) {
+        return;
+    }
+    for (b = 0; b < nb; ++b) {
+        for (k = 0; k < o->n_last_index; ++k) {
+            out[b][k] += x[b][o->last_index[k]];
+        }
+    }
+}
+
 /* ---- the step (both tasks) -------------------------------------------------------------- */
 
 /* One time step for nb (<= LSTM_EDGE_BATCH_BLOCK) streams whose inputs are valid: stream b
@@ -440,6 +478,7 @@ static void step_block(const lstm_edge_model *model, lstm_edge_state *states, in
     }
     if (out != NULL) {
         head(model, nb, in, out);
+        add_last_values(model, nb, x, out);
     }
 }
 

@@ -137,6 +137,10 @@ typedef struct lstm_edge_input_stage {
 typedef struct lstm_edge_output_stage {
     lstm_edge_affine denormalize; /* forecast: head [n_targets] -> head * scale + shift with
                                      scale = std, shift = mean of each target: raw values */
+    const int32_t *last_index;    /* forecast change targets: then out[k] += x[last_index[k]]
+                                     (the last observed value; scale/shift are the change's
+                                     std/mean); NULL for level targets and char-lm */
+    size_t n_last_index;          /* elements of last_index: n_targets, or 0 */
 } lstm_edge_output_stage;
 
 typedef struct lstm_edge_model {

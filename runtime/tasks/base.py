@@ -12,7 +12,9 @@ names; a new task is a new module beside char_lm.py and forecast.py plus one lin
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,6 +63,8 @@ class TaskSpec:
     name: str  # the config's "task" value
     fields: tuple[str, ...]  # config keys of this task besides the common ones
     list_fields: tuple[str, ...] = ()  # of those, the ones held as tuples (JSON lists)
+    # of those, the ones a config may leave out, and their value then (left out when equal)
+    optional_fields: Mapping[str, Any] = MappingProxyType({})
     input_name: str  # the graph's main input
     output_name: str  # the graph's main output
     input_dtype: np.dtype  # the main input's dtype in the graph (and for onnxruntime)
@@ -119,8 +123,11 @@ class TaskSpec:
         """The input stage in numpy: inputs [batch, time(, F)] -> [batch, time, in]."""
         raise NotImplementedError
 
-    def apply_output_stage(self, weights: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
-        """The output stage in numpy: head MatMul output [batch, time, out] -> outputs."""
+    def apply_output_stage(
+        self, weights: dict[str, np.ndarray], y: np.ndarray, inputs: np.ndarray
+    ) -> np.ndarray:
+        """The output stage in numpy: head MatMul output [batch, time, out] -> outputs
+        (`inputs`: the step's checked inputs, which an output stage may read)."""
         raise NotImplementedError
 
     # ---- inputs -----------------------------------------------------------------------

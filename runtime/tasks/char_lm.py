@@ -90,7 +90,9 @@ class CharLM(TaskSpec):
     def apply_input_stage(self, weights: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
         return weights[EMBEDDING][inputs]  # Gather: [batch, T, E]
 
-    def apply_output_stage(self, weights: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+    def apply_output_stage(
+        self, weights: dict[str, np.ndarray], y: np.ndarray, inputs: np.ndarray
+    ) -> np.ndarray:
         return y + weights[HEAD_BIAS]
 
     def check_inputs(self, config: ModelConfig, values: Any) -> tuple[np.ndarray, bool]:

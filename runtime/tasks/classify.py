@@ -109,7 +109,9 @@ class Classify(Forecast):
     def output_stage(self, config: ModelConfig) -> list[StageNode]:
         return [StageNode("Add", (HEAD_MATMUL_OUT, HEAD_BIAS), (OUTPUT_LOGITS,), "head_bias")]
 
-    def apply_output_stage(self, weights: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+    def apply_output_stage(
+        self, weights: dict[str, np.ndarray], y: np.ndarray, inputs: np.ndarray
+    ) -> np.ndarray:
         return y + weights[HEAD_BIAS]
 
     def error_scale(self, config: ModelConfig) -> np.ndarray | float:

@@ -2,14 +2,19 @@
 
 The normalization with the training split's statistics is part of the graph: the input
 stage is x * NORM_IN_SCALE + NORM_IN_SHIFT (Mul, Add), the output stage adds the head
-bias and maps standard units back to raw values (* NORM_OUT_SCALE + NORM_OUT_SHIFT). The
-four NORM_* tensors follow from the config (`normalization_tensors`).
+bias and maps standard units back to raw values (* NORM_OUT_SCALE + NORM_OUT_SHIFT). With
+change targets (`target_kind` "change") the head predicts target[t + horizon] - target[t]
+in the training split's standard units of that change, and the output stage adds the last
+observed value back (+ features @ NORM_LAST_SELECT), so the artifact still takes raw values
+and returns raw forecasts. The NORM_* tensors follow from the config
+(`normalization_tensors`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +28,7 @@ from lstm_edge.runtime.format import (
     MAX_HORIZON,
     NORM_IN_SCALE,
     NORM_IN_SHIFT,
+    NORM_LAST_SELECT,
     NORM_OUT_SCALE,
     NORM_OUT_SHIFT,
     OUTPUT_FORECAST,
@@ -50,6 +56,12 @@ class Forecast(TaskSpec):
         "feature_std",
         "target_mean",
         "target_std",
+        "target_kind",
+        "change_mean",
+        "change_std",
+    )
+    optional_fields = MappingProxyType(
+        {"target_kind": "level", "change_mean": (), "change_std": ()}
     )
     list_fields = (
         "features",
@@ -58,6 +70,8 @@ class Forecast(TaskSpec):
         "feature_std",
         "target_mean",
         "target_std",
+        "change_mean",
+        "change_std",
     )
     input_name = INPUT_FEATURES  # float32 [batch, time, features]
     output_name = OUTPUT_FORECAST  # float32 [batch, time, targets]: targets at t + horizon
@@ -100,12 +114,15 @@ class Forecast(TaskSpec):
                             f"{name} of column {col!r} is {v!r} (expected {expected})"
                         )
         check_int("horizon", config.horizon, MAX_HORIZON)
+        _check_target_kind(config)
         # The graph computes in float32: statistics finite as float64 may still overflow
         # there (std 1e39) or give a scale of 0 or Inf (1 / 1e-40), which would silently
         # zero a feature or blow up every forecast.
         with np.errstate(over="ignore", divide="ignore"):  # the overflow is reported below
             norms = normalization_tensors(config)
         for name, values in norms.items():
+            if name == NORM_LAST_SELECT:
+                continue  # ones and zeros
             is_scale = name in (NORM_IN_SCALE, NORM_OUT_SCALE)
             bad = np.flatnonzero(~np.isfinite(values) | ((values == 0) & is_scale))
             if bad.size:
@@ -137,21 +154,35 @@ class Forecast(TaskSpec):
         ]
 
     def output_stage(self, config: ModelConfig) -> list[StageNode]:
-        # Head output is in standard units; denormalize to raw target values.
-        return [
+        # Head output is in standard units; denormalize to raw target values (level) or to
+        # the raw change, to which the last observed value of each target is added.
+        change = config.target_kind == "change"
+        y = "y_change" if change else OUTPUT_FORECAST
+        nodes = [
             StageNode("Add", (HEAD_MATMUL_OUT, HEAD_BIAS), ("head_out",), "head_bias"),
             StageNode("Mul", ("head_out", NORM_OUT_SCALE), ("y_scaled",), "norm_out_mul"),
-            StageNode("Add", ("y_scaled", NORM_OUT_SHIFT), (OUTPUT_FORECAST,), "norm_out_add"),
+            StageNode("Add", ("y_scaled", NORM_OUT_SHIFT), (y,), "norm_out_add"),
         ]
+        if change:
+            nodes += [
+                StageNode("MatMul", (INPUT_FEATURES, NORM_LAST_SELECT), ("y_last",), "last_value"),
+                StageNode("Add", (y, "y_last"), (OUTPUT_FORECAST,), "add_last_value"),
+            ]
+        return nodes
 
     def apply_input_stage(self, weights: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
         # Mul then Add in float32, exactly the graph's two ops (no fused x*a+b, which
         # would round once instead of twice).
         return inputs * weights[NORM_IN_SCALE] + weights[NORM_IN_SHIFT]  # [batch, T, F]
 
-    def apply_output_stage(self, weights: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+    def apply_output_stage(
+        self, weights: dict[str, np.ndarray], y: np.ndarray, inputs: np.ndarray
+    ) -> np.ndarray:
         y = y + weights[HEAD_BIAS]
-        return y * weights[NORM_OUT_SCALE] + weights[NORM_OUT_SHIFT]  # standard -> raw
+        y = y * weights[NORM_OUT_SCALE] + weights[NORM_OUT_SHIFT]  # standard -> raw
+        if NORM_LAST_SELECT in weights:  # change targets: + the last observed value
+            y = y + inputs @ weights[NORM_LAST_SELECT]
+        return y
 
     def check_inputs(self, config: ModelConfig, values: Any) -> tuple[np.ndarray, bool]:
         arr = np.asarray(values)
@@ -258,10 +289,18 @@ class Forecast(TaskSpec):
         def affine(scale: str, shift: str) -> str:
             return f"{{ {scale}, {shift}, {count(scale)}, {count(shift)} }}"
 
-        return (
+        fields = (
             f".input.normalize = {affine(norm[NORM_IN_SCALE], norm[NORM_IN_SHIFT])},\n"
             f"    .output.denormalize = {affine(norm[NORM_OUT_SCALE], norm[NORM_OUT_SHIFT])}"
         )
+        if cfg.target_kind == "change":
+            # change targets: out[k] += x[last_index[k]] (a file-scope compound literal)
+            index = ", ".join(str(int(i)) for i in last_value_index(cfg))
+            fields += (
+                f",\n    .output.last_index = (const int32_t[]){{ {index} }},\n"
+                f"    .output.n_last_index = {len(cfg.targets)}"
+            )
+        return fields
 
     def c_header_macros(self, artifact: Any, name: str) -> str:
 
@@ -379,12 +418,59 @@ def normalization_tensors(config: ModelConfig) -> dict[str, np.ndarray]:
     """
     f_mean = np.asarray(config.feature_mean, np.float64)
     f_std = np.asarray(config.feature_std, np.float64)
-    return {
+    change = config.target_kind == "change"
+    tensors = {
         NORM_IN_SCALE: (1.0 / f_std).astype(np.float32),
         NORM_IN_SHIFT: (-f_mean / f_std).astype(np.float32),
-        NORM_OUT_SCALE: np.asarray(config.target_std, np.float32),
-        NORM_OUT_SHIFT: np.asarray(config.target_mean, np.float32),
+        NORM_OUT_SCALE: np.asarray(config.change_std if change else config.target_std, np.float32),
+        NORM_OUT_SHIFT: np.asarray(
+            config.change_mean if change else config.target_mean, np.float32
+        ),
     }
+    if change:
+        select = np.zeros((len(config.features), len(config.targets)), np.float32)
+        select[last_value_index(config), np.arange(len(config.targets))] = 1.0
+        tensors[NORM_LAST_SELECT] = select
+    return tensors
+
+
+def last_value_index(config: ModelConfig) -> np.ndarray:
+    """int32 [targets]: the feature column holding each target's last observed value."""
+    return np.array([config.features.index(t) for t in config.targets], np.int32)
+
+
+TARGET_KINDS = ("level", "change")
+
+
+def _check_target_kind(config: ModelConfig) -> None:
+    """target_kind is "level" (no change statistics) or "change": every target is also a
+    feature (its last value is read from the input) and change_mean/change_std hold one
+    finite value per target (std > 0)."""
+    kind = config.target_kind
+    if kind not in TARGET_KINDS:
+        raise InvalidConfigError(f"target_kind is {kind!r} (expected one of {TARGET_KINDS})")
+    n = len(config.targets) if kind == "change" else 0
+    for name in ("change_mean", "change_std"):
+        values = getattr(config, name)
+        if not isinstance(values, tuple) or len(values) != n:
+            found = len(values) if isinstance(values, tuple) else repr(values)
+            raise InvalidConfigError(
+                f"{name} has {found} values (expected {n}: one per target with target_kind "
+                f"'change', none with 'level'; target_kind is {kind!r})"
+            )
+        for col, v in zip(config.targets, values, strict=False):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and finite(v)
+            if not ok or (name == "change_std" and not v > 0):
+                raise InvalidConfigError(
+                    f"{name} of target {col!r} is {v!r} (expected a finite number"
+                    f"{' > 0' if name == 'change_std' else ''})"
+                )
+    missing = [t for t in config.targets if kind == "change" and t not in config.features]
+    if missing:
+        raise InvalidConfigError(
+            f"target_kind 'change' needs each target among the features (its last value is "
+            f"the input the change is added to); {missing} are not features"
+        )
 
 
 FORECAST = Forecast()

@@ -9,11 +9,12 @@ import ctypes
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from lstm_edge.exporters import c_codegen as cg
@@ -388,3 +389,69 @@ def test_anomaly_score_matches_detect_and_codegen_carries_the_calibration(fc, tm
     # Without calibration there is nothing to score with: no constants are emitted.
     plain = model_sources(read_artifact(fc.int8_path), "fc")
     assert "ANOMALY_THRESHOLD" not in plain.header and "residual_scale" not in plain.source
+
+
+# ---- change targets: raw in, raw out in every backend ------------------------------------
+
+
+def change_config() -> ModelConfig:
+    """Change targets: the head predicts target[t + 2] - target[t] in units of the
+    training split's change std; the graph adds the last observed value (features
+    `current` and `load`) back. Targets in another order than the features, so a wrong
+    last_index shows."""
+    return replace(
+        forecast_config(), target_kind="change", change_mean=(0.5, -0.2), change_std=(3.0, 0.7)
+    )
+
+
+def trending_stream(config: ModelConfig, steps: int) -> np.ndarray:
+    """Raw rows that climb far above the training range (a trend of 20 stds over the
+    stream): the forecasts must follow the last values, not the training mean."""
+    ramp = np.linspace(0.0, 20.0, steps)[:, None] * np.asarray(config.feature_std)
+    return (raw_stream(config, steps) + ramp).astype(np.float32)
+
+
+def test_change_targets_raw_in_raw_out_match_torch_on_every_backend(tmp_path, model_factory):
+    tiny_model, write_models = model_factory
+    config = change_config()
+    model = tiny_model(config, seed=3)
+    float_path, int8_path = write_models(tmp_path, config, seed=3)
+    stream = trending_stream(config, 400)
+    with torch.no_grad():
+        want = model(torch.from_numpy(stream[None]))[0][0].numpy().astype(np.float64)
+    last = stream[:, [2, 0]].astype(np.float64)  # current, load: the targets' last values
+    change = (want - last) / np.asarray(config.change_std)
+    # The forecast is the last value plus a change of the order of the change std, so it
+    # follows the trend; a model that dropped the last value would sit near 0 here.
+    assert np.abs(change).max() < 20 and np.abs(want - last).max() < 100
+    far = np.abs(want[-1] - np.asarray(config.target_mean)) / np.asarray(config.target_std)
+    assert far.min() > 10  # target stds above the training mean: a level model saturates
+    for backend in ("numpy", "ort", "c"):
+        got, _ = _single_steps(load(float_path, backend=backend), stream)
+        assert _std_err(got, want, config) <= ATOL_STD, backend
+        q, _ = _single_steps(load(int8_path, backend=backend), stream)
+        # int8 weights move the change by a fraction of its std, never the last value.
+        assert np.abs((q - want) / np.asarray(config.change_std)).max() < 1.0, backend
+
+
+def test_change_targets_under_qemu_match_torch(tmp_path, require_tools, model_factory):
+    """The Cortex-M4 build of a change-target model: codegen's example stream (the seeded
+    synthetic rows) through QEMU, raw forecasts compared with torch on the same rows."""
+    require_tools(cg.ARM_CC, cg.QEMU_CMD[0])
+    tiny_model, write_models = model_factory
+    config = change_config()
+    model = tiny_model(config, seed=3)
+    float_path, _ = write_models(tmp_path, config, seed=3)
+    out = tmp_path / "m4"
+    report = cg.codegen(
+        float_path, out, cg.CodegenOptions(name="chg", target="cortex-m4", steps=300, check=True)
+    )
+    assert report.checks[0].passed, report.checks[0].failures
+    assert "last_index" in (out / "chg_model.c").read_text()
+    stream, _ = config.spec.c_example_inputs(config, 300)
+    with torch.no_grad():
+        want = model(torch.from_numpy(stream[None]))[0][0].numpy()
+    m4 = cg.run_qemu(out / "chg.elf", config.output_size)
+    assert sorted(m4.outputs) == [0, 64, 128, 192, 256, 299]
+    for step, values in m4.outputs.items():
+        assert _std_err(values, want[step], config) <= ATOL_STD, step

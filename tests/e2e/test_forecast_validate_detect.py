@@ -45,7 +45,7 @@ def _fit(model, features: np.ndarray, targets: np.ndarray, steps: int = 60) -> N
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=0.03)
     x = torch.from_numpy(features[None, :-1])
-    y = model.normalize_targets(torch.from_numpy(targets[None, 1:]))
+    y = model.normalize_targets(torch.from_numpy(targets[None, 1:]), x)
     for _ in range(steps):
         opt.zero_grad()
         pred, _ = model.forward_normalized(x)

@@ -37,7 +37,7 @@ from lstm_edge.runtime.config import (
     ModelConfig,
     normalization_tensors,
 )
-from lstm_edge.runtime.errors import InputError, InvalidArtifactError
+from lstm_edge.runtime.errors import InputError, InvalidArtifactError, InvalidConfigError
 from lstm_edge.toolchain.export import build_onnx
 from lstm_edge.toolchain.model import EdgeLSTM
 
@@ -434,3 +434,50 @@ def test_calibration_on_a_char_lm_artifact_is_refused(tmp_path):
 def test_suggester_refuses_a_forecast_model(numpy_model):
     with pytest.raises(InputError, match="task 'forecast'"):
         rt.Suggester(numpy_model)
+
+
+# ---- change targets in the config ------------------------------------------------------------
+
+
+def _change_dict(**over) -> dict:
+    d = {
+        "format_version": 1, "task": "forecast", "hidden_size": 4, "num_layers": 1,
+        "features": ["temp", "load"], "targets": ["temp"], "horizon": 1,
+        "feature_mean": [20.0, 0.5], "feature_std": [4.0, 0.25],
+        "target_mean": [20.0], "target_std": [4.0],
+        "target_kind": "change", "change_mean": [0.5], "change_std": [2.0],
+    }  # fmt: skip
+    d.update(over)
+    return d
+
+
+def test_change_config_round_trips_and_gives_its_output_tensors():
+    from lstm_edge.runtime.format import NORM_LAST_SELECT, NORM_OUT_SCALE, NORM_OUT_SHIFT
+
+    config = ModelConfig.from_dict(_change_dict())
+    assert config.to_dict() == _change_dict()
+    norm = config.spec.config_tensors(config)
+    assert norm[NORM_OUT_SCALE].tolist() == [2.0] and norm[NORM_OUT_SHIFT].tolist() == [0.5]
+    assert norm[NORM_LAST_SELECT].tolist() == [[1.0], [0.0]]  # temp is feature 0
+    level = {k: v for k, v in _change_dict().items() if k not in ("target_kind", "change_mean",
+             "change_std")}  # fmt: skip
+    assert ModelConfig.from_dict(level).target_kind == "level"
+    assert ModelConfig.from_dict(level).to_dict() == level  # written as before
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [
+        ({"target_kind": "delta"}, r"target_kind is 'delta' \(expected one of"),
+        ({"change_std": [0.0]}, r"change_std of target 'temp' is 0.0 \(expected a finite"),
+        ({"change_mean": []}, r"change_mean has 0 values \(expected 1"),
+        (
+            {"targets": ["rain"]},
+            r"needs each target among the features.*\['rain'\] are not features",
+        ),
+        ({"target_kind": "level"}, r"change_mean has 1 values \(expected 0"),
+    ],
+)
+def test_bad_change_configs_are_refused_naming_the_field(over, match):
+    with pytest.raises(InvalidConfigError, match=match):
+        ModelConfig.from_dict(_change_dict(**over))

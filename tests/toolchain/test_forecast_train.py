@@ -104,7 +104,10 @@ def test_cli_trains_on_a_csv_with_mae(tmp_path, csv_file):
     # The best model's recorded validation loss is what evaluate() gives for it.
     best = [m for m in read_metrics(out) if m["kind"] == "val" and m["best"]][-1]
     pairs = Pairs(
-        val.features[:-2], ckpt.model.normalize_targets(torch.from_numpy(val.targets[2:])).numpy()
+        val.features[:-2],
+        ckpt.model.normalize_targets(
+            torch.from_numpy(val.targets[2:]), torch.from_numpy(val.features[:-2])
+        ).numpy(),
     )
     mae = Objective("mae", "nmae", "normalized MAE", "rows_per_s")
     # Same model, data and op order: equal to float rounding of the summed loss.
@@ -189,6 +192,8 @@ def test_a_little_training_beats_the_untrained_model_and_persistence(tmp_path):
         )
     )
     evals = [m for m in read_metrics(tmp_path / "run") if m["kind"] == "val"]
+    # The built-in signal stays in its training range: level targets by default.
+    assert load_checkpoint(tmp_path / "run").config.target_kind == "level"
     # Untrained outputs are ~0 in standard units: their RMSE is about the targets' own
     # spread on val (~1); a few hundred steps must halve it.
     assert 0.7 < evals[0]["nrmse"] < 1.5

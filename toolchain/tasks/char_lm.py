@@ -26,6 +26,7 @@ _SERIES_OPTIONS = {
     "--time-column": "time_column",
     "--label-column": "label_column",
     "--season": "season",
+    "--target-kind": "target_kind",
 }
 
 

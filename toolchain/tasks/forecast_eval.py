@@ -11,7 +11,7 @@ known); tolerances `FORECAST_TOLERANCES` (lstm_edge.exporters.compare).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,8 @@ class SeriesStream:
     source: str
     source_rows: int  # rows before cycling
     cycled: bool
+    linear: fe.LinearAR | None = None  # the linear baseline, fitted on the training split
+    season_name: str | None = None  # "52 steps = 1 year"
 
     unit = "rows"  # what the source is counted in
 
@@ -76,6 +78,8 @@ class SeriesStream:
             "series_cycled": self.cycled,
             "horizon": self.horizon,
             "season": self.season,
+            "season_name": self.season_name,
+            "linear_baseline_lags": None if self.linear is None else self.linear.lags,
         }
 
 
@@ -129,13 +133,32 @@ def build_series_stream(ckpt: Checkpoint, steps: int, csv_path: Path | None) -> 
     check_steps(steps)
     config = ckpt.config
     if csv_path is not None:
-        return csv_stream(config, csv_path, steps)
-    source = f"held-out test split of {ckpt.path}"
-    held = training(config).held_out_stream(ckpt.data, config, "test", steps, cycle=True)
-    _check_rows(held.rows, source, config)
-    # The record's season, as held_out_stream just checked it (the split's season).
-    return SeriesStream(held.inputs, held.targets, config.horizon, ckpt.data.get("season"),
-                        source, held.rows, held.cycled)  # fmt: skip
+        stream = csv_stream(config, csv_path, steps)
+    else:
+        source = f"held-out test split of {ckpt.path}"
+        held = training(config).held_out_stream(ckpt.data, config, "test", steps, cycle=True)
+        _check_rows(held.rows, source, config)
+        # The record's season, as held_out_stream just checked it (the split's season).
+        stream = SeriesStream(held.inputs, held.targets, config.horizon,
+                              ckpt.data.get("season"), source, held.rows, held.cycled)  # fmt: skip
+    season = stream.season if stream.season is not None else (ckpt.data or {}).get("season")
+    return replace(
+        stream,
+        season=season,
+        linear=fit_baseline(ckpt, season),
+        season_name=(ckpt.data or {}).get("season_name"),
+    )
+
+
+def fit_baseline(ckpt: Checkpoint, season: int | None) -> fe.LinearAR | None:
+    """The linear baseline fitted on the checkpoint's training split (None without a data
+    record, e.g. a checkpoint built by hand)."""
+    from lstm_edge.toolchain.tasks import training
+
+    if not ckpt.data:
+        return None
+    train = training(ckpt.config).held_out_stream(ckpt.data, ckpt.config, "train")
+    return fe.fit_linear_ar(train.targets, ckpt.config.horizon, fe.ar_lags(season))
 
 
 def csv_stream(config: ModelConfig, csv_path: Path, steps: int) -> SeriesStream:
@@ -182,8 +205,9 @@ def summarize_forecast(
 
     def truth(outputs: np.ndarray) -> fe.ForecastScores:
         return fe.forecast_scores(
-            outputs, stream.targets, stream.horizon, config.target_std, stream.season
-        )
+            outputs, stream.targets, stream.horizon, config.target_std, stream.season,
+            stream.linear, stream.source_rows if stream.cycled else None,
+        )  # fmt: skip
 
     t_scores, a_scores = truth(ref), truth(run.logits)
     summary = ForecastSummary(
@@ -209,6 +233,7 @@ def render_forecast_table(report: Any) -> Table:
     # fits 120 columns without rich truncating the values.
     cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift",
             "MAE/std\ntorch->art", "MASE\ntorch->art", "seasonal MASE\ntorch->art",
+            "linear MASE\ntorch->art",
             "cell range", "steps/s", "")  # fmt: skip
     table = table_frame(report, cols)
     for r in report.results:
@@ -223,6 +248,7 @@ def render_forecast_table(report: Any) -> Table:
             f"{_fmt(t['mae_std'])}->{_fmt(a['mae_std'])}",
             f"{_fmt(t['mase_mean'])}->{_fmt(a['mase_mean'])}",
             f"{_fmt(t['mase_seasonal_mean'])}->{_fmt(a['mase_seasonal_mean'])}",
+            f"{_fmt(t['mase_linear_mean'])}->{_fmt(a['mase_linear_mean'])}",
             f"{s.cell_min:.3g}..{s.cell_max:.3g}",
             f"{s.steps_per_second:,.0f}",
             verdict_cell(r),
@@ -232,8 +258,9 @@ def render_forecast_table(report: Any) -> Table:
         f"drift: mean error over the last {DRIFT_FRACTION:.0%} of the steps / over the first "
         f"{DRIFT_FRACTION:.0%}; MAE vs the truth / target std, mean over targets (RMSE and "
         "per-target values in report.json); MASE: MAE / MAE of persistence (repeat the last "
-        "value) on the same steps, seasonal: of the value one season earlier; below 1 beats "
-        "the baseline"
+        "value) on the same steps, seasonal: of the value one season earlier, linear: of a "
+        "least-squares autoregression on lagged changes fitted on the training split; below 1 "
+        "beats the baseline"
     )
     return table
 
@@ -247,7 +274,7 @@ def summary_table(report: Any) -> str:
         return f"{t[key]:.3f} -> {a[key]:.3f}"
 
     header = ["artifact", "backend", "max err (std)", "MAE/std torch -> artifact",
-              "MASE torch -> artifact", "seasonal MASE", "verdict"]  # fmt: skip
+              "MASE torch -> artifact", "seasonal MASE", "linear MASE", "verdict"]  # fmt: skip
     rows = [
         [
             f"`{Path(r.summary.artifact).name}`",
@@ -256,6 +283,7 @@ def summary_table(report: Any) -> str:
             pair(r.summary.torch_truth, r.summary.artifact_truth, "mae_std"),
             pair(r.summary.torch_truth, r.summary.artifact_truth, "mase_mean"),
             pair(r.summary.torch_truth, r.summary.artifact_truth, "mase_seasonal_mean"),
+            pair(r.summary.torch_truth, r.summary.artifact_truth, "mase_linear_mean"),
             verdict_text(r),
         ]
         for r in report.results
@@ -263,8 +291,24 @@ def summary_table(report: Any) -> str:
     return (
         md_table(header, rows) + "\n\nErrors vs torch in target standard deviations. MASE: "
         "the model's MAE divided by that of persistence (repeat the last value) on the same "
-        "held-out steps; below 1 beats it."
+        "held-out steps; below 1 beats it. Seasonal MASE: against repeating the value one "
+        f"season earlier{_season_note(report)}; linear MASE: against a least-squares "
+        "autoregression on lagged changes fitted on the training split." + _linear_note(report)
     )
+
+
+def _season_note(report: Any) -> str:
+    stream = report.stream
+    name = stream.season_name or (stream.season and f"{stream.season} steps")
+    return f" ({name})" if name else " (no season given or found)"
+
+
+def _linear_note(report: Any) -> str:
+    """The plain sentence: does the trained model beat the linear baseline?"""
+    if not report.results:
+        return ""
+    scores = fe.ForecastScores(**report.results[0].summary.torch_truth)
+    return f"\n\n**The LSTM {fe.linear_verdict(scores)}.**"
 
 
 def normalization_summary(cfg: ModelConfig) -> dict[str, str]:
@@ -273,7 +317,9 @@ def normalization_summary(cfg: ModelConfig) -> dict[str, str]:
     for kind, names, means, stds in (
         ("feature", cfg.features, cfg.feature_mean, cfg.feature_std),
         ("target", cfg.targets, cfg.target_mean, cfg.target_std),
-    ):
+        ("change of target", cfg.targets if cfg.change_mean else (), cfg.change_mean,
+         cfg.change_std),
+    ):  # fmt: skip
         for name, mean, std in zip(names, means, stds, strict=True):
             lines[f"{kind} {name}"] = f"mean {mean:.6g}, std {std:.6g}"
     return lines
@@ -336,7 +382,7 @@ class ForecastEval(TaskEval):
         return (
             f"{len(config.features)} features ({', '.join(config.features)}) -> "
             f"{len(config.targets)} targets ({', '.join(config.targets)}) {config.horizon} "
-            "step(s) ahead"
+            f"step(s) ahead, learnt as {config.target_kind}s"
         )
 
     def summary_table(self, report: Any) -> str:
@@ -356,7 +402,9 @@ class ForecastEval(TaskEval):
     def info_config(self, config: ModelConfig) -> dict[str, Any]:
         """Column names joined, the statistics left to `normalization`."""
         stats = ("feature_mean", "feature_std", "target_mean", "target_std")
+        stats += ("change_mean", "change_std")
         summary = {k: v for k, v in config.to_dict().items() if k not in stats}
+        summary["target_kind"] = config.target_kind
         summary["features"] = ", ".join(config.features)
         summary["targets"] = ", ".join(config.targets)
         return summary

@@ -20,6 +20,7 @@ from lstm_edge.runtime.config import (
     NORM_OUT_SHIFT,
     ModelConfig,
 )
+from lstm_edge.runtime.format import NORM_LAST_SELECT
 from lstm_edge.toolchain.model import EdgeLSTM, TorchStages
 
 
@@ -55,12 +56,19 @@ class NormalizationStages(TorchStages):
         norm = config.spec.config_tensors(config)
         for buffer, name in NORM_BUFFERS.items():
             model.register_buffer(buffer, torch.from_numpy(norm[name]))
+        # Change targets: the one-hot [features, targets] selection of each target's last
+        # value. It follows from the config alone, so it is not saved with the weights.
+        select = norm.get(NORM_LAST_SELECT)
+        model.register_buffer(
+            "last_select", None if select is None else torch.from_numpy(select), persistent=False
+        )
 
     def input(self, model: EdgeLSTM, inputs: torch.Tensor) -> torch.Tensor:
         return inputs * model.in_scale + model.in_shift
 
-    def output(self, model: EdgeLSTM, out: torch.Tensor) -> torch.Tensor:
-        return out * model.out_scale + model.out_shift
+    def output(self, model: EdgeLSTM, out: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        y = out * model.out_scale + model.out_shift
+        return y if model.last_select is None else y + inputs @ model.last_select
 
 
 # classify's buffers: only the input normalization (its logits need no output stage).

@@ -123,6 +123,10 @@ class TaskTraining:
         """The mean validation loss the best checkpoint is chosen by."""
         return None
 
+    def augment(self, config: ModelConfig, inputs: Any) -> Any:
+        """A training chunk's inputs as the step reads them (the default: as they are)."""
+        return inputs
+
     def normalized(self, model: EdgeLSTM, pairs: Pairs) -> Pairs:
         """The pairs with targets in the units of the loss (the default: as they are)."""
         return pairs
