@@ -31,6 +31,13 @@ class Model:
     backend: str
     artifact: Artifact = field(repr=False)
     runner: Runner = field(repr=False)
+    # (function, context) of a backend's thin step, e.g. the c backend's CPython binding:
+    # function(context, inputs, state) -> (outputs, State), or None when it does not take
+    # the call (anything unusual, any error), which then runs the general path below.
+    _fast: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_fast", getattr(self.runner, "fast", None))
 
     def initial_state(self, batch: int = 1) -> State:
         return State.zeros(self.config, batch)
@@ -44,6 +51,11 @@ class Model:
         [batch, time, targets], each for `horizon` steps after its input step.
         Returns the outputs and the state after the last step; `state` is left as it was.
         """
+        fast = self._fast
+        if fast is not None:
+            got = fast[0](fast[1], inputs, state)
+            if got is not None:
+                return got
         x, single = self.config.spec.check_inputs(self.config, inputs)
         self._check_state(state, x.shape[0])
         y, hn, cn = self.runner.run(x, state.h, state.c)

@@ -228,6 +228,10 @@ class LatencyRow:
     vs_torch: float | None = None
     vs_session_run: float | None = None
     vs_matvec: float | None = None
+    # The c backend's Model.step over the C library step alone on the same artifact (the
+    # runtime's own cost), as a ratio and in µs; None for the other rows.
+    vs_c_step: float | None = None
+    above_c_step_us: float | None = None
 
 
 @dataclass
@@ -446,7 +450,8 @@ def matvec_loop(config: ModelConfig, weights: dict[str, np.ndarray]) -> Callable
 def c_direct_loop(model: Any) -> Callable[[int], None]:
     """The C library's step alone: one call per step into the compiled library on
     preallocated state, input and output buffers, the state carried in place, as firmware
-    calls `lstm_edge_step`; adds only ctypes' own call cost (~1 us) to the C time."""
+    calls `lstm_edge_step`; adds only the binding's own call cost (well under 1 µs with the
+    CPython binding, ~1 µs through ctypes) to the C time."""
     from lstm_edge.runtime.backends.c import StateStruct
 
     runner, config = model.runner, model.config
@@ -458,12 +463,16 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
     x_addr = [x.ctypes.data for x in xs]
     out = np.empty(config.output_size, np.float32)
     scratch = np.empty(runner.scratch_per_stream, np.float32)
-    args = (ctypes.addressof(state), 1, out.ctypes.data, scratch.ctypes.data)
+    call = runner.raw_call  # (states, batch, x, time, out, scratch, scratch_floats) -> status
+    args = (ctypes.addressof(state), out.ctypes.data, scratch.ctypes.data, scratch.size)
 
     def body(k: int) -> None:
-        states, batch, out_addr, scratch_addr = args
+        states, out_addr, scratch_addr, n = args
+        bad = 0
         for i in range(k):
-            runner.call(states, batch, x_addr[i % len(x_addr)], 1, out_addr, scratch_addr)
+            bad |= call(states, 1, x_addr[i % len(x_addr)], 1, out_addr, scratch_addr, n)
+        if bad:
+            raise BenchInputError("the C step refused the bench's call")
 
     # The addresses above point into these arrays: the loop must keep them alive.
     body.buffers = (h, c, state, xs, out, scratch)  # type: ignore[attr-defined]
@@ -691,6 +700,7 @@ def _measure_latency(
         )
     for (r, _), st in zip(items, stats, strict=True):
         r.stats = st
+    _c_step_overhead(runtime_rows)
     items.clear()  # the loops hold sessions and models: free them before the next section
     for r in [*runtime_rows, *plain.values(), torch_default, torch_nodnn, matvec]:
         med = r.stats.median
@@ -699,6 +709,15 @@ def _measure_latency(
         if r.artifact is not None:
             r.vs_session_run = med / plain[Path(r.artifact)].stats.median
         report.latency.append(r)
+
+
+def _c_step_overhead(rows: list[LatencyRow]) -> None:
+    """Fill vs_c_step / above_c_step_us of each c backend row from its artifact's C step."""
+    direct = {r.artifact: r.stats.median for r in rows if r.kind == "c_direct"}
+    for r in rows:
+        if r.kind == "runtime" and r.backend == "c" and r.artifact in direct:
+            r.vs_c_step = r.stats.median / direct[r.artifact]
+            r.above_c_step_us = (r.stats.median - direct[r.artifact]) * 1e6
 
 
 def _measure_throughput(
@@ -793,6 +812,7 @@ def render_tables(report: BenchReport) -> list[Table]:
         "vs torch",
         "vs session.run",
         "vs matvec",
+        "Model.step vs C step alone",
     ):
         lat.add_column(col, justify="left" if col in ("", "artifact") else "right")
     for r in report.latency:
@@ -804,6 +824,7 @@ def render_tables(report: BenchReport) -> list[Table]:
             _ratio(r.vs_torch),
             _ratio(r.vs_session_run),
             _ratio(r.vs_matvec),
+            "" if r.vs_c_step is None else f"{r.vs_c_step:.3g}x (+{r.above_c_step_us:,.1f} µs)",
         )
     thr = Table(title="throughput (tokens/s, median; p10-p90)")
     for col in ("", "artifact", "mode", "tokens/s", "p10-p90"):
