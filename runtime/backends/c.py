@@ -131,7 +131,7 @@ class CRunner:
         states[:, 1] = cs.ctypes.data + offsets
         x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
         out = np.empty((batch, time, self.output_size), np.float32)
-        scratch = np.empty(min(batch, BATCH_BLOCK) * self.scratch_per_stream, np.float32)
+        scratch = np.empty(self._lanes(batch, time) * self.scratch_per_stream, np.float32)
         self.call(
             states.ctypes.data, batch, x.ctypes.data, time, out.ctypes.data, scratch.ctypes.data
         )
@@ -152,7 +152,8 @@ class CRunner:
         n_state = self.layers * self.hidden
         n_out = time * self.output_size
         n_in = inputs.size  # int32 token ids or float32 features: 4 bytes each
-        buf = np.empty(2 * n_state + n_out + n_in + self.scratch_per_stream, np.float32)
+        n_scratch = self._lanes(1, time) * self.scratch_per_stream
+        buf = np.empty(2 * n_state + n_out + n_in + n_scratch, np.float32)
         hs = buf[:n_state].reshape(h.shape)
         cs = buf[n_state : 2 * n_state].reshape(c.shape)
         out = buf[2 * n_state : 2 * n_state + n_out].reshape(1, time, self.output_size)
@@ -172,12 +173,17 @@ class CRunner:
         )
         return out, hs, cs
 
+    @staticmethod
+    def _lanes(batch: int, time: int) -> int:
+        """Lanes the C step uses at once: streams, then time steps (lstm_edge.h)."""
+        return min(batch * time, BATCH_BLOCK)
+
     def call(self, states: int, batch: int, x: int, time: int, out: int, scratch: int) -> None:
         """The C batched step on buffers the caller prepared, by address: `states` an array
         of `batch` StateStruct, `x` int32 tokens or float32 features [batch][time](F),
         `out` float32 [batch][time][output_size], `scratch` float32 for
-        min(batch, BATCH_BLOCK) streams. No copies and no checks beyond the C library's
-        own: `run` is the safe entry; this is what `lstm-edge bench` times as the C step."""
+        `_lanes(batch, time)` lanes (see LSTM_EDGE_BATCH_BLOCK). No copies and no checks
+        beyond the C library's own: `run` is the safe entry."""
         status = self.raw_call(
             states,
             batch,
@@ -185,7 +191,7 @@ class CRunner:
             time,
             out,
             scratch,
-            min(batch, BATCH_BLOCK) * self.scratch_per_stream,
+            self._lanes(batch, time) * self.scratch_per_stream,
         )
         if status != 0:
             raise InputError(f"the C step refused the call: {STATUS_MESSAGES.get(status, status)}")
