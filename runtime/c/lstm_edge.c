@@ -6,9 +6,9 @@
  *
  * Why the kernels look the way they do: a row-dot loop (sum_j W[r][j] x[j]) is a float
  * reduction, which a compiler may not reorder without -ffast-math, so it runs scalar. The
- * weights are stored input-major instead, and each pass adds four inputs' contributions to
+ * weights are stored input-major instead, and each pass adds eight inputs' contributions to
  * all outputs: every output is independent, so -O2/-O3 vectorize the inner loop as written,
- * and the accumulator is read and written once per four inputs instead of once per input.
+ * and the accumulator is read and written once per eight inputs instead of once per input.
  */
 #include "lstm_edge.h"
 
@@ -19,95 +19,99 @@
 
 /* Lanes: the streams of a batch, or the time steps of one stream's run (the input
  * projections and the head of a prefill chunk), each with its own x and y. Each pass adds
- * four inputs' contributions to all outputs; four lanes at a time share every weight load,
- * so a block of lanes multiplies matrices rather than vectors. Every output sums its
- * inputs in the same order and grouping whatever the number of lanes, so a batch, a
- * prefill chunk and single steps give bit-identical results. An int8 matrix scales each
- * group of four inputs' sum by its row scale. */
+ * eight inputs' contributions to all outputs (y is read and written once per eight
+ * inputs); four lanes at a time share every weight load, and the weights of a pass stay in
+ * L1 for the next four lanes, so a block of lanes multiplies matrices rather than vectors.
+ * Every output sums its inputs in the same order and grouping whatever the number of
+ * lanes, so a batch, a prefill chunk and single steps give bit-identical results. An int8
+ * matrix scales each group of eight inputs' sum by its row scale. */
 #define LANES 4
 
-/* One pass: inputs j .. j+3 (weight rows w0..w3, type T) over all n outputs of four lanes
- * y0..y3 (or of one lane, y0), lane l's inputs in c[l][0..3]; SCALE applies an int8
- * matrix's row scale. Functions with restrict parameters, so compilers vectorize them. */
-#define DEFINE_PASSES(SUFFIX, T, SCALE)                                                      \
-    static void pass4_##SUFFIX(int32_t n, const T *restrict w0, const T *restrict w1,        \
-                               const T *restrict w2, const T *restrict w3,                   \
-                               const float *restrict scale, const float c[LANES][4],         \
-                               float *restrict y0, float *restrict y1, float *restrict y2,   \
-                               float *restrict y3)                                           \
+/* One pass: inputs j .. j+7 (weight rows w[0..7], type T) over the n outputs of four lanes
+ * y0..y3 (or of one lane, y0), lane l's inputs in c[l][0..7]; ADD adds the eight
+ * products to y (float32: one by one; int8: their sum times the row scale). Functions
+ * with restrict parameters, so compilers vectorize them. */
+#define W8(T) const T *restrict w0, const T *restrict w1, const T *restrict w2,                \
+              const T *restrict w3, const T *restrict w4, const T *restrict w5,                \
+              const T *restrict w6, const T *restrict w7
+#define LANE(y, l)                                                                           \
+    y[r] = ADD(y[r], c[l][0] * u0, c[l][1] * u1, c[l][2] * u2, c[l][3] * u3, c[l][4] * u4,     \
+               c[l][5] * u5, c[l][6] * u6, c[l][7] * u7)
+#define LOAD8                                                                                \
+    const float u0 = (float)w0[r], u1 = (float)w1[r], u2 = (float)w2[r], u3 = (float)w3[r];   \
+    const float u4 = (float)w4[r], u5 = (float)w5[r], u6 = (float)w6[r], u7 = (float)w7[r]
+#define DEFINE_PASSES(SUFFIX, T)                                                             \
+    static void pass4_##SUFFIX(int32_t n, W8(T), const float *restrict scale,                \
+                               const float c[LANES][8], float *restrict y0,                  \
+                               float *restrict y1, float *restrict y2, float *restrict y3)   \
     {                                                                                        \
-        const float c00 = c[0][0], c01 = c[0][1], c02 = c[0][2], c03 = c[0][3];              \
-        const float c10 = c[1][0], c11 = c[1][1], c12 = c[1][2], c13 = c[1][3];              \
-        const float c20 = c[2][0], c21 = c[2][1], c22 = c[2][2], c23 = c[2][3];              \
-        const float c30 = c[3][0], c31 = c[3][1], c32 = c[3][2], c33 = c[3][3];              \
         int32_t r;                                                                           \
         (void)scale;                                                                         \
         for (r = 0; r < n; ++r) {                                                            \
-            const float u0 = (float)w0[r], u1 = (float)w1[r], u2 = (float)w2[r],             \
-                        u3 = (float)w3[r];                                                   \
-            y0[r] = SCALE(y0[r], c00 * u0, c01 * u1, c02 * u2, c03 * u3);                  \
-            y1[r] = SCALE(y1[r], c10 * u0, c11 * u1, c12 * u2, c13 * u3);                  \
-            y2[r] = SCALE(y2[r], c20 * u0, c21 * u1, c22 * u2, c23 * u3);                  \
-            y3[r] = SCALE(y3[r], c30 * u0, c31 * u1, c32 * u2, c33 * u3);                  \
+            LOAD8;                                                                           \
+            LANE(y0, 0);                                                                     \
+            LANE(y1, 1);                                                                     \
+            LANE(y2, 2);                                                                     \
+            LANE(y3, 3);                                                                     \
         }                                                                                    \
     }                                                                                        \
-    static void pass1_##SUFFIX(int32_t n, const T *restrict w0, const T *restrict w1,        \
-                               const T *restrict w2, const T *restrict w3,                   \
-                               const float *restrict scale, const float c[4],                \
-                               float *restrict y0)                                           \
+    static void pass1_##SUFFIX(int32_t n, W8(T), const float *restrict scale,                \
+                               const float c[1][8], float *restrict y0)                      \
     {                                                                                        \
-        const float c00 = c[0], c01 = c[1], c02 = c[2], c03 = c[3];                          \
         int32_t r;                                                                           \
         (void)scale;                                                                         \
         for (r = 0; r < n; ++r) {                                                            \
-            const float u0 = (float)w0[r], u1 = (float)w1[r], u2 = (float)w2[r],             \
-                        u3 = (float)w3[r];                                                   \
-            y0[r] = SCALE(y0[r], c00 * u0, c01 * u1, c02 * u2, c03 * u3);                  \
+            LOAD8;                                                                           \
+            LANE(y0, 0);                                                                     \
         }                                                                                    \
     }
-/* float32: the four products added to y one by one; int8: their sum, row-scaled, to y */
-#define PLAIN(y, p0, p1, p2, p3) ((((y) + (p0)) + (p1)) + (p2)) + (p3)
-#define ROW_SCALED(y, p0, p1, p2, p3) (y) + scale[r] * ((((p0) + (p1)) + (p2)) + (p3))
-DEFINE_PASSES(f32, float, PLAIN)
-DEFINE_PASSES(i8, int8_t, ROW_SCALED)
+#define ADD(y, p0, p1, p2, p3, p4, p5, p6, p7)                                               \
+    ((((((((y) + (p0)) + (p1)) + (p2)) + (p3)) + (p4)) + (p5)) + (p6)) + (p7)
+DEFINE_PASSES(f32, float)
+#undef ADD
+#define ADD(y, p0, p1, p2, p3, p4, p5, p6, p7)                                               \
+    (y) + scale[r] * (((((((((p0) + (p1)) + (p2)) + (p3)) + (p4)) + (p5)) + (p6)) + (p7)))
+DEFINE_PASSES(i8, int8_t)
+#undef ADD
 
 /* Rows [r0, r0 + n) of y[i] += M x[i] for nb lanes. */
 static void gemm_rows(const lstm_edge_matrix *m, size_t r0, int32_t n, int32_t nb,
                       const float *const *x, float *const *y)
 {
     const size_t rows = (size_t)m->rows;
-    const int32_t cols4 = m->cols - m->cols % 4;
     const float *const scale = m->scale != NULL ? m->scale + r0 : NULL;
     int32_t i, j, k;
-    for (j = 0; j < m->cols; j += 4) {
-        const int32_t g = j < cols4 ? 4 : m->cols - j; /* inputs in this pass */
-        /* a short pass reads row j for its missing inputs, times a zero input */
-        const size_t at = (size_t)j * rows + r0, d1 = (g > 1) * rows, d2 = (g > 2) * 2 * rows,
-                     d3 = (g > 3) * 3 * rows;
-        for (i = 0; i < nb; i += g == 4 && i + LANES <= nb ? LANES : 1) {
-            const int32_t lanes = g == 4 && i + LANES <= nb ? LANES : 1;
-            const int32_t more = lanes > 1;
-            float a[LANES][4] = {{0.0f}};
+    for (j = 0; j < m->cols; j += 8) {
+        const int32_t g = m->cols - j < 8 ? m->cols - j : 8; /* inputs in this pass */
+        size_t d[8]; /* a short pass reads row j for its missing inputs, times a zero input */
+        for (k = 0; k < 8; ++k) {
+            d[k] = (size_t)j * rows + r0 + (k < g ? (size_t)k * rows : 0);
+        }
+        for (i = 0; i < nb; i += i + LANES <= nb ? LANES : 1) {
+            const int32_t lanes = i + LANES <= nb ? LANES : 1, more = lanes > 1;
+            float a[LANES][8] = {{0.0f}};
             float *y0 = y[i] + r0, *y1 = y[i + more] + r0, *y2 = y[i + 2 * more] + r0,
                   *y3 = y[i + 3 * more] + r0;
-            for (k = 0; k < lanes * 4; ++k) {
-                a[k / 4][k % 4] = k % 4 < g ? x[i + k / 4][j + k % 4] : 0.0f;
+            for (k = 0; k < lanes * 8; ++k) {
+                a[k / 8][k % 8] = k % 8 < g ? x[i + k / 8][j + k % 8] : 0.0f;
             }
             if (m->f32 != NULL) {
-                const float *w = m->f32 + at;
+                const float *w = m->f32;
                 if (lanes == LANES) {
-                    pass4_f32(n, w, w + d1, w + d2, w + d3, NULL, (const float(*)[4])a, y0, y1,
-                              y2, y3);
+                    pass4_f32(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
+                              w + d[6], w + d[7], NULL, (const float(*)[8])a, y0, y1, y2, y3);
                 } else {
-                    pass1_f32(n, w, w + d1, w + d2, w + d3, NULL, a[0], y0);
+                    pass1_f32(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
+                              w + d[6], w + d[7], NULL, (const float(*)[8])a, y0);
                 }
             } else {
-                const int8_t *w = m->q + at;
+                const int8_t *w = m->q;
                 if (lanes == LANES) {
-                    pass4_i8(n, w, w + d1, w + d2, w + d3, scale, (const float(*)[4])a, y0, y1,
-                             y2, y3);
+                    pass4_i8(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
+                             w + d[6], w + d[7], scale, (const float(*)[8])a, y0, y1, y2, y3);
                 } else {
-                    pass1_i8(n, w, w + d1, w + d2, w + d3, scale, a[0], y0);
+                    pass1_i8(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
+                             w + d[6], w + d[7], scale, (const float(*)[8])a, y0);
                 }
             }
         }
@@ -117,7 +121,7 @@ static void gemm_rows(const lstm_edge_matrix *m, size_t r0, int32_t n, int32_t n
 /* y[i] += M x[i] for nb lanes; M float32 or int8 (see the section comment). In chunks of
  * ROW_CHUNK outputs, so that the outputs of a block of lanes stay in L1 while every input
  * adds to them. */
-#define ROW_CHUNK 256
+#define ROW_CHUNK 1024
 static void gemm_add(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
                      float *const *y)
 {
