@@ -59,7 +59,7 @@ class Model:
         x, single = self.config.spec.check_inputs(self.config, inputs)
         self._check_state(state, x.shape[0])
         y, hn, cn = self.runner.run(x, state.h, state.c)
-        if not (_finite(y) and _finite(hn) and _finite(cn)):
+        if not _finite(y, hn, cn):
             raise InputError(self._non_finite_message(y, hn, cn, single))
         return (y[:, 0] if single else y), State._wrap(hn, cn, checked=True)
 
@@ -105,14 +105,18 @@ class Model:
                 )
 
 
-def _finite(value: np.ndarray) -> bool:
-    """All values finite: the dot-product test first (cheap), the exact test only if it
-    fails, since squares of huge finite values overflow too."""
-    flat = value.reshape(-1)
+def _finite(*values: np.ndarray) -> bool:
+    """All values finite: the dot-product test first (cheap; one errstate for all, which
+    costs as much as a dot), the exact test only if it fails, since squares of huge finite
+    values overflow too."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if math.isfinite(np.dot(flat, flat)):
-            return True
-    return bool(np.isfinite(value).all())
+        total = 0.0
+        for v in values:
+            flat = v.reshape(-1)
+            total += float(np.dot(flat, flat))
+    if math.isfinite(total):
+        return True
+    return all(bool(np.isfinite(v).all()) for v in values)
 
 
 def load(
