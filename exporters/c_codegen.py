@@ -36,6 +36,7 @@ from lstm_edge.runtime.backends.c_build import (
     find_compiler,
 )
 from lstm_edge.runtime.backends.c_source import (
+    BATCH_BLOCK,
     Footprint,
     ModelSources,
     model_sources,
@@ -477,7 +478,9 @@ def report_table(report: CodegenReport) -> Table:
     table.add_row("flash: library code (Cortex-M4, -O2)", code)
     table.add_row("RAM per stream: h and c", f"{fp.state_bytes:,}")
     table.add_row("RAM scratch per step call (one stream)", f"{fp.scratch_bytes:,}")
-    table.add_row("RAM scratch for batched calls (4 streams)", f"{fp.batch_scratch_bytes:,}")
+    table.add_row(
+        f"RAM scratch for batched calls ({BATCH_BLOCK} lanes)", f"{fp.batch_scratch_bytes:,}"
+    )
     for sec, size in report.sections.items():
         table.add_row(f"ELF section {sec}", f"{size:,}")
     return table

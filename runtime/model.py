@@ -31,6 +31,13 @@ class Model:
     backend: str
     artifact: Artifact = field(repr=False)
     runner: Runner = field(repr=False)
+    # (function, context) of a backend's thin step, e.g. the c backend's CPython binding:
+    # function(context, inputs, state) -> (outputs, State), or None when it does not take
+    # the call (anything unusual, any error), which then runs the general path below.
+    _fast: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_fast", getattr(self.runner, "fast", None))
 
     def initial_state(self, batch: int = 1) -> State:
         return State.zeros(self.config, batch)
@@ -44,10 +51,15 @@ class Model:
         [batch, time, targets], each for `horizon` steps after its input step.
         Returns the outputs and the state after the last step; `state` is left as it was.
         """
+        fast = self._fast
+        if fast is not None:
+            got = fast[0](fast[1], inputs, state)
+            if got is not None:
+                return got
         x, single = self.config.spec.check_inputs(self.config, inputs)
         self._check_state(state, x.shape[0])
         y, hn, cn = self.runner.run(x, state.h, state.c)
-        if not (_finite(y) and _finite(hn) and _finite(cn)):
+        if not _finite(y, hn, cn):
             raise InputError(self._non_finite_message(y, hn, cn, single))
         return (y[:, 0] if single else y), State._wrap(hn, cn, checked=True)
 
@@ -93,14 +105,18 @@ class Model:
                 )
 
 
-def _finite(value: np.ndarray) -> bool:
-    """All values finite: the dot-product test first (cheap), the exact test only if it
-    fails, since squares of huge finite values overflow too."""
-    flat = value.reshape(-1)
+def _finite(*values: np.ndarray) -> bool:
+    """All values finite: the dot-product test first (cheap; one errstate for all, which
+    costs as much as a dot), the exact test only if it fails, since squares of huge finite
+    values overflow too."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if math.isfinite(np.dot(flat, flat)):
-            return True
-    return bool(np.isfinite(value).all())
+        total = 0.0
+        for v in values:
+            flat = v.reshape(-1)
+            total += float(np.dot(flat, flat))
+    if math.isfinite(total):
+        return True
+    return all(bool(np.isfinite(v).all()) for v in values)
 
 
 def load(

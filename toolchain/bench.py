@@ -228,6 +228,12 @@ class LatencyRow:
     vs_torch: float | None = None
     vs_session_run: float | None = None
     vs_matvec: float | None = None
+    # The c backend's Model.step over the C library step alone on the same artifact (the
+    # runtime's own cost), as a ratio and in µs; None for the other rows.
+    vs_c_step: float | None = None
+    above_c_step_us: float | None = None
+    # The ort backend's Model.step over a plain session.run loop with the same thread count.
+    vs_session_run_same_threads: float | None = None
 
 
 @dataclass
@@ -399,11 +405,18 @@ def torch_prefill_loop(model: EdgeLSTM, length: int) -> Callable[[int], None]:
     return body
 
 
-def session_run_loop(path: Path, config: ModelConfig) -> Callable[[int], None]:
-    """The plain onnxruntime loop a user writes: default options, the state fed back."""
+def session_run_loop(
+    path: Path, config: ModelConfig, threads: int | None = None
+) -> Callable[[int], None]:
+    """The plain onnxruntime loop a user writes: default options (or `threads` intra- and
+    inter-op threads, to compare with the ort backend at the same count), the state fed
+    back."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    if threads is not None:
+        so.intra_op_num_threads = so.inter_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     toks = [_with_time(t) for t in input_cycle(config, 1)]  # [1, 1(, features)]
     zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
     state = [(zeros, zeros)]
@@ -413,6 +426,41 @@ def session_run_loop(path: Path, config: ModelConfig) -> Callable[[int], None]:
         for i in range(k):
             feed = {config.input_name: toks[i % len(toks)], INPUT_H0: h, INPUT_C0: c}
             _, h, c = sess.run(None, feed)
+        state[0] = (h, c)
+
+    return body
+
+
+TRACT_DTYPES = {np.dtype(np.int64): "i64", np.dtype(np.float32): "f32"}
+
+
+def tract_loop(path: Path, config: ModelConfig) -> Callable[[int], None] | None:
+    """The same loop on tract (the `tract` pip package, a peer runtime; optional: None when
+    it is not installed or cannot load the model): the model made concrete for batch 1 and
+    one step, optimized by tract, the state fed back."""
+    try:
+        import tract
+    except ImportError:
+        return None
+    toks = [_with_time(t) for t in input_cycle(config, 1)]
+    dims = ",".join(map(str, toks[0].shape))
+    state_fact = f"{config.num_layers},1,{config.hidden_size},f32"
+    try:
+        model = tract.onnx().load(str(path))
+        model.set_input_fact(0, f"{dims},{TRACT_DTYPES[toks[0].dtype]}")
+        model.set_input_fact(1, state_fact)
+        model.set_input_fact(2, state_fact)
+        runnable = model.into_model().into_runnable()
+    except (tract.TractError, KeyError):
+        return None
+    zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
+    state = [(zeros, zeros)]
+
+    def body(k: int) -> None:
+        h, c = state[0]
+        for i in range(k):
+            _, hn, cn = runnable.run([toks[i % len(toks)], h, c])
+            h, c = hn.to_numpy(), cn.to_numpy()
         state[0] = (h, c)
 
     return body
@@ -446,7 +494,8 @@ def matvec_loop(config: ModelConfig, weights: dict[str, np.ndarray]) -> Callable
 def c_direct_loop(model: Any) -> Callable[[int], None]:
     """The C library's step alone: one call per step into the compiled library on
     preallocated state, input and output buffers, the state carried in place, as firmware
-    calls `lstm_edge_step`; adds only ctypes' own call cost (~1 us) to the C time."""
+    calls `lstm_edge_step`; adds only the binding's own call cost (well under 1 µs with the
+    CPython binding, ~1 µs through ctypes) to the C time."""
     from lstm_edge.runtime.backends.c import StateStruct
 
     runner, config = model.runner, model.config
@@ -458,12 +507,16 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
     x_addr = [x.ctypes.data for x in xs]
     out = np.empty(config.output_size, np.float32)
     scratch = np.empty(runner.scratch_per_stream, np.float32)
-    args = (ctypes.addressof(state), 1, out.ctypes.data, scratch.ctypes.data)
+    call = runner.raw_call  # (states, batch, x, time, out, scratch, scratch_floats) -> status
+    args = (ctypes.addressof(state), out.ctypes.data, scratch.ctypes.data, scratch.size)
 
     def body(k: int) -> None:
-        states, batch, out_addr, scratch_addr = args
+        states, out_addr, scratch_addr, n = args
+        bad = 0
         for i in range(k):
-            runner.call(states, batch, x_addr[i % len(x_addr)], 1, out_addr, scratch_addr)
+            bad |= call(states, 1, x_addr[i % len(x_addr)], 1, out_addr, scratch_addr, n)
+        if bad:
+            raise BenchInputError("the C step refused the bench's call")
 
     # The addresses above point into these arrays: the loop must keep them alive.
     body.buffers = (h, c, state, xs, out, scratch)  # type: ignore[attr-defined]
@@ -675,6 +728,7 @@ def _measure_latency(
         )
         for path in dict.fromkeys(p for p, _, _ in models)
     }
+    same_threads = _peer_rows(row, models, config, options.threads)
     runtime_rows = [
         row(f"lstm_edge.runtime ({backend})", "runtime", path, backend, runtime_step_loop(m, 1))
         for path, backend, m in models
@@ -691,14 +745,52 @@ def _measure_latency(
         )
     for (r, _), st in zip(items, stats, strict=True):
         r.stats = st
+    _c_step_overhead(runtime_rows)
+    for r in runtime_rows:
+        if r.backend == "ort" and Path(str(r.artifact)) in same_threads:
+            r.vs_session_run_same_threads = (
+                r.stats.median / same_threads[Path(str(r.artifact))].stats.median
+            )
+    extra = [r for r, _ in items if r.kind in ("session_run_threads", "tract")]
     items.clear()  # the loops hold sessions and models: free them before the next section
-    for r in [*runtime_rows, *plain.values(), torch_default, torch_nodnn, matvec]:
+    for r in [*runtime_rows, *plain.values(), *extra, torch_default, torch_nodnn, matvec]:
         med = r.stats.median
         r.vs_torch = med / torch_default.stats.median
         r.vs_matvec = med / matvec.stats.median
         if r.artifact is not None:
             r.vs_session_run = med / plain[Path(r.artifact)].stats.median
         report.latency.append(r)
+
+
+def _peer_rows(
+    row: Callable[..., LatencyRow], models: list[Model], config: ModelConfig, threads: int
+) -> dict[Path, LatencyRow]:
+    """Add the plain session.run loop at the ort backend's thread count (returned by
+    artifact) and, when the `tract` package is installed, tract's loop."""
+    same_threads = {
+        path: row(
+            f"onnxruntime session.run loop, {threads} thread(s)",
+            "session_run_threads",
+            path,
+            None,
+            session_run_loop(path, config, threads),
+        )
+        for path in dict.fromkeys(p for p, b, _ in models if b == "ort")
+    }
+    for path in dict.fromkeys(p for p, _, _ in models):
+        tract_body = tract_loop(path, config)
+        if tract_body is not None:
+            row("tract (peer runtime)", "tract", path, None, tract_body)
+    return same_threads
+
+
+def _c_step_overhead(rows: list[LatencyRow]) -> None:
+    """Fill vs_c_step / above_c_step_us of each c backend row from its artifact's C step."""
+    direct = {r.artifact: r.stats.median for r in rows if r.kind == "c_direct"}
+    for r in rows:
+        if r.kind == "runtime" and r.backend == "c" and r.artifact in direct:
+            r.vs_c_step = r.stats.median / direct[r.artifact]
+            r.above_c_step_us = (r.stats.median - direct[r.artifact]) * 1e6
 
 
 def _measure_throughput(
@@ -793,6 +885,8 @@ def render_tables(report: BenchReport) -> list[Table]:
         "vs torch",
         "vs session.run",
         "vs matvec",
+        "Model.step vs C step",
+        "vs session.run same thr",
     ):
         lat.add_column(col, justify="left" if col in ("", "artifact") else "right")
     for r in report.latency:
@@ -804,6 +898,7 @@ def render_tables(report: BenchReport) -> list[Table]:
             _ratio(r.vs_torch),
             _ratio(r.vs_session_run),
             _ratio(r.vs_matvec),
+            "" if r.vs_c_step is None else f"{r.vs_c_step:.3g}x (+{r.above_c_step_us:,.1f} µs)",
         )
     thr = Table(title="throughput (tokens/s, median; p10-p90)")
     for col in ("", "artifact", "mode", "tokens/s", "p10-p90"):

@@ -1,21 +1,31 @@
-"""The `c` backend: the portable C library (runtime/c/) compiled for this host, via ctypes.
+"""The `c` backend: the portable C library (runtime/c/) compiled for this host.
 
 Loading generates the model's C (c_source.py), compiles it with the system C compiler
 into a cached shared library (c_build.py) and calls the task's batched step
 (`lstm_edge_step_batch` for char-lm, `lstm_edge_forecast_step_batch` for forecast: the
-spec's `c_step_function`) through ctypes.
+spec's `c_step_function`). `Model.step` goes through the CPython binding
+(runtime/c/lstm_edge_py.c, compiled once per interpreter): one call that checks, steps and
+wraps the new State in C, well under a microsecond of its own. Where the interpreter has no
+development headers, or the binding does not take a call (unusual inputs, any error), the
+general path below runs through ctypes with the same results and messages.
 numpy only: no torch, no onnx package.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 from pathlib import Path
 
 import numpy as np
 
 from lstm_edge.runtime.artifact import Artifact
-from lstm_edge.runtime.backends.c_build import SHARED_NAME, CompilerError, build_shared
+from lstm_edge.runtime.backends.c_build import (
+    SHARED_NAME,
+    CompilerError,
+    build_binding,
+    build_shared,
+)
 from lstm_edge.runtime.backends.c_source import (
     BATCH_BLOCK,
     C_SCHEMES,
@@ -72,6 +82,36 @@ class CRunner:
         self.output_size = config.output_size
         self.layers, self.hidden = config.num_layers, config.hidden_size
         self.scratch_per_stream = scratch_floats_per_stream(config)
+        self._bind(config)
+
+    def _bind(self, config: ModelConfig) -> None:
+        """`fast`: (binding.step, context) for Model.step, or None without the binding."""
+        from lstm_edge.runtime.state import State
+
+        binding = build_binding()
+        self.fast = None
+        # raw_call(states, batch, x, time, out, scratch, scratch_floats) -> status
+        self.raw_call = functools.partial(self._step, self._model)
+        self.binding = "ctypes"
+        if binding is None:
+            return
+        tokens = np.dtype(self.input_dtype).kind == "i"
+        ctx = binding.bind(
+            ctypes.cast(self._step, ctypes.c_void_p).value,
+            self._model,
+            State,
+            tokens,
+            self.layers,
+            self.hidden,
+            self.output_size,
+            config.input_size,
+            self.output_size if tokens else 0,
+            self.scratch_per_stream,
+            BATCH_BLOCK,
+        )
+        self.fast = (binding.step, ctx)
+        self.raw_call = functools.partial(binding.call, ctx)
+        self.binding = "cpython"
 
     def run(
         self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
@@ -91,7 +131,7 @@ class CRunner:
         states[:, 1] = cs.ctypes.data + offsets
         x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
         out = np.empty((batch, time, self.output_size), np.float32)
-        scratch = np.empty(min(batch, BATCH_BLOCK) * self.scratch_per_stream, np.float32)
+        scratch = np.empty(self._lanes(batch, time) * self.scratch_per_stream, np.float32)
         self.call(
             states.ctypes.data, batch, x.ctypes.data, time, out.ctypes.data, scratch.ctypes.data
         )
@@ -112,7 +152,8 @@ class CRunner:
         n_state = self.layers * self.hidden
         n_out = time * self.output_size
         n_in = inputs.size  # int32 token ids or float32 features: 4 bytes each
-        buf = np.empty(2 * n_state + n_out + n_in + self.scratch_per_stream, np.float32)
+        n_scratch = self._lanes(1, time) * self.scratch_per_stream
+        buf = np.empty(2 * n_state + n_out + n_in + n_scratch, np.float32)
         hs = buf[:n_state].reshape(h.shape)
         cs = buf[n_state : 2 * n_state].reshape(c.shape)
         out = buf[2 * n_state : 2 * n_state + n_out].reshape(1, time, self.output_size)
@@ -132,21 +173,25 @@ class CRunner:
         )
         return out, hs, cs
 
+    @staticmethod
+    def _lanes(batch: int, time: int) -> int:
+        """Lanes the C step uses at once: streams, then time steps (lstm_edge.h)."""
+        return min(batch * time, BATCH_BLOCK)
+
     def call(self, states: int, batch: int, x: int, time: int, out: int, scratch: int) -> None:
         """The C batched step on buffers the caller prepared, by address: `states` an array
         of `batch` StateStruct, `x` int32 tokens or float32 features [batch][time](F),
         `out` float32 [batch][time][output_size], `scratch` float32 for
-        min(batch, BATCH_BLOCK) streams. No copies and no checks beyond the C library's
-        own: `run` is the safe entry; this is what `lstm-edge bench` times as the C step."""
-        status = self._step(
-            self._model,
+        `_lanes(batch, time)` lanes (see LSTM_EDGE_BATCH_BLOCK). No copies and no checks
+        beyond the C library's own: `run` is the safe entry."""
+        status = self.raw_call(
             states,
             batch,
             x,
             time,
             out,
             scratch,
-            min(batch, BATCH_BLOCK) * self.scratch_per_stream,
+            self._lanes(batch, time) * self.scratch_per_stream,
         )
         if status != 0:
             raise InputError(f"the C step refused the call: {STATUS_MESSAGES.get(status, status)}")

@@ -34,7 +34,7 @@ from lstm_edge.runtime.config import (
 from lstm_edge.runtime.errors import UnsupportedModelError
 
 # Mirror of runtime/c/lstm_edge.h; tests/c checks it still matches the header.
-BATCH_BLOCK = 4
+BATCH_BLOCK = 16
 
 # The schemes whose weights the C library runs: float32 (fp16 is widened exactly) and
 # int8 weight-only. int8-dynamic is onnxruntime's contrib graph and has no C form.
@@ -234,7 +234,7 @@ def _header(artifact: Artifact, name: str, fp: Footprint) -> str:
 #define {upper}_STATE_FLOATS ({layers} * {h})
 /* Scratch floats for one-stream step calls. */
 #define {upper}_SCRATCH_FLOATS LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM({n_in}, {h})
-/* Scratch floats for batched calls to step LSTM_EDGE_BATCH_BLOCK streams at once. */
+/* Scratch floats for batched calls and runs of steps: LSTM_EDGE_BATCH_BLOCK lanes at once. */
 #define {upper}_BATCH_SCRATCH_FLOATS (LSTM_EDGE_BATCH_BLOCK * {upper}_SCRATCH_FLOATS)
 {task_macros}
 

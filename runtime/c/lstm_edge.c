@@ -6,9 +6,9 @@
  *
  * Why the kernels look the way they do: a row-dot loop (sum_j W[r][j] x[j]) is a float
  * reduction, which a compiler may not reorder without -ffast-math, so it runs scalar. The
- * weights are stored input-major instead, and each pass adds four inputs' contributions to
+ * weights are stored input-major instead, and each pass adds eight inputs' contributions to
  * all outputs: every output is independent, so -O2/-O3 vectorize the inner loop as written,
- * and the accumulator is read and written once per four inputs instead of once per input.
+ * and the accumulator is read and written once per eight inputs instead of once per input.
  */
 #include "lstm_edge.h"
 
@@ -17,121 +17,165 @@
 
 /* ---- matrix kernels --------------------------------------------------------------------- */
 
-/* y[b][r] += sum_j W[r][j] * x[b][j] for nb streams; W float32, input-major. The four
- * weight rows of one pass stay in L1 while every stream of the block uses them. */
-static void acc_f32(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
-                    float *const *y)
+/* Lanes: the streams of a batch, or the time steps of one stream's run (the input
+ * projections and the head of a prefill chunk), each with its own x and y. Each pass adds
+ * eight inputs' contributions to all outputs (y is read and written once per eight
+ * inputs); four lanes at a time share every weight load, and the weights of a pass stay in
+ * L1 for the next four lanes, so a block of lanes multiplies matrices rather than vectors.
+ * Every output sums its inputs in the same order and grouping whatever the number of
+ * lanes, so a batch, a prefill chunk and single steps give bit-identical results. An int8
+ * matrix scales each group of eight inputs' sum by its row scale. */
+#define LANES 4
+
+/* One pass: inputs j .. j+7 (weight rows w[0..7], type T) over the n outputs of four lanes
+ * y0..y3 (or of one lane, y0), lane l's inputs in c[l][0..7]; ADD adds the eight
+ * products to y (float32: one by one; int8: their sum times the row scale). Functions
+ * with restrict parameters, so compilers vectorize them. */
+#define W8(T) const T *restrict w0, const T *restrict w1, const T *restrict w2,                \
+              const T *restrict w3, const T *restrict w4, const T *restrict w5,                \
+              const T *restrict w6, const T *restrict w7
+#define LANE(y, l)                                                                           \
+    y[r] = ADD(y[r], c[l][0] * u0, c[l][1] * u1, c[l][2] * u2, c[l][3] * u3, c[l][4] * u4,     \
+               c[l][5] * u5, c[l][6] * u6, c[l][7] * u7)
+#define LOAD8                                                                                \
+    const float u0 = (float)w0[r], u1 = (float)w1[r], u2 = (float)w2[r], u3 = (float)w3[r];   \
+    const float u4 = (float)w4[r], u5 = (float)w5[r], u6 = (float)w6[r], u7 = (float)w7[r]
+#define DEFINE_PASSES(SUFFIX, T)                                                             \
+    static void pass4_##SUFFIX(int32_t n, W8(T), const float *restrict scale,                \
+                               const float c[LANES][8], float *restrict y0,                  \
+                               float *restrict y1, float *restrict y2, float *restrict y3)   \
+    {                                                                                        \
+        int32_t r;                                                                           \
+        (void)scale;                                                                         \
+        for (r = 0; r < n; ++r) {                                                            \
+            LOAD8;                                                                           \
+            LANE(y0, 0);                                                                     \
+            LANE(y1, 1);                                                                     \
+            LANE(y2, 2);                                                                     \
+            LANE(y3, 3);                                                                     \
+        }                                                                                    \
+    }                                                                                        \
+    static void pass1_##SUFFIX(int32_t n, W8(T), const float *restrict scale,                \
+                               const float c[1][8], float *restrict y0)                      \
+    {                                                                                        \
+        int32_t r;                                                                           \
+        (void)scale;                                                                         \
+        for (r = 0; r < n; ++r) {                                                            \
+            LOAD8;                                                                           \
+            LANE(y0, 0);                                                                     \
+        }                                                                                    \
+    }
+#define ADD(y, p0, p1, p2, p3, p4, p5, p6, p7)                                               \
+    ((((((((y) + (p0)) + (p1)) + (p2)) + (p3)) + (p4)) + (p5)) + (p6)) + (p7)
+DEFINE_PASSES(f32, float)
+#undef ADD
+#define ADD(y, p0, p1, p2, p3, p4, p5, p6, p7)                                               \
+    (y) + scale[r] * (((((((((p0) + (p1)) + (p2)) + (p3)) + (p4)) + (p5)) + (p6)) + (p7)))
+DEFINE_PASSES(i8, int8_t)
+#undef ADD
+
+/* Rows [r0, r0 + n) of y[i] += M x[i] for nb lanes. */
+static void gemm_rows(const lstm_edge_matrix *m, size_t r0, int32_t n, int32_t nb,
+                      const float *const *x, float *const *y)
 {
     const size_t rows = (size_t)m->rows;
-    const int32_t n = m->rows;
-    int32_t j = 0;
-    for (; j + 4 <= m->cols; j += 4) {
-        const float *w0 = m->f32 + (size_t)j * rows;
-        const float *w1 = w0 + rows;
-        const float *w2 = w1 + rows;
-        const float *w3 = w2 + rows;
-        int32_t b;
-        for (b = 0; b < nb; ++b) {
-            const float x0 = x[b][j], x1 = x[b][j + 1], x2 = x[b][j + 2], x3 = x[b][j + 3];
-            float *restrict yb = y[b];
-            int32_t r;
-            for (r = 0; r < n; ++r) {
-                yb[r] += (x0 * w0[r] + x1 * w1[r]) + (x2 * w2[r] + x3 * w3[r]);
-            }
+    const float *const scale = m->scale != NULL ? m->scale + r0 : NULL;
+    int32_t i, j, k;
+    for (j = 0; j < m->cols; j += 8) {
+        const int32_t g = m->cols - j < 8 ? m->cols - j : 8; /* inputs in this pass */
+        size_t d[8]; /* a short pass reads row j for its missing inputs, times a zero input */
+        for (k = 0; k < 8; ++k) {
+            d[k] = (size_t)j * rows + r0 + (k < g ? (size_t)k * rows : 0);
         }
-    }
-    for (; j < m->cols; ++j) {
-        const float *w0 = m->f32 + (size_t)j * rows;
-        int32_t b;
-        for (b = 0; b < nb; ++b) {
-            const float x0 = x[b][j];
-            float *restrict yb = y[b];
-            int32_t r;
-            for (r = 0; r < n; ++r) {
-                yb[r] += x0 * w0[r];
+        for (i = 0; i < nb; i += i + LANES <= nb ? LANES : 1) {
+            const int32_t lanes = i + LANES <= nb ? LANES : 1, more = lanes > 1;
+            float a[LANES][8] = {{0.0f}};
+            float *y0 = y[i] + r0, *y1 = y[i + more] + r0, *y2 = y[i + 2 * more] + r0,
+                  *y3 = y[i + 3 * more] + r0;
+            for (k = 0; k < lanes * 8; ++k) {
+                a[k / 8][k % 8] = k % 8 < g ? x[i + k / 8][j + k % 8] : 0.0f;
+            }
+            if (m->f32 != NULL) {
+                const float *w = m->f32;
+                if (lanes == LANES) {
+                    pass4_f32(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
+                              w + d[6], w + d[7], NULL, (const float(*)[8])a, y0, y1, y2, y3);
+                } else {
+                    pass1_f32(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
+                              w + d[6], w + d[7], NULL, (const float(*)[8])a, y0);
+                }
+            } else {
+                const int8_t *w = m->q;
+                if (lanes == LANES) {
+                    pass4_i8(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
+                             w + d[6], w + d[7], scale, (const float(*)[8])a, y0, y1, y2, y3);
+                } else {
+                    pass1_i8(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
+                             w + d[6], w + d[7], scale, (const float(*)[8])a, y0);
+                }
             }
         }
     }
 }
 
-/* acc[b][r] += sum_j q[r][j] * x[b][j] for int8 q (the row scale is applied by the caller). */
-static void acc_i8(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
-                   float *const *acc)
+/* y[i] += M x[i] for nb lanes; M float32 or int8 (see the section comment). In chunks of
+ * ROW_CHUNK outputs, so that the outputs of a block of lanes stay in L1 while every input
+ * adds to them. */
+#define ROW_CHUNK 1024
+static void gemm_add(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
+                     float *const *y)
 {
-    const size_t rows = (size_t)m->rows;
-    const int32_t n = m->rows;
-    int32_t j = 0;
-    for (; j + 4 <= m->cols; j += 4) {
-        const int8_t *q0 = m->q + (size_t)j * rows;
-        const int8_t *q1 = q0 + rows;
-        const int8_t *q2 = q1 + rows;
-        const int8_t *q3 = q2 + rows;
-        int32_t b;
-        for (b = 0; b < nb; ++b) {
-            const float x0 = x[b][j], x1 = x[b][j + 1], x2 = x[b][j + 2], x3 = x[b][j + 3];
-            float *restrict ab = acc[b];
-            int32_t r;
-            for (r = 0; r < n; ++r) {
-                ab[r] += (x0 * (float)q0[r] + x1 * (float)q1[r]) +
-                         (x2 * (float)q2[r] + x3 * (float)q3[r]);
-            }
-        }
-    }
-    for (; j < m->cols; ++j) {
-        const int8_t *q0 = m->q + (size_t)j * rows;
-        int32_t b;
-        for (b = 0; b < nb; ++b) {
-            const float x0 = x[b][j];
-            float *restrict ab = acc[b];
-            int32_t r;
-            for (r = 0; r < n; ++r) {
-                ab[r] += x0 * (float)q0[r];
-            }
-        }
-    }
-}
-
-/* y[b] += M x[b]. An int8 matrix accumulates into acc[b] first, then adds scale * acc. */
-static void matvec_add(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
-                       float *const *y, float *const *acc)
-{
-    int32_t b, r;
-    if (m->f32 != NULL) {
-        acc_f32(m, nb, x, y);
-        return;
-    }
-    for (b = 0; b < nb; ++b) {
-        memset(acc[b], 0, (size_t)m->rows * sizeof(float));
-    }
-    acc_i8(m, nb, x, acc);
-    for (b = 0; b < nb; ++b) {
-        float *restrict yb = y[b];
-        const float *restrict ab = acc[b];
-        for (r = 0; r < m->rows; ++r) {
-            yb[r] += m->scale[r] * ab[r];
-        }
+    int32_t r0;
+    for (r0 = 0; r0 < m->rows; r0 += ROW_CHUNK) {
+        const int32_t n = m->rows - r0 < ROW_CHUNK ? m->rows - r0 : ROW_CHUNK;
+        gemm_rows(m, (size_t)r0, n, nb, x, y);
     }
 }
 
 /* ---- the LSTM cell ---------------------------------------------------------------------- */
 
-static float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
+/* e^v in float32 without libm, so that the cell update vectorizes (glibc's expf is a call
+ * per value: a quarter of a batched step, measured with perf): Cephes' expf, a range
+ * reduction by ln 2 and a degree-6 polynomial, within 2 ulp of e^v. v is clamped to
+ * [-87, 88] (the results stay normal floats: sigmoid and tanh saturate there to within
+ * 1e-38); NaN in, NaN out. */
+static inline float exp_(float v)
+{
+    const float x = v > 88.0f ? 88.0f : (v < -87.0f ? -87.0f : v); /* NaN stays NaN */
+    const float xs = x == x ? x : 0.0f;
+    /* k = round(xs / ln 2): adding and subtracting 1.5 * 2^23 rounds to an integer */
+    const float k = (xs * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (xs - k * 0.693359375f) + k * 2.12194440e-4f; /* ln 2 in two parts */
+    float p = 1.9875691500e-4f, scale;
+    const int32_t bits = ((int32_t)k + 127) * 8388608; /* 2^k as float bits: k in [-126, 127] */
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    memcpy(&scale, &bits, sizeof(scale));
+    return x == x ? p * scale : v;
+}
 
-/* tanh through expf: glibc's tanhf goes through expm1f and cost 40% of a small model's
- * step (measured with perf); this form is within ~1e-7 absolute of tanh and saturates
- * cleanly (expf overflowing to Inf gives exactly 1). */
-static float tanh_(float v) { return 1.0f - 2.0f / (1.0f + expf(2.0f * v)); }
+static inline float sigmoid(float v) { return 1.0f / (1.0f + exp_(-v)); }
+
+/* tanh through exp: within ~1e-7 absolute of tanh, saturating cleanly to +-1 (glibc's
+ * tanhf goes through expm1f and cost 40% of a small model's step, measured with perf). */
+static inline float tanh_(float v) { return 1.0f - 2.0f / (1.0f + exp_(2.0f * v)); }
 
 /* ONNX LSTM update from pre-activation gates g [4H] in the order i, o, f, c:
  * C = f * C + i * tanh(g_c); H = o * tanh(C). h and c are updated in place. */
-static void cell_update(int32_t hidden, const float *g, float *h, float *c)
+static void cell_update(int32_t hidden, const float *g, float *restrict h, float *restrict c)
 {
+    const float *restrict gi = g, *restrict go = g + hidden, *restrict gf = g + 2 * hidden,
+                          *restrict gc = g + 3 * hidden;
     int32_t k;
     for (k = 0; k < hidden; ++k) {
-        const float i = sigmoid(g[k]);
-        const float o = sigmoid(g[hidden + k]);
-        const float f = sigmoid(g[2 * hidden + k]);
-        const float cand = tanh_(g[3 * hidden + k]);
+        const float i = sigmoid(gi[k]);
+        const float o = sigmoid(go[k]);
+        const float f = sigmoid(gf[k]);
+        const float cand = tanh_(gc[k]);
         const float cn = f * c[k] + i * cand;
         c[k] = cn;
         h[k] = o * tanh_(cn);
@@ -389,33 +433,20 @@ static const float *layer0_input(const lstm_edge_model *model, const int32_t *to
     return buf;
 }
 
-/* out[b] = head_bias + head * x[b]; an int8 head accumulates in out itself. A forecast
- * model's output stage then denormalizes in place. */
-static void head(const lstm_edge_model *model, int32_t nb, const float *const *x,
+/* out[i] = head_bias + head * x[i] for n lanes. A forecast model's output stage then
+ * denormalizes in place. */
+static void head(const lstm_edge_model *model, int32_t n, const float *const *x,
                  float *const *out)
 {
     const lstm_edge_matrix *m = &model->head;
-    int32_t b, v;
-    if (m->f32 != NULL) {
-        for (b = 0; b < nb; ++b) {
-            memcpy(out[b], model->head_bias, (size_t)m->rows * sizeof(float));
-        }
-        acc_f32(m, nb, x, out);
-    } else {
-        for (b = 0; b < nb; ++b) {
-            memset(out[b], 0, (size_t)m->rows * sizeof(float));
-        }
-        acc_i8(m, nb, x, out);
-        for (b = 0; b < nb; ++b) {
-            float *restrict yb = out[b];
-            for (v = 0; v < m->rows; ++v) {
-                yb[v] = model->head_bias[v] + m->scale[v] * yb[v];
-            }
-        }
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        memcpy(out[i], model->head_bias, (size_t)m->rows * sizeof(float));
     }
+    gemm_add(m, n, x, out);
     if (model->output.denormalize.scale != NULL) {
-        for (b = 0; b < nb; ++b) {
-            scale_shift(m->rows, out[b], &model->output.denormalize, out[b]);
+        for (i = 0; i < n; ++i) {
+            scale_shift(m->rows, out[i], &model->output.denormalize, out[i]);
         }
     }
 }
@@ -428,8 +459,8 @@ static void add_last_values(const lstm_edge_model *model, int32_t nb, const floa
     const lstm_edge_output_stage *o = &model->output;
     int32_t b;
     size_t k;
-    if (o->last_index == NULL) {
-        return;
+    if (o->last_index == NULL || x == NULL) {
+        return; /* no change targets (x is NULL for token inputs) */
     }
     for (b = 0; b < nb; ++b) {
         for (k = 0; k < o->n_last_index; ++k) {
@@ -440,45 +471,56 @@ static void add_last_values(const lstm_edge_model *model, int32_t nb, const floa
 
 /* ---- the step (both tasks) -------------------------------------------------------------- */
 
-/* One time step for nb (<= LSTM_EDGE_BATCH_BLOCK) streams whose inputs are valid: stream b
- * reads tok[b] (char-lm) or x[b] [F] (forecast; tok is then NULL). */
-static void step_block(const lstm_edge_model *model, lstm_edge_state *states, int32_t nb,
-                       const int32_t *tok, const float *const *x, float *const *out,
-                       float *scratch)
+/* A chunk of nb streams x tb time steps (nb * tb <= LSTM_EDGE_BATCH_BLOCK lanes, lane
+ * t * nb + b) whose inputs are valid: lane i reads tok[i] (char-lm) or x[i] [F]
+ * (forecast; tok is then NULL) and writes out[i] (or nothing when out is NULL). Per layer
+ * the input projection of every lane is one matrix-matrix product (gemm_add), then the
+ * recurrence runs step by step over the nb streams. Lane scratch (8H + input floats):
+ * gates [4H], the layer's output h [H], the layer-0 input [input] at 8H. */
+static void run_chunk(const lstm_edge_model *model, lstm_edge_state *states, int32_t nb,
+                      int32_t tb, const int32_t *tok, const float *const *x,
+                      float *const *out, float *scratch)
 {
-    const int32_t hidden = model->hidden_size;
-    const size_t per_stream =
-        (size_t)LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(model->input_size, hidden);
+    const int32_t hidden = model->hidden_size, lanes = nb * tb;
+    const size_t h_bytes = (size_t)hidden * sizeof(float);
+    const size_t per_lane = (size_t)LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(model->input_size, hidden);
     const float *in[LSTM_EDGE_BATCH_BLOCK];
     const float *hprev[LSTM_EDGE_BATCH_BLOCK];
     float *gates[LSTM_EDGE_BATCH_BLOCK];
-    float *acc[LSTM_EDGE_BATCH_BLOCK];
-    int32_t b, l;
+    float *hseq[LSTM_EDGE_BATCH_BLOCK];
+    int32_t i, b, t, l;
 
-    for (b = 0; b < nb; ++b) {
-        float *s = scratch + (size_t)b * per_stream;
-        gates[b] = s;
-        acc[b] = s + 4 * (size_t)hidden;
-        in[b] = layer0_input(model, tok != NULL ? &tok[b] : NULL, tok != NULL ? NULL : x[b],
+    for (i = 0; i < lanes; ++i) {
+        float *s = scratch + (size_t)i * per_lane;
+        gates[i] = s;
+        hseq[i] = s + 4 * (size_t)hidden;
+        in[i] = layer0_input(model, tok != NULL ? &tok[i] : NULL, tok != NULL ? NULL : x[i],
                              s + 8 * (size_t)hidden);
     }
     for (l = 0; l < model->num_layers; ++l) {
         const lstm_edge_layer *layer = &model->layers[l];
         const size_t off = (size_t)l * (size_t)hidden;
-        for (b = 0; b < nb; ++b) {
-            memcpy(gates[b], layer->bias, 4 * (size_t)hidden * sizeof(float));
-            hprev[b] = states[b].h + off;
+        for (i = 0; i < lanes; ++i) {
+            memcpy(gates[i], layer->bias, 4 * h_bytes);
         }
-        matvec_add(&layer->w, nb, in, gates, acc);
-        matvec_add(&layer->r, nb, hprev, gates, acc);
-        for (b = 0; b < nb; ++b) {
-            cell_update(hidden, gates[b], states[b].h + off, states[b].c + off);
-            in[b] = states[b].h + off; /* the next layer's input is this layer's new h */
+        gemm_add(&layer->w, lanes, in, gates);
+        for (t = 0; t < tb; ++t) {
+            for (b = 0; b < nb; ++b) {
+                hprev[b] = states[b].h + off;
+            }
+            gemm_add(&layer->r, nb, hprev, gates + (size_t)t * (size_t)nb);
+            for (b = 0; b < nb; ++b) {
+                cell_update(hidden, gates[t * nb + b], states[b].h + off, states[b].c + off);
+                memcpy(hseq[t * nb + b], states[b].h + off, h_bytes);
+            }
+        }
+        for (i = 0; i < lanes; ++i) {
+            in[i] = hseq[i]; /* the next layer's input is this layer's new h */
         }
     }
     if (out != NULL) {
-        head(model, nb, in, out);
-        add_last_values(model, nb, x, out);
+        head(model, lanes, in, out);
+        add_last_values(model, lanes, x, out);
     }
 }
 
@@ -543,30 +585,37 @@ static lstm_edge_status run_batch(const lstm_edge_model *model, lstm_edge_state 
     const lstm_edge_status status =
         check_batch(model, states, batch, tokens, x, time, scratch, scratch_floats);
     size_t block;
-    int32_t b0, b, t;
+    int32_t b0, b, t, t0, nb_max, tb_max;
     if (status != LSTM_EDGE_OK) {
         return status;
     }
-    /* the model passed check_batch: one stream's scratch is known to fit, and not 0 */
+    /* the model passed check_batch: one lane's scratch is known to fit, and not 0 */
     block = scratch_floats / (size_t)checked_scratch_per_stream(model);
     if (block > LSTM_EDGE_BATCH_BLOCK) {
         block = LSTM_EDGE_BATCH_BLOCK;
     }
-    for (b0 = 0; b0 < batch; b0 += (int32_t)block) {
-        const int32_t nb = batch - b0 < (int32_t)block ? batch - b0 : (int32_t)block;
-        for (t = 0; t < time; ++t) {
+    /* blocks of nb streams; lanes left over go to time steps (a prefill chunk) */
+    nb_max = batch < (int32_t)block ? batch : (int32_t)block;
+    tb_max = nb_max > 0 ? (int32_t)block / nb_max : 1;
+    for (b0 = 0; b0 < batch; b0 += nb_max) {
+        const int32_t nb = batch - b0 < nb_max ? batch - b0 : nb_max;
+        for (t0 = 0; t0 < time; t0 += tb_max) {
+            const int32_t tb = time - t0 < tb_max ? time - t0 : tb_max;
             /* all set (one of tok / xs unused) so no compiler sees an uninitialized read */
             int32_t tok[LSTM_EDGE_BATCH_BLOCK] = {0};
             const float *xs[LSTM_EDGE_BATCH_BLOCK] = {NULL};
             float *o[LSTM_EDGE_BATCH_BLOCK] = {NULL};
-            for (b = 0; b < nb; ++b) {
-                const size_t bt = (size_t)(b0 + b) * (size_t)time + (size_t)t;
-                tok[b] = tokens != NULL ? tokens[bt] : 0;
-                xs[b] = x != NULL ? x + bt * (size_t)model->input_size : NULL;
-                o[b] = out != NULL ? out + bt * (size_t)model->output_size : NULL;
+            for (t = 0; t < tb; ++t) {
+                for (b = 0; b < nb; ++b) {
+                    const size_t bt = (size_t)(b0 + b) * (size_t)time + (size_t)(t0 + t);
+                    const int32_t i = t * nb + b;
+                    tok[i] = tokens != NULL ? tokens[bt] : 0;
+                    xs[i] = x != NULL ? x + bt * (size_t)model->input_size : NULL;
+                    o[i] = out != NULL ? out + bt * (size_t)model->output_size : NULL;
+                }
             }
-            step_block(model, states + b0, nb, tokens != NULL ? tok : NULL, xs,
-                       out != NULL ? o : NULL, scratch);
+            run_chunk(model, states + b0, nb, tb, tokens != NULL ? tok : NULL, xs,
+                      out != NULL ? o : NULL, scratch);
         }
     }
     return LSTM_EDGE_OK;

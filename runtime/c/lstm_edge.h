@@ -41,13 +41,17 @@ extern "C" {
 /* Must equal runtime/config.py FORMAT_VERSION of the artifact the model data came from. */
 #define LSTM_EDGE_FORMAT_VERSION 1
 
-/* Streams processed together by lstm_edge_step_batch so that each weight is read once
- * per block instead of once per stream. */
-#define LSTM_EDGE_BATCH_BLOCK 4
+/* Lanes processed together by the batched steps: streams of a batch, or time steps of one
+ * stream's run (a prefill). Per layer the input projection of all lanes is one
+ * matrix-matrix product, and the recurrent one of all streams in the block; the kernels
+ * read each weight once per four lanes. Scratch for n lanes is n times the per-stream
+ * scratch below: lend LSTM_EDGE_BATCH_BLOCK of them (NAME_BATCH_SCRATCH_FLOATS) for full
+ * speed, or as few as one (NAME_SCRATCH_FLOATS, the same results, slower batches). */
+#define LSTM_EDGE_BATCH_BLOCK 16
 
-/* Scratch floats one stream needs: gates [4H], an int8 accumulator [4H], the layer-0
- * input [input_size] (E for char-lm, F for forecast). The generated header expands this
- * into NAME_SCRATCH_FLOATS. */
+/* Scratch floats one lane needs: gates [4H], the layer's output [H] (3H spare), the
+ * layer-0 input [input_size] (E for char-lm, F for forecast). The generated header
+ * expands this into NAME_SCRATCH_FLOATS. */
 #define LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(input, hidden) (8 * (hidden) + (input))
 
 /* Elements of a C array (not a pointer): how the generated model data fills in the
@@ -197,8 +201,9 @@ lstm_edge_status lstm_edge_step_many(const lstm_edge_model *model, lstm_edge_sta
 
 /* `batch` independent streams, tokens [batch][time], logits [batch][time][V] (or NULL),
  * states[b] the state of stream b. scratch_floats tells how much scratch was lent:
- * at least lstm_edge_scratch_floats(model, 1); up to LSTM_EDGE_BATCH_BLOCK streams are
- * processed at once when there is room (NAME_BATCH_SCRATCH_FLOATS). */
+ * at least lstm_edge_scratch_floats(model, 1); up to LSTM_EDGE_BATCH_BLOCK lanes (streams,
+ * then time steps of each) are processed at once when there is room
+ * (NAME_BATCH_SCRATCH_FLOATS). The results do not depend on the scratch lent. */
 lstm_edge_status lstm_edge_step_batch(const lstm_edge_model *model, lstm_edge_state *states,
                                       int32_t batch, const int32_t *tokens, int32_t time,
                                       float *logits, float *scratch, size_t scratch_floats);
@@ -238,7 +243,7 @@ lstm_edge_status lstm_edge_anomaly_score(const float *forecast, const float *act
 
 /* ---- both tasks ---- */
 
-/* Scratch floats for `streams` streams processed together (1 .. LSTM_EDGE_BATCH_BLOCK);
+/* Scratch floats for `streams` lanes processed together (1 .. LSTM_EDGE_BATCH_BLOCK);
  * 0 for a NULL model, a model that fails lstm_edge_check_model, or streams out of range. */
 size_t lstm_edge_scratch_floats(const lstm_edge_model *model, int32_t streams);
 

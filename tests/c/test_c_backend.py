@@ -131,3 +131,66 @@ def test_python_mirrors_match_the_header():
     assert codes == set(cbackend.STATUS_MESSAGES)
     per_stream = re.search(r"PER_STREAM\(input, hidden\) \((.*)\)\n", header)
     assert per_stream and per_stream.group(1) == "8 * (hidden) + (input)"
+
+
+# ---- the CPython binding (Model.step's thin path) ---------------------------------------
+
+
+def test_binding_is_built_where_the_headers_are(tiny):
+    """Python.h and numpy's headers present (CI installs them): Model.step on the c backend
+    goes through the CPython binding, not ctypes."""
+    import os
+
+    model = load(tiny.float_path, backend="c")
+    if os.environ.get("CI"):
+        assert c_build.binding_headers() is not None, "CI must have the Python headers"
+    expected = "cpython" if c_build.binding_headers() is not None else "ctypes"
+    assert model.runner.binding == expected and (model._fast is not None) == (expected == "cpython")
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_binding_equals_the_general_path_exactly(tiny, dtype):
+    """The binding and the ctypes path call the same C step on the same values: bit-equal
+    outputs and states, for one step, a run of steps and a batch; the binding's states
+    are read-only States the runtime trusts, like the general path's."""
+    model = load(tiny.int8_path, backend="c")
+    if model._fast is None:
+        pytest.skip("no Python development headers here (the CI test above requires them)")
+    general = load(tiny.int8_path, backend="c")
+    object.__setattr__(general, "_fast", None)  # the ctypes path alone
+    rng = np.random.default_rng(1)
+    vocab = model.config.vocab_size
+    _, warm = model.step(tiny.stream[None, :50], model.initial_state(1))
+    for tokens, state in (
+        (tiny.stream[50:51], warm),
+        (tiny.stream[None, 50:90], warm),
+        (rng.integers(0, vocab, (6,)), warm.select([0] * 6)),
+        (rng.integers(0, vocab, (5, 9)), model.initial_state(5)),
+    ):
+        tokens = np.ascontiguousarray(tokens, dtype=dtype)
+        got, got_state = model.step(tokens, state)
+        want, want_state = general.step(tokens, state)
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_state.h, want_state.h)
+        np.testing.assert_array_equal(got_state.c, want_state.c)
+        assert not got_state.h.flags.writeable and not got_state.c.flags.writeable
+        assert got_state._checked and got_state.h.shape == state.h.shape
+
+
+def test_binding_leaves_errors_to_the_general_path(tiny):
+    """Whatever the binding does not take (an id out of range, a state with NaN, a list)
+    ends in the general path's typed error or result."""
+    from lstm_edge.runtime.state import State
+
+    model = load(tiny.float_path, backend="c")
+    st = model.initial_state(2)
+    with pytest.raises(InputError, match=r"token id 9999 at position \[1\] is out of range"):
+        model.step(np.array([1, 9999]), st)
+    with pytest.raises(InputError, match=r"state has shape \[2, 2, 13\] .*= \[2, 3, 13\]"):
+        model.step(np.array([1, 2, 3]), st)
+    bad = State(h=np.full_like(st.h, np.nan), c=np.zeros_like(st.c))
+    with pytest.raises(InputError, match=r"state\.h contains NaN or Inf"):
+        model.step(np.array([1, 2]), bad)
+    got, _ = model.step([1, 2], st)  # a list: the general path converts it
+    np.testing.assert_array_equal(got, model.step(np.array([1, 2]), st)[0])

@@ -26,7 +26,7 @@ def bench_json(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     result = CliRunner().invoke(
         app,
         ["bench", str(bundle / "model.onnx"), str(bundle / "model.int8.onnx"),
-         "--repeats", "2", "--json", str(out)],
+         "-b", "ort", "-b", "numpy", "-b", "c", "--repeats", "2", "--json", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "per-step latency" in result.output and "file size" in result.output
@@ -55,6 +55,26 @@ def test_latency_rows_and_ratios(bench_json: dict, bundle: Path):
         else:
             plain = by[("onnxruntime session.run loop", Path(r["artifact"]).name)]
             assert r["vs_session_run"] == pytest.approx(r["median_us"] / plain["median_us"])
+
+
+def test_runtime_overhead_columns(bench_json: dict):
+    """The c backend's Model.step against the C step alone, and the ort backend against a
+    plain session.run loop at the same thread count, each on its own artifact."""
+    rows = bench_json["latency"]
+    by = {(r["name"], r["artifact"] and Path(r["artifact"]).name): r for r in rows}
+    threads = bench_json["settings"]["threads"]
+    for artifact in ("model.onnx", "model.int8.onnx"):
+        c_row = by[("lstm_edge.runtime (c)", artifact)]
+        direct = by[("C library step (direct call)", artifact)]
+        assert c_row["vs_c_step"] == pytest.approx(c_row["median_us"] / direct["median_us"])
+        assert c_row["above_c_step_us"] == pytest.approx(c_row["median_us"] - direct["median_us"])
+        ort_row = by[("lstm_edge.runtime (ort)", artifact)]
+        plain = by[(f"onnxruntime session.run loop, {threads} thread(s)", artifact)]
+        assert ort_row["vs_session_run_same_threads"] == pytest.approx(
+            ort_row["median_us"] / plain["median_us"]
+        )
+    others = [r for r in rows if r["backend"] != "c" or r["kind"] != "runtime"]
+    assert all(r["vs_c_step"] is None for r in others)
 
 
 def test_throughput_process_and_sizes(bench_json: dict, bundle: Path):

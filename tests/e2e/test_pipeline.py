@@ -60,7 +60,9 @@ def test_bundle_has_every_artifact(bundle: Path):
     # the sizes in the summary are the files' sizes
     assert f"{(bundle / 'model.int8.onnx').stat().st_size:,}" in summary
     bench = json.loads((bundle / "bench.json").read_text())
-    assert {r["kind"] for r in bench["latency"]} == {"runtime", "torch", "session_run", "matvec"}
+    kinds = {r["kind"] for r in bench["latency"]}
+    expected = {"runtime", "torch", "session_run", "session_run_threads", "matvec"}
+    assert expected <= kinds <= expected | {"tract"}  # tract: only where it is installed
 
 
 def test_report_passes_and_covers_both_artifacts_and_backends(bundle: Path, validate_steps: int):
