@@ -108,8 +108,9 @@ def test_finite_inputs_that_overflow_once_normalized_are_refused(narrow_forecast
 
 @pytest.fixture(scope="module")
 def huge_head(tmp_path_factory):
-    """A char-lm artifact whose head weights are finite but ~3e38: logits overflow to Inf
-    on every backend (the finite-input checks cannot see it coming)."""
+    """A char-lm artifact whose head weights and bias are finite but ~3e38: logits overflow
+    to Inf on every backend, the float64 numpy reference included (the finite-input checks
+    cannot see it coming)."""
     import torch
     from rt_helpers import tiny_config, tiny_model
 
@@ -118,6 +119,7 @@ def huge_head(tmp_path_factory):
     model = tiny_model(tiny_config(layers=1))
     with torch.no_grad():
         model.head.weight.fill_(3e38)
+        model.head.bias.fill_(3e38)
     path = tmp_path_factory.mktemp("huge") / "m.onnx"
     return save(build_onnx(model, source_sha256="0" * 64), path)
 
