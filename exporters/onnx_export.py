@@ -217,12 +217,20 @@ def build_onnx(
 
 def stamp_digest(proto: onnx.ModelProto) -> None:
     """Set META_DIGEST (in place) to the content digest of `proto` as the runtime's reader
-    parses it (`runtime.digest`). Call it after the last change to graph or metadata."""
+    parses it (`runtime.digest`). Call it after the last change to graph or metadata.
+
+    The digest is the FIRST metadata entry: metadata is the last thing in the file, so a
+    file cut short at an entry boundary loses required keys after it (and is refused),
+    never just the digest (which would load as a file written before digests)."""
     keep = [(p.key, p.value) for p in proto.metadata_props if p.key != META_DIGEST]
     del proto.metadata_props[:]
     for key, value in keep:
         proto.metadata_props.add(key=key, value=value)
-    proto.metadata_props.add(key=META_DIGEST, value=model_digest(proto.SerializeToString()))
+    digest = model_digest(proto.SerializeToString())
+    del proto.metadata_props[:]
+    proto.metadata_props.add(key=META_DIGEST, value=digest)
+    for key, value in keep:
+        proto.metadata_props.add(key=key, value=value)
 
 
 # ---- writing and checking ----------------------------------------------------------------

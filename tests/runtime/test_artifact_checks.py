@@ -116,6 +116,20 @@ def test_any_prefix_or_random_bytes_are_refused(tmp_path, artifacts, cut, junk):
             read_artifact(path)
 
 
+@pytest.mark.parametrize("scheme", ["none", "int8"])
+def test_every_cut_through_the_metadata_is_refused(tmp_path, artifacts, scheme):
+    """Metadata is the end of the file: a cut at any byte of it, entry boundaries included,
+    is refused; it never leaves a complete file that only lacks its digest (which would
+    load as one written before digests)."""
+    data = artifacts[scheme].read_bytes()
+    meta = sum(len(p.SerializeToString()) + 3 for p in onnx.load_from_string(data).metadata_props)
+    path = tmp_path / "cut.onnx"
+    for end in range(len(data) - meta - 8, len(data)):
+        path.write_bytes(data[:end])
+        with pytest.raises(InvalidArtifactError, match=r"cut\.onnx"):
+            read_artifact(path)
+
+
 def test_file_over_the_size_cap_is_refused_before_reading(tmp_path, artifacts):
     size = artifacts["none"].stat().st_size
     with pytest.raises(InvalidArtifactError, match=f"{size} bytes, over the 1000-byte limit"):
