@@ -85,6 +85,10 @@ class ModelConfig:
     target_mean: tuple[float, ...] = ()
     target_std: tuple[float, ...] = ()
     format_version: int = FORMAT_VERSION
+    # char-lm token models (brought from elsewhere): ids without characters. `tokens` is
+    # the vocabulary size when `vocab` is empty; `token_names` optional display names.
+    tokens: int = 0
+    token_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -112,7 +116,7 @@ class ModelConfig:
 
     @property
     def vocab_size(self) -> int:
-        return len(self.vocab)
+        return len(self.vocab) or self.tokens
 
     @property
     def input_size(self) -> int:
@@ -134,8 +138,11 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
+        optional = self.spec.optional_fields
         for name in COMMON_FIELDS + self.spec.fields:
             value = getattr(self, name)
+            if name in optional and value == _DEFAULTS[name]:
+                continue  # left out, so configs without it read and digest as before
             d[name] = list(value) if isinstance(value, tuple) else value
         return d
 
@@ -155,7 +162,7 @@ class ModelConfig:
         task = d.get("task", DEFAULT_TASK)  # configs written before forecast existed
         spec = task_spec(task)
         known = set(COMMON_FIELDS + spec.fields)
-        missing = sorted(known - d.keys() - {"task"})
+        missing = sorted(known - d.keys() - {"task"} - set(spec.optional_fields))
         extra = sorted(d.keys() - known)
         if missing or extra:
             raise InvalidConfigError(
@@ -172,3 +179,6 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
         return cls.from_dict(parse_json(text, "config", InvalidConfigError))
+
+
+_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}

@@ -61,6 +61,7 @@ class TaskSpec:
     name: str  # the config's "task" value
     fields: tuple[str, ...]  # config keys of this task besides the common ones
     list_fields: tuple[str, ...] = ()  # of those, the ones held as tuples (JSON lists)
+    optional_fields: tuple[str, ...] = ()  # of those, the ones a config may leave out
     input_name: str  # the graph's main input
     output_name: str  # the graph's main output
     input_dtype: np.dtype  # the main input's dtype in the graph (and for onnxruntime)
