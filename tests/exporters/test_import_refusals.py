@@ -17,7 +17,7 @@ from lstm_edge.exporters.import_onnx import analyze
 from lstm_edge.runtime import load
 from lstm_edge.toolchain.cli import app
 
-F, H, O = 3, 4, 2  # features, hidden, outputs
+F, H, OUT = 3, 4, 2  # features, hidden, outputs
 
 
 def _init(name: str, value: np.ndarray) -> onnx.TensorProto:
@@ -38,7 +38,7 @@ def build(
     unrelated: bool = False,
 ) -> onnx.ModelProto:
     """x [batch, time, F] -> Transpose -> LSTM layers (Squeeze between) -> Transpose ->
-    MatMul -> Add -> y [batch, time, O], batch-major, no state inputs."""
+    MatMul -> Add -> y [batch, time, OUT], batch-major, no state inputs."""
     rng = np.random.default_rng(3)
     nodes = [helper.make_node("Transpose", ["x"], ["x_t"], perm=[1, 0, 2], name="to_time")]
     inits = [_init("axes1", np.array([1], np.int64))]
@@ -87,13 +87,13 @@ def build(
         nodes.append(helper.make_node("Add", [x, "s9"], ["sum"], name="sum"))
         x = "sum"
     nodes.append(helper.make_node("Transpose", [x], ["y_b"], perm=[1, 0, 2], name="to_batch"))
-    head = rng.normal(0, 0.5, (H, O)).astype(np.float32)
+    head = rng.normal(0, 0.5, (H, OUT)).astype(np.float32)
     if fold:
         inits.append(_init("head_t", head.T.copy()))
         nodes.append(helper.make_node("Transpose", ["head_t"], ["head"], perm=[1, 0], name="ht"))
     else:
         inits.append(_init("head", head))
-    inits.append(_init("bias", rng.normal(0, 0.1, O).astype(np.float32)))
+    inits.append(_init("bias", rng.normal(0, 0.1, OUT).astype(np.float32)))
     nodes.append(helper.make_node("MatMul", ["y_b", "head"], ["mm"], name="head_mm"))
     nodes.append(helper.make_node("Add", ["mm", "bias"], ["out" if after_head else "y"]))
     if after_head:
@@ -102,7 +102,7 @@ def build(
         nodes,
         "src",
         inputs,
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "time", O])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "time", OUT])],
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
