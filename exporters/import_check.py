@@ -196,10 +196,16 @@ def check_against_source(
         ref_prefill = ref_steps
     if ref_steps is None:
         ref_steps = ref_prefill
-    sess = ort_session(artifact)
     h0 = np.zeros((config.num_layers, 1, config.hidden_size), np.float32)
-    got_prefill = run_session(sess, x[None, :prefill_len], h0, h0)[0]
-    got_steps = run_steps(sess, x[None, : len(ref_steps)], h0, h0)[0]
+    try:
+        sess = ort_session(artifact)
+        got_prefill = run_session(sess, x[None, :prefill_len], h0, h0)[0]
+        got_steps = run_steps(sess, x[None, : len(ref_steps)], h0, h0)[0]
+    except Exception as e:
+        raise SelfCheckError(
+            f"import check failed: onnxruntime cannot run the new artifact ({type(e).__name__}:"
+            f" {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
     return tuple(
         compare_streams(config, ref[None], got, tolerance=CHECK_TOLERANCE)
         for ref, got in ((ref_prefill, got_prefill), (ref_steps, got_steps))

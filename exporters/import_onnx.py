@@ -398,8 +398,8 @@ def _input_stage(g: _Graph, first: onnx.NodeProto) -> tuple[str, np.ndarray | No
     if producer is not None and producer.op_type == "Gather":
         axis = _attrs(producer).get("axis", 0)
         table = producer.input[0]
-        ids, ids_producer = g.trace_back(producer.input[1])
-        if axis == 0 and ids_producer is None and ids in g.inputs:
+        ids = _id_source(g, producer.input[1])
+        if axis == 0 and ids is not None:
             emb = g.value(table, f"embedding of {g.name(producer)}")
             if emb.ndim != 2:
                 raise ImportRefusedError(
@@ -413,6 +413,34 @@ def _input_stage(g: _Graph, first: onnx.NodeProto) -> tuple[str, np.ndarray | No
         f"{g.where}: {what} feeds the first LSTM {g.name(first)} (expected a graph input "
         "of float features or an embedding Gather of token ids, through plumbing only)"
     )
+
+
+# Integer ops a converter may put on the ids before the embedding (Keras wraps negative
+# ids: ids < 0 ? ids + vocab : ids); for ids in range they change nothing, which the
+# import check confirms, and the artifact refuses ids out of range at its step.
+ID_OPS = PLUMBING | SHAPE_READERS | {
+    "Add", "Sub", "Mul", "Mod", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Equal",
+    "Not", "And", "Or", "Where", "Max", "Min", "Clip", "Constant", "Slice", "Gather", "Concat",
+    "Expand", "ConstantOfShape",
+}  # fmt: skip
+
+
+def _id_source(g: _Graph, tensor: str) -> str | None:
+    """The one graph input the Gather's ids are computed from with integer ops only."""
+    sources, stack, seen = set(), [tensor], set()
+    while stack:
+        t = stack.pop()
+        if not t or t in seen or t in g.inits:
+            continue
+        seen.add(t)
+        node = g.producer.get(t)
+        if node is None:
+            sources.add(t)
+        elif node.op_type not in ID_OPS:
+            return None
+        else:
+            stack.extend(node.input)
+    return sources.pop() if len(sources) == 1 else None
 
 
 def _head(g: _Graph, last: onnx.NodeProto) -> tuple[str, np.ndarray | None, np.ndarray | None]:
@@ -493,7 +521,13 @@ def analyze(
     weights: dict[str, np.ndarray] = {}
     for layer, node in enumerate(chain):
         weights.update(_layer_weights(g, node, layer))
-    hidden = weights[lstm_r(len(chain) - 1)].shape[2]
+    sizes = [weights[lstm_r(layer)].shape[2] for layer in range(len(chain))]
+    if len(set(sizes)) > 1:
+        raise ImportRefusedError(
+            f"{where}: the LSTM layers have hidden sizes {sizes} (expected one hidden size "
+            "for every layer, as lstm-edge's state is [layers, batch, hidden])"
+        )
+    hidden = sizes[0]
     for layer in range(1, len(chain)):
         width = weights[lstm_w(layer)].shape[2]
         below = weights[lstm_r(layer - 1)].shape[2]
