@@ -258,3 +258,27 @@ def import_onnx_file(
         source_sha256=sha,
         unit=results[0].unit,
     )
+
+
+def check_artifact_against(artifact: Path, source: Path, steps: int = CHECK_STEPS):
+    """An existing artifact vs a source ONNX file over the import check's stream: (prefill,
+    single steps) comparisons; a SelfCheckError when they differ."""
+    from lstm_edge.runtime.artifact import read_artifact
+
+    config = read_artifact(Path(artifact)).config
+    proto = load_source(Path(source))
+    imp = analyze(proto, str(source))
+    if imp.config.input_size != config.input_size or imp.config.output_size != config.output_size:
+        raise ImportRefusedError(
+            f"{source} reads {imp.config.input_size} and gives {imp.config.output_size} values "
+            f"per step; {artifact} reads {config.input_size} and gives {config.output_size}"
+        )
+    prefill, stepped = check_against_source(
+        Path(artifact), SourceModel(proto, imp, str(source)), config, steps
+    )
+    if not (prefill.passed and stepped.passed):
+        raise SelfCheckError(
+            f"{artifact} differs from {source}: max abs {prefill.unit} "
+            f"{max(prefill.max_abs_err, stepped.max_abs_err):.3g} (tolerance {CHECK_TOLERANCE:g})"
+        )
+    return prefill, stepped

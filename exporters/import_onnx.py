@@ -546,7 +546,7 @@ def analyze(
     outputs = head_w.shape[1]
     bias = np.zeros(outputs) if head_b is None else np.broadcast_to(head_b, (outputs,))
     input_width = weights[lstm_w(0)].shape[2]
-    config = _config(where, len(chain), hidden, input_width, outputs, emb, token_names, stats)
+    config = import_config(where, len(chain), hidden, input_width, outputs, emb, token_names, stats)
     logical = {EMBEDDING: emb} if emb is not None else {}
     logical.update(weights)
     logical[HEAD_WEIGHT] = head_w
@@ -556,7 +556,7 @@ def analyze(
     return Imported(config, logical, main_in, main_out, chain[0].input[0], layouts[0], ins, outs)
 
 
-def _config(
+def import_config(
     where: str,
     layers: int,
     hidden: int,

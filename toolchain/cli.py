@@ -284,6 +284,12 @@ def export(
         "stream if the checkpoint has no data record) on which the written file is "
         "compared with torch.",
     ),
+    check_against: Path | None = typer.Option(
+        None,
+        "--check-against",
+        help="Also compare the written file with this ONNX file in onnxruntime (e.g. your "
+        "own torch.onnx.export of the module given to from_torch); exit 1 if they differ.",
+    ),
 ) -> None:
     """Export a checkpoint to streaming float ONNX, then check the file against torch.
 
@@ -305,6 +311,16 @@ def export(
         f"{r.max_abs_err_steps:.2g} (single steps)",
         highlight=False,
     )
+    if check_against is not None:
+        from lstm_edge.exporters.import_check import check_artifact_against
+
+        prefill, steps = check_artifact_against(r.path, check_against)
+        console.print(
+            f"checked {steps.steps} steps against {check_against} in onnxruntime: max abs "
+            f"{prefill.unit} {prefill.max_abs_err:.2g} (prefill), {steps.max_abs_err:.2g} "
+            "(single steps)",
+            highlight=False,
+        )
 
 
 @app.command("import")
