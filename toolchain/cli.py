@@ -409,7 +409,11 @@ def _wide(c: Console, width: int = 120) -> Console:
 @app.command()
 @user_errors
 def validate(
-    ckpt_dir: Path = typer.Argument(..., help="The checkpoint the artifacts were exported from."),
+    ckpt_dir: Path = typer.Argument(
+        ...,
+        help="The checkpoint the artifacts were exported from, or the source .onnx file "
+        "they were imported from (then give the stream with --text or --csv).",
+    ),
     artifacts: list[Path] = typer.Argument(..., help="One or more .onnx artifacts."),
     backend: list[RuntimeBackend] = typer.Option(
         [],
