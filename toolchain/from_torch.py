@@ -148,3 +148,29 @@ def _max_difference(model, emb, rnn: nn.LSTM, lin, steps: int) -> float:
             steps_out.append(out)
         stepped = torch.cat(steps_out, dim=1)
     return max(float((got - want).abs().max()), float((stepped - want).abs().max()))
+
+
+@dataclass(frozen=True)
+class DeviceBundle:
+    float_model: Path  # model.onnx
+    int8_model: Path  # model.int8.onnx
+    c_bundle: Path  # the C folder (NAME_model.c/.h, the library, main.c, Makefile)
+
+
+def export_int8_and_c(checkpoint: str | Path, out_dir: str | Path, *, force: bool = False):
+    """`lstm-edge export`, `quantize --scheme int8` and `codegen --check` in one call: the
+    checkpoint (from `from_torch`) -> OUT/model.onnx, OUT/model.int8.onnx and the C bundle
+    OUT/c/ built and checked against the numpy reference (CheckFailedError otherwise)."""
+    from lstm_edge.exporters import c_codegen as cg
+    from lstm_edge.exporters.quantize import quantize_file
+    from lstm_edge.toolchain.export import export_checkpoint
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    float_model, int8_model = out / "model.onnx", out / "model.int8.onnx"
+    export_checkpoint(Path(checkpoint), float_model, force=force, check_steps=300)
+    quantize_file(float_model, int8_model, "int8", force=force)
+    report = cg.codegen(int8_model, out / "c", cg.CodegenOptions(check=True, force=force))
+    if not report.passed:
+        raise CheckFailedError(f"the C build of {int8_model} did not match the numpy reference")
+    return DeviceBundle(float_model, int8_model, out / "c")
