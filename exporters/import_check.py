@@ -30,7 +30,13 @@ from lstm_edge.exporters.onnx_export import (
     run_session,
     run_steps,
 )
-from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.config import (
+    NORM_IN_SCALE,
+    NORM_IN_SHIFT,
+    NORM_OUT_SCALE,
+    NORM_OUT_SHIFT,
+    ModelConfig,
+)
 
 # Steps of the import check: several hundred, enough for a drifting state to show.
 CHECK_STEPS = 300
@@ -41,8 +47,15 @@ class SourceModel:
     """The source file in onnxruntime: one call over a stream [T] or [T, F] of batch 1,
     state carried where the file has state inputs."""
 
-    def __init__(self, proto: onnx.ModelProto, imp: Imported, where: str):
+    def __init__(
+        self, proto: onnx.ModelProto, imp: Imported, where: str, config: ModelConfig | None = None
+    ):
         self.imp, self.where = imp, where
+        # A feature model given statistics takes raw values where the source takes standard
+        # units: the source runs on the normalized stream, its outputs denormalized, so
+        # both sides are compared in the artifact's raw units (`config`: the artifact's).
+        config = config or imp.config
+        self.norm = config.spec.config_tensors(config)
         self.sess = _session(proto, where)
         meta = {i.name: i for i in self.sess.get_inputs()}
         main = meta[imp.main_input]
@@ -76,13 +89,18 @@ class SourceModel:
     def call(self, x: np.ndarray, state: list[np.ndarray]):
         names = [self.imp.main_output, *self.imp.state_outputs[: len(state)]]
         try:
+            if self.norm:
+                x = x * self.norm[NORM_IN_SCALE] + self.norm[NORM_IN_SHIFT]
             y, *state = self.sess.run(names, self.feed(x, state, self.time_axis))
         except Exception as e:
             raise ImportRefusedError(
                 f"{self.where}: onnxruntime cannot run the source on {len(x)} steps "
                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
             ) from None
-        return np.asarray(y, np.float32).reshape(len(x), -1), state
+        y = np.asarray(y, np.float32).reshape(len(x), -1)
+        if self.norm:
+            y = y * self.norm[NORM_OUT_SCALE] + self.norm[NORM_OUT_SHIFT]
+        return y, state
 
     def stream(self, x: np.ndarray, chunk: int) -> np.ndarray:
         """Outputs [T, out] over `x` in calls of `chunk` steps, the state carried."""
@@ -274,7 +292,7 @@ def check_artifact_against(artifact: Path, source: Path, steps: int = CHECK_STEP
             f"per step; {artifact} reads {config.input_size} and gives {config.output_size}"
         )
     prefill, stepped = check_against_source(
-        Path(artifact), SourceModel(proto, imp, str(source)), config, steps
+        Path(artifact), SourceModel(proto, imp, str(source), config), config, steps
     )
     if not (prefill.passed and stepped.passed):
         raise SelfCheckError(

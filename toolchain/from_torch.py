@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from lstm_edge.exporters.import_onnx import ImportRefusedError, import_config
+from lstm_edge.runtime.config import NORM_IN_SCALE, NORM_IN_SHIFT, NORM_OUT_SCALE, NORM_OUT_SHIFT
 from lstm_edge.runtime.errors import CheckFailedError
 from lstm_edge.runtime.files import OutputExistsError
 from lstm_edge.toolchain.checkpoint import CONFIG_FILE, save_checkpoint
@@ -136,11 +137,18 @@ def _check(model, emb, rnn: nn.LSTM, lin, steps: int) -> float:
 def _max_difference(model, emb, rnn: nn.LSTM, lin, steps: int) -> float:
     config = model.config
     x = torch.from_numpy(np.asarray(config.spec.synthetic_inputs(config, steps, seed=2)))[None]
+    # With statistics, the user's layers compute in standard units and the checkpoint's
+    # model on raw values (as in import_check.SourceModel).
+    norm = {k: torch.from_numpy(v) for k, v in config.spec.config_tensors(config).items()}
     with torch.no_grad():
         feats = emb(x) if emb is not None else x
+        if norm:
+            feats = feats * norm[NORM_IN_SCALE] + norm[NORM_IN_SHIFT]
         y, _ = rnn(feats if rnn.batch_first else feats.transpose(0, 1))
         y = y if rnn.batch_first else y.transpose(0, 1)
         want = lin(y) if lin is not None else y
+        if norm:
+            want = want * norm[NORM_OUT_SCALE] + norm[NORM_OUT_SHIFT]
         got, _ = model(x)
         state, steps_out = None, []
         for t in range(x.shape[1]):

@@ -50,7 +50,7 @@ def source_reference(source: Path, artifacts: Sequence[Path], options: Any) -> S
             f"{source} reads {imp.config.input_size} and gives {imp.config.output_size} values "
             f"per step; {artifacts[0]} reads {config.input_size} and gives {config.output_size}"
         )
-    src = SourceModel(proto, imp, str(source))
+    src = SourceModel(proto, imp, str(source), config)
 
     def reference(inputs: np.ndarray) -> np.ndarray:
         if src.stateful:  # its own state fed back, one call per step (or per fixed chunk)

@@ -63,6 +63,13 @@ def test_user_module_round_trips(case: Case, tmp_path: Path) -> None:
         assert float(np.abs(got - want).max()) <= AGREE, backend
 
 
+def test_feature_statistics_make_a_raw_value_model(tmp_path: Path) -> None:
+    module = UserLSTM(KINDS[1]).eval()
+    stats = {"feature_mean": (5.0, 0.0, -1.0), "feature_std": (2.0, 1.0, 0.5)}
+    report = from_torch(module, tmp_path / "ckpt", stats=stats)
+    assert report.task == "forecast" and report.max_abs_err <= 1e-5
+
+
 def test_check_against_a_different_model_fails(tmp_path: Path) -> None:
     case = KINDS[1]
     source, _ = export_source(case, tmp_path, seed=1)  # another module's weights

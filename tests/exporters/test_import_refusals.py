@@ -133,15 +133,26 @@ def test_hand_built_file_with_folded_weights_imports_and_agrees(tmp_path: Path) 
 
 
 def test_feature_statistics_given_by_the_user_are_kept(tmp_path: Path) -> None:
+    """A source that computes in standard units: with --stats the artifact takes raw values
+    and returns raw forecasts, and agrees with the source on the normalized stream."""
     stats = tmp_path / "stats.json"
-    stats.write_text('{"features": ["a", "b", "c"], "feature_mean": [1, 2, 3]}')
+    stats.write_text(
+        '{"features": ["a", "b", "c"], "feature_mean": [10, -2, 0.5], "feature_std": [2, 0.1, 1],'
+        ' "targets": ["p", "q"], "target_mean": [100, 0], "target_std": [5, 0.01]}'
+    )
+    proto = build()
     src, out = tmp_path / "src.onnx", tmp_path / "out.onnx"
-    src.write_bytes(build().SerializeToString())
+    src.write_bytes(proto.SerializeToString())
     r = CliRunner().invoke(app, ["import", str(src), "-o", str(out), "--stats", str(stats)])
-    # The source computes on raw values; the artifact normalizes with the given mean, so
-    # the two disagree and nothing is written: statistics describe the source's inputs.
-    assert r.exit_code == 1, r.output
-    assert "import check failed" in r.output and not out.exists()
+    assert r.exit_code == 0, r.output
+    model = load(out)
+    assert model.config.features == ("a", "b", "c") and model.config.target_mean == (100, 0)
+    raw = np.random.default_rng(1).normal([10, -2, 0.5], [2, 0.1, 1], (200, 3)).astype(np.float32)
+    imp = analyze(proto, "src")
+    standard = SourceModel(proto, imp, "src").call((raw - [10, -2, 0.5]) / [2, 0.1, 1], [])[0]
+    got, _ = model.step(raw[None], model.initial_state(1))
+    want = standard * [5, 0.01] + [100, 0]
+    assert float((np.abs(got[0] - want) / [5, 0.01]).max()) <= 1e-5
 
 
 REFUSED = [
