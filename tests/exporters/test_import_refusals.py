@@ -199,3 +199,15 @@ def test_not_onnx_no_lstm_and_huge_tensor_dims_are_refused(tmp_path: Path) -> No
     r, out = run_import(tmp_path, huge)
     assert r.exit_code == 2 and "'R0' declares dims [1, 10000000, 4]" in r.output, r.output
     assert not out.exists()
+
+
+def test_layers_of_different_hidden_sizes_are_refused(tmp_path: Path) -> None:
+    proto = build(layers=2)
+    inits = {t.name: t for t in proto.graph.initializer}
+    for name, shape in (("W1", (1, 20, H)), ("R1", (1, 20, 5)), ("B1", (1, 40))):
+        inits[name].CopyFrom(_init(name, np.zeros(shape, np.float32)))
+    lstm1 = next(n for n in proto.graph.node if n.name == "rnn1")
+    lstm1.attribute[0].CopyFrom(helper.make_attribute("hidden_size", 5))
+    r, out = run_import(tmp_path, proto)
+    assert r.exit_code == 2 and "the LSTM layers have hidden sizes [4, 5]" in r.output, r.output
+    assert not out.exists()
