@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
 
 from lstm_edge.exporters.compare import compare_streams
 from lstm_edge.exporters.import_onnx import Imported, ImportRefusedError, analyze, load_source
@@ -112,13 +113,50 @@ class SourceModel:
 
 
 def _session(proto: onnx.ModelProto, where: str):
+    """onnxruntime on the source; where onnxruntime has no kernel for what the file uses
+    (an LSTM with layout=1), onnx's reference evaluator, through the same calls."""
     try:
         return ort_session(proto.SerializeToString())
     except Exception as e:
+        ort_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    try:
+        return _ReferenceSession(proto)
+    except Exception:
         raise ImportRefusedError(
-            f"{where}: onnxruntime cannot load the source ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''})"
+            f"{where}: onnxruntime cannot load the source ({ort_error})"
         ) from None
+
+
+class _ReferenceSession:
+    """The part of an onnxruntime session SourceModel uses, over onnx.reference."""
+
+    @dataclass(frozen=True)
+    class _Arg:
+        name: str
+        type: str
+        shape: list
+
+    def __init__(self, proto: onnx.ModelProto):
+        self._eval = ReferenceEvaluator(proto)
+        inits = {t.name for t in proto.graph.initializer}
+        self._inputs = [
+            self._Arg(
+                i.name,
+                f"tensor({_TYPE_NAMES.get(i.type.tensor_type.elem_type, '?')})",
+                [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim],
+            )
+            for i in proto.graph.input
+            if i.name not in inits
+        ]
+
+    def get_inputs(self) -> list:
+        return self._inputs
+
+    def run(self, names, feed):
+        return self._eval.run(names, feed)
+
+
+_TYPE_NAMES = {TensorProto.INT64: "int64", TensorProto.INT32: "int32", TensorProto.FLOAT: "float"}
 
 
 def _probe_time_axis(

@@ -36,12 +36,25 @@ def build(
     seq_lens_input: bool = False,
     recurrent_op: str = "LSTM",
     unrelated: bool = False,
+    layout1: bool = False,  # LSTM layout=1: X [batch, time, in], no Transposes around it
+    full_lens: bool = False,  # sequence_lens computed from the input's shape (all full)
 ) -> onnx.ModelProto:
     """x [batch, time, F] -> Transpose -> LSTM layers (Squeeze between) -> Transpose ->
     MatMul -> Add -> y [batch, time, OUT], batch-major, no state inputs."""
     rng = np.random.default_rng(3)
     nodes = [helper.make_node("Transpose", ["x"], ["x_t"], perm=[1, 0, 2], name="to_time")]
-    inits = [_init("axes1", np.array([1], np.int64))]
+    inits = [_init("axes1", np.array([2 if layout1 else 1], np.int64))]
+    if layout1:
+        nodes = [helper.make_node("Identity", ["x"], ["x_t"], name="to_time")]
+    if full_lens:  # lens[b] = time for every b, from Shape(x) (batch-major x)
+        inits += [_init("i0", np.array([0], np.int64)), _init("i1", np.array([1], np.int64))]
+        nodes += [
+            helper.make_node("Shape", ["x"], ["shape"]),
+            helper.make_node("Gather", ["shape", "i1"], ["time"], axis=0),
+            helper.make_node("Gather", ["shape", "i0"], ["batch"], axis=0),
+            helper.make_node("Expand", ["time", "batch"], ["lens64"]),
+            helper.make_node("Cast", ["lens64"], ["lens_full"], to=TensorProto.INT32),
+        ]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "time", F])]
     x, width = "x_t", F
     for layer in range(layers):
@@ -64,13 +77,15 @@ def build(
         inits.append(_init(f"R{layer}", rng.normal(0, 0.5, (1, gates * H, H)).astype(np.float32)))
         inits.append(_init(f"B{layer}", rng.normal(0, 0.1, (1, 2 * gates * H)).astype(np.float32)))
         ins = [x, f"W{layer}", f"R{layer}", f"B{layer}"]
+        if full_lens:
+            ins.append("lens_full")
         if seq_lens_input:
             inputs.append(helper.make_tensor_value_info("lens", TensorProto.INT32, ["batch"]))
             ins.append("lens")
         if peephole:
             inits.append(_init("P", np.zeros((1, 3 * H), np.float32)))
             ins += ["", "", "", "P"][len(ins) - 4 :]
-        attrs = {"hidden_size": H, **(lstm_attrs or {})}
+        attrs = {"hidden_size": H, "layout": int(layout1), **(lstm_attrs or {})}
         y = f"y{layer}"
         nodes.append(helper.make_node(recurrent_op, ins, [y], name=f"rnn{layer}", **attrs))
         nodes.append(helper.make_node("Squeeze", [y, "axes1"], [f"s{layer}"], name=f"sq{layer}"))
@@ -86,7 +101,8 @@ def build(
         nodes.append(helper.make_node("Squeeze", ["y9", "axes1"], ["s9"], name="sq9"))
         nodes.append(helper.make_node("Add", [x, "s9"], ["sum"], name="sum"))
         x = "sum"
-    nodes.append(helper.make_node("Transpose", [x], ["y_b"], perm=[1, 0, 2], name="to_batch"))
+    to_batch = ("Identity", {}) if layout1 else ("Transpose", {"perm": [1, 0, 2]})
+    nodes.append(helper.make_node(to_batch[0], [x], ["y_b"], name="to_batch", **to_batch[1]))
     head = rng.normal(0, 0.5, (H, OUT)).astype(np.float32)
     if fold:
         inits.append(_init("head_t", head.T.copy()))
@@ -115,8 +131,11 @@ def run_import(tmp_path: Path, proto: onnx.ModelProto | bytes):
     return r, out
 
 
-def test_hand_built_file_with_folded_weights_imports_and_agrees(tmp_path: Path) -> None:
-    proto = build(layers=2, fold=True)
+@pytest.mark.parametrize(
+    "kwargs", [{"fold": True}, {"layout1": True}, {"full_lens": True}], ids=str
+)
+def test_hand_built_file_imports_and_agrees(tmp_path: Path, kwargs: dict) -> None:
+    proto = build(layers=2, **kwargs)
     onnx.checker.check_model(proto)
     r, out = run_import(tmp_path, proto)
     assert r.exit_code == 0, r.output
