@@ -41,7 +41,7 @@ from lstm_edge.exporters.onnx_export import (
     run_session,
     stamp_digest,
 )
-from lstm_edge.runtime.artifact import logical_shapes
+from lstm_edge.runtime.artifact import check_metadata_keys, logical_shapes
 from lstm_edge.runtime.config import (
     FORMAT_VERSION,
     HEAD_WEIGHT,
@@ -141,11 +141,7 @@ def float_artifact(model: onnx.ModelProto, where: str) -> tuple[ModelConfig, dic
     before digests has none and passes), weights missing or of the wrong shape, NaN/Inf.
     """
     meta = {p.key: p.value for p in model.metadata_props}
-    missing = [k for k in (META_FORMAT_VERSION, META_CONFIG, META_QUANTIZATION) if k not in meta]
-    if missing:
-        raise InvalidArtifactError(
-            f"{where} is not an lstm-edge artifact: metadata {missing} missing"
-        )
+    check_metadata_keys(meta, where)
     if meta[META_FORMAT_VERSION] != str(FORMAT_VERSION):
         raise InvalidArtifactError(
             f"{where}: format version {meta[META_FORMAT_VERSION]!r} is not supported "

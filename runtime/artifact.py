@@ -18,7 +18,7 @@ import hashlib
 import math
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,12 +276,9 @@ def _check_onnx(model: op.Model, path: Path) -> None:
         )
 
 
-def _metadata(model: op.Model, path: Path) -> dict[str, str]:
-    metadata: dict[str, str] = {}
-    for key, value in model.metadata_props:
-        if key in metadata:
-            raise InvalidArtifactError(f"{path}: metadata key {key!r} appears twice")
-        metadata[key] = value
+def check_metadata_keys(metadata: Mapping[str, str], where: object) -> None:
+    """Refuse a file without (all of) lstm-edge's metadata with the one message every
+    command gives (load, info, quantize, codegen): it names `lstm-edge import`."""
     missing = [k for k in REQUIRED_METADATA if k not in metadata]
     if missing:
         what = (
@@ -290,9 +287,19 @@ def _metadata(model: op.Model, path: Path) -> dict[str, str]:
             else "has incomplete lstm-edge metadata"
         )
         raise InvalidArtifactError(
-            f"{path} is an ONNX model but {what}: missing keys {missing} "
-            f"(export it with `lstm-edge export`)"
+            f"{where} is an ONNX model but {what}: missing keys {missing} (bring a model "
+            "from another exporter in with `lstm-edge import`; a checkpoint with "
+            "`lstm-edge export`)"
         )
+
+
+def _metadata(model: op.Model, path: Path) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for key, value in model.metadata_props:
+        if key in metadata:
+            raise InvalidArtifactError(f"{path}: metadata key {key!r} appears twice")
+        metadata[key] = value
+    check_metadata_keys(metadata, path)
     found = metadata[META_FORMAT_VERSION]
     if found != str(FORMAT_VERSION):
         raise FormatVersionError(

@@ -93,6 +93,10 @@ class ModelConfig:
     change_mean: tuple[float, ...] = ()
     change_std: tuple[float, ...] = ()
     format_version: int = FORMAT_VERSION
+    # char-lm token models (brought from elsewhere): ids without characters. `tokens` is
+    # the vocabulary size when `vocab` is empty; `token_names` optional display names.
+    tokens: int = 0
+    token_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -120,7 +124,7 @@ class ModelConfig:
 
     @property
     def vocab_size(self) -> int:
-        return len(self.vocab)
+        return len(self.vocab) or self.tokens
 
     @property
     def input_size(self) -> int:

@@ -293,6 +293,12 @@ def export(
         "stream if the checkpoint has no data record) on which the written file is "
         "compared with torch.",
     ),
+    check_against: Path | None = typer.Option(
+        None,
+        "--check-against",
+        help="Also compare the written file with this ONNX file in onnxruntime (e.g. your "
+        "own torch.onnx.export of the module given to from_torch); exit 1 if they differ.",
+    ),
 ) -> None:
     """Export a checkpoint to streaming float ONNX, then check the file against torch.
 
@@ -312,6 +318,58 @@ def export(
         f"wrote {r.path} ({r.bytes:,} bytes); checked {r.steps_checked} steps of {r.stream}: "
         f"max abs {r.unit} vs torch {r.max_abs_err_prefill:.2g} (prefill), "
         f"{r.max_abs_err_steps:.2g} (single steps)",
+        highlight=False,
+    )
+    if check_against is not None:
+        from lstm_edge.exporters.import_check import check_artifact_against
+
+        prefill, steps = check_artifact_against(r.path, check_against)
+        console.print(
+            f"checked {steps.steps} steps against {check_against} in onnxruntime: max abs "
+            f"{prefill.unit} {prefill.max_abs_err:.2g} (prefill), {steps.max_abs_err:.2g} "
+            "(single steps)",
+            highlight=False,
+        )
+
+
+@app.command("import")
+@user_errors
+def import_(
+    source: Path = typer.Argument(
+        ..., help="An ONNX file from another exporter (torch.onnx.export, tf2onnx)."
+    ),
+    out: Path = typer.Option(..., "-o", "--out", help="The .onnx artifact to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+    check_steps: int = typer.Option(
+        300, "--check-steps", min=2, help="Steps of the seeded stream checked against SOURCE."
+    ),
+    token_names: Path | None = typer.Option(
+        None, "--token-names", help="Token models: a text file, one display name per id."
+    ),
+    stats: Path | None = typer.Option(
+        None,
+        "--stats",
+        help="Feature models: a JSON file with any of features, targets, feature_mean, "
+        "feature_std, target_mean, target_std (default: x0.., y0.., identity).",
+    ),
+) -> None:
+    """Import an LSTM from another exporter as a canonical lstm-edge artifact.
+
+    SOURCE must compute [embedding Gather | float features] -> forward LSTM
+    layers -> [MatMul/Gemm (+Add) head], with any plumbing around it. The
+    written file is checked against SOURCE in onnxruntime (a prefill and single
+    steps, max abs error <= 1e-4); if the check fails nothing is written and
+    the exit status is 1. What cannot stream is refused by name (exit 2).
+    """
+    from lstm_edge.toolchain.import_cli import run_import
+
+    r = run_import(source, out, force, check_steps, token_names, stats)
+    console.print(
+        f"wrote {r.path} ({r.bytes:,} bytes, task {r.config.task}, {r.config.num_layers} "
+        f"layer(s), hidden {r.config.hidden_size}); checked {r.steps_checked} steps against "
+        f"{source} in onnxruntime ({'state fed back' if r.source_stateful else 'one call'}): "
+        f"max abs {r.unit} {r.max_abs_err_prefill:.2g} (prefill), {r.max_abs_err_steps:.2g} "
+        "(single steps)",
         highlight=False,
     )
 
@@ -360,7 +418,11 @@ def _wide(c: Console, width: int = 120) -> Console:
 @app.command()
 @user_errors
 def validate(
-    ckpt_dir: Path = typer.Argument(..., help="The checkpoint the artifacts were exported from."),
+    ckpt_dir: Path = typer.Argument(
+        ...,
+        help="The checkpoint the artifacts were exported from, or the source .onnx file "
+        "they were imported from (then give the stream with --text or --csv).",
+    ),
     artifacts: list[Path] = typer.Argument(..., help="One or more .onnx artifacts."),
     backend: list[RuntimeBackend] = typer.Option(
         [],

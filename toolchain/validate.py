@@ -125,11 +125,15 @@ def validate(
     """Validate each artifact x backend against the checkpoint's torch model."""
     from lstm_edge.toolchain import tasks
     from lstm_edge.toolchain.checkpoint import load_checkpoint
+    from lstm_edge.toolchain.validate_source import is_source, source_reference
 
     options = options or ValidateOptions()
     console = console or Console(stderr=True)
     _check_options(options, artifacts)
-    ckpt = load_checkpoint(Path(ckpt_dir))
+    if is_source(Path(ckpt_dir)):  # a source ONNX file as the reference (`import`)
+        ckpt = source_reference(Path(ckpt_dir), artifacts, options)
+    else:
+        ckpt = load_checkpoint(Path(ckpt_dir))
     task = tasks.evaluation(ckpt.config)
     stream = task.build_stream(ckpt, options)
     if stream.cycled:

@@ -261,7 +261,8 @@ def run_pairs(
     """torch over the stream once, then each run stepped over it and judged by the task's
     evaluation half `task`: (torch seconds, one PairResult per run)."""
     t0 = time.perf_counter()
-    ref = task.reference_outputs(ckpt.model, stream)
+    reference = getattr(ckpt, "reference", None)  # a source ONNX file (validate_source)
+    ref = reference(stream.inputs) if reference else task.reference_outputs(ckpt.model, stream)
     torch_seconds = time.perf_counter() - t0
 
     results: list[PairResult] = []

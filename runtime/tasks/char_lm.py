@@ -5,6 +5,7 @@ Input stage: a Gather from the embedding; output stage: the head bias, giving lo
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
 class CharLM(TaskSpec):
     name = "char-lm"
-    fields = ("vocab", "embed_size")
-    list_fields = ("vocab",)
+    fields = ("vocab", "embed_size", "tokens", "token_names")
+    list_fields = ("vocab", "token_names")
+    optional_fields = MappingProxyType({"tokens": 0, "token_names": ()})  # token models only
     input_name = INPUT_TOKENS  # int64 [batch, time]
     output_name = OUTPUT_LOGITS  # float32 [batch, time, vocab]
     input_dtype = np.dtype(np.int64)
@@ -50,6 +52,10 @@ class CharLM(TaskSpec):
     top1_applies = True
 
     def check_config(self, config: ModelConfig) -> None:
+        check_int("embed_size", config.embed_size, MAX_DIM)
+        if config.tokens or config.token_names:
+            self._check_token_model(config)
+            return
         vocab = config.vocab
         if not isinstance(vocab, tuple) or not all(isinstance(c, str) for c in vocab):
             raise InvalidConfigError("vocab must be a list of strings")
@@ -62,19 +68,62 @@ class CharLM(TaskSpec):
             )
         if len(set(vocab)) != len(vocab):
             raise InvalidConfigError("vocab has duplicate entries")
-        check_int("embed_size", config.embed_size, MAX_DIM)
+
+    def _check_token_model(self, config: ModelConfig) -> None:
+        """A token model: ids 0..tokens-1 without characters (`vocab` empty)."""
+        if config.vocab:
+            raise InvalidConfigError(
+                f"config has both vocab ({len(config.vocab)} characters) and tokens "
+                f"({config.tokens!r}); expected one of them"
+            )
+        if isinstance(config.tokens, bool) or not isinstance(config.tokens, int):
+            raise InvalidConfigError(f"tokens is {config.tokens!r} (expected an integer)")
+        if not 2 <= config.tokens <= MAX_VOCAB:
+            raise InvalidConfigError(
+                f"tokens is {config.tokens!r} (expected 2 to {MAX_VOCAB}; a character model "
+                "gives vocab instead)"
+            )
+        names = config.token_names
+        if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
+            raise InvalidConfigError("token_names must be a list of strings")
+        if names and len(names) != config.tokens:
+            raise InvalidConfigError(
+                f"token_names has {len(names)} entries (expected none or one per token: "
+                f"{config.tokens})"
+            )
+
+    def has_characters(self, config: ModelConfig) -> bool:
+        """Whether token ids stand for characters (typing needs them) or are bare ids."""
+        return bool(config.vocab)
+
+    def token_names(self, config: ModelConfig) -> tuple[str, ...]:
+        """Display names of the ids: the characters, the given names, or "<id>"."""
+        if config.vocab:
+            return config.vocab
+        return config.token_names or tuple(f"<{i}>" for i in range(config.tokens))
+
+    def require(
+        self, config: ModelConfig, what: str, hint: str = "", error: type[Exception] | None = None
+    ) -> None:
+        """As TaskSpec.require; also refuse a token model, whose ids have no characters."""
+        super().require(config, what, hint, error)
+        if not self.has_characters(config):
+            raise (InputError if error is None else error)(
+                f"{what} need a character model; this model is a token model of "
+                f"{config.tokens} ids without characters (step it with model.step instead)"
+            )
 
     def input_size(self, config: ModelConfig) -> int:
         return config.embed_size
 
     def output_size(self, config: ModelConfig) -> int:
-        return len(config.vocab)
+        return config.vocab_size
 
     def graph_input_dims(self, config: ModelConfig) -> tuple[int | None, ...]:
         return (None, None)
 
     def stage_weights(self, config: ModelConfig) -> dict[str, tuple[int, ...]]:
-        return {EMBEDDING: (len(config.vocab), config.embed_size)}
+        return {EMBEDDING: (config.vocab_size, config.embed_size)}
 
     def quant_axes(self, config: ModelConfig) -> dict[str, int]:
         return {EMBEDDING: 0}  # per row: one scale per character
@@ -106,7 +155,7 @@ class CharLM(TaskSpec):
             )
         single = arr.ndim == 1
         ids = np.ascontiguousarray(arr[:, None] if single else arr, dtype=np.int64)
-        vocab = len(config.vocab)
+        vocab = config.vocab_size
         # One reduction checks both ends: negative ids (and uint64 ids >= 2**63, which
         # wrapped negative in int64) are >= 2**63 when viewed as uint64.
         if ids.view(np.uint64).max() >= vocab:
@@ -119,7 +168,7 @@ class CharLM(TaskSpec):
 
     def synthetic_inputs(self, config: ModelConfig, steps: int, seed: int = 0) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        return rng.integers(0, len(config.vocab), size=steps, dtype=np.int64)
+        return rng.integers(0, config.vocab_size, size=steps, dtype=np.int64)
 
     # ---- the C library ----------------------------------------------------------------
 
@@ -155,11 +204,14 @@ extern const char *const {name}_vocab[{upper}_VOCAB];"""
 
     def c_data(self, artifact: Any, name: str) -> str:
 
-        vocab = artifact.config.vocab
+        vocab = self.token_names(artifact.config)
         return names_array(f"{name}_vocab", f"{name.upper()}_VOCAB", "token id -> character", vocab)
 
     def c_example_inputs(self, config: ModelConfig, steps: int) -> tuple[np.ndarray, str]:
-        """The start of SAMPLE_TEXT, repeated (any text works as a stream)."""
+        """The start of SAMPLE_TEXT, repeated (any text works as a stream); a token model's
+        is the seeded synthetic stream."""
+        if not self.has_characters(config):
+            return super().c_example_inputs(config, steps)
         text = (SAMPLE_TEXT * (steps // len(SAMPLE_TEXT) + 1))[:steps]
         ids = {ch: i for i, ch in enumerate(config.vocab)}
         return np.array([ids.get(ch, UNK_ID) for ch in text], np.int64), "built-in sample text"

@@ -183,7 +183,7 @@ def _strip(proto: onnx.ModelProto, key: str) -> onnx.ModelProto:
 
 def test_refuses_inputs_that_are_not_lstm_edge_float_artifacts(trained, tmp_path):
     proto = onnx.load(str(trained.onnx_path))
-    with pytest.raises(InvalidArtifactError, match=r"not an lstm-edge artifact.*lstm_edge\.config"):
+    with pytest.raises(InvalidArtifactError, match=r"incomplete lstm-edge.*lstm_edge\.config"):
         quantize_proto(_strip(proto, META_CONFIG), "int8")
     with pytest.raises(InvalidArtifactError, match="already quantized"):
         quantize_proto(quantize_proto(proto, "fp16"), "int8")
