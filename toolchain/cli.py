@@ -435,7 +435,10 @@ def validate(
         5000, "--steps", min=1, help="Steps of the stream (cycled if longer than the text)."
     ),
     text: Path | None = typer.Option(
-        None, "--text", help="UTF-8 text to stream instead of the checkpoint's held-out split."
+        None,
+        "--text",
+        help="UTF-8 text to stream instead of the checkpoint's held-out split (a token "
+        "model's: whitespace-separated ids).",
     ),
     csv: Path | None = typer.Option(
         None,

@@ -40,7 +40,8 @@ def source_reference(source: Path, artifacts: Sequence[Path], options: Any) -> S
     if options.text is None and options.csv is None:
         raise ValidationInputError(
             f"{source} is an ONNX file without a held-out split: give the stream with --text "
-            "(character models) or --csv (feature models)"
+            "(character models: text; token models: whitespace-separated ids) or --csv "
+            "(feature models)"
         )
     config = read_artifact(Path(artifacts[0])).config
     proto = load_source(Path(source))

@@ -48,3 +48,30 @@ def test_validate_against_a_source_needs_a_stream(tmp_path: Path) -> None:
     assert CliRunner().invoke(app, ["import", str(source), "-o", str(out)]).exit_code == 0
     r = CliRunner().invoke(app, ["validate", str(source), str(out)])
     assert r.exit_code == 2 and "give the stream with --text" in r.output, r.output
+
+
+def test_validate_a_token_model_against_its_source_on_ids(tmp_path: Path) -> None:
+    case = Case("torchscript", tokens=True, batch_first=True, layers=2, bias=True, state=True)
+    source, _ = export_source(case, tmp_path)
+    out = tmp_path / "m.onnx"
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", str(source), "-o", str(out)]).exit_code == 0
+    from lstm_edge.runtime import load
+
+    tokens = load(out, "numpy").config.tokens
+    ids = np.random.default_rng(5).integers(0, tokens, 400)
+    text = tmp_path / "ids.txt"
+    text.write_text(" ".join(map(str, ids[:200])) + "\n" + " ".join(map(str, ids[200:])))
+    report = tmp_path / "report"
+    args = ["validate", str(source), str(out), "--text", str(text), "--steps", "300"]
+    r = runner.invoke(app, [*args, "--report", str(report), "-b", "numpy", "-b", "c"])
+    assert r.exit_code == 0, r.output
+    results = json.loads((report / "report.json").read_text())["results"]
+    assert len(results) == 2 and all(x["max_abs_err"] <= 1e-5 for x in results), results
+    # An id outside the vocabulary (or a word) is named with the file; exit 2.
+    for bad in (str(tokens), "seven"):
+        text.write_text(f"1 2 {bad} 3")
+        r = runner.invoke(app, ["validate", str(source), str(out), "--text", str(text)])
+        assert r.exit_code == 2, r.output
+        msg = " ".join(r.output.split())
+        assert f"token 3 is '{bad}'" in msg and "ids.txt" in msg and f"0 to {tokens - 1}" in msg

@@ -131,17 +131,34 @@ def text_stream(config: ModelConfig, text_path: Path, steps: int) -> Stream:
     from lstm_edge.toolchain.tasks.training_base import take
 
     text = load_corpus(text_path).text  # the corpus checks: empty, binary, not UTF-8
-    ids = np.asarray(encode(text, config), dtype=np.int64)
+    if config.tokens:  # a token model has no characters: the file holds its ids
+        ids = token_ids(text, config.tokens, text_path)
+    else:
+        ids = np.asarray(encode(text, config), dtype=np.int64)
     _check_size(ids.size, str(text_path))
     index, cycled = take(ids.size, steps + 1, cycle=True)
     return Stream(tokens=ids[index], source=str(text_path), source_tokens=int(ids.size),
                   cycled=cycled)  # fmt: skip
 
 
+def token_ids(text: str, tokens: int, path: Path) -> np.ndarray:
+    """A token model's --text: whitespace-separated ids, each 0..tokens-1."""
+    words = text.split()
+    ids = np.empty(len(words), np.int64)
+    for i, word in enumerate(words):
+        if not (word.isascii() and word.isdigit() and len(word) <= 9 and int(word) < tokens):
+            raise ValidationInputError(
+                f"{path}: token {i + 1} is {word[:20]!r} (a token model's --text holds "
+                f"whitespace-separated ids, each 0 to {tokens - 1})"
+            )
+        ids[i] = int(word)
+    return ids
+
+
 def _check_size(size: int, source: str) -> None:
     if size < 2:
         raise ValidationInputError(
-            f"{source} has {size} characters (expected at least 2: one input, one target)"
+            f"{source} has {size} tokens (expected at least 2: one input, one target)"
         )
 
 
