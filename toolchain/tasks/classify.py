@@ -53,6 +53,11 @@ class ClassifyTraining(TaskTraining):
 
         return InputNormalizationStages()
 
+    def stages_for(self, config: ModelConfig) -> TorchStages:
+        from lstm_edge.toolchain.tasks.torch_stages import EmbeddingStages
+
+        return EmbeddingStages() if config.vocab else self.torch_stages
+
     held_out_name = "the longest held-out test sequence"
     held_out_unavailable = "held-out sequences unavailable"
     fallback_name = "seeded synthetic stream at the training statistics"
