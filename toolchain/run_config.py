@@ -117,7 +117,11 @@ def run_config(task: str, given: dict[str, Any]) -> RunConfig:
     for other in all_training():
         if other is this:
             continue
-        wrong = ["--" + n.replace("_", "-") for n in other.only if given.get(n) is not None]
+        wrong = [
+            "--" + n.replace("_", "-")
+            for n in other.only
+            if given.get(n) is not None and n not in this.only
+        ]
         if wrong:
             verb = "applies" if len(wrong) == 1 else "apply"
             raise TrainingError(
@@ -241,6 +245,12 @@ class TrainSettings:
         "forecast: a CSV column of 0/1 fault labels; kept for anomaly scoring, never an input.",
         "--label-column",
         pipeline="forecast: a CSV column of 0/1 fault labels (scores the detect stage).",
+    )
+    text_column: str | None = option(
+        "classify: the CSV column of texts (one sequence of characters per row, with a "
+        "label column); a CSV with a 'text' column is read so without this option.",
+        "--text-column",
+        pipeline="classify: the CSV column of texts (character sequences).",
     )
     horizon: int | None = option(
         "forecast: predict the targets this many rows ahead.",
