@@ -124,8 +124,9 @@ def run_config(task: str, given: dict[str, Any]) -> RunConfig:
         ]
         if wrong:
             verb = "applies" if len(wrong) == 1 else "apply"
+            takers = "/".join(t.name for t in all_training() if set(other.only) & set(t.only))
             raise TrainingError(
-                f"{', '.join(wrong)} {verb} to --task {other.name} only (this run is --task {task})"
+                f"{', '.join(wrong)} {verb} to --task {takers} only (this run is --task {task})"
             )
     run = RunConfig(**{**this.defaults, **given, "task": task})
     run.check()
