@@ -118,6 +118,34 @@ def test_classify_csv_of_texts_and_refusals(bundle, tmp_path):
     assert result.exit_code == 2 and "either --csv FILE or TEXT" in result.output
 
 
+def test_validate_on_a_csv_of_texts_and_refusals(bundle, tmp_path):
+    out, csv = bundle
+    ckpt, model = str(out / "checkpoint"), str(out / "model.int8.onnx")
+    result = runner.invoke(app, ["validate", ckpt, model, "--csv", str(csv)])
+    assert result.exit_code == 0, result.output
+    assert "120 sequences" in result.output and "validation passed" in result.output
+    for args, message in (
+        (["--task", "forecast", "--text-column", "body"], "--text-column applies to --task"),
+        (["--task", "classify", "--text-column", "body"], "--text-column needs --csv"),
+        (
+            [
+                "--task",
+                "classify",
+                "--csv",
+                str(csv),
+                "--text-column",
+                "body",
+                "--time-column",
+                "t",
+            ],
+            "--time-column do(es)",
+        ),
+        (["--task", "classify", "--csv", str(csv)], "sequence column 'sequence' is not in"),
+    ):
+        result = runner.invoke(app, ["train", "-o", str(tmp_path / "r"), *args, "--steps", "2"])
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
 def _without_torch(args: list[str]) -> str:
     return (
         "import sys; from typer.testing import CliRunner; from lstm_edge.toolchain.cli import app;"

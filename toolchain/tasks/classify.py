@@ -227,7 +227,7 @@ def _new_text(
     from lstm_edge.toolchain.classify_train import balanced_weights
     from lstm_edge.toolchain.run_config import TrainingError
 
-    wrong = [f"--{n}" for n in ("features", "time_column") if getattr(options, n) is not None]
+    wrong = [f"--{n.replace('_', '-')}" for n in ("features", "time_column") if getattr(options, n)]
     if wrong:
         raise TrainingError(f"{', '.join(wrong)} do(es) not apply to a CSV of texts")
     label = options.label_column or cd.LABEL_COLUMN
