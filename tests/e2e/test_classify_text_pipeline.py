@@ -146,6 +146,17 @@ def test_validate_on_a_csv_of_texts_and_refusals(bundle, tmp_path):
         assert result.exit_code == 2 and message in result.output, result.output
 
 
+def test_pipeline_from_a_text_checkpoint(bundle, tmp_path):
+    out, _ = bundle
+    again = tmp_path / "again"
+    args = ["pipeline", "--task", "classify", "--from", str(out / "checkpoint"), "-o", str(again)]
+    result = runner.invoke(app, [*args, "--no-bench"])
+    assert result.exit_code == 0, result.output
+    first = json.loads((out / "validation/report.json").read_text())["results"]
+    second = json.loads((again / "validation/report.json").read_text())["results"]
+    assert [r["artifact_scores"] for r in second] == [r["artifact_scores"] for r in first]
+
+
 def _without_torch(args: list[str]) -> str:
     return (
         "import sys; from typer.testing import CliRunner; from lstm_edge.toolchain.cli import app;"
