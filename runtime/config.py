@@ -120,7 +120,7 @@ class ModelConfig:
     @property
     def spec(self) -> TaskSpec:
         """The task's spec: what the graph reads and returns, its stages, its input checks."""
-        return TASKS[self.task]
+        return TASKS[self.task].resolve(self)
 
     @property
     def vocab_size(self) -> int:

@@ -434,6 +434,7 @@ def data_record(
     columns: CsvColumns,
     count: int,
     seed: int,
+    text_column: str | None = None,
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "format": DATA_FORMAT,
@@ -460,6 +461,8 @@ def data_record(
             label_column=columns.label,
             time_column=columns.time,
         )
+        if text_column is not None:
+            record["text_column"] = text_column
     return record
 
 
@@ -479,8 +482,13 @@ def sequences_from_record(data: dict[str, Any]) -> tuple[Sequences, dict[str, np
                     f"CSV file {path} changed since training: its SHA-256 is "
                     f"{sha256_file(path)}, the checkpoint recorded {data['sha256']}"
                 )
-            cols = CsvColumns(data["label_column"], data["time_column"], tuple(data["columns"]))
-            seqs = read_csv(path, cols, data["classes"])
+            if data.get("text_column") is not None:
+                seqs = read_text_csv(
+                    path, data["text_column"], data["label_column"], data["classes"]
+                )
+            else:
+                cols = CsvColumns(data["label_column"], data["time_column"], tuple(data["columns"]))
+                seqs = read_csv(path, cols, data["classes"])
         splits = {s: np.asarray(data["split"][s], np.int64) for s in SPLITS}
         expected = data["values_sha256"]
     except (KeyError, TypeError, ValueError) as e:
@@ -516,3 +524,119 @@ def write_csv(data: Sequences, path: str | Path, index: Sequence[int] | None = N
                 [data.ids[i], t, *(repr(float(v)) for v in row), data.classes[data.labels[i]]]
             )
     Path(path).write_text(out.getvalue(), encoding="utf-8")
+
+
+# ---- text: one sequence of characters per row ---------------------------------------------------
+# A CSV with a text column (`text`, or --text-column) and a label column is the token kind:
+# one row per sequence, its characters the steps (the char-lm vocabulary rules: built from
+# the training split, rare characters to UNK). Optional columns: `sequence` (an id; default
+# "row N") and `split`. A text is held as its code points in `values` [chars, 1], so the
+# splits, the record and its SHA-256 are the float kind's.
+
+TEXT_COLUMN = "text"
+
+
+def text_column_of(path: str | Path | None, given: str | None) -> str | None:
+    """The text column if the CSV is the token kind (--text-column given, or the header
+    has a `text` column), else None."""
+    if given is not None or path is None:
+        return given
+    header, _, _ = _read_cells(Path(path).expanduser().resolve())
+    return TEXT_COLUMN if TEXT_COLUMN in header else None
+
+
+def read_text_csv(
+    path: str | Path,
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
+    classes: Sequence[str] | None = None,
+    *,
+    unlabelled: bool = False,
+) -> Sequences:
+    """A text CSV (see above). With `classes` (a trained model's), every label must be one
+    of them; with `unlabelled` (and `classes`) a file without the label column is read with
+    every label -1. Every bad cell is a ClassifyDataError naming file, row and column."""
+    path = Path(path).expanduser().resolve()
+    header, cells, rows = _read_cells(path)
+    no_labels = unlabelled and classes is not None and label_column not in header
+    for kind, name in (("text", text_column), ("label", None if no_labels else label_column)):
+        if name is not None and name not in header:
+            raise ClassifyDataError(
+                f"{path}: {kind} column {name!r} is not in the header (columns: "
+                f"{', '.join(header)})"
+            )
+    col = {name: header.index(name) for name in header}
+    texts, names, split, ids = [], [], [], []
+    for raw, row in zip(cells, rows, strict=True):
+        text = raw[col[text_column]]
+        if not text.strip():
+            raise ClassifyDataError(f"{path}: row {row}, column {text_column!r} is empty")
+        texts.append(text)
+        ids.append(raw[col[SEQUENCE_COLUMN]].strip() if SEQUENCE_COLUMN in col else f"row {row}")
+        if not no_labels:
+            names.append(_cell(path, raw, row, col, label_column))
+        if SPLIT_COLUMN in col:
+            split.append(_cell(path, raw, row, col, SPLIT_COLUMN))
+            if split[-1] not in SPLITS:
+                raise ClassifyDataError(
+                    f"{path}: row {row}, column {SPLIT_COLUMN!r}: {split[-1]!r} is not a split "
+                    f"(expected one of {', '.join(SPLITS)})"
+                )
+    known = tuple(classes) if classes is not None else tuple(sorted(set(names)))
+    index = {c: i for i, c in enumerate(known)}
+    for name, row in zip(names, rows, strict=False):
+        if name not in index:
+            raise ClassifyDataError(
+                f"{path}: row {row}, column {label_column!r}: label {name!r} is not a class of "
+                f"the model (expected one of {', '.join(known)})"
+            )
+    if len(known) < 2:
+        raise ClassifyDataError(f"{path}: every row has label {known[0]!r} (expected 2+ classes)")
+    lengths = [len(t) for t in texts]
+    return Sequences(
+        columns=(text_column,),
+        values=np.array([ord(ch) for t in texts for ch in t], np.float64)[:, None],
+        starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        labels=np.array([index[n] for n in names] if names else [-1] * len(texts), np.int64),
+        classes=known,
+        ids=tuple(ids),
+        split=tuple(split) if split else None,
+        source=str(path),
+        label_rows=tuple(rows),
+    )
+
+
+def _cell(path: Path, raw: list[str], row: int, col: dict[str, int], name: str) -> str:
+    value = raw[col[name]].strip()
+    if not value:
+        raise ClassifyDataError(f"{path}: row {row}, column {name!r} is empty")
+    return value
+
+
+def texts(data: Sequences, index: Sequence[int]) -> list[str]:
+    """The texts of sequences `index` of a text CSV's Sequences."""
+    return ["".join(map(chr, data.rows(i)[:, 0].astype(np.int64))) for i in index]
+
+
+def select_inputs(
+    data: Sequences, config: Any, index: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The model inputs of sequences `index` and their labels: token ids (int64 [len]) of
+    the texts for a model with a vocabulary, else float32 rows of its feature columns."""
+    if not config.vocab:
+        return select(data, config.features, index)
+    from lstm_edge.toolchain.data import encode
+
+    return [encode(t, config) for t in texts(data, index)], data.labels[index]
+
+
+def read_for_model(
+    path: str | Path, config: Any, columns: CsvColumns, text_column: str | None = None,
+    *, unlabelled: bool = False,
+) -> Sequences:  # fmt: skip
+    """A CSV of the model's input kind: a text CSV for a model with a vocabulary."""
+    if config.vocab:
+        return read_text_csv(
+            path, text_column or TEXT_COLUMN, columns.label, config.classes, unlabelled=unlabelled
+        )
+    return read_csv(path, columns, config.classes, unlabelled=unlabelled)

@@ -124,6 +124,13 @@ def summary_features(seqs: list[np.ndarray]) -> np.ndarray:
     ).astype(np.float64)
 
 
+def bag_of_characters(seqs: list[np.ndarray], vocab_size: int) -> np.ndarray:
+    """[n, vocab]: each token id's share of the sequence (normalized character counts)."""
+    return np.stack([np.bincount(s, minlength=vocab_size) / max(1, len(s)) for s in seqs]).astype(
+        np.float64
+    )
+
+
 @dataclass(frozen=True)
 class LogisticRegression:
     """Multinomial logistic regression on standardized features, L2-regularized, balanced

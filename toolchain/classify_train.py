@@ -35,10 +35,10 @@ BUCKET_BATCHES = 20  # length buckets hold this many batches
 
 
 def pad(seqs: list[np.ndarray], labels: np.ndarray) -> Pairs:
-    """Sequences [len_i, F] -> Pairs(inputs [n, max_len, F] zero-padded, targets [n, max_len]
-    the label at every real step and PAD after)."""
+    """Sequences [len_i, F] (rows) or [len_i] (token ids) -> Pairs(inputs [n, max_len(, F)]
+    zero-padded, targets [n, max_len] the label at every real step and PAD after)."""
     n, longest = len(seqs), max(len(s) for s in seqs)
-    x = np.zeros((n, longest, seqs[0].shape[1]), np.float32)
+    x = np.zeros((n, longest, *seqs[0].shape[1:]), seqs[0].dtype)
     y = np.full((n, longest), PAD, np.int64)
     for i, s in enumerate(seqs):
         x[i, : len(s)] = s

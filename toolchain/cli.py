@@ -734,7 +734,7 @@ def pipeline(
     data: dict[str, Any] = Shared(
         PipelineOptions,
         *("task", "corpus", "csv", "target", "features", "time_column", "label_column"),
-        *("horizon", "season", "target_kind"),
+        *("horizon", "season", "target_kind", "text_column"),
         pipeline=True,
     ),
     from_ckpt: Path | None = typer.Option(
@@ -842,11 +842,15 @@ def codegen(
 @user_errors
 def classify(
     model: Path = typer.Argument(..., help="A classify .onnx artifact (float or quantized)."),
-    csv: Path = typer.Option(
-        ...,
+    texts: list[str] = typer.Argument(
+        None, help="Text model: texts to classify (one sequence of characters each)."
+    ),
+    csv: Path | None = typer.Option(
+        None,
         "--csv",
         help="A long-format CSV: a 'sequence' id column and the model's feature columns, one "
-        "row per step (a label column is optional; with it, accuracy is shown).",
+        "row per step (a label column is optional; with it, accuracy is shown); for a text "
+        "model a CSV with a text column, one text per row.",
     ),
     threshold: float = typer.Option(
         0.9, "--threshold", help="Probability from which a running prediction counts as confident."
@@ -855,14 +859,26 @@ def classify(
     time_column: str | None = typer.Option(
         None, "--time-column", help="CSV time column (checked to increase within a sequence)."
     ),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="Text model: the CSV's text column (default 'text')."
+    ),
     backend: RuntimeBackend = typer.Option(
         RuntimeBackend.ort, "--backend", help="Runtime backend."
     ),
 ) -> None:
-    """Classify each sequence of a CSV: the predicted class, its probability and the row
-    from which the running prediction was confident. Runs without torch."""
+    """Classify each sequence of a CSV (or, for a text model, each TEXT): the predicted
+    class, its probabilities and the row (character) from which the running prediction was
+    confident. Runs without torch."""
     from lstm_edge.toolchain import classify_predict as cp
 
-    predictions = cp.predict_csv(model, csv, threshold=threshold, backend=backend.value,
-                                 label_column=label_column, time_column=time_column)  # fmt: skip
+    if (csv is None) == (not texts):
+        from lstm_edge.runtime.errors import InputError
+
+        raise InputError("give either --csv FILE or TEXT arguments (a text model), not both")
+    if csv is None:
+        predictions = cp.predict_texts(model, texts, threshold=threshold, backend=backend.value)
+    else:
+        predictions = cp.predict_csv(model, csv, threshold=threshold, backend=backend.value,
+                                     label_column=label_column, time_column=time_column,
+                                     text_column=text_column)  # fmt: skip
     _wide(console).print(cp.render(predictions, threshold))

@@ -50,7 +50,7 @@ def torch_stages(config: ModelConfig) -> TorchStages:
     """The torch stages of the config's task (its training half's `torch_stages`)."""
     from lstm_edge.toolchain.tasks import training
 
-    return training(config).torch_stages
+    return training(config).stages_for(config)
 
 
 class EdgeLSTM(nn.Module):

@@ -129,7 +129,7 @@ def _check_outputs(options: PipelineOptions) -> None:
         except LstmEdgeError as e:
             raise StageFailed("setup", str(e), EXIT_BAD_INPUT) from None
         task = config.task
-        if _evaluation(options).spec is not config.spec:
+        if _evaluation(options).spec.name != config.task:
             raise StageFailed(
                 "setup",
                 f"{options.from_checkpoint} holds a {task} model (pass --task {task})",

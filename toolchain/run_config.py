@@ -117,11 +117,16 @@ def run_config(task: str, given: dict[str, Any]) -> RunConfig:
     for other in all_training():
         if other is this:
             continue
-        wrong = ["--" + n.replace("_", "-") for n in other.only if given.get(n) is not None]
+        wrong = [
+            "--" + n.replace("_", "-")
+            for n in other.only
+            if given.get(n) is not None and n not in this.only
+        ]
         if wrong:
             verb = "applies" if len(wrong) == 1 else "apply"
+            takers = "/".join(t.name for t in all_training() if set(other.only) & set(t.only))
             raise TrainingError(
-                f"{', '.join(wrong)} {verb} to --task {other.name} only (this run is --task {task})"
+                f"{', '.join(wrong)} {verb} to --task {takers} only (this run is --task {task})"
             )
     run = RunConfig(**{**this.defaults, **given, "task": task})
     run.check()
@@ -241,6 +246,12 @@ class TrainSettings:
         "forecast: a CSV column of 0/1 fault labels; kept for anomaly scoring, never an input.",
         "--label-column",
         pipeline="forecast: a CSV column of 0/1 fault labels (scores the detect stage).",
+    )
+    text_column: str | None = option(
+        "classify: the CSV column of texts (one sequence of characters per row, with a "
+        "label column); a CSV with a 'text' column is read so without this option.",
+        "--text-column",
+        pipeline="classify: the CSV column of texts (character sequences).",
     )
     horizon: int | None = option(
         "forecast: predict the targets this many rows ahead.",

@@ -183,7 +183,7 @@ def load_runtime(path: Path, backend: str) -> Any:
 
 
 def config_differences(a: ModelConfig, b: ModelConfig) -> str:
-    if a.spec is not b.spec:  # every task field differs too; the task says it all
+    if a.task != b.task:  # every task field differs too; the task says it all
         return f"task {a.task!r} vs {b.task!r}"
     da, db = a.to_dict(), b.to_dict()
     parts = []

@@ -247,6 +247,21 @@ static int last_index_ok(const lstm_edge_model *model)
     return 1;
 }
 
+/* The embedding input stage is set and consistent with its arrays: exactly one of the
+ * float32 and the int8 (with scales) table. */
+static int embedding_ok(const lstm_edge_model *model)
+{
+    const lstm_edge_embedding *emb = &model->input.embedding;
+    if (emb->vocab_size < 1 || emb->embed_size < 1 || model->input_size != emb->embed_size ||
+        !count_ok(emb->n_values, emb->vocab_size, emb->embed_size)) {
+        return 0;
+    }
+    if (emb->f32 != NULL) {
+        return emb->q == NULL && emb->scale == NULL && emb->n_scale == 0;
+    }
+    return emb->q != NULL && emb->scale != NULL && count_ok(emb->n_scale, emb->vocab_size, 1);
+}
+
 /* The input/output stage fields of the model's task are set and consistent with their
  * arrays; those of the other task are zero/NULL (so a struct filled for one task is never
  * half of the other). */
@@ -262,21 +277,15 @@ static int stages_ok(const lstm_edge_model *model)
                         model->output.last_index == NULL && model->output.n_last_index == 0;
     switch (model->task) {
     case LSTM_EDGE_TASK_CHAR_LM:
-        if (emb->vocab_size < 1 || emb->embed_size < 1 || !no_norm ||
-            model->input_size != emb->embed_size || model->output_size != emb->vocab_size ||
-            !count_ok(emb->n_values, emb->vocab_size, emb->embed_size)) {
-            return 0;
-        }
-        /* exactly one of the float32 and the int8 (with scales) embedding */
-        if (emb->f32 != NULL) {
-            return emb->q == NULL && emb->scale == NULL && emb->n_scale == 0;
-        }
-        return emb->q != NULL && emb->scale != NULL && count_ok(emb->n_scale, emb->vocab_size, 1);
+        return no_norm && model->output_size == emb->vocab_size && embedding_ok(model);
     case LSTM_EDGE_TASK_FORECAST:
         return no_embedding && affine_ok(in, model->input_size) &&
                affine_ok(out, model->output_size) && last_index_ok(model);
     case LSTM_EDGE_TASK_CLASSIFY: /* logits are the head's output: no output stage */
-        return no_embedding && affine_ok(in, model->input_size) && affine_empty(out);
+        if (!no_embedding) { /* token ids in through the embedding */
+            return no_norm && embedding_ok(model);
+        }
+        return affine_ok(in, model->input_size) && affine_empty(out);
     }
     return 0; /* not an lstm_edge_task */
 }
@@ -540,7 +549,8 @@ static lstm_edge_status check_batch(const lstm_edge_model *model, const lstm_edg
     if (status != LSTM_EDGE_OK) {
         return status;
     }
-    if ((tokens != NULL) != (model->task == LSTM_EDGE_TASK_CHAR_LM)) {
+    /* token ids for a model with an embedding (char-lm, classify of text), rows otherwise */
+    if ((tokens != NULL) != (model->input.embedding.vocab_size > 0)) {
         return LSTM_EDGE_ERR_WRONG_TASK;
     }
     if (batch < 0 || time < 0 || scratch_floats < checked_scratch_per_stream(model)) {

@@ -66,7 +66,8 @@ typedef enum lstm_edge_task {
                                    [output_size] out */
     LSTM_EDGE_TASK_CLASSIFY = 2  /* raw float features [input_size] in (normalized as for
                                    forecast), class logits [output_size] out; stepped by the
-                                   lstm_edge_forecast_step* functions (the feature-row step) */
+                                   lstm_edge_forecast_step* functions (the feature-row step);
+                                   or, with an embedding, token ids in through lstm_edge_step* */
 } lstm_edge_task;
 
 typedef enum lstm_edge_status {

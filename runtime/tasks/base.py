@@ -81,6 +81,11 @@ class TaskSpec:
     def check_config(self, config: ModelConfig) -> None:
         raise NotImplementedError
 
+    def resolve(self, config: ModelConfig) -> TaskSpec:
+        """The spec of this config (`config.spec`): this one, or for a task with more than
+        one input kind, the kind's spec (a classify config with a vocabulary reads tokens)."""
+        return self
+
     def input_size(self, config: ModelConfig) -> int:
         """Width of the first LSTM layer's input."""
         raise NotImplementedError
@@ -203,7 +208,7 @@ class TaskSpec:
     ) -> None:
         """Refuse a config of another task for a use only this task has ("word suggestions
         need a 'char-lm' model; this model is task 'forecast' (hint)")."""
-        if config.spec is self:
+        if config.task == self.name:  # every input kind of the task
             return
         error = InputError if error is None else error
         suffix = f" ({hint})" if hint else ""

@@ -12,6 +12,7 @@ feature-row ones of forecast (the same input kind), reused from there.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +27,8 @@ from lstm_edge.runtime.format import (
     NORM_IN_SHIFT,
     OUTPUT_LOGITS,
 )
-from lstm_edge.runtime.tasks.base import HEAD_MATMUL_OUT, StageNode
+from lstm_edge.runtime.tasks.base import HEAD_MATMUL_OUT, StageNode, TaskSpec
+from lstm_edge.runtime.tasks.char_lm import CharLM
 from lstm_edge.runtime.tasks.forecast import Forecast
 
 if TYPE_CHECKING:
@@ -34,14 +36,48 @@ if TYPE_CHECKING:
 
 MAX_CLASSES = 1 << 12
 
+# One config layout for both input kinds: feature rows (features and their statistics) or
+# characters (vocab and embed_size, as char-lm's); the fields of the other kind are left out.
+CLASSIFY_FIELDS = ("features", "classes", "feature_mean", "feature_std", "vocab", "embed_size")
+CLASSIFY_LIST_FIELDS = ("features", "classes", "feature_mean", "feature_std", "vocab")
+CLASSIFY_OPTIONAL = MappingProxyType(
+    {"features": (), "feature_mean": (), "feature_std": (), "vocab": (), "embed_size": 0}
+)
+
+
+def check_classes(config: ModelConfig) -> None:
+    classes = config.classes
+    if not isinstance(classes, tuple) or not all(isinstance(c, str) and c for c in classes):
+        raise InvalidConfigError("classes must be a list of non-empty class names")
+    if not 2 <= len(classes) <= MAX_CLASSES or len(set(classes)) != len(classes):
+        raise InvalidConfigError(
+            f"classes has {len(classes)} names (expected 2 to {MAX_CLASSES}, no duplicates)"
+        )
+
+
+def class_header_macros(artifact: Any, name: str) -> str:
+    upper = name.upper()
+    return f"""#define {upper}_CLASSES {len(artifact.config.classes)}
+/* Class names in logit order: after the last step of a sequence, the largest logit k names
+ * its class {name}_class_names[k]; every earlier step holds the running answer. */
+extern const char *const {name}_class_names[{upper}_CLASSES];"""
+
+
+def class_data(artifact: Any, name: str) -> str:
+    upper = name.upper()
+    return names_array(
+        f"{name}_class_names", f"{upper}_CLASSES", "logit -> class", artifact.config.classes
+    )
+
 
 class Classify(Forecast):
     """A feature-row task like forecast (its input stage, checks and C input), with class
     logits as the output."""
 
     name = "classify"
-    fields = ("features", "classes", "feature_mean", "feature_std")
-    list_fields = fields
+    fields = CLASSIFY_FIELDS
+    list_fields = CLASSIFY_LIST_FIELDS
+    optional_fields = CLASSIFY_OPTIONAL
     input_name = INPUT_FEATURES  # float32 [batch, time, features]
     output_name = OUTPUT_LOGITS  # float32 [batch, time, classes]
     c_enum = "LSTM_EDGE_TASK_CLASSIFY"
@@ -55,7 +91,16 @@ class Classify(Forecast):
     def max_error_failure(self, value: float, bound: float) -> str:
         return f"max abs logit error {value:.3g} > {bound:g}"
 
+    def resolve(self, config: ModelConfig) -> TaskSpec:
+        """A config with a vocabulary is a token classifier (TOKEN_CLASSIFY)."""
+        return TOKEN_CLASSIFY if config.vocab else self
+
     def check_config(self, config: ModelConfig) -> None:
+        if self.resolve(config) is not self:
+            self.resolve(config).check_config(config)
+            return
+        if config.embed_size:
+            raise InvalidConfigError("embed_size is set, but a feature classifier has no vocab")
         names = config.features
         if not isinstance(names, tuple) or not all(isinstance(n, str) and n for n in names):
             raise InvalidConfigError("features must be a list of non-empty column names")
@@ -63,13 +108,7 @@ class Classify(Forecast):
             raise InvalidConfigError(
                 f"features has {len(names)} columns (expected 1 to {MAX_DIM}, no duplicates)"
             )
-        classes = config.classes
-        if not isinstance(classes, tuple) or not all(isinstance(c, str) and c for c in classes):
-            raise InvalidConfigError("classes must be a list of non-empty class names")
-        if not 2 <= len(classes) <= MAX_CLASSES or len(set(classes)) != len(classes):
-            raise InvalidConfigError(
-                f"classes has {len(classes)} names (expected 2 to {MAX_CLASSES}, no duplicates)"
-            )
+        check_classes(config)
         for stat in ("mean", "std"):
             values = getattr(config, f"feature_{stat}")
             if not isinstance(values, tuple) or len(values) != len(names):
@@ -162,4 +201,42 @@ extern const char *const {name}_class_names[{upper}_CLASSES];"""
 #define EXAMPLE_TARGET_NAMES {name}_class_names"""
 
 
+class TokenClassify(CharLM):
+    """classify of character sequences: token ids through an embedding (char-lm's input
+    stage, input checks and C token step, the vocabulary built by char-lm's rules), class
+    logits out at every step (classify's output side). The config is a classify config
+    with `vocab` and `embed_size` instead of the feature fields; `Classify.resolve` picks
+    this spec for it."""
+
+    name = Classify.name
+    fields = CLASSIFY_FIELDS
+    list_fields = CLASSIFY_LIST_FIELDS
+    optional_fields = CLASSIFY_OPTIONAL
+    output_name = OUTPUT_LOGITS  # float32 [batch, time, classes]
+    c_enum = Classify.c_enum
+    c_output_noun = Classify.c_output_noun
+
+    def check_config(self, config: ModelConfig) -> None:
+        for name in ("features", "feature_mean", "feature_std"):
+            if getattr(config, name):
+                raise InvalidConfigError(
+                    f"{name} is set, but a token classifier (with a vocab) reads characters"
+                )
+        super().check_config(config)
+        check_classes(config)
+
+    def output_size(self, config: ModelConfig) -> int:
+        return len(config.classes)
+
+    def check_calibration(self, calibration: object, config: ModelConfig, where: str) -> dict:
+        raise InvalidArtifactError(f"{where}: a classify model carries no calibration")
+
+    def c_header_macros(self, artifact: Any, name: str) -> str:
+        return super().c_header_macros(artifact, name) + "\n" + class_header_macros(artifact, name)
+
+    def c_data(self, artifact: Any, name: str) -> str:
+        return super().c_data(artifact, name) + "\n" + class_data(artifact, name)
+
+
 CLASSIFY = Classify()
+TOKEN_CLASSIFY = TokenClassify()

@@ -119,7 +119,7 @@ def test_cli_trains_on_a_csv_with_mae(tmp_path, csv_file):
     ("args", "message"),
     [
         (["--target", "rpm"], r"target column 'rpm' not in .*columns: load, ambient_temp"),
-        (["--embed", "8"], r"--embed applies to --task char-lm only"),
+        (["--embed", "8"], r"--embed applies to --task char-lm/classify only"),
         (["--csv", "missing.csv"], r"missing.csv does not exist"),
         (["--target", "a,,b"], r"has an empty name"),
     ],

@@ -63,6 +63,8 @@ class CharLmTraining(TaskTraining):
         if wrong:
             verb = "applies" if len(wrong) == 1 else "apply"
             raise TrainingError(f"{', '.join(wrong)} {verb} to --task forecast only")
+        if options.text_column is not None:
+            raise TrainingError("--text-column applies to --task classify only (char-lm: --corpus)")
         if resume is not None:
             corpus, split, config, data = _resumed(options, resume)
         else:

@@ -28,7 +28,7 @@ _OTHER_OPTIONS = {"--corpus": "corpus", "--target": "target", "--season": "seaso
 
 class ClassifyTraining(TaskTraining):
     name = CLASSIFY.name
-    only = ()
+    only = ("embed", "max_vocab", "min_count")  # text (the token kind) only, as char-lm's
     defaults: ClassVar[dict[str, Any]] = {
         # ~1,700 training windows of 5 columns, median 44 rows: a 1x48 LSTM learns the four
         # conditions in ~40 s on one thread (1,200 steps, ~23 passes); validation loss
@@ -52,6 +52,11 @@ class ClassifyTraining(TaskTraining):
         from lstm_edge.toolchain.tasks.torch_stages import InputNormalizationStages
 
         return InputNormalizationStages()
+
+    def stages_for(self, config: ModelConfig) -> TorchStages:
+        from lstm_edge.toolchain.tasks.torch_stages import EmbeddingStages
+
+        return EmbeddingStages() if config.vocab else self.torch_stages
 
     held_out_name = "the longest held-out test sequence"
     held_out_unavailable = "held-out sequences unavailable"
@@ -121,7 +126,7 @@ class ClassifyTraining(TaskTraining):
             )
 
         def pairs(name: str) -> Pairs:
-            return pad(*cd.select(seqs, config.features, splits[name]))
+            return pad(*cd.select_inputs(seqs, config, splits[name]))
 
         return Source(config, data, pairs("train"), pairs("val"))
 
@@ -156,9 +161,14 @@ class ClassifyTraining(TaskTraining):
         (a stream of many sequences without a reset leaves the states the model was
         trained in, where float rounding orders differ more)."""
         seqs, splits = cd.sequences_from_record(data)
-        rows, labels = cd.select(seqs, config.features, splits[split])
+        rows, labels = cd.select_inputs(seqs, config, splits[split])
         if not rows:
-            return HeldOut(np.zeros((0, len(config.features)), np.float32), np.zeros(0), 0, False)
+            return HeldOut(
+                np.zeros((0, *config.spec.graph_input_dims(config)[2:]), config.spec.input_dtype),
+                np.zeros(0),
+                0,
+                False,
+            )
         if steps is not None:
             k = int(np.argmax([len(r) for r in rows]))
             rows, labels = rows[k : k + 1], labels[k : k + 1]
@@ -169,6 +179,18 @@ class ClassifyTraining(TaskTraining):
 
 
 def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, dict, ModelConfig, dict]:
+    from lstm_edge.toolchain.run_config import TrainingError
+
+    text_column = cd.text_column_of(options.csv, options.text_column)
+    if options.text_column is not None and options.csv is None:
+        raise TrainingError("--text-column needs --csv (a CSV of texts and labels)")
+    token_only = {"--embed": options.embed, "--max-vocab": options.max_vocab}
+    token_only["--min-count"] = options.min_count
+    if text_column is not None:
+        return _new_text(options, probe, text_column)
+    wrong = [flag for flag, value in token_only.items() if value is not None]
+    if wrong:
+        raise TrainingError(f"{', '.join(wrong)} apply to a CSV of texts only (--text-column)")
     columns = cd.CsvColumns(
         options.label_column or cd.LABEL_COLUMN, options.time_column, options.features
     )
@@ -193,6 +215,39 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, dict, ModelConf
     )
     from lstm_edge.toolchain.classify_train import balanced_weights
 
+    data["class_weights"] = list(balanced_weights(seqs.labels[splits["train"]], len(seqs.classes)))
+    return seqs, splits, config, data
+
+
+def _new_text(
+    options: TrainSettings, probe: RunConfig, text_column: str
+) -> tuple[Any, dict, ModelConfig, dict]:
+    """A CSV of texts: the vocabulary of the training split's texts by char-lm's rules."""
+    from lstm_edge.toolchain import data as data_mod
+    from lstm_edge.toolchain.classify_train import balanced_weights
+    from lstm_edge.toolchain.run_config import TrainingError
+
+    wrong = [f"--{n.replace('_', '-')}" for n in ("features", "time_column") if getattr(options, n)]
+    if wrong:
+        raise TrainingError(f"{', '.join(wrong)} do(es) not apply to a CSV of texts")
+    label = options.label_column or cd.LABEL_COLUMN
+    seqs = cd.read_text_csv(options.csv, text_column, label)
+    splits = cd.split_sequences(seqs, probe.val_fraction, probe.test_fraction, probe.seed)
+    vocab_options = data_mod.VocabOptions(probe.max_vocab, probe.min_count)
+    vocab = data_mod.build_vocab("".join(cd.texts(seqs, splits["train"])), vocab_options)
+    config = ModelConfig(
+        task=CLASSIFY.name,
+        hidden_size=probe.hidden,
+        num_layers=probe.layers,
+        vocab=vocab,
+        embed_size=probe.embed,
+        classes=seqs.classes,
+    )
+    data = cd.data_record(
+        seqs, splits, csv_path=options.csv, columns=cd.CsvColumns(label), count=0, seed=0,
+        text_column=text_column,
+    )  # fmt: skip
+    data["vocab"] = {"size": len(vocab), "max_size": probe.max_vocab, "min_count": probe.min_count}
     data["class_weights"] = list(balanced_weights(seqs.labels[splits["train"]], len(seqs.classes)))
     return seqs, splits, config, data
 

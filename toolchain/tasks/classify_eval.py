@@ -94,20 +94,24 @@ def build_sequence_stream(ckpt: Checkpoint, csv_path: Path | None) -> SequenceSt
             ) from None
         seqs, splits = None, None
     if csv_path is not None:
-        columns = cd.CsvColumns(features=config.features)
-        given = cd.read_csv(csv_path, columns, config.classes)
-        rows, labels = cd.select(given, config.features, np.arange(len(given)))
+        text_column = ckpt.data.get("text_column") if isinstance(ckpt.data, dict) else None
+        given = cd.read_for_model(
+            csv_path, config, cd.CsvColumns(features=config.features or None), text_column
+        )
+        rows, labels = cd.select_inputs(given, config, np.arange(len(given)))
         source = str(csv_path)
     else:
-        rows, labels = cd.select(seqs, config.features, splits["test"])
+        rows, labels = cd.select_inputs(seqs, config, splits["test"])
         source = f"held-out test split of {ckpt.path}"
     baselines = {}
     if seqs is not None:
-        train, y_train = cd.select(seqs, config.features, splits["train"])
-        baselines = fit_baselines(train, y_train, rows, labels, len(config.classes))
+        train, y_train = cd.select_inputs(seqs, config, splits["train"])
+        baselines = fit_baselines(
+            train, y_train, rows, labels, len(config.classes), summary_of(config)
+        )
     lengths = [len(r) for r in rows]
     return SequenceStream(
-        inputs=np.ascontiguousarray(np.concatenate(rows), dtype=np.float32),
+        inputs=np.ascontiguousarray(np.concatenate(rows), dtype=config.spec.input_dtype),
         starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         labels=np.asarray(labels, np.int64),
         classes=config.classes,
@@ -122,19 +126,31 @@ def fit_baselines(
     test: list[np.ndarray],
     y_test: np.ndarray,
     classes: int,
+    summary: tuple[str, Any] = ("summary features", cm.summary_features),
 ) -> dict[str, Any]:
-    """The majority class and the logistic regression on summary features, fit on the
-    training sequences, scored on the test ones."""
+    """The majority class and the logistic regression on summary features of the whole
+    sequence (`summary`: its name and function), fit on the training sequences, scored on
+    the test ones."""
+    name, features = summary
     majority = int(np.bincount(y_train, minlength=classes).argmax())
-    lr = cm.LogisticRegression.fit(cm.summary_features(train), y_train, classes)
-    proba = lr.proba(cm.summary_features(test))
+    lr = cm.LogisticRegression.fit(features(train), y_train, classes)
+    proba = lr.proba(features(test))
     binary = proba[:, 1] if classes == 2 else None
     return {
         "majority class": asdict(cm.scores(y_test, np.full_like(y_test, majority), classes)),
-        "logistic regression (summary features)": asdict(
+        f"logistic regression ({name})": asdict(
             cm.scores(y_test, proba.argmax(1), classes, binary)
         ),
     }
+
+
+def summary_of(config: ModelConfig) -> tuple[str, Any]:
+    """The baseline's whole-sequence features: per-feature statistics of rows, or for text
+    the bag of characters (each vocabulary entry's share of the text)."""
+    if not config.vocab:
+        return "summary features", cm.summary_features
+    size = config.vocab_size
+    return "bag of characters", lambda seqs: cm.bag_of_characters(seqs, size)
 
 
 # ---- one artifact x backend against torch ---------------------------------------------------
@@ -482,6 +498,12 @@ class ClassifyEval(TaskEval):
         return float(err.max()), top1, failures
 
     def model_shape(self, config: ModelConfig) -> str:
+        if config.vocab:
+            return (
+                f"characters ({config.vocab_size}-entry vocabulary, embedding "
+                f"{config.embed_size}) -> {len(config.classes)} classes "
+                f"({', '.join(config.classes)}) at every step"
+            )
         return (
             f"{len(config.features)} features ({', '.join(config.features)}) -> "
             f"{len(config.classes)} classes ({', '.join(config.classes)}) at every step"
@@ -491,6 +513,16 @@ class ClassifyEval(TaskEval):
         return summary_markdown(report)
 
     def snippet(self, config: ModelConfig) -> list[str]:
+        if config.vocab:
+            return [
+                "state = model.initial_state(batch=1)  # zeros: a new text starts here",
+                f"vocab = {''.join(config.vocab)!r}  # id -> character (id 0: unknown)",
+                "for ch in 'some text':  # one character per step",
+                "    token = np.array([max(vocab.find(ch), 0)])",
+                "    logits, state = model.step(token, state)",
+                f"classes = {list(config.classes)!r}",
+                "print(classes[int(logits[0].argmax())])  # the running answer",
+            ]
         return [
             "state = model.initial_state(batch=1)  # zeros: a new sequence starts here",
             f"# one row of raw sensor values per step: {', '.join(config.features)}",
@@ -504,7 +536,10 @@ class ClassifyEval(TaskEval):
         summary = {
             k: v for k, v in config.to_dict().items() if k not in ("feature_mean", "feature_std")
         }
-        summary["features"] = ", ".join(config.features)
+        if config.vocab:
+            summary["vocab"] = f"{config.vocab_size} characters"
+        else:
+            summary["features"] = ", ".join(config.features)
         summary["classes"] = ", ".join(config.classes)
         return summary
 

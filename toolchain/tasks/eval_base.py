@@ -39,7 +39,7 @@ class TaskEval:
     def require(self, config: ModelConfig, error: type[Exception], message: str) -> None:
         """Raise error(message) unless `config` is a model of this task (for commands only
         this task has: `detect`, `eval-typing`)."""
-        if config.spec is not self.spec:
+        if config.task != self.spec.name:  # any input kind of the task
             raise error(message)
 
     # ---- validate ---------------------------------------------------------------------

@@ -83,6 +83,8 @@ class ForecastTraining(TaskTraining):
 
         if options.corpus is not None:
             raise TrainingError("--corpus applies to --task char-lm only (forecast reads --csv)")
+        if options.text_column is not None:
+            raise TrainingError("--text-column applies to --task classify only")
         if resume is not None:
             series, split, config, data = _resumed(options, resume)
         else:

@@ -73,6 +73,11 @@ class TaskTraining:
     defaults: ClassVar[dict[str, Any]] = {}
     items: str  # what a training step reads, per rate: "chars" | "rows"
     torch_stages: TorchStages  # the task's input and output stages in torch
+
+    def stages_for(self, config: ModelConfig) -> TorchStages:
+        """The torch stages of `config` (a task with two input kinds picks by the config)."""
+        return self.torch_stages
+
     # How the export self-check names its stream: the held-out split, the reason it is
     # unavailable, and the seeded fallback (`spec.synthetic_inputs`); and the errors a
     # missing or changed data source raises.
