@@ -41,11 +41,11 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 # Torch's OpenMP threads wait for each other asleep rather than spinning. While another
-# process held one of this machine's 2 cores, spinning threads took the CPU from their own
-# descheduled peer and a training step with the default 2 threads ran 8x slower than
-# alone; waiting asleep keeps that near 1x and costs nothing measurable on an idle machine
-# (scripts/training_under_load.py measures both). It must be set before torch is imported,
-# which the commands do lazily; a user's own OMP_WAIT_POLICY wins.
+# process held one of a 2-core machine's cores, spinning threads took the CPU from their
+# own descheduled peer: a default training step (2 threads) ran 2.6x slower than alone, and
+# 6-8x with more load around; waiting asleep kept it at 1.14x, for a step ~15% slower on
+# the idle machine (scripts/training_under_load.py measures both). It must be set before
+# torch is imported, which the commands do lazily; a user's own OMP_WAIT_POLICY wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 F = TypeVar("F", bound=Callable[..., Any])

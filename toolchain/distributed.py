@@ -128,8 +128,8 @@ def default_threads(processes: int = 1) -> int:
     different speed from one call to the next. What keeps a busy machine from collapsing
     the step is how the threads wait, not how many there are: the CLI sets OpenMP's
     passive wait policy (see toolchain/cli.py), without which threads spinning in the
-    LSTM's many small parallel regions starved their descheduled peer (6-8x slower beside
-    one busy process; scripts/training_under_load.py measures it)."""
+    LSTM's many small parallel regions starved their descheduled peer (2.6-8x slower beside
+    one busy process, 1.14x with it; scripts/training_under_load.py measures it)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -1,6 +1,7 @@
 """The CLI makes torch's OpenMP threads wait asleep (OMP_WAIT_POLICY=PASSIVE) unless the
-user chose a policy: spinning threads ran training 6-8x slower beside one busy process on a
-2-core machine (scripts/training_under_load.py measures it; no timing here)."""
+user chose a policy: spinning threads ran training 2.6-8x slower beside one busy process on
+a 2-core machine, 1.14x with it (scripts/training_under_load.py measures it; no timing
+here)."""
 
 from __future__ import annotations
 
