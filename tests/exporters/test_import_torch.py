@@ -145,7 +145,7 @@ def test_torch_export_imports_and_agrees_on_every_backend(case: Case, tmp_path: 
         assert err <= AGREE, f"{backend} prefill: max abs error {err:.3g} vs the source"
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[4]], ids=_id)
+@pytest.mark.parametrize("case", CASES, ids=_id)
 def test_imported_model_quantizes_and_codegen_checks(case: Case, tmp_path: Path) -> None:
     source, _ = export_source(case, tmp_path)
     out, q = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
