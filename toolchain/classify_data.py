@@ -284,30 +284,7 @@ def _unlabelled(
 
 
 def _read_cells(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    text = series_mod._read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    cells, rows = [], []
-    try:
-        for raw in reader:
-            if not raw or all(not c.strip() for c in raw):
-                continue
-            if header is None:
-                header = [c.strip() for c in raw]
-                series_mod._check_header(path, header)
-                continue
-            if len(raw) != len(header):
-                raise ClassifyDataError(
-                    f"{path}: row {reader.line_num} has {len(raw)} cells (expected "
-                    f"{len(header)}, one per header column)"
-                )
-            cells.append(raw)
-            rows.append(reader.line_num)
-    except csv.Error as e:
-        raise ClassifyDataError(f"{path}: row {reader.line_num} is not valid CSV: {e}") from None
-    if header is None or not cells:
-        raise ClassifyDataError(f"CSV file {path} has no data rows")
-    return header, cells, rows
+    return series_mod.read_cells(path, ClassifyDataError)
 
 
 def _groups(

@@ -248,17 +248,13 @@ def write_csv(series: Series, path: str | Path) -> None:
 # ---- CSV --------------------------------------------------------------------------------------
 
 
-def read_csv(
-    path: str | Path, *, time_column: str | None = None, label_column: str | None = None
-) -> Series:
-    """Read a UTF-8 CSV with a header row; every other column must be numeric.
-
-    Rows are numbered as a spreadsheet shows them: the header is row 1. `time_column`, if
-    given, holds numbers or ISO 8601 date-times that must strictly increase; it is only
-    checked, never a feature. `label_column`, if given, holds 0/1 and becomes `faults`.
-    Blank lines are skipped. Every problem is a SeriesError naming the file, row and column.
-    """
-    path = Path(path).expanduser().resolve()
+def read_cells(
+    path: Path, error: type[LstmEdgeError] = SeriesError
+) -> tuple[list[str], list[list[str]], list[int]]:
+    """A UTF-8 CSV's header, its data rows' cells and their row numbers (the header is row
+    1, as a spreadsheet shows it; blank lines are skipped). A missing header, no data row,
+    a row with the wrong number of cells or malformed CSV raise `error` naming the file and
+    row."""
     text = _read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
@@ -273,18 +269,33 @@ def read_csv(
                 _check_header(path, header)
                 continue
             if len(raw) != len(header):
-                raise SeriesError(
+                raise error(
                     f"{path}: row {reader.line_num} has {len(raw)} cells (expected "
                     f"{len(header)}, one per header column)"
                 )
             cells.append(raw)
             row_numbers.append(reader.line_num)
     except csv.Error as e:
-        raise SeriesError(f"{path}: row {reader.line_num} is not valid CSV: {e}") from None
+        raise error(f"{path}: row {reader.line_num} is not valid CSV: {e}") from None
     if header is None:
-        raise SeriesError(f"CSV file {path} holds no header row (it is empty or blank)")
+        raise error(f"CSV file {path} holds no header row (it is empty or blank)")
     if not cells:
-        raise SeriesError(f"CSV file {path} has a header but no data rows")
+        raise error(f"CSV file {path} has a header but no data rows")
+    return header, cells, row_numbers
+
+
+def read_csv(
+    path: str | Path, *, time_column: str | None = None, label_column: str | None = None
+) -> Series:
+    """Read a UTF-8 CSV with a header row; every other column must be numeric.
+
+    Rows are numbered as a spreadsheet shows them: the header is row 1. `time_column`, if
+    given, holds numbers or ISO 8601 date-times that must strictly increase; it is only
+    checked, never a feature. `label_column`, if given, holds 0/1 and becomes `faults`.
+    Blank lines are skipped. Every problem is a SeriesError naming the file, row and column.
+    """
+    path = Path(path).expanduser().resolve()
+    header, cells, row_numbers = read_cells(path)
 
     for kind, name in (("time", time_column), ("label", label_column)):
         if name is not None and name not in header:
