@@ -35,8 +35,8 @@ class Model:
     # function(context, inputs, state) -> (outputs, State), or None when it does not take
     # the call (anything unusual, any error), which then runs the general path below.
     _fast: Any = field(default=None, init=False, repr=False, compare=False)
-    # The task spec and the state shape's fixed dims, looked up once (config.spec resolves
-    # the spec on every call, which a step would pay twice).
+    # The task spec, looked up once (config.spec resolves it on every access, which a step
+    # would pay twice).
     _spec: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
