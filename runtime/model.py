@@ -8,7 +8,6 @@ passed in is never modified, so on any error the caller still holds a good state
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from lstm_edge.runtime.backends import BACKENDS, Loader, Runner
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.state import State
+from lstm_edge.runtime.state import finite as _finite
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,13 @@ class Model:
     # function(context, inputs, state) -> (outputs, State), or None when it does not take
     # the call (anything unusual, any error), which then runs the general path below.
     _fast: Any = field(default=None, init=False, repr=False, compare=False)
+    # The task spec, looked up once (config.spec resolves it on every access, which a step
+    # would pay twice).
+    _spec: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_fast", getattr(self.runner, "fast", None))
+        object.__setattr__(self, "_spec", self.config.spec)
 
     def initial_state(self, batch: int = 1) -> State:
         return State.zeros(self.config, batch)
@@ -56,7 +60,7 @@ class Model:
             got = fast[0](fast[1], inputs, state)
             if got is not None:
                 return got
-        x, single = self.config.spec.check_inputs(self.config, inputs)
+        x, single = self._spec.check_inputs(self.config, inputs)
         self._check_state(state, x.shape[0])
         y, hn, cn = self.runner.run(x, state.h, state.c)
         if not _finite(y, hn, cn):
@@ -88,9 +92,10 @@ class Model:
                 f"state is a {type(state).__name__} (expected a State, e.g. from "
                 f"model.initial_state(batch))"
             )
-        expected = (self.config.num_layers, batch, self.config.hidden_size)
-        kind = self.config.spec.stream_noun
+        config = self.config
+        expected = (config.num_layers, batch, config.hidden_size)
         if state.h.shape != expected:
+            kind = self._spec.stream_noun
             raise InputError(
                 f"state has shape {list(state.h.shape)} (expected [layers, batch, hidden] = "
                 f"{list(expected)} for {batch} {kind}stream(s))"
@@ -103,20 +108,6 @@ class Model:
                     f"state.{name} contains NaN or Inf (expected finite values; start the "
                     f"stream again from model.initial_state())"
                 )
-
-
-def _finite(*values: np.ndarray) -> bool:
-    """All values finite: the dot-product test first (cheap; one errstate for all, which
-    costs as much as a dot), the exact test only if it fails, since squares of huge finite
-    values overflow too."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = 0.0
-        for v in values:
-            flat = v.reshape(-1)
-            total += float(np.dot(flat, flat))
-    if math.isfinite(total):
-        return True
-    return all(bool(np.isfinite(v).all()) for v in values)
 
 
 def load(

@@ -408,24 +408,31 @@ def torch_prefill_loop(model: EdgeLSTM, length: int) -> Callable[[int], None]:
 def session_run_loop(
     path: Path, config: ModelConfig, threads: int | None = None
 ) -> Callable[[int], None]:
-    """The plain onnxruntime loop a user writes: default options (or `threads` intra- and
-    inter-op threads, to compare with the ort backend at the same count), the state fed
-    back."""
+    """The plain onnxruntime loop a user writes, the state fed back: default options, or
+    with `threads` the ort backend's own session (its options, `threads` intra-op threads:
+    for an int8 file the default options dequantize the weights on every step, which made
+    the backend look faster than the loop), so the two differ only in the Python around
+    `session.run`."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    if threads is not None:
-        so.intra_op_num_threads = so.inter_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    from lstm_edge.runtime.backends.ort import make_session
+
+    if threads is None:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    else:
+        sess = make_session(
+            path.read_bytes(), intra_op_threads=threads, optimization="all", disable_quant_qdq=True
+        )
     toks = [_with_time(t) for t in input_cycle(config, 1)]  # [1, 1(, features)]
     zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
     state = [(zeros, zeros)]
+    names = [o.name for o in sess.get_outputs()]  # as the backend names them (None: per call)
 
     def body(k: int) -> None:
         h, c = state[0]
         for i in range(k):
             feed = {config.input_name: toks[i % len(toks)], INPUT_H0: h, INPUT_C0: c}
-            _, h, c = sess.run(None, feed)
+            _, h, c = sess.run(names, feed)
         state[0] = (h, c)
 
     return body

@@ -13,14 +13,17 @@ anyway since they become the caller's state. Runs float, int8, int8-dynamic and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import isfinite
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from lstm_edge.runtime.artifact import BASE_OPS, DYNAMIC_OPS, Artifact, require_ops
-from lstm_edge.runtime.config import INPUT_C0, INPUT_H0, OUTPUT_CN, OUTPUT_HN
+from lstm_edge.runtime.config import INPUT_C0, INPUT_H0, OUTPUT_CN, OUTPUT_HN, ModelConfig
 from lstm_edge.runtime.errors import InputError, InvalidArtifactError, UnsupportedModelError
+from lstm_edge.runtime.state import _VDOT, State
 
 OPTIMIZATION_LEVELS = {
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -80,12 +83,40 @@ class OrtRunner:
         input_name: str,
         output_name: str,
         path: Path | None = None,
+        config: ModelConfig | None = None,
     ) -> None:
         self.session = session
         self.path = path  # named in errors
         self.options = options
         self._input = input_name  # tokens (char-lm) or features (forecast)
         self._outputs = [output_name, OUTPUT_HN, OUTPUT_CN]
+        # Model.step's thin path (see fast_step), given the config it checks inputs against.
+        self.fast = None
+        if config is not None:
+            self._config, self._check = config, config.spec.check_inputs
+            self._dims = (config.num_layers, config.hidden_size)
+            self.fast = (OrtRunner.fast_step, self)
+
+    def fast_step(self, inputs: Any, state: Any) -> tuple[np.ndarray, State] | None:
+        """Model.step in one call for the common case: a State the runtime made (known
+        finite) of the right shape, inputs the task's own checks pass (their errors are
+        the general path's, raised from the same function), finite outputs. Anything else
+        returns None, and Model.step's general path runs and raises its usual errors."""
+        if type(state) is not State or not state._checked:
+            return None
+        x, single = self._check(self._config, inputs)
+        h = state.h
+        if h.shape != (self._dims[0], x.shape[0], self._dims[1]):
+            return None
+        try:
+            y, hn, cn = self.session.run(
+                self._outputs, {self._input: x, INPUT_H0: h, INPUT_C0: state.c}
+            )
+        except Exception:  # the general path names onnxruntime's error
+            return None
+        if not (isfinite(_VDOT(y, y)) and isfinite(_VDOT(hn, hn)) and isfinite(_VDOT(cn, cn))):
+            return None  # maybe huge finite values (see state.finite): the general path tests
+        return (y[:, 0] if single else y), State._wrap(hn, cn, True)
 
     def run(
         self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
@@ -138,4 +169,4 @@ def load(artifact: Artifact, **options) -> OrtRunner:
     except Exception as e:  # onnxruntime raises its own untyped errors
         raise InvalidArtifactError(f"{artifact.path}: onnxruntime refused the model: {e}") from e
     config = artifact.config
-    return OrtRunner(session, opts, config.input_name, config.output_name, artifact.path)
+    return OrtRunner(session, opts, config.input_name, config.output_name, artifact.path, config)

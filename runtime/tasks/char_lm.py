@@ -145,6 +145,19 @@ class CharLM(TaskSpec):
         return y + weights[HEAD_BIAS]
 
     def check_inputs(self, config: ModelConfig, values: Any) -> tuple[np.ndarray, bool]:
+        if type(values) is np.ndarray and values.dtype == np.int64 and values.ndim == 1:
+            # The common case of a step (one id per stream, int64 already) in fewer numpy
+            # calls; any id out of range goes on to the general checks below, which name it.
+            if values.size == 1:
+                top = values.item()
+                ok = 0 <= top < config.vocab_size
+            else:
+                ok = (
+                    values.size > 0
+                    and np.maximum.reduce(values.view(np.uint64)) < config.vocab_size
+                )
+            if ok:
+                return np.ascontiguousarray(values.reshape(-1, 1)), True
         arr = np.asarray(values)
         if arr.dtype.kind not in "iu":
             raise InputError(f"tokens have dtype {arr.dtype} (expected an integer dtype)")
