@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.tasks.forecast import step_block
 from lstm_edge.toolchain import forecast_eval as fe
 
 SCORES_FILE = "scores.csv"
@@ -213,8 +214,9 @@ def detect(model_path: Path, options: DetectOptions | None = None) -> DetectRepo
         raise DetectError(f"--threshold is {threshold!r} (expected a number > 0)")
     data = _series(config, options)
 
-    outputs = run_model(model, data.features)
+    # A model of each step ahead: scored by its forecast of t + horizon, as any other
     h = config.horizon
+    outputs = step_block(config, run_model(model, data.features), h)
     scores = fe.anomaly_scores(outputs, data.targets, h, calibration["residual_scale"])
     scores[: h + fe.DETECT_WARMUP] = np.nan  # the state is still settling from zeros
     flags = fe.flag(scores, threshold)

@@ -335,7 +335,7 @@ extern const char *const {name}_target_names[{upper}_OUTPUT_SIZE];"""
 /* Anomaly calibration from the artifact (training split): pass these to
  * lstm_edge_anomaly_score and flag a row whose score is above the threshold. */
 #define {upper}_ANOMALY_THRESHOLD {threshold}
-extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
+extern const float {name}_residual_scale[{_scale_size(cfg, upper)}];"""
         return macros
 
     def c_data(self, artifact: Any, name: str) -> str:
@@ -357,7 +357,7 @@ extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
             scale = np.asarray(artifact.calibration["residual_scale"], np.float32)
             data += (
                 f"\n/* residual scale per target, in target units */\n"
-                f"const float {name}_residual_scale[{upper}_OUTPUT_SIZE] = {{\n"
+                f"const float {name}_residual_scale[{_scale_size(cfg, upper)}] = {{\n"
                 f"{float_lines(scale)}\n}};\n"
             )
         return data
@@ -392,6 +392,14 @@ extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
 static const float example_stream[EXAMPLE_STREAM_LEN][EXAMPLE_INPUT_SIZE] = {{
 {rows}
 }};"""
+
+
+def _scale_size(cfg: ModelConfig, upper: str) -> str:
+    """The residual scales are one per target: of the t + horizon forecast, which a model
+    of each step ahead outputs last (at forecast + (HORIZON - 1) * TARGETS)."""
+    if cfg.horizon_outputs == "each":
+        return f"{upper}_TARGETS /* of outputs (HORIZON - 1) * TARGETS on: t + HORIZON */"
+    return f"{upper}_OUTPUT_SIZE"
 
 
 def _positive_number(v: object) -> bool:
