@@ -73,6 +73,7 @@ def test_each_step_ahead_scored_against_hand_computed_baselines(runs):
     cfg = ckpt.config
     assert cfg.horizon_outputs == "each" and cfg.output_size == H
     assert "each step ahead" in output and "t+2" in output
+    assert (ckpt.path.parent / "val" / "mase_vs_steps_ahead.png").stat().st_size > 10_000
     train = held_out_series(ckpt.data, cfg, "train").targets[:, 0].astype(np.float64)
     # the change statistics are per step ahead, over the same training rows (float64
     # there, float32 rows here)
@@ -116,4 +117,5 @@ def test_horizon_one_keeps_its_config_and_report(runs):
     config = json.loads((ckpt.path / "config.json").read_text())
     assert config["horizon"] == 1 and "horizon_outputs" not in config
     assert "steps_ahead" not in report and "each step ahead" not in output
+    assert not (ckpt.path.parent / "val" / "mase_vs_steps_ahead.png").exists()
     assert all("per_step" not in r for r in report["results"])

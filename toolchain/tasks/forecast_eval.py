@@ -21,6 +21,7 @@ from rich.table import Table
 
 from lstm_edge.exporters.compare import FORECAST_TOLERANCES, compare_streams
 from lstm_edge.runtime.config import ModelConfig
+from lstm_edge.runtime.files import atomic_write
 from lstm_edge.runtime.tasks.forecast import FORECAST, output_ahead, step_block
 from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain.tasks.eval_base import TaskEval
@@ -289,6 +290,43 @@ def render_per_step_table(report: Any) -> Table:
     return table
 
 
+PER_STEP_PLOT = "mase_vs_steps_ahead.png"
+BASELINES = (
+    ("mase_mean", "persistence"),
+    ("mase_seasonal_mean", "seasonal persistence"),
+    ("mase_linear_mean", "linear baseline"),
+)
+
+
+def write_per_step_plot(report: Any, folder: Path) -> list[Path]:
+    """mase_vs_steps_ahead.png for a model of each step ahead: the model's MASE against
+    each baseline at each step ahead, torch and every artifact x backend (none otherwise)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    results = [r for r in report.results if r.summary.per_step]
+    if not results:
+        return []
+    fig = Figure(figsize=(4 * len(BASELINES), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    for ax, (key, name) in zip(fig.subplots(1, len(BASELINES)), BASELINES, strict=True):
+        lines = [("torch", [p["torch"][key] for p in results[0].summary.per_step])]
+        lines += [(pair_name(r), [p["artifact"][key] for p in r.summary.per_step]) for r in results]
+        ahead = [p["ahead"] for p in results[0].summary.per_step]
+        for label, values in lines:
+            y = [math.nan if v is None else v for v in values]
+            ax.plot(ahead, y, marker="o", lw=1, label=label)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(ahead)
+        ax.set_xlabel("steps ahead")
+        ax.set_ylabel(f"MASE vs {name}")
+        ax.set_title(f"against {name} (below 1 beats it)", fontsize="small")
+    fig.axes[0].legend(fontsize="x-small")
+    path = folder / PER_STEP_PLOT
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return [path]
+
+
 def render_forecast_table(report: Any) -> Table | Group:
     # Two-line headers: the columns then take the width of their numbers, so the table
     # fits 120 columns without rich truncating the values.
@@ -445,6 +483,9 @@ class ForecastEval(TaskEval):
 
     def render_table(self, report: Any) -> Table:
         return render_forecast_table(report)
+
+    def write_extra(self, report: Any, folder: Path) -> list[Path]:
+        return write_per_step_plot(report, folder)
 
     # ---- pipeline's SUMMARY.md -----------------------------------------------------------
 
