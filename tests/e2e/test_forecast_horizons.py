@@ -7,6 +7,7 @@ keys as they were."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from lstm_edge.toolchain.checkpoint import load_checkpoint
 from lstm_edge.toolchain.cli import app
+from lstm_edge.toolchain.detect import DetectOptions, detect
 from lstm_edge.toolchain.series import held_out_series
 from lstm_edge.toolchain.train import TrainOptions, train
 from lstm_edge.toolchain.validate_run import torch_outputs
@@ -110,6 +112,23 @@ def test_each_step_ahead_scored_against_hand_computed_baselines(runs):
         assert result["artifact_truth"]["mase"][0] == pytest.approx(
             result["torch_truth"]["mase"][0], rel=1e-4
         )
+
+
+def test_detect_scores_each_step_ahead_and_flags_on_t_plus_horizon(runs):
+    ckpt, _, _ = runs[H]
+    report = detect(ckpt.path.parent / "m.onnx", DetectOptions(record=ckpt.data, backend="ort"))
+    y = report.actual[:, 0].astype(np.float64)
+    assert report.outputs.shape == (y.size, 1)  # the t + horizon block scores anomalies
+    steps = report.accuracy_per_step
+    assert [p["ahead"] for p in steps] == [1, 2, 3]
+    assert {k: v for k, v in steps[-1].items() if k != "ahead"} == asdict(report.accuracy)
+    for p in steps:
+        s = p["ahead"]
+        assert p["persistence_mae"][0] == pytest.approx(np.abs(y[:-s] - y[s:]).mean(), rel=1e-9)
+        assert p["mase_linear_mean"] is not None
+    assert "accuracy_per_step" in report.to_dict()
+    single = detect(runs[1][0].path.parent / "m.onnx", DetectOptions(record=runs[1][0].data))
+    assert single.accuracy_per_step == [] and "accuracy_per_step" not in single.to_dict()
 
 
 def test_horizon_one_keeps_its_config_and_report(runs):
