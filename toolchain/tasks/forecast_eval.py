@@ -22,7 +22,7 @@ from rich.table import Table
 from lstm_edge.exporters.compare import FORECAST_TOLERANCES, compare_streams
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.files import atomic_write
-from lstm_edge.runtime.tasks.forecast import FORECAST, output_ahead, step_block
+from lstm_edge.runtime.tasks.forecast import FORECAST, output_ahead, output_names, step_block
 from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain.tasks.eval_base import TaskEval
 from lstm_edge.toolchain.validate_report import (
@@ -433,6 +433,12 @@ def normalization_summary(cfg: ModelConfig) -> dict[str, str]:
     return lines
 
 
+def _ahead(config: ModelConfig) -> str:
+    if config.horizon_outputs == "each":
+        return f"at each step 1..{config.horizon} ahead (outputs {', '.join(output_names(config))})"
+    return f"{config.horizon} step(s) ahead"
+
+
 class ForecastEval(TaskEval):
     spec = FORECAST
     tolerance_option = "forecast_tolerances"
@@ -492,8 +498,8 @@ class ForecastEval(TaskEval):
     def model_shape(self, config: ModelConfig) -> str:
         return (
             f"{len(config.features)} features ({', '.join(config.features)}) -> "
-            f"{len(config.targets)} targets ({', '.join(config.targets)}) {config.horizon} "
-            f"step(s) ahead, learnt as {config.target_kind}s"
+            f"{len(config.targets)} targets ({', '.join(config.targets)}) {_ahead(config)}, "
+            f"learnt as {config.target_kind}s"
         )
 
     def summary_table(self, report: Any) -> str:
@@ -505,7 +511,12 @@ class ForecastEval(TaskEval):
             f"# one row of raw sensor values per step: {', '.join(config.features)}",
             f"row = np.array([{', '.join(f'{m:.4g}' for m in config.feature_mean)}])",
             "forecast, state = model.step(row[None], state)",
-            f"print(forecast[0])  # {', '.join(config.targets)} in {config.horizon} step(s)",
+            f"print(forecast[0])  # {', '.join(output_names(config))} in "
+            + (
+                f"1..{config.horizon} steps"
+                if config.horizon_outputs == "each"
+                else f"{config.horizon} step(s)"
+            ),
         ]
 
     # ---- info -------------------------------------------------------------------------
