@@ -92,6 +92,9 @@ class ModelConfig:
     target_kind: str = "level"
     change_mean: tuple[float, ...] = ()
     change_std: tuple[float, ...] = ()
+    # forecast: "last" (outputs are the targets at t + horizon) or "each" (the targets at
+    # each step ahead t + 1 .. t + horizon, step-major; change statistics one per output)
+    horizon_outputs: str = "last"
     format_version: int = FORMAT_VERSION
     # char-lm token models (brought from elsewhere): ids without characters. `tokens` is
     # the vocabulary size when `vocab` is empty; `token_names` optional display names.

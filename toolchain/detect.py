@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.tasks.forecast import output_ahead, step_block
 from lstm_edge.toolchain import forecast_eval as fe
 
 SCORES_FILE = "scores.csv"
@@ -80,6 +81,9 @@ class DetectReport:
     runs: list[FlagRun]
     events: fe.EventScores | None
     accuracy: fe.ForecastScores
+    # a model of each step ahead: {"ahead": s, **ForecastScores} per step ahead (the
+    # baselines at s steps, the linear one fitted for s); empty otherwise
+    accuracy_per_step: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +102,7 @@ class DetectReport:
             "fault_events": None if self.faults is None else _fault_runs(self.faults),
             "events": None if self.events is None else asdict(self.events),
             "accuracy": asdict(self.accuracy),
+            **({"accuracy_per_step": self.accuracy_per_step} if self.accuracy_per_step else {}),
             "score_quantiles": {
                 str(q): float(np.nanquantile(self.scores, q)) for q in (0.5, 0.9, 0.99, 0.999)
             },
@@ -213,8 +218,10 @@ def detect(model_path: Path, options: DetectOptions | None = None) -> DetectRepo
         raise DetectError(f"--threshold is {threshold!r} (expected a number > 0)")
     data = _series(config, options)
 
-    outputs = run_model(model, data.features)
+    # A model of each step ahead: scored by its forecast of t + horizon, as any other
     h = config.horizon
+    every = run_model(model, data.features)
+    outputs = step_block(config, every, h)
     scores = fe.anomaly_scores(outputs, data.targets, h, calibration["residual_scale"])
     scores[: h + fe.DETECT_WARMUP] = np.nan  # the state is still settling from zeros
     flags = fe.flag(scores, threshold)
@@ -242,10 +249,28 @@ def detect(model_path: Path, options: DetectOptions | None = None) -> DetectRepo
         accuracy=fe.forecast_scores(
             outputs, data.targets, h, config.target_std, data.season, linear
         ),
+        accuracy_per_step=_per_step(config, every, data),
     )
     if options.out is not None:
         write_outputs(report, Path(options.out))
     return report
+
+
+PER_STEP_BASELINES = (("mase_seasonal_mean", "seasonal"), ("mase_linear_mean", "linear"))
+
+
+def _per_step(config: Any, outputs: np.ndarray, data: _Input) -> list[dict[str, Any]]:
+    """Each step ahead of a model of each step ahead, scored like `accuracy`."""
+    ahead = output_ahead(config)
+    if len(ahead) == 1:
+        return []
+    scores = []
+    for s in ahead:
+        linear = fe.fit_linear_ar(data.train, s, fe.ar_lags(data.season))
+        score = fe.forecast_scores(step_block(config, outputs, s), data.targets, s,
+                                   config.target_std, data.season, linear)  # fmt: skip
+        scores.append({"ahead": s} | asdict(score))
+    return scores
 
 
 def _flag_runs(outputs, targets, h, calibration, flags, scores, faults, names) -> list[FlagRun]:
@@ -398,6 +423,15 @@ def render(report: DetectReport) -> list[Any]:
             else ""
         ),
     ]
+    for p in report.accuracy_per_step:
+        lines.append(
+            f"  t+{p['ahead']}: MASE vs persistence {p['mase_mean']:.3f}"
+            + "".join(
+                f", vs {name} {p[key]:.3f}"
+                for key, name in PER_STEP_BASELINES
+                if p[key] is not None and math.isfinite(p[key])
+            )
+        )
     if report.events is not None:
         e = report.events
         lines.append(

@@ -421,6 +421,7 @@ def calibrate(ckpt: Checkpoint) -> dict[str, Any] | None:
     is missing (a checkpoint built by hand without data.json) or its CSV file is gone."""
     from pathlib import Path
 
+    from lstm_edge.runtime.tasks.forecast import step_block
     from lstm_edge.toolchain.series import BUILTIN_SOURCE
     from lstm_edge.toolchain.tasks import training
     from lstm_edge.toolchain.validate_run import torch_outputs
@@ -435,6 +436,7 @@ def calibrate(ckpt: Checkpoint) -> dict[str, Any] | None:
     h = ckpt.config.horizon
     if split.targets.shape[0] <= CALIBRATION_WARMUP + h + 1:
         return None
-    outputs = torch_outputs(ckpt.model, split.inputs)
+    # a model of each step ahead is calibrated on its forecast of t + horizon, as detect uses
+    outputs = step_block(ckpt.config, torch_outputs(ckpt.model, split.inputs), h)
     err = aligned_errors(outputs, split.targets, h)[CALIBRATION_WARMUP:]
     return calibration_from_errors(err, ckpt.config.target_std)

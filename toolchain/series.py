@@ -544,13 +544,16 @@ def forecast_config(
     hidden_size: int,
     num_layers: int,
     target_kind: str = "level",
+    horizon_outputs: str = "last",
 ) -> ModelConfig:
     """The forecast model's config for these columns, with the normalization statistics
     of the training split (`column_stats`; change targets: `change_stats`)."""
     f_mean, f_std = column_stats(series, features, split)
     t_mean, t_std = column_stats(series, targets, split)
     c_mean, c_std = (
-        change_stats(series, targets, split, horizon) if target_kind == "change" else ((), ())
+        change_stats(series, targets, split, horizon, each=horizon_outputs == "each")
+        if target_kind == "change"
+        else ((), ())
     )
     return ModelConfig(
         target_kind=target_kind,
@@ -562,6 +565,7 @@ def forecast_config(
         features=tuple(features),
         targets=tuple(targets),
         horizon=horizon,
+        horizon_outputs=horizon_outputs,
         feature_mean=f_mean,
         feature_std=f_std,
         target_mean=t_mean,
@@ -570,13 +574,18 @@ def forecast_config(
 
 
 def change_stats(
-    series: Series, names: Sequence[str], split: Split, horizon: int
+    series: Series, names: Sequence[str], split: Split, horizon: int, *, each: bool = False
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and std over the training rows of each target's change over `horizon` rows
-    (target[t + horizon] - target[t]): what a model of change targets predicts."""
+    (target[t + horizon] - target[t]): what a model of change targets predicts. `each`:
+    one per output of a model of each step ahead, changes over 1, ..., horizon rows."""
     start, stop = split.train
     block = series.values[start:stop][:, column_indices(series, names)]
-    change = block[horizon:] - block[:-horizon]
+    n = block.shape[0]
+    ahead = range(1, horizon + 1) if each else [horizon]
+    # the same rows t for every step ahead (t + horizon inside the split)
+    change = np.concatenate([block[s : n - horizon + s] - block[: n - horizon] for s in ahead], 1)
+    names = [name for _ in ahead for name in names]
     mean, std = change.mean(axis=0), change.std(axis=0)
     for name, sd in zip(names, std, strict=True):
         if not sd > 1e-9 * max(1.0, float(np.abs(block).max())):

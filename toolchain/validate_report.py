@@ -54,7 +54,8 @@ class ValidationReport:
             "skipped": self.skipped,
             "results": [
                 {
-                    **asdict(r.summary),
+                    # per_step only for a model of each step ahead (others keep their keys)
+                    **{k: v for k, v in asdict(r.summary).items() if k != "per_step" or v},
                     "tolerance": asdict(r.tolerance),
                     "passed": r.passed,
                     "failures": r.failures,

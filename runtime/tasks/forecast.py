@@ -59,9 +59,10 @@ class Forecast(TaskSpec):
         "target_kind",
         "change_mean",
         "change_std",
+        "horizon_outputs",
     )
     optional_fields = MappingProxyType(
-        {"target_kind": "level", "change_mean": (), "change_std": ()}
+        {"target_kind": "level", "change_mean": (), "change_std": (), "horizon_outputs": "last"}
     )
     list_fields = (
         "features",
@@ -74,7 +75,9 @@ class Forecast(TaskSpec):
         "change_std",
     )
     input_name = INPUT_FEATURES  # float32 [batch, time, features]
-    output_name = OUTPUT_FORECAST  # float32 [batch, time, targets]: targets at t + horizon
+    # float32 [batch, time, outputs]: the targets at t + horizon, or with horizon_outputs
+    # "each" the targets at t + 1, ..., t + horizon (step-major, `output_names`)
+    output_name = OUTPUT_FORECAST
     input_dtype = np.dtype(np.float32)
     c_input_dtype = np.dtype(np.float32)
     c_enum = "LSTM_EDGE_TASK_FORECAST"
@@ -114,6 +117,16 @@ class Forecast(TaskSpec):
                             f"{name} of column {col!r} is {v!r} (expected {expected})"
                         )
         check_int("horizon", config.horizon, MAX_HORIZON)
+        if config.horizon_outputs not in HORIZON_OUTPUTS:
+            raise InvalidConfigError(
+                f"horizon_outputs is {config.horizon_outputs!r} (expected one of "
+                f"{HORIZON_OUTPUTS}: the targets at t + horizon only, or at each step ahead)"
+            )
+        if len(config.targets) * steps_ahead(config) > MAX_DIM:
+            raise InvalidConfigError(
+                f"{len(config.targets)} targets x {steps_ahead(config)} steps ahead give "
+                f"{len(config.targets) * steps_ahead(config)} outputs (expected at most {MAX_DIM})"
+            )
         _check_target_kind(config)
         # The graph computes in float32: statistics finite as float64 may still overflow
         # there (std 1e39) or give a scale of 0 or Inf (1 / 1e-40), which would silently
@@ -127,7 +140,8 @@ class Forecast(TaskSpec):
             bad = np.flatnonzero(~np.isfinite(values) | ((values == 0) & is_scale))
             if bad.size:
                 kind = "features" if name in (NORM_IN_SCALE, NORM_IN_SHIFT) else "targets"
-                column = getattr(config, kind)[int(bad[0])]
+                names = getattr(config, kind)
+                column = names[int(bad[0]) % len(names)]
                 raise InvalidConfigError(
                     f"the statistics of {kind[:-1]} column {column!r} give {name} = "
                     f"{float(values[bad[0]])!r} in float32 (expected a finite, nonzero "
@@ -138,7 +152,7 @@ class Forecast(TaskSpec):
         return len(config.features)
 
     def output_size(self, config: ModelConfig) -> int:
-        return len(config.targets)
+        return len(config.targets) * steps_ahead(config)
 
     def graph_input_dims(self, config: ModelConfig) -> tuple[int | None, ...]:
         return (None, None, len(config.features))
@@ -230,7 +244,7 @@ class Forecast(TaskSpec):
         impossible for another. Divided by target_std, errors are in the standard units
         the network computes in, where a tolerance means the same for every target and for
         char-lm logits."""
-        return np.asarray(config.target_std, np.float64)
+        return np.asarray(config.target_std * steps_ahead(config), np.float64)
 
     def check_calibration(self, calibration: object, config: ModelConfig, where: str) -> dict:
         """META_CALIBRATION (anomaly scores, score = |forecast - actual| / residual_scale):
@@ -298,7 +312,7 @@ class Forecast(TaskSpec):
             index = ", ".join(str(int(i)) for i in last_value_index(cfg))
             fields += (
                 f",\n    .output.last_index = (const int32_t[]){{ {index} }},\n"
-                f"    .output.n_last_index = {len(cfg.targets)}"
+                f"    .output.n_last_index = {cfg.output_size}"
             )
         return fields
 
@@ -310,13 +324,18 @@ class Forecast(TaskSpec):
  * columns in output order (output k of step t predicts target k at step t + horizon). */
 extern const char *const {name}_feature_names[{upper}_INPUT_SIZE];
 extern const char *const {name}_target_names[{upper}_OUTPUT_SIZE];"""
+        if cfg.horizon_outputs == "each":
+            macros += f"""
+/* Each step ahead: output s * {len(cfg.targets)} + k predicts target k at step t + s + 1
+ * (s = 0 .. {upper}_HORIZON - 1); {name}_target_names says which, e.g. "{cfg.targets[0]}+1". */
+#define {upper}_TARGETS {len(cfg.targets)}"""
         if artifact.calibration is not None:
             threshold = float_lines(np.array([artifact.calibration["threshold"]])).strip()
             macros += f"""
 /* Anomaly calibration from the artifact (training split): pass these to
  * lstm_edge_anomaly_score and flag a row whose score is above the threshold. */
 #define {upper}_ANOMALY_THRESHOLD {threshold}
-extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
+extern const float {name}_residual_scale[{_scale_size(cfg, upper)}];"""
         return macros
 
     def c_data(self, artifact: Any, name: str) -> str:
@@ -328,14 +347,17 @@ extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
             )
             + "\n"
             + names_array(
-                f"{name}_target_names", f"{upper}_OUTPUT_SIZE", "predicted columns", cfg.targets
+                f"{name}_target_names",
+                f"{upper}_OUTPUT_SIZE",
+                "predicted columns",
+                output_names(cfg),
             )
         )
         if artifact.calibration is not None:
             scale = np.asarray(artifact.calibration["residual_scale"], np.float32)
             data += (
                 f"\n/* residual scale per target, in target units */\n"
-                f"const float {name}_residual_scale[{upper}_OUTPUT_SIZE] = {{\n"
+                f"const float {name}_residual_scale[{_scale_size(cfg, upper)}] = {{\n"
                 f"{float_lines(scale)}\n}};\n"
             )
         return data
@@ -370,6 +392,14 @@ extern const float {name}_residual_scale[{upper}_OUTPUT_SIZE];"""
 static const float example_stream[EXAMPLE_STREAM_LEN][EXAMPLE_INPUT_SIZE] = {{
 {rows}
 }};"""
+
+
+def _scale_size(cfg: ModelConfig, upper: str) -> str:
+    """The residual scales are one per target: of the t + horizon forecast, which a model
+    of each step ahead outputs last (at forecast + (HORIZON - 1) * TARGETS)."""
+    if cfg.horizon_outputs == "each":
+        return f"{upper}_TARGETS /* of outputs (HORIZON - 1) * TARGETS on: t + HORIZON */"
+    return f"{upper}_OUTPUT_SIZE"
 
 
 def _positive_number(v: object) -> bool:
@@ -419,24 +449,59 @@ def normalization_tensors(config: ModelConfig) -> dict[str, np.ndarray]:
     f_mean = np.asarray(config.feature_mean, np.float64)
     f_std = np.asarray(config.feature_std, np.float64)
     change = config.target_kind == "change"
+    # Level statistics repeat for each step ahead; change statistics are one per output.
+    level = steps_ahead(config)
     tensors = {
         NORM_IN_SCALE: (1.0 / f_std).astype(np.float32),
         NORM_IN_SHIFT: (-f_mean / f_std).astype(np.float32),
-        NORM_OUT_SCALE: np.asarray(config.change_std if change else config.target_std, np.float32),
+        NORM_OUT_SCALE: np.asarray(
+            config.change_std if change else config.target_std * level, np.float32
+        ),
         NORM_OUT_SHIFT: np.asarray(
-            config.change_mean if change else config.target_mean, np.float32
+            config.change_mean if change else config.target_mean * level, np.float32
         ),
     }
     if change:
-        select = np.zeros((len(config.features), len(config.targets)), np.float32)
-        select[last_value_index(config), np.arange(len(config.targets))] = 1.0
+        index = last_value_index(config)
+        select = np.zeros((len(config.features), index.size), np.float32)
+        select[index, np.arange(index.size)] = 1.0
         tensors[NORM_LAST_SELECT] = select
     return tensors
 
 
 def last_value_index(config: ModelConfig) -> np.ndarray:
-    """int32 [targets]: the feature column holding each target's last observed value."""
-    return np.array([config.features.index(t) for t in config.targets], np.int32)
+    """int32 [outputs]: the feature column holding the last observed value of each output's
+    target."""
+    one = [config.features.index(t) for t in config.targets]
+    return np.array(one * steps_ahead(config), np.int32)
+
+
+HORIZON_OUTPUTS = ("last", "each")
+
+
+def steps_ahead(config: ModelConfig) -> int:
+    """How many steps ahead the outputs cover: 1 (t + horizon only) or horizon (each)."""
+    return config.horizon if config.horizon_outputs == "each" else 1
+
+
+def output_ahead(config: ModelConfig) -> list[int]:
+    """Steps ahead of each output block: [horizon], or [1, ..., horizon]."""
+    return list(range(1, config.horizon + 1)) if steps_ahead(config) > 1 else [config.horizon]
+
+
+def output_names(config: ModelConfig) -> tuple[str, ...]:
+    """One name per output: the target names, or with horizon_outputs "each" the target
+    name and its step ahead, step-major ("co2+1", "co2+2", ...)."""
+    if config.horizon_outputs != "each":
+        return config.targets
+    return tuple(f"{t}+{s}" for s in output_ahead(config) for t in config.targets)
+
+
+def step_block(config: ModelConfig, outputs: np.ndarray, ahead: int) -> np.ndarray:
+    """The outputs [..., targets] that predict the targets `ahead` steps later."""
+    n = len(config.targets)
+    k = output_ahead(config).index(ahead)
+    return outputs[..., k * n : (k + 1) * n]
 
 
 TARGET_KINDS = ("level", "change")
@@ -449,16 +514,16 @@ def _check_target_kind(config: ModelConfig) -> None:
     kind = config.target_kind
     if kind not in TARGET_KINDS:
         raise InvalidConfigError(f"target_kind is {kind!r} (expected one of {TARGET_KINDS})")
-    n = len(config.targets) if kind == "change" else 0
+    n = len(config.targets) * steps_ahead(config) if kind == "change" else 0
     for name in ("change_mean", "change_std"):
         values = getattr(config, name)
         if not isinstance(values, tuple) or len(values) != n:
             found = len(values) if isinstance(values, tuple) else repr(values)
             raise InvalidConfigError(
-                f"{name} has {found} values (expected {n}: one per target with target_kind "
+                f"{name} has {found} values (expected {n}: one per output with target_kind "
                 f"'change', none with 'level'; target_kind is {kind!r})"
             )
-        for col, v in zip(config.targets, values, strict=False):
+        for col, v in zip(output_names(config), values, strict=False):
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and finite(v)
             if not ok or (name == "change_std" and not v > 0):
                 raise InvalidConfigError(

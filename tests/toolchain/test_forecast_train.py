@@ -101,12 +101,15 @@ def test_cli_trains_on_a_csv_with_mae(tmp_path, csv_file):
     assert ckpt.data["season"] == 96 and ckpt.data["time_column"] == "time"
     val = held_out_series(ckpt.data, cfg, "val")
     assert np.array_equal(val.targets[:, 0], s.values[360:380, 4].astype(np.float32))
-    # The best model's recorded validation loss is what evaluate() gives for it.
+    # The best model's recorded validation loss is what evaluate() gives for it; with
+    # horizon 2 the model forecasts each step ahead: the targets at t + 1 and t + 2.
+    assert cfg.horizon_outputs == "each" and cfg.output_size == 2
     best = [m for m in read_metrics(out) if m["kind"] == "val" and m["best"]][-1]
+    ahead = np.concatenate([val.targets[1:-1], val.targets[2:]], axis=1)
     pairs = Pairs(
         val.features[:-2],
         ckpt.model.normalize_targets(
-            torch.from_numpy(val.targets[2:]), torch.from_numpy(val.features[:-2])
+            torch.from_numpy(ahead), torch.from_numpy(val.features[:-2])
         ).numpy(),
     )
     mae = Objective("mae", "nmae", "normalized MAE", "rows_per_s")

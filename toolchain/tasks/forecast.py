@@ -12,7 +12,7 @@ import numpy as np
 
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
-from lstm_edge.runtime.tasks.forecast import FORECAST, last_value_index
+from lstm_edge.runtime.tasks.forecast import FORECAST, last_value_index, output_ahead
 from lstm_edge.toolchain import data as data_mod
 from lstm_edge.toolchain import series as series_mod
 from lstm_edge.toolchain.tasks.training_base import HeldOut, Pairs, Source, TaskTraining, take
@@ -94,7 +94,12 @@ class ForecastTraining(TaskTraining):
 
         def pairs(name: str) -> tuple[Pairs, np.ndarray]:
             rows = series_mod.select(series, config, *getattr(split, name))
-            return Pairs(rows.features[:-h], rows.targets[h:]), rows.targets[:-h]
+            now = rows.targets[:-h]
+            ahead = output_ahead(config)  # [h], or [1, ..., h]: one target block each
+            later = [rows.targets[s : rows.targets.shape[0] - h + s] for s in ahead]
+            return Pairs(rows.features[:-h], np.concatenate(later, axis=1)), np.tile(
+                now, len(ahead)
+            )
 
         val, val_now = pairs("val")
         return Source(config, data, pairs("train")[0], val, val_now)
@@ -109,7 +114,8 @@ class ForecastTraining(TaskTraining):
             return inputs
         import torch
 
-        index = torch.from_numpy(last_value_index(config).astype(np.int64))
+        index = last_value_index(config)[: len(config.targets)]  # one per target
+        index = torch.from_numpy(index.astype(np.int64))
         std = torch.tensor(config.feature_std, dtype=inputs.dtype)[index]
         shift = (torch.rand(inputs.shape[0], 1, index.numel()) * 2 - 1) * LEVEL_SHIFT_STDS * std
         out = inputs.clone()
@@ -168,6 +174,7 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
         features,
         targets,
         horizon=probe.horizon,
+        horizon_outputs="each" if probe.horizon > 1 else "last",
         hidden_size=probe.hidden,
         num_layers=probe.layers,
         target_kind=series_mod.choose_target_kind(o.target_kind, series, split, features, targets),

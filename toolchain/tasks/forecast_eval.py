@@ -11,16 +11,18 @@ known); tolerances `FORECAST_TOLERANCES` (lstm_edge.exporters.compare).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich.console import Group
 from rich.table import Table
 
 from lstm_edge.exporters.compare import FORECAST_TOLERANCES, compare_streams
 from lstm_edge.runtime.config import ModelConfig
-from lstm_edge.runtime.tasks.forecast import FORECAST
+from lstm_edge.runtime.files import atomic_write
+from lstm_edge.runtime.tasks.forecast import FORECAST, output_ahead, output_names, step_block
 from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain.tasks.eval_base import TaskEval
 from lstm_edge.toolchain.validate_report import (
@@ -56,6 +58,10 @@ class SeriesStream:
     cycled: bool
     linear: fe.LinearAR | None = None  # the linear baseline, fitted on the training split
     season_name: str | None = None  # "52 steps = 1 year"
+    # a model of each step ahead: its steps ahead (1..horizon), a linear baseline fitted
+    # for each (a direct s-step fit); empty for a model of t + horizon only
+    steps_ahead: tuple[int, ...] = ()
+    linear_ahead: tuple[fe.LinearAR | None, ...] = ()
 
     unit = "rows"  # what the source is counted in
 
@@ -80,7 +86,7 @@ class SeriesStream:
             "season": self.season,
             "season_name": self.season_name,
             "linear_baseline_lags": None if self.linear is None else self.linear.lags,
-        }
+        } | ({"steps_ahead": list(self.steps_ahead)} if self.steps_ahead else {})
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,10 @@ class ForecastSummary:
     first_nonfinite_step: int | None
     seconds: float
     steps_per_second: float
+    # a model of each step ahead: per step ahead s, {"ahead": s, "torch": ForecastScores,
+    # "artifact": ForecastScores} of the outputs that predict t + s (torch_truth and
+    # artifact_truth above score t + horizon); empty otherwise
+    per_step: list[dict[str, Any]] = field(default_factory=list)
 
 
 def build_series_stream(ckpt: Checkpoint, steps: int, csv_path: Path | None) -> SeriesStream:
@@ -142,23 +152,30 @@ def build_series_stream(ckpt: Checkpoint, steps: int, csv_path: Path | None) -> 
         stream = SeriesStream(held.inputs, held.targets, config.horizon,
                               ckpt.data.get("season"), source, held.rows, held.cycled)  # fmt: skip
     season = stream.season if stream.season is not None else (ckpt.data or {}).get("season")
+    ahead = tuple(output_ahead(config)) if len(output_ahead(config)) > 1 else ()
     return replace(
         stream,
         season=season,
         linear=fit_baseline(ckpt, season),
         season_name=(ckpt.data or {}).get("season_name"),
+        steps_ahead=ahead,
+        linear_ahead=tuple(fit_baseline(ckpt, season, s) for s in ahead),
     )
 
 
-def fit_baseline(ckpt: Checkpoint, season: int | None) -> fe.LinearAR | None:
-    """The linear baseline fitted on the checkpoint's training split (None without a data
-    record, e.g. a checkpoint built by hand)."""
+def fit_baseline(
+    ckpt: Checkpoint, season: int | None, horizon: int | None = None
+) -> fe.LinearAR | None:
+    """The linear baseline `horizon` steps ahead (default: the model's) fitted on the
+    checkpoint's training split (None without a data record, e.g. a checkpoint built by
+    hand)."""
     from lstm_edge.toolchain.tasks import training
 
     if not ckpt.data:
         return None
     train = training(ckpt.config).held_out_stream(ckpt.data, ckpt.config, "train")
-    return fe.fit_linear_ar(train.targets, ckpt.config.horizon, fe.ar_lags(season))
+    h = ckpt.config.horizon if horizon is None else horizon
+    return fe.fit_linear_ar(train.targets, h, fe.ar_lags(season))
 
 
 def csv_stream(config: ModelConfig, csv_path: Path, steps: int) -> SeriesStream:
@@ -203,13 +220,22 @@ def summarize_forecast(
     trace = ForecastTrace(abs_err, run.logits, run.cell_absmax)
     diff = run.logits.astype(np.float64) - ref.astype(np.float64)
 
-    def truth(outputs: np.ndarray) -> fe.ForecastScores:
+    def truth(outputs: np.ndarray, ahead: int, linear: fe.LinearAR | None) -> fe.ForecastScores:
         return fe.forecast_scores(
-            outputs, stream.targets, stream.horizon, config.target_std, stream.season,
-            stream.linear, stream.source_rows if stream.cycled else None,
+            step_block(config, outputs, ahead), stream.targets, ahead, config.target_std,
+            stream.season, linear, stream.source_rows if stream.cycled else None,
         )  # fmt: skip
 
-    t_scores, a_scores = truth(ref), truth(run.logits)
+    h = stream.horizon
+    t_scores, a_scores = truth(ref, h, stream.linear), truth(run.logits, h, stream.linear)
+    per_step = [
+        {
+            "ahead": s,
+            "torch": asdict(truth(ref, s, lin)),
+            "artifact": asdict(truth(run.logits, s, lin)),
+        }
+        for s, lin in zip(stream.steps_ahead, stream.linear_ahead, strict=True)
+    ]
     summary = ForecastSummary(
         artifact=artifact,
         scheme=scheme,
@@ -219,6 +245,7 @@ def summarize_forecast(
         torch_truth=asdict(t_scores),
         artifact_truth=asdict(a_scores),
         mae_increase=a_scores.mae_std - t_scores.mae_std,
+        per_step=per_step,
         **error_stats(abs_err, run),
     )
     return trace, summary
@@ -228,7 +255,79 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "-" if v is None or not math.isfinite(v) else format(v, spec)
 
 
-def render_forecast_table(report: Any) -> Table:
+def per_step_rows(report: Any) -> list[list[str]]:
+    """One row per artifact x backend x step ahead of a model of each step ahead: MAE/std
+    and MASE against persistence, seasonal persistence and the linear baseline fitted for
+    that step ahead, torch -> artifact."""
+    rows = []
+    for r in report.results:
+        for step in r.summary.per_step:
+            t, a = step["torch"], step["artifact"]
+            rows.append(
+                [f"{Path(r.summary.artifact).name} ({r.summary.backend})", f"t+{step['ahead']}"]
+                + [
+                    f"{_fmt(t[key])} -> {_fmt(a[key])}"
+                    for key in ("mae_std", "mase_mean", "mase_seasonal_mean", "mase_linear_mean")
+                ]
+            )
+    return rows
+
+
+PER_STEP_HEADER = ["artifact (backend)", "ahead", "MAE/std", "MASE", "seasonal MASE", "linear MASE"]
+
+
+def render_per_step_table(report: Any) -> Table:
+    table = Table(title="each step ahead (torch -> artifact)")
+    for col in PER_STEP_HEADER:
+        table.add_column(col)
+    for row in per_step_rows(report):
+        table.add_row(*row)
+    table.caption = (
+        "each output block scored against the truth that many steps later; MASE against "
+        "persistence, seasonal persistence and a linear autoregression fitted for that step "
+        "ahead, each on the same steps"
+    )
+    return table
+
+
+PER_STEP_PLOT = "mase_vs_steps_ahead.png"
+BASELINES = (
+    ("mase_mean", "persistence"),
+    ("mase_seasonal_mean", "seasonal persistence"),
+    ("mase_linear_mean", "linear baseline"),
+)
+
+
+def write_per_step_plot(report: Any, folder: Path) -> list[Path]:
+    """mase_vs_steps_ahead.png for a model of each step ahead: the model's MASE against
+    each baseline at each step ahead, torch and every artifact x backend (none otherwise)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    results = [r for r in report.results if r.summary.per_step]
+    if not results:
+        return []
+    fig = Figure(figsize=(4 * len(BASELINES), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    for ax, (key, name) in zip(fig.subplots(1, len(BASELINES)), BASELINES, strict=True):
+        lines = [("torch", [p["torch"][key] for p in results[0].summary.per_step])]
+        lines += [(pair_name(r), [p["artifact"][key] for p in r.summary.per_step]) for r in results]
+        ahead = [p["ahead"] for p in results[0].summary.per_step]
+        for label, values in lines:
+            y = [math.nan if v is None else v for v in values]
+            ax.plot(ahead, y, marker="o", lw=1, label=label)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(ahead)
+        ax.set_xlabel("steps ahead")
+        ax.set_ylabel(f"MASE vs {name}")
+        ax.set_title(f"against {name} (below 1 beats it)", fontsize="small")
+    fig.axes[0].legend(fontsize="x-small")
+    path = folder / PER_STEP_PLOT
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return [path]
+
+
+def render_forecast_table(report: Any) -> Table | Group:
     # Two-line headers: the columns then take the width of their numbers, so the table
     # fits 120 columns without rich truncating the values.
     cols = ("artifact (backend)", "scheme", "max err", "mean err", "drift",
@@ -262,6 +361,8 @@ def render_forecast_table(report: Any) -> Table:
         "least-squares autoregression on lagged changes fitted on the training split; below 1 "
         "beats the baseline"
     )
+    if any(r.summary.per_step for r in report.results):
+        return Group(table, render_per_step_table(report))
     return table
 
 
@@ -288,8 +389,15 @@ def summary_table(report: Any) -> str:
         ]
         for r in report.results
     ]
+    per_step = per_step_rows(report)
+    ahead = (
+        "\n\nEach step ahead (torch -> artifact; the table above scores t + horizon):\n\n"
+        + md_table(PER_STEP_HEADER, per_step)
+        if per_step
+        else ""
+    )
     return (
-        md_table(header, rows) + "\n\nErrors vs torch in target standard deviations. MASE: "
+        md_table(header, rows) + ahead + "\n\nErrors vs torch in target standard deviations. MASE: "
         "the model's MAE divided by that of persistence (repeat the last value) on the same "
         "held-out steps; below 1 beats it. Seasonal MASE: against repeating the value one "
         f"season earlier{_season_note(report)}; linear MASE: against a least-squares "
@@ -323,6 +431,12 @@ def normalization_summary(cfg: ModelConfig) -> dict[str, str]:
         for name, mean, std in zip(names, means, stds, strict=True):
             lines[f"{kind} {name}"] = f"mean {mean:.6g}, std {std:.6g}"
     return lines
+
+
+def _ahead(config: ModelConfig) -> str:
+    if config.horizon_outputs == "each":
+        return f"at each step 1..{config.horizon} ahead (outputs {', '.join(output_names(config))})"
+    return f"{config.horizon} step(s) ahead"
 
 
 class ForecastEval(TaskEval):
@@ -376,13 +490,16 @@ class ForecastEval(TaskEval):
     def render_table(self, report: Any) -> Table:
         return render_forecast_table(report)
 
+    def write_extra(self, report: Any, folder: Path) -> list[Path]:
+        return write_per_step_plot(report, folder)
+
     # ---- pipeline's SUMMARY.md -----------------------------------------------------------
 
     def model_shape(self, config: ModelConfig) -> str:
         return (
             f"{len(config.features)} features ({', '.join(config.features)}) -> "
-            f"{len(config.targets)} targets ({', '.join(config.targets)}) {config.horizon} "
-            f"step(s) ahead, learnt as {config.target_kind}s"
+            f"{len(config.targets)} targets ({', '.join(config.targets)}) {_ahead(config)}, "
+            f"learnt as {config.target_kind}s"
         )
 
     def summary_table(self, report: Any) -> str:
@@ -394,7 +511,12 @@ class ForecastEval(TaskEval):
             f"# one row of raw sensor values per step: {', '.join(config.features)}",
             f"row = np.array([{', '.join(f'{m:.4g}' for m in config.feature_mean)}])",
             "forecast, state = model.step(row[None], state)",
-            f"print(forecast[0])  # {', '.join(config.targets)} in {config.horizon} step(s)",
+            f"print(forecast[0])  # {', '.join(output_names(config))} in "
+            + (
+                f"1..{config.horizon} steps"
+                if config.horizon_outputs == "each"
+                else f"{config.horizon} step(s)"
+            ),
         ]
 
     # ---- info -------------------------------------------------------------------------
