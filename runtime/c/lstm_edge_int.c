@@ -1,0 +1,680 @@
+/* lstm_edge_int.c: the int8-full step in integer arithmetic (see lstm_edge_int.h).
+ *
+ * Read top to bottom: the dot products, the fixed-point primitives, one layer's step,
+ * the head, the two float stages, the checks, the public steps. Every rounding and
+ * saturation is the one runtime/integer.py (the definition) does; the comments name the
+ * spec's primitive each function is.
+ *
+ * Float appears only in lstm_edge_int_quantize_row and lstm_edge_int_output, kept out of
+ * line (NOINLINE), so that on an MCU without an FPU every other function is integer
+ * instructions only; tests/c disassembles the Cortex-M3 build to check it.
+ */
+#include "lstm_edge_int.h"
+
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* ---- dot products ----------------------------------------------------------------------- */
+
+/* Four gate rows at once (w0..w3, n inputs each) against one input vector x, int8 weights
+ * times int8 codes summed in int32, added to acc[0..3]. The rows share every load of x.
+ * x comes widened to int16 (once per layer and step, widen()), which is what lets the
+ * portable loop vectorize well: gcc -O3 turns int8 x int16 -> int32 sums into vpmaddwd
+ * (AVX2) or vpdpwssd (AVX-512 VNNI); int8 x int8 it only widens and multiplies (vpmullw).
+ *
+ * On Armv7E-M (Cortex-M4/M7, __ARM_FEATURE_DSP), four inputs go per iteration through
+ * SXTB16 (bytes 0 and 2 of a weight word, or 1 and 3, as two int16 in one instruction)
+ * and SMLAD (two 16x16 products added to a 32-bit sum in one instruction), with x stored
+ * in the matching order (x0 x2 x1 x3 per group of four): per four inputs of four rows 6
+ * loads, 8 SXTB16 and 8 SMLAD instead of 20 loads and 16 multiply-adds, the CMSIS-NN
+ * approach. Exact either way: |products| < 2^14, and check_model caps the widths so that
+ * a sum fits int32. */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+#define SMLAD_ORDER 1
+static inline uint32_t load4(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v); /* Cortex-M3/M4 LDR takes unaligned addresses */
+    return v;
+}
+
+/* bytes 0 and 2 (sxtb16) or 1 and 3 (sxtb16 ror 8) of v as two int16 */
+static inline uint32_t sxtb16(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(v));
+    return r;
+}
+static inline uint32_t sxtb16_ror8(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+
+static void dot4(const int8_t *w0, const int8_t *w1, const int8_t *w2, const int8_t *w3,
+                 const int16_t *x, int32_t n, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const uint32_t x02 = load4(x + j), x13 = load4(x + j + 2);
+        uint32_t v = load4(w0 + j);
+        a0 = smlad(sxtb16(v), x02, a0);
+        a0 = smlad(sxtb16_ror8(v), x13, a0);
+        v = load4(w1 + j);
+        a1 = smlad(sxtb16(v), x02, a1);
+        a1 = smlad(sxtb16_ror8(v), x13, a1);
+        v = load4(w2 + j);
+        a2 = smlad(sxtb16(v), x02, a2);
+        a2 = smlad(sxtb16_ror8(v), x13, a2);
+        v = load4(w3 + j);
+        a3 = smlad(sxtb16(v), x02, a3);
+        a3 = smlad(sxtb16_ror8(v), x13, a3);
+    }
+    for (; j < n; ++j) { /* the last n % 4 inputs, in natural order */
+        const int32_t xj = x[j];
+        a0 += w0[j] * xj;
+        a1 += w1[j] * xj;
+        a2 += w2[j] * xj;
+        a3 += w3[j] * xj;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#else
+#define SMLAD_ORDER 0
+static void dot4(const int8_t *restrict w0, const int8_t *restrict w1,
+                 const int8_t *restrict w2, const int8_t *restrict w3,
+                 const int16_t *restrict x, int32_t n, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], j;
+    for (j = 0; j < n; ++j) {
+        const int16_t xj = x[j];
+        a0 += (int16_t)w0[j] * xj;
+        a1 += (int16_t)w1[j] * xj;
+        a2 += (int16_t)w2[j] * xj;
+        a3 += (int16_t)w3[j] * xj;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#endif
+
+/* x [n] int8 -> int16, in the order dot4 reads it. */
+static void widen(const int8_t *restrict x, int32_t n, int16_t *restrict out)
+{
+    int32_t j = 0;
+#if SMLAD_ORDER
+    for (; j + 4 <= n; j += 4) {
+        out[j] = x[j];
+        out[j + 1] = x[j + 2];
+        out[j + 2] = x[j + 1];
+        out[j + 3] = x[j + 3];
+    }
+#endif
+    for (; j < n; ++j) {
+        out[j] = x[j];
+    }
+}
+
+/* The sums of rows [v, v + 4) of an int8 matrix [rows][n] (fewer at the end: the missing
+ * rows repeat the last one, their sums unused). */
+static void rows4(const int8_t *m, int32_t rows, int32_t v, const int16_t *x, int32_t n,
+                  int32_t acc[4])
+{
+    const size_t stride = (size_t)n;
+    const int32_t last = rows - 1;
+    const int8_t *r0 = m + (size_t)v * stride;
+    const int8_t *r1 = m + (size_t)(v + 1 < last ? v + 1 : last) * stride;
+    const int8_t *r2 = m + (size_t)(v + 2 < last ? v + 2 : last) * stride;
+    const int8_t *r3 = m + (size_t)(v + 3 < last ? v + 3 : last) * stride;
+    acc[0] = acc[1] = acc[2] = acc[3] = 0;
+    dot4(r0, r1, r2, r3, x, n, acc);
+}
+
+/* ---- fixed-point primitives (the spec's names) ------------------------------------------ */
+
+static inline int32_t sat8(int64_t v) { return v > 127 ? 127 : (v < -127 ? -127 : (int32_t)v); }
+
+static inline int32_t sat16(int64_t v)
+{
+    return v > 32767 ? 32767 : (v < -32768 ? -32768 : (int32_t)v);
+}
+
+/* rmul(a, M, S) = (a * M + 2^(S-1)) >> S in 64 bits, the shift arithmetic (floor); gcc and
+ * clang shift signed values arithmetically (implementation-defined in C99). */
+static inline int64_t rmul(int32_t a, int32_t m, int32_t s)
+{
+    return ((int64_t)a * m + ((int64_t)1 << (s - 1))) >> s;
+}
+
+/* lut(T, x): x Q3.12 -> T at (x + 32768) / 256, interpolated linearly; Q0.15. */
+static inline int32_t lut(const int16_t *t, int32_t x)
+{
+    const int32_t u = x + 32768, k = u >> 8, fr = u & 255;
+    return t[k] + (((t[k + 1] - t[k]) * fr + 128) >> 8);
+}
+
+/* c (cf fractional bits) -> Q3.12, rounding (cf > 12) or saturating (cf < 12). */
+static inline int32_t to_q312(int32_t c, int32_t cf)
+{
+    if (cf == 12) {
+        return c;
+    }
+    if (cf > 12) {
+        return (c + (1 << (cf - 13))) >> (cf - 12);
+    }
+    return sat16((int64_t)c * ((int64_t)1 << (12 - cf)));
+}
+
+/* ---- one layer -------------------------------------------------------------------------- */
+
+/* Scratch of a step (int16 elements, LSTM_EDGE_INT_SCRATCH): x16 [max(I, H)] and h16 [H],
+ * the widened layer input and old h; h_new [H] and x_q [input] int8 (as bytes). */
+typedef struct scratch_parts {
+    int16_t *x16, *h16;
+    int8_t *h_new, *x_q;
+} scratch_parts;
+
+static scratch_parts split_scratch(const lstm_edge_int_model *model, int16_t *scratch)
+{
+    const size_t in = (size_t)model->input_size, hidden = (size_t)model->hidden_size;
+    scratch_parts p;
+    p.x16 = scratch;
+    p.h16 = p.x16 + (in > hidden ? in : hidden);
+    p.h_new = (int8_t *)(p.h16 + hidden);
+    p.x_q = (int8_t *)(p.h16 + hidden + (hidden + 1) / 2);
+    return p;
+}
+
+/* Layer step of one stream: the gates of unit j (rows j, H+j, 2H+j, 3H+j: i, o, f, c)
+ * from x and the old h, then c[j] in place and the new h[j] into h_new; h takes h_new at
+ * the end, since every unit's gates read the old h. */
+static void layer_step(const lstm_edge_int_layer *ly, const int16_t *sig, const int16_t *tnh,
+                       int32_t hidden, const int8_t *x, int8_t *h, int16_t *c,
+                       const scratch_parts *sp)
+{
+    const int32_t in = ly->input_size;
+    const size_t ws = (size_t)hidden * (size_t)in, rs = (size_t)hidden * (size_t)hidden;
+    int32_t j, k;
+    widen(x, in, sp->x16);
+    widen(h, hidden, sp->h16);
+    for (j = 0; j < hidden; ++j) {
+        const int8_t *w = ly->w + (size_t)j * (size_t)in;
+        const int8_t *r = ly->r + (size_t)j * (size_t)hidden;
+        int32_t ax[4] = {0, 0, 0, 0}, ah[4] = {0, 0, 0, 0}, g[4];
+        int32_t i_, o_, f_, u_, fc, ig, cn, cf;
+        dot4(w, w + ws, w + 2 * ws, w + 3 * ws, sp->x16, in, ax);
+        dot4(r, r + rs, r + 2 * rs, r + 3 * rs, sp->h16, hidden, ah);
+        for (k = 0; k < 4; ++k) {
+            const int32_t row = j + k * hidden;
+            g[k] = sat16(rmul(ax[k], ly->x_mult[row], ly->x_shift[row]) +
+                         rmul(ah[k], ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
+        }
+        i_ = lut(sig, g[0]);
+        o_ = lut(sig, g[1]);
+        f_ = lut(sig, g[2]);
+        u_ = lut(tnh, g[3]);
+        cf = ly->cell_frac[j];
+        fc = (f_ * c[j] + (1 << 14)) >> 15;
+        ig = (i_ * u_ + (1 << (29 - cf))) >> (30 - cf);
+        cn = sat16((int64_t)fc + ig);
+        c[j] = (int16_t)cn;
+        sp->h_new[j] =
+            (int8_t)sat8(rmul(o_ * lut(tnh, to_q312(cn, cf)), ly->out_mult, ly->out_shift));
+    }
+    memcpy(h, sp->h_new, (size_t)hidden);
+}
+
+void lstm_edge_int_layers_step(const lstm_edge_int_model *model, lstm_edge_int_state *state,
+                               const int8_t *x_q, int16_t *scratch)
+{
+    const int32_t hidden = model->hidden_size;
+    const scratch_parts sp = split_scratch(model, scratch);
+    const int8_t *x = x_q;
+    int32_t l;
+    for (l = 0; l < model->num_layers; ++l) {
+        const size_t off = (size_t)l * (size_t)hidden;
+        layer_step(&model->layers[l], model->sigmoid_table, model->tanh_table, hidden, x,
+                   state->h + off, state->c + off, &sp);
+        x = state->h + off; /* the next layer's input is this layer's new h */
+    }
+}
+
+/* The last layer's h, widened for dot4 into the scratch's h16. */
+static const int16_t *head_input(const lstm_edge_int_model *model,
+                                 const lstm_edge_int_state *state, const scratch_parts *sp)
+{
+    const size_t hidden = (size_t)model->hidden_size;
+    widen(state->h + (size_t)(model->num_layers - 1) * hidden, model->hidden_size, sp->h16);
+    return sp->h16;
+}
+
+void lstm_edge_int_head(const lstm_edge_int_model *model, const lstm_edge_int_state *state,
+                        int16_t *scratch, int32_t *acc)
+{
+    const scratch_parts sp = split_scratch(model, scratch);
+    const int16_t *h = head_input(model, state, &sp);
+    const int32_t n = model->output_size;
+    int32_t v, k;
+    for (v = 0; v < n; v += 4) {
+        int32_t a[4];
+        rows4(model->head, n, v, h, model->hidden_size, a);
+        for (k = 0; k < 4 && v + k < n; ++k) {
+            acc[v + k] = a[k];
+        }
+    }
+}
+
+/* ---- the float stages ------------------------------------------------------------------- */
+
+/* x_q = sat8(floor(xn * inv + 0.5)) with xn = x * scale + shift, each operation one float32
+ * rounding, clamped in float before the conversion. The products go through volatiles: no
+ * compiler may fuse them into an FMA even under -ffp-contract=fast (one rounding instead of
+ * two: another last bit than numpy's). */
+NOINLINE void lstm_edge_int_quantize_row(const lstm_edge_int_model *model, const float *x,
+                                         int8_t *x_q)
+{
+    const lstm_edge_affine *a = &model->input.normalize;
+    const float inv = model->input.inv_scale;
+    int32_t k;
+    for (k = 0; k < model->input_size; ++k) {
+        volatile float p = x[k] * a->scale[k];
+        const float xn = p + a->shift[k];
+        volatile float pq = xn * inv;
+        float q = pq + 0.5f;
+        int32_t t;
+        q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+        t = (int32_t)q; /* toward zero; floor is one less for a negative non-integer */
+        if ((float)t > q) {
+            t -= 1;
+        }
+        x_q[k] = (int8_t)t;
+    }
+}
+
+NOINLINE void lstm_edge_int_output(const lstm_edge_int_model *model, int32_t first, int32_t n,
+                                   const int32_t *acc, const float *x, float *out)
+{
+    const lstm_edge_affine *d = &model->output.denormalize;
+    const lstm_edge_output_stage *o = &model->output;
+    int32_t k;
+    for (k = 0; k < n; ++k) {
+        const int32_t v = first + k;
+        volatile float p = (float)acc[k] * model->head_scale[v];
+        float y = p + model->head_bias[v];
+        if (d->scale != NULL) {
+            p = y * d->scale[v];
+            y = p + d->shift[v];
+        }
+        if (o->last_index != NULL && x != NULL) {
+            y += x[o->last_index[v]]; /* change targets: one per output */
+        }
+        out[v] = y;
+    }
+}
+
+/* The head and the output stage of one step: four outputs' sums at a time (integer), then
+ * their float stage. */
+static void head_out(const lstm_edge_int_model *model, const lstm_edge_int_state *state,
+                     const scratch_parts *sp, const float *x, float *out)
+{
+    const int16_t *h = head_input(model, state, sp);
+    const int32_t n = model->output_size;
+    int32_t v;
+    for (v = 0; v < n; v += 4) {
+        int32_t a[4];
+        rows4(model->head, n, v, h, model->hidden_size, a);
+        lstm_edge_int_output(model, v, n - v < 4 ? n - v : 4, a, x, out);
+    }
+}
+
+/* ---- checks ----------------------------------------------------------------------------- */
+
+/* Widest dot product: 2^16 int8 x int8 products (each |p| <= 127 * 127 < 2^14) sum to
+ * less than 2^30, so the int32 sums never overflow. */
+#define MAX_WIDTH 65536
+
+/* A stored array of `count` elements is exactly rows * cols long (both in [1, MAX_WIDTH]
+ * or a small multiple: no uint64_t overflow). */
+static int count_ok(size_t count, int64_t rows, int64_t cols)
+{
+    return (uint64_t)count == (uint64_t)rows * (uint64_t)cols;
+}
+
+static int affine_ok(const lstm_edge_affine *a, int32_t n)
+{
+    return a->scale != NULL && a->shift != NULL && count_ok(a->n_scale, n, 1) &&
+           count_ok(a->n_shift, n, 1);
+}
+
+static int affine_empty(const lstm_edge_affine *a)
+{
+    return a->scale == NULL && a->shift == NULL && a->n_scale == 0 && a->n_shift == 0;
+}
+
+/* Finite by the bit pattern (exponent not all ones): integer instructions only, so the
+ * checks of the step path need no float. */
+static int finite_bits(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return (bits & 0x7f800000u) != 0x7f800000u;
+}
+
+static int positive_finite(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return bits != 0 && bits < 0x7f800000u; /* sign bit clear, not zero, not Inf/NaN */
+}
+
+static int stages_ok(const lstm_edge_int_model *model)
+{
+    const lstm_edge_int_input_stage *in = &model->input;
+    const lstm_edge_output_stage *o = &model->output;
+    const int tokens = in->vocab_size > 0;
+    const int no_denorm = affine_empty(&o->denormalize);
+    size_t k;
+    if (tokens) {
+        if (in->embedding == NULL ||
+            !count_ok(in->n_embedding, in->vocab_size, model->input_size) ||
+            !affine_empty(&in->normalize)) {
+            return 0;
+        }
+    } else if (in->vocab_size != 0 || in->embedding != NULL || in->n_embedding != 0 ||
+               !affine_ok(&in->normalize, model->input_size) || !positive_finite(in->inv_scale)) {
+        return 0;
+    }
+    if (o->last_index == NULL || o->n_last_index == 0) {
+        if (o->last_index != NULL || o->n_last_index != 0) {
+            return 0;
+        }
+    } else {
+        if (tokens || o->n_last_index != (size_t)model->output_size) {
+            return 0;
+        }
+        for (k = 0; k < o->n_last_index; ++k) {
+            if (o->last_index[k] < 0 || o->last_index[k] >= model->input_size) {
+                return 0;
+            }
+        }
+    }
+    switch (model->task) {
+    case LSTM_EDGE_TASK_CHAR_LM:
+        return tokens && no_denorm && model->output_size == in->vocab_size;
+    case LSTM_EDGE_TASK_FORECAST:
+        return !tokens && affine_ok(&o->denormalize, model->output_size);
+    case LSTM_EDGE_TASK_CLASSIFY:
+        return no_denorm && o->last_index == NULL;
+    }
+    return 0;
+}
+
+/* The structure: dimensions, pointers and element counts (a few comparisons per layer;
+ * every step checks it again). */
+static lstm_edge_status check_structure(const lstm_edge_int_model *model)
+{
+    const int32_t hidden = model->hidden_size, out = model->output_size;
+    int32_t l;
+    if (model->format_version != LSTM_EDGE_FORMAT_VERSION || model->input_size < 1 ||
+        out < 1 || hidden < 1 || model->num_layers < 1) {
+        return LSTM_EDGE_ERR_BAD_MODEL;
+    }
+    if (model->input_size > MAX_WIDTH || hidden > MAX_WIDTH || out > MAX_WIDTH ||
+        (uint64_t)hidden * (uint64_t)(hidden > model->input_size ? hidden : model->input_size) *
+                4u > (uint64_t)SIZE_MAX / 2u) {
+        return LSTM_EDGE_ERR_BAD_SIZE;
+    }
+    if (model->layers == NULL || (uint64_t)model->n_layers_stored != (uint64_t)model->num_layers ||
+        model->head == NULL || !count_ok(model->n_head, out, hidden) ||
+        model->head_scale == NULL || !count_ok(model->n_head_scale, out, 1) ||
+        model->head_bias == NULL || !count_ok(model->n_head_bias, out, 1) ||
+        model->sigmoid_table == NULL || model->n_sigmoid_table != LSTM_EDGE_INT_TABLE_SIZE ||
+        model->tanh_table == NULL || model->n_tanh_table != LSTM_EDGE_INT_TABLE_SIZE ||
+        !stages_ok(model)) {
+        return LSTM_EDGE_ERR_BAD_MODEL;
+    }
+    for (l = 0; l < model->num_layers; ++l) {
+        const lstm_edge_int_layer *ly = &model->layers[l];
+        const int32_t in = l == 0 ? model->input_size : hidden, rows = 4 * hidden;
+        if (ly->input_size != in || ly->w == NULL || !count_ok(ly->n_w, rows, in) ||
+            ly->r == NULL || !count_ok(ly->n_r, rows, hidden) || ly->x_mult == NULL ||
+            !count_ok(ly->n_x_mult, rows, 1) || ly->x_shift == NULL ||
+            !count_ok(ly->n_x_shift, rows, 1) || ly->h_mult == NULL ||
+            !count_ok(ly->n_h_mult, rows, 1) || ly->h_shift == NULL ||
+            !count_ok(ly->n_h_shift, rows, 1) || ly->bias == NULL ||
+            !count_ok(ly->n_bias, rows, 1) || ly->cell_frac == NULL ||
+            !count_ok(ly->n_cell_frac, hidden, 1)) {
+            return LSTM_EDGE_ERR_BAD_MODEL;
+        }
+    }
+    return LSTM_EDGE_OK;
+}
+
+static int mult_ok(int32_t m, int32_t s)
+{
+    return m >= (int32_t)1 << 30 && s >= 1 && s <= 62;
+}
+
+lstm_edge_status lstm_edge_int_check_model(const lstm_edge_int_model *model)
+{
+    lstm_edge_status status;
+    int32_t l, k;
+    if (model == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    status = check_structure(model);
+    if (status != LSTM_EDGE_OK) {
+        return status;
+    }
+    /* the values the arithmetic relies on: shifts in range (no undefined shift), cell
+     * formats 0 .. 15 (the products' rounding terms fit int32) */
+    for (l = 0; l < model->num_layers; ++l) {
+        const lstm_edge_int_layer *ly = &model->layers[l];
+        if (!mult_ok(ly->out_mult, ly->out_shift)) {
+            return LSTM_EDGE_ERR_BAD_MODEL;
+        }
+        for (k = 0; k < 4 * model->hidden_size; ++k) {
+            if (!mult_ok(ly->x_mult[k], ly->x_shift[k]) || !mult_ok(ly->h_mult[k], ly->h_shift[k])) {
+                return LSTM_EDGE_ERR_BAD_MODEL;
+            }
+        }
+        for (k = 0; k < model->hidden_size; ++k) {
+            if (ly->cell_frac[k] < 0 || ly->cell_frac[k] > 15) {
+                return LSTM_EDGE_ERR_BAD_MODEL;
+            }
+        }
+    }
+    return LSTM_EDGE_OK;
+}
+
+static size_t scratch_size(const lstm_edge_int_model *model)
+{
+    return (size_t)LSTM_EDGE_INT_SCRATCH((size_t)model->input_size, (size_t)model->hidden_size);
+}
+
+size_t lstm_edge_int_scratch_size(const lstm_edge_int_model *model)
+{
+    return lstm_edge_int_check_model(model) == LSTM_EDGE_OK ? scratch_size(model) : 0;
+}
+
+lstm_edge_status lstm_edge_int_reset(const lstm_edge_int_model *model, lstm_edge_int_state *state)
+{
+    lstm_edge_status status;
+    size_t n;
+    if (model == NULL || state == NULL || state->h == NULL || state->c == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    status = check_structure(model);
+    if (status != LSTM_EDGE_OK) {
+        return status;
+    }
+    n = (size_t)model->num_layers * (size_t)model->hidden_size;
+    memset(state->h, 0, n);
+    memset(state->c, 0, n * sizeof(int16_t));
+    return LSTM_EDGE_OK;
+}
+
+/* ---- the steps -------------------------------------------------------------------------- */
+
+/* Every check of a batched call before the first write, so a refused call leaves every
+ * state as it was. Exactly one of tokens / x is non-NULL. */
+static lstm_edge_status check_batch(const lstm_edge_int_model *model,
+                                    const lstm_edge_int_state *states, int32_t batch,
+                                    const int32_t *tokens, const float *x, int32_t time,
+                                    const int16_t *scratch, size_t n_scratch)
+{
+    lstm_edge_status status;
+    uint64_t steps;
+    size_t k;
+    if (model == NULL || states == NULL || (tokens == NULL && x == NULL) || scratch == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    status = check_structure(model);
+    if (status != LSTM_EDGE_OK) {
+        return status;
+    }
+    if ((tokens != NULL) != (model->input.vocab_size > 0)) {
+        return LSTM_EDGE_ERR_WRONG_TASK;
+    }
+    if (batch < 0 || time < 0 || n_scratch < scratch_size(model)) {
+        return LSTM_EDGE_ERR_BAD_SIZE;
+    }
+    steps = (uint64_t)batch * (uint64_t)time;
+    if (steps * (uint64_t)(model->input_size > model->output_size ? model->input_size
+                                                                  : model->output_size) >
+        (uint64_t)SIZE_MAX / sizeof(float)) {
+        return LSTM_EDGE_ERR_BAD_SIZE;
+    }
+    for (k = 0; k < (size_t)batch; ++k) {
+        if (states[k].h == NULL || states[k].c == NULL) {
+            return LSTM_EDGE_ERR_NULL;
+        }
+    }
+    if (tokens != NULL) {
+        for (k = 0; k < (size_t)steps; ++k) {
+            if (tokens[k] < 0 || tokens[k] >= model->input.vocab_size) {
+                return LSTM_EDGE_ERR_BAD_TOKEN;
+            }
+        }
+        return LSTM_EDGE_OK;
+    }
+    for (k = 0; k < (size_t)steps * (size_t)model->input_size; ++k) {
+        if (!finite_bits(x[k])) {
+            return LSTM_EDGE_ERR_NONFINITE_INPUT;
+        }
+    }
+    return LSTM_EDGE_OK;
+}
+
+static lstm_edge_status run_batch(const lstm_edge_int_model *model, lstm_edge_int_state *states,
+                                  int32_t batch, const int32_t *tokens, const float *x,
+                                  int32_t time, float *out, int16_t *scratch, size_t n_scratch)
+{
+    const lstm_edge_status status =
+        check_batch(model, states, batch, tokens, x, time, scratch, n_scratch);
+    const size_t n_in = (size_t)model->input_size, n_out = (size_t)model->output_size;
+    scratch_parts sp;
+    int32_t b, t;
+    if (status != LSTM_EDGE_OK) {
+        return status;
+    }
+    sp = split_scratch(model, scratch);
+    for (b = 0; b < batch; ++b) {
+        for (t = 0; t < time; ++t) {
+            const size_t bt = (size_t)b * (size_t)time + (size_t)t;
+            const float *row = x != NULL ? x + bt * n_in : NULL;
+            const int8_t *in;
+            if (tokens != NULL) {
+                in = model->input.embedding + (size_t)tokens[bt] * n_in;
+            } else {
+                lstm_edge_int_quantize_row(model, row, sp.x_q);
+                in = sp.x_q;
+            }
+            lstm_edge_int_layers_step(model, &states[b], in, scratch);
+            if (out != NULL) {
+                head_out(model, &states[b], &sp, row, out + bt * n_out);
+            }
+        }
+    }
+    return LSTM_EDGE_OK;
+}
+
+lstm_edge_status lstm_edge_int_step_batch(const lstm_edge_int_model *model,
+                                          lstm_edge_int_state *states, int32_t batch,
+                                          const int32_t *tokens, int32_t time, float *out,
+                                          int16_t *scratch, size_t n_scratch)
+{
+    if (tokens == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    return run_batch(model, states, batch, tokens, NULL, time, out, scratch, n_scratch);
+}
+
+lstm_edge_status lstm_edge_int_forecast_step_batch(const lstm_edge_int_model *model,
+                                                   lstm_edge_int_state *states, int32_t batch,
+                                                   const float *x, int32_t time, float *out,
+                                                   int16_t *scratch, size_t n_scratch)
+{
+    if (x == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    return run_batch(model, states, batch, NULL, x, time, out, scratch, n_scratch);
+}
+
+/* One stream: the scratch is the caller's NAME_SCRATCH_WORDS, trusted to be that long. */
+static size_t one_stream_scratch(const lstm_edge_int_model *model)
+{
+    return model != NULL && check_structure(model) == LSTM_EDGE_OK ? scratch_size(model) : 0;
+}
+
+lstm_edge_status lstm_edge_int_step_many(const lstm_edge_int_model *model,
+                                         lstm_edge_int_state *state, const int32_t *tokens,
+                                         int32_t time, float *out, int16_t *scratch)
+{
+    if (model == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    return lstm_edge_int_step_batch(model, state, 1, tokens, time, out, scratch,
+                                    one_stream_scratch(model));
+}
+
+lstm_edge_status lstm_edge_int_step(const lstm_edge_int_model *model, lstm_edge_int_state *state,
+                                    int32_t token, float *out, int16_t *scratch)
+{
+    return lstm_edge_int_step_many(model, state, &token, 1, out, scratch);
+}
+
+lstm_edge_status lstm_edge_int_forecast_step_many(const lstm_edge_int_model *model,
+                                                  lstm_edge_int_state *state, const float *x,
+                                                  int32_t time, float *out, int16_t *scratch)
+{
+    if (model == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    return lstm_edge_int_forecast_step_batch(model, state, 1, x, time, out, scratch,
+                                             one_stream_scratch(model));
+}
+
+lstm_edge_status lstm_edge_int_forecast_step(const lstm_edge_int_model *model,
+                                             lstm_edge_int_state *state, const float *x,
+                                             float *out, int16_t *scratch)
+{
+    return lstm_edge_int_forecast_step_many(model, state, x, 1, out, scratch);
+}
