@@ -46,7 +46,7 @@ from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.files import atomic_write_bytes
 
-TARGETS = ("host", "cortex-m4")
+TARGETS = ("host", "cortex-m4", "cortex-m3")
 
 # One place for the build flags; the Makefile in the bundle is filled from these. The host
 # build uses the c backend's flags (why -O3 and -ffp-contract=fast: see HOST_FLAGS there)
@@ -65,17 +65,67 @@ ARM_LDFLAGS = (
 )  # fmt: skip
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
+ARM_OBJDUMP = "arm-none-eabi-objdump"
 QEMU_CMD = (
     "qemu-system-arm", "-M", "mps2-an386", "-nographic",
     "-semihosting-config", "enable=on,target=native",
 )  # fmt: skip
+# The Cortex-M3 (no FPU) board: float is soft-float library code (-mfloat-abi=soft); an
+# int8-full model's recurrent step is integer instructions only.
+M3_ARCH = ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft")
+
+
+@dataclass(frozen=True)
+class Board:
+    """A QEMU board a cortex-m target builds for."""
+
+    target: str
+    machine: str  # qemu -M, and the folder of runtime/c with its startup and linker script
+    arch: tuple[str, ...]
+
+    @property
+    def cflags(self) -> tuple[str, ...]:
+        return tuple(f for f in ARM_CFLAGS if f not in ARM_ARCH) + self.arch
+
+    @property
+    def ldflags(self) -> tuple[str, ...]:
+        return (*self.arch, "--specs=rdimon.specs", "-nostartfiles",
+                f"-Tboard/{self.machine}.ld", "-Wl,--gc-sections")  # fmt: skip
+
+    @property
+    def qemu(self) -> tuple[str, ...]:
+        return (QEMU_CMD[0], "-M", self.machine, *QEMU_CMD[3:])
+
+    @property
+    def files(self) -> dict[str, str]:
+        return {f"{self.machine}/startup.c": "board/startup.c",
+                f"{self.machine}/{self.machine}.ld": f"board/{self.machine}.ld"}  # fmt: skip
+
+
+BOARDS = {
+    "cortex-m4": Board("cortex-m4", "mps2-an386", ARM_ARCH),
+    "cortex-m3": Board("cortex-m3", "mps2-an385", M3_ARCH),
+}
+INT_SCHEME = "int8-full"
+
+
+def scheme_cflags(flags: tuple[str, ...], scheme: str) -> tuple[str, ...]:
+    """An int8-full build rounds its float stages as numpy: no FMA contraction."""
+    if scheme != INT_SCHEME:
+        return flags
+    return tuple("-ffp-contract=off" if f.startswith("-ffp-contract") else f for f in flags)
+
+
+def library_sources(scheme: str) -> tuple[str, ...]:
+    """The library files a scheme's bundle compiles (int8-full: the integer library; the
+    float one too, for lstm_edge_status_str, its unused code dropped by --gc-sections)."""
+    return ("lstm_edge.c", "lstm_edge_int.c") if scheme == INT_SCHEME else ("lstm_edge.c",)
 ARM_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 QEMU_PACKAGE = "qemu-system-arm"
 QEMU_TIMEOUT_S = 600  # the emulator runs FP code ~100x slower than the host
 
 EXAMPLE_FILES = {"example/main.c": "main.c"}
-BOARD_FILES = {"mps2-an386/startup.c": "board/startup.c", "mps2-an386/mps2-an386.ld":
-               "board/mps2-an386.ld"}  # fmt: skip
+BOARD_FILES = BOARDS["cortex-m4"].files
 
 
 class CodegenError(LstmEdgeError):
@@ -163,9 +213,18 @@ def builtin_stream(config: ModelConfig, steps: int) -> ExampleStream:
 # ---- writing the bundle ---------------------------------------------------------------------
 
 
-def _stream_header(name: str, config: ModelConfig, inputs: np.ndarray, source: str) -> str:
+def _stream_header(name: str, config: ModelConfig, inputs: np.ndarray, source: str,
+                   scheme: str = "none") -> str:  # fmt: skip
     upper = name.upper()
     spec = config.spec
+    if scheme == INT_SCHEME:
+        memory = f"""#define EXAMPLE_INT8_FULL 1
+#define EXAMPLE_STATE_SIZE {upper}_STATE_SIZE
+#define EXAMPLE_SCRATCH_SIZE {upper}_SCRATCH_INT16"""
+    else:
+        memory = f"""#define EXAMPLE_INT8_FULL 0
+#define EXAMPLE_STATE_FLOATS {upper}_STATE_FLOATS
+#define EXAMPLE_SCRATCH_FLOATS {upper}_SCRATCH_FLOATS"""
     source = re.sub(r"[^A-Za-z0-9 ._/-]", "_", source)  # it goes into a comment
     task = spec.c_example_macros(name)
     stream = spec.c_example_stream(name, inputs)
@@ -181,8 +240,7 @@ def _stream_header(name: str, config: ModelConfig, inputs: np.ndarray, source: s
 #define EXAMPLE_INPUT_SIZE {upper}_INPUT_SIZE
 #define EXAMPLE_OUTPUT_SIZE {upper}_OUTPUT_SIZE
 #define EXAMPLE_HIDDEN {upper}_HIDDEN
-#define EXAMPLE_STATE_FLOATS {upper}_STATE_FLOATS
-#define EXAMPLE_SCRATCH_FLOATS {upper}_SCRATCH_FLOATS
+{memory}
 #define EXAMPLE_STREAM_LEN {len(inputs)}
 
 {stream}
@@ -191,14 +249,18 @@ def _stream_header(name: str, config: ModelConfig, inputs: np.ndarray, source: s
 """
 
 
-def _makefile(name: str) -> str:
+def _makefile(name: str, scheme: str, board: Board) -> str:
     text = (LIBRARY_DIR / "example" / "Makefile.in").read_text()
     fills = {
         "@NAME@": name,
-        "@HOST_CFLAGS@": " ".join(HOST_CFLAGS),
-        "@ARM_CFLAGS@": " ".join(ARM_CFLAGS),
-        "@ARM_LDFLAGS@": " ".join(ARM_LDFLAGS),
-        "@QEMU@": " ".join(QEMU_CMD),
+        "@LIBRARY@": " ".join(library_sources(scheme)),
+        "@LIBRARY_HEADERS@": " ".join(f.replace(".c", ".h") for f in library_sources(scheme)),
+        "@BOARD@": board.machine,
+        "@CPU@": board.target,
+        "@HOST_CFLAGS@": " ".join(scheme_cflags(HOST_CFLAGS, scheme)),
+        "@ARM_CFLAGS@": " ".join(scheme_cflags(board.cflags, scheme)),
+        "@ARM_LDFLAGS@": " ".join(board.ldflags),
+        "@QEMU@": " ".join(board.qemu),
     }
     for key, value in fills.items():
         text = text.replace(key, value)
@@ -211,17 +273,21 @@ def _write(path: Path, text: str) -> None:
 
 
 def bundle_files(
-    artifact: Artifact, name: str, inputs: np.ndarray, source: str
+    artifact: Artifact, name: str, inputs: np.ndarray, source: str, target: str = "host"
 ) -> tuple[dict[str, str], ModelSources]:
-    """Relative path -> text of every file in the bundle, and the model's sources."""
+    """Relative path -> text of every file in the bundle, and the model's sources. The
+    board support is the target's (the Cortex-M4 board's for a host bundle)."""
     src = model_sources(artifact, name)
+    board = BOARDS.get(target, BOARDS["cortex-m4"])
     files = {src.header_file: src.header, src.source_file: src.source}
     for f in LIBRARY_FILES:
         files[f] = (LIBRARY_DIR / f).read_text()
-    for rel, dest in {**EXAMPLE_FILES, **BOARD_FILES}.items():
+    for rel, dest in {**EXAMPLE_FILES, **board.files}.items():
         files[dest] = (LIBRARY_DIR / rel).read_text()
-    files["example_stream.h"] = _stream_header(src.name, artifact.config, inputs, source)
-    files["Makefile"] = _makefile(src.name)
+    files["example_stream.h"] = _stream_header(
+        src.name, artifact.config, inputs, source, artifact.scheme
+    )
+    files["Makefile"] = _makefile(src.name, artifact.scheme, board)
     return files, src
 
 
@@ -254,23 +320,33 @@ def _need(tool: str, package: str) -> str:
     return exe
 
 
-def build_host(out_dir: Path, name: str, exe: Path, defines: tuple[str, ...] = ()) -> Path:
+def build_host(out_dir: Path, name: str, exe: Path, defines: tuple[str, ...] = (),
+               scheme: str = "none") -> Path:  # fmt: skip
     cc = find_compiler()
-    srcs = [str(out_dir / f) for f in ("main.c", f"{name}_model.c", "lstm_edge.c")]
-    compile_c([cc, *HOST_CFLAGS, *defines, "-o", str(exe), *srcs, "-lm"], f"{out_dir} (host)")
+    srcs = [str(out_dir / f) for f in ("main.c", f"{name}_model.c", *library_sources(scheme))]
+    flags = scheme_cflags(HOST_CFLAGS, scheme)
+    compile_c([cc, *flags, *defines, "-o", str(exe), *srcs, "-lm"], f"{out_dir} (host)")
     return exe
 
 
-def build_cortex_m4(out_dir: Path, name: str) -> Path:
+def build_cortex_m(out_dir: Path, name: str, target: str = "cortex-m4", scheme: str = "none",
+                   defines: tuple[str, ...] = (), elf_name: str | None = None) -> Path:  # fmt: skip
+    """Cross-compile the bundle for a board (BOARDS) into NAME.elf (or elf_name)."""
+    board = BOARDS[target]
     cc = _need(ARM_CC, ARM_PACKAGES)
-    elf = out_dir / f"{name}.elf"
-    srcs = ["main.c", f"{name}_model.c", "lstm_edge.c", "board/startup.c"]
+    elf = out_dir / (elf_name or f"{name}.elf")
+    srcs = ["main.c", f"{name}_model.c", *library_sources(scheme), "board/startup.c"]
     # Run in the bundle so the Makefile's relative -T path means the same here.
-    cmd = [cc, *ARM_CFLAGS, *ARM_LDFLAGS, "-o", elf.name, *srcs, "-lm"]
+    cmd = [cc, *scheme_cflags(board.cflags, scheme), *defines, *board.ldflags, "-o", elf.name,
+           *srcs, "-lm"]  # fmt: skip
     result = subprocess.run(cmd, cwd=out_dir, capture_output=True, text=True)
     if result.returncode != 0:
         raise CompilerError(f"cross-compiling {out_dir} failed:\n{result.stderr.strip()[-4000:]}")
     return elf
+
+
+def build_cortex_m4(out_dir: Path, name: str, scheme: str = "none") -> Path:
+    return build_cortex_m(out_dir, name, "cortex-m4", scheme)
 
 
 def section_sizes(elf: Path) -> dict[str, int]:
@@ -292,15 +368,18 @@ def section_sizes(elf: Path) -> dict[str, int]:
     return sizes
 
 
-def library_code_bytes() -> int | None:
-    """.text bytes of the C library for Cortex-M4 at -O2, or None without the cross gcc."""
+def library_code_bytes(scheme: str = "none", target: str = "cortex-m4") -> int | None:
+    """.text bytes of the scheme's C library for the target at -O2, or None without the
+    cross gcc."""
     cc = shutil.which(ARM_CC)
     if cc is None:
         return None
+    library = library_sources(scheme)[-1]
+    flags = scheme_cflags(BOARDS[target].cflags, scheme)
     with tempfile.TemporaryDirectory() as tmp:
-        obj = Path(tmp) / "lstm_edge.o"
-        compile_c([cc, *ARM_CFLAGS, "-c", "-o", str(obj), str(LIBRARY_DIR / "lstm_edge.c")],
-                  "lstm_edge.c for cortex-m4")  # fmt: skip
+        obj = Path(tmp) / "lib.o"
+        compile_c([cc, *flags, "-c", "-o", str(obj), str(LIBRARY_DIR / library)],
+                  f"{library} for {target}")  # fmt: skip
         out = subprocess.run(
             [_need(ARM_SIZE, ARM_PACKAGES), str(obj)], capture_output=True, text=True, check=True
         ).stdout
@@ -354,9 +433,11 @@ def run_example(cmd: list[str], width: int, timeout: float) -> ExampleRun:
     return parse_example_output(result.stdout, width)
 
 
-def run_qemu(elf: Path, width: int) -> ExampleRun:
+def run_qemu(elf: Path, width: int, target: str = "cortex-m4",
+             extra: tuple[str, ...] = ()) -> ExampleRun:  # fmt: skip
     qemu = _need(QEMU_CMD[0], QEMU_PACKAGE)
-    return run_example([qemu, *QEMU_CMD[1:], "-kernel", str(elf)], width, QEMU_TIMEOUT_S)
+    cmd = [qemu, *BOARDS[target].qemu[1:], *extra, "-kernel", str(elf)]
+    return run_example(cmd, width, QEMU_TIMEOUT_S)
 
 
 def reference_outputs(artifact: Artifact, inputs: np.ndarray) -> np.ndarray:
@@ -405,9 +486,27 @@ def check_against_torch(run: ExampleRun, stream: ExampleStream, scheme: str,
                        (*failures, *more), unit=config.spec.error_symbol)  # fmt: skip
 
 
+def check_bits(run: ExampleRun, ref: np.ndarray, runs_on: str, unit: str) -> CheckResult:
+    """int8-full: the printed steps must be bit-identical to the numpy reference (the
+    scheme's definition), not merely close."""
+    steps, out, failures = _printed(run)
+    diff = out.view(np.uint32) != ref[steps].astype(np.float32).view(np.uint32)
+    if diff.any():
+        step, k = (int(i) for i in np.argwhere(diff)[0])
+        failures.append(
+            f"{int(diff.sum())} output values differ from numpy in their bits (first: step "
+            f"{int(steps[step])} output {k}: {out[step, k]!r} vs {ref[steps][step, k]!r})"
+        )
+    err = float(np.abs(out - ref[steps]).max()) if out.size else 0.0
+    return CheckResult("numpy", runs_on, int(steps.size), err, None, tuple(failures), unit)
+
+
 def _checks(run: ExampleRun, artifact: Artifact, stream: ExampleStream, runs_on: str):
     cfg = artifact.config
-    checks = [check_against_numpy(run, reference_outputs(artifact, stream.inputs), cfg, runs_on)]
+    ref = reference_outputs(artifact, stream.inputs)
+    checks = [check_against_numpy(run, ref, cfg, runs_on)]
+    if artifact.scheme == INT_SCHEME:
+        checks = [check_bits(run, ref, runs_on, cfg.spec.error_symbol)]
     if stream.torch_outputs is not None and stream.torch_check is not None:
         checks.append(check_against_torch(run, stream, artifact.scheme, cfg, runs_on))
     return checks
@@ -435,32 +534,35 @@ def codegen(
     inputs, source = example.inputs, example.source
     cfg.spec.c_check_example(cfg, inputs, options.steps, source, str(model_path), CodegenError)
     width = cfg.output_size
-    files, sources = bundle_files(artifact, name, inputs, source)
+    files, sources = bundle_files(artifact, name, inputs, source, options.target)
     out_dir = Path(out_dir)
     written = write_bundle(out_dir, files, options.force)
     checks: list[CheckResult] = []
     sections: dict[str, int] = {}
     if options.target == "host":
-        binary = build_host(out_dir, name, out_dir / name)
+        binary = build_host(out_dir, name, out_dir / name, scheme=artifact.scheme)
         if options.check:
             with tempfile.TemporaryDirectory() as tmp:
                 # A second build printing every step, so every logit is compared.
-                exe = build_host(out_dir, name, Path(tmp) / name, ("-DPRINT_EVERY=1",))
+                exe = build_host(out_dir, name, Path(tmp) / name, ("-DPRINT_EVERY=1",),
+                                 artifact.scheme)  # fmt: skip
                 run = run_example([str(exe)], width, 600)
             checks = _checks(run, artifact, example, "host")
     else:
-        binary = build_cortex_m4(out_dir, name)
+        binary = build_cortex_m(out_dir, name, options.target, artifact.scheme)
         sections = section_sizes(binary)
         if options.check:
-            run = run_qemu(binary, width)
-            checks = _checks(run, artifact, example, "cortex-m4 (qemu)")
+            run = run_qemu(binary, width, options.target)
+            checks = _checks(run, artifact, example, f"{options.target} (qemu)")
     return CodegenReport(
         out_dir=out_dir,
         name=name,
         scheme=artifact.scheme,
         files=written,
         footprint=sources.footprint,
-        code_bytes=library_code_bytes(),
+        code_bytes=library_code_bytes(
+            artifact.scheme, options.target if options.target in BOARDS else "cortex-m4"
+        ),
         binary=binary,
         sections=sections,
         stream_source=source,

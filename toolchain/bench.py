@@ -232,6 +232,9 @@ class LatencyRow:
     # runtime's own cost), as a ratio and in µs; None for the other rows.
     vs_c_step: float | None = None
     above_c_step_us: float | None = None
+    # A C library step (direct call) over the float32 artifact's C step in the same run
+    # (int8, int8-full vs none); None for other rows or without a float artifact.
+    vs_float_c_step: float | None = None
     # The ort backend's Model.step over a plain session.run loop with the same thread count.
     vs_session_run_same_threads: float | None = None
 
@@ -506,14 +509,13 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
     from lstm_edge.runtime.backends.c import StateStruct
 
     runner, config = model.runner, model.config
-    n_state = config.num_layers * config.hidden_size
-    h, c = np.zeros(n_state, np.float32), np.zeros(n_state, np.float32)
+    # float32 h, c and scratch; int8 h, int16 c and int16 scratch for int8-full
+    h, c, scratch = runner.direct_buffers()
     state = StateStruct(h.ctypes.data, c.ctypes.data)
     dtype = config.spec.c_input_dtype
     xs = [np.ascontiguousarray(x, dtype=dtype) for x in input_cycle(config, 1)]
     x_addr = [x.ctypes.data for x in xs]
     out = np.empty(config.output_size, np.float32)
-    scratch = np.empty(runner.scratch_per_stream, np.float32)
     call = runner.raw_call  # (states, batch, x, time, out, scratch, scratch_floats) -> status
     args = (ctypes.addressof(state), out.ctypes.data, scratch.ctypes.data, scratch.size)
 
@@ -753,6 +755,7 @@ def _measure_latency(
     for (r, _), st in zip(items, stats, strict=True):
         r.stats = st
     _c_step_overhead(runtime_rows)
+    _c_step_vs_float(runtime_rows, {str(path): m.scheme for path, _, m in models})
     for r in runtime_rows:
         if r.backend == "ort" and Path(str(r.artifact)) in same_threads:
             r.vs_session_run_same_threads = (
@@ -798,6 +801,15 @@ def _c_step_overhead(rows: list[LatencyRow]) -> None:
         if r.kind == "runtime" and r.backend == "c" and r.artifact in direct:
             r.vs_c_step = r.stats.median / direct[r.artifact]
             r.above_c_step_us = (r.stats.median - direct[r.artifact]) * 1e6
+
+
+def _c_step_vs_float(rows: list[LatencyRow], schemes: dict[str, str]) -> None:
+    """Fill vs_float_c_step of each C step row from the float artifact's C step."""
+    direct = [r for r in rows if r.kind == "c_direct"]
+    floats = [r.stats.median for r in direct if schemes.get(str(r.artifact)) == "none"]
+    if floats:
+        for r in direct:
+            r.vs_float_c_step = r.stats.median / floats[0]
 
 
 def _measure_throughput(
@@ -894,6 +906,7 @@ def render_tables(report: BenchReport) -> list[Table]:
         "vs matvec",
         "Model.step vs C step",
         "vs session.run same thr",
+        "C step vs float C step",
     ):
         lat.add_column(col, justify="left" if col in ("", "artifact") else "right")
     for r in report.latency:
@@ -906,6 +919,8 @@ def render_tables(report: BenchReport) -> list[Table]:
             _ratio(r.vs_session_run),
             _ratio(r.vs_matvec),
             "" if r.vs_c_step is None else f"{r.vs_c_step:.3g}x (+{r.above_c_step_us:,.1f} µs)",
+            _ratio(r.vs_session_run_same_threads),
+            _ratio(r.vs_float_c_step),
         )
     thr = Table(title="throughput (tokens/s, median; p10-p90)")
     for col in ("", "artifact", "mode", "tokens/s", "p10-p90"):

@@ -29,6 +29,7 @@ from lstm_edge.runtime.backends.c_build import (
 from lstm_edge.runtime.backends.c_source import (
     BATCH_BLOCK,
     C_SCHEMES,
+    INT_SCHEME,
     scratch_floats_per_stream,
 )
 from lstm_edge.runtime.config import ModelConfig
@@ -53,6 +54,13 @@ STATUS_MESSAGES = {
 class CRunner:
     """Steps the compiled model; see `Runner` in backends/__init__.py. One path for both
     tasks: only the C entry point and the input dtype differ."""
+
+    def direct_buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(h, c, scratch) float32 for one stream, zeroed: what firmware owns."""
+        n = self.layers * self.hidden
+        return np.zeros(n, np.float32), np.zeros(n, np.float32), np.empty(
+            self.scratch_per_stream, np.float32
+        )
 
     def __init__(self, library: Path, config: ModelConfig) -> None:
         self.library = library
@@ -197,7 +205,93 @@ class CRunner:
             raise InputError(f"the C step refused the call: {STATUS_MESSAGES.get(status, status)}")
 
 
-def load(artifact: Artifact, **options) -> CRunner:
+# ---- int8-full: the integer library ------------------------------------------------------
+
+# lstm_edge_int_state {int8_t *h; int16_t *c;}: two pointers, as StateStruct.
+IntStateStruct = ctypes.c_void_p * 2
+H_RANGE, C_RANGE = (-127, 127), (-32768, 32767)  # the codes the integer step keeps
+
+
+def state_codes(values: np.ndarray, what: str, bounds: tuple[int, int], dtype) -> np.ndarray:
+    """A float32 State array of an int8-full model -> its integer codes, refusing what the
+    integer step never holds (non-integral, NaN/Inf, out of range) with the first bad
+    value named."""
+    lo, hi = bounds
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (values < lo) | (values > hi)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"state {what}[{', '.join(map(str, index))}] is {values[index]!r}; an int8-full "
+            f"model's state holds integer codes in [{lo}, {hi}] (expected whole numbers "
+            "in that range, as its steps return them)"
+        )
+    return values.astype(dtype)
+
+
+class IntCRunner:
+    """Steps an int8-full model through the integer library (lstm_edge_int.h) by ctypes.
+    The State stays float32 as for every model, holding the integer codes exactly: they
+    are checked and converted to int8 h / int16 c on entry and back on exit."""
+
+    binding = "ctypes"
+    fast = None  # Model.step takes the general path (the conversion happens here)
+
+    def __init__(self, library: Path, config: ModelConfig) -> None:
+        self.library = library
+        self._lib = ctypes.CDLL(str(library))
+        self.input_dtype = config.spec.c_input_dtype
+        name = config.spec.c_step_function.replace("lstm_edge_", "lstm_edge_int_") + "_batch"
+        fn = getattr(self._lib, name)
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p,
+                       ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]  # fmt: skip
+        fn.restype = ctypes.c_int
+        self._model = ctypes.addressof(ctypes.c_char.in_dll(self._lib, f"{SHARED_NAME}_model"))
+        self._lib.lstm_edge_int_check_model.argtypes = [ctypes.c_void_p]
+        status = self._lib.lstm_edge_int_check_model(self._model)
+        if status != 0:
+            raise CompilerError(
+                f"{library}: the compiled model data fails its check "
+                f"({STATUS_MESSAGES.get(status, status)})"
+            )
+        self._lib.lstm_edge_int_scratch_size.argtypes = [ctypes.c_void_p]
+        self._lib.lstm_edge_int_scratch_size.restype = ctypes.c_size_t
+        self.scratch_size = int(self._lib.lstm_edge_int_scratch_size(self._model))
+        self.output_size = config.output_size
+        self.layers, self.hidden = config.num_layers, config.hidden_size
+        # raw_call(states, batch, x, time, out, scratch, n_scratch) -> status
+        self.raw_call = functools.partial(fn, self._model)
+
+    def direct_buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(h int8, c int16, scratch int16) for one stream, zeroed: what firmware owns."""
+        n = self.layers * self.hidden
+        return np.zeros(n, np.int8), np.zeros(n, np.int16), np.zeros(self.scratch_size, np.int16)
+
+    def run(
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        batch, time = inputs.shape[:2]
+        # per stream in C ([batch][layers][hidden]); fresh arrays, the caller's untouched
+        hs = np.ascontiguousarray(state_codes(h, "h", H_RANGE, np.int8).transpose(1, 0, 2))
+        cs = np.ascontiguousarray(state_codes(c, "c", C_RANGE, np.int16).transpose(1, 0, 2))
+        n_state = self.layers * self.hidden
+        states = np.empty((batch, 2), np.uintp)
+        states[:, 0] = hs.ctypes.data + np.arange(batch, dtype=np.uintp) * n_state
+        states[:, 1] = cs.ctypes.data + np.arange(batch, dtype=np.uintp) * (2 * n_state)
+        x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
+        out = np.empty((batch, time, self.output_size), np.float32)
+        scratch = np.empty(self.scratch_size, np.int16)
+        status = self.raw_call(states.ctypes.data, batch, x.ctypes.data, time, out.ctypes.data,
+                               scratch.ctypes.data, scratch.size)  # fmt: skip
+        if status != 0:
+            raise InputError(f"the C step refused the call: {STATUS_MESSAGES.get(status, status)}")
+        return (
+            out,
+            np.ascontiguousarray(hs.transpose(1, 0, 2), dtype=np.float32),
+            np.ascontiguousarray(cs.transpose(1, 0, 2), dtype=np.float32),
+        )
+
+
+def load(artifact: Artifact, **options) -> CRunner | IntCRunner:
     if options:
         raise InputError(f"the c backend takes no options (got {sorted(options)})")
     if artifact.scheme not in C_SCHEMES:
@@ -205,4 +299,6 @@ def load(artifact: Artifact, **options) -> CRunner:
             f"{artifact.path}: the 'c' backend cannot run scheme {artifact.scheme!r} "
             f"(expected one of {list(C_SCHEMES)})"
         )
+    if artifact.scheme == INT_SCHEME:
+        return IntCRunner(build_shared(artifact), artifact.config)
     return CRunner(build_shared(artifact), artifact.config)

@@ -25,7 +25,11 @@ from lstm_edge.runtime.errors import LstmEdgeError
 
 # The C library's sources, shipped inside the package (runtime/c/).
 LIBRARY_DIR = Path(__file__).resolve().parents[1] / "c"
-LIBRARY_FILES = ("lstm_edge.h", "lstm_edge.c")
+LIBRARY_FILES = ("lstm_edge.h", "lstm_edge.c", "lstm_edge_int.h", "lstm_edge_int.c")
+# What each scheme's model data links against: the float library, or the integer one
+# (int8-full; it shares only lstm_edge.h's types).
+FLOAT_LIBRARY, INT_LIBRARY = "lstm_edge.c", "lstm_edge_int.c"
+INT_SCHEME = "int8-full"
 
 
 class CompilerError(LstmEdgeError):
@@ -48,6 +52,17 @@ HOST_FLAGS = (
     "-Werror",
     "-pedantic",
 )
+
+
+# The integer library's two float stages must round as numpy does: no contraction into
+# FMA anywhere (its products also go through volatiles; this makes the build say it).
+INT_HOST_FLAGS = tuple("-ffp-contract=off" if f.startswith("-ffp-contract") else f
+                       for f in HOST_FLAGS)  # fmt: skip
+
+
+def library_for(scheme: str) -> tuple[str, tuple[str, ...]]:
+    """(the library source, the host flags) a scheme's model data compiles with."""
+    return (INT_LIBRARY, INT_HOST_FLAGS) if scheme == INT_SCHEME else (FLOAT_LIBRARY, HOST_FLAGS)
 
 
 def find_compiler() -> str:
@@ -106,7 +121,8 @@ SHARED_NAME = "net"  # the model's C name inside the cached shared libraries
 def build_shared(artifact: Artifact) -> Path:
     """Compile the artifact and the library into a cached shared library; return its path."""
     cc = find_compiler()
-    flags = (*HOST_FLAGS, *_native_flags(cc))
+    library, base_flags = library_for(artifact.scheme)
+    flags = (*base_flags, *_native_flags(cc))
     key = hashlib.sha256(
         "\n".join([artifact.sha256, library_sha256(), cc, *flags]).encode()
     ).hexdigest()[:24]
@@ -130,7 +146,7 @@ def build_shared(artifact: Artifact) -> Path:
                 "-o",
                 str(lib),
                 str(build / src.source_file),
-                str(LIBRARY_DIR / "lstm_edge.c"),
+                str(LIBRARY_DIR / library),
                 "-lm",
             ],
             f"the C backend for {artifact.path}",

@@ -23,6 +23,7 @@ from lstm_edge.runtime.backends.c_text import (  # noqa: F401  (re-exported for 
     quantized_weight,
 )
 from lstm_edge.runtime.config import (
+    EMBEDDING,
     FORMAT_VERSION,
     HEAD_BIAS,
     HEAD_WEIGHT,
@@ -37,8 +38,10 @@ from lstm_edge.runtime.errors import UnsupportedModelError
 BATCH_BLOCK = 16
 
 # The schemes whose weights the C library runs: float32 (fp16 is widened exactly) and
-# int8 weight-only. int8-dynamic is onnxruntime's contrib graph and has no C form.
-C_SCHEMES = ("none", "fp16", "int8")
+# int8 weight-only (lstm_edge.h), int8-full (the integer library, lstm_edge_int.h).
+# int8-dynamic is onnxruntime's contrib graph and has no C form.
+C_SCHEMES = ("none", "fp16", "int8", "int8-full")
+INT_SCHEME = "int8-full"
 
 # C89/C99/C11/C23 keywords and names a header commonly defines as macros.
 C_RESERVED = frozenset(
@@ -154,6 +157,39 @@ def footprint(config: ModelConfig, weight_bytes: int) -> Footprint:
     )
 
 
+def scheme_footprints(config: ModelConfig) -> dict[str, Footprint]:
+    """The footprint of this model shape in each C scheme: "none" (float32), "int8"
+    (weight-only) and "int8-full", computed from the shapes as the generators emit the
+    arrays (tests/c checks each against the generated arrays' bytes)."""
+    from lstm_edge.runtime.backends.c_int_source import TABLE_SIZE, scratch_int16
+
+    h, layers, n_out = config.hidden_size, config.num_layers, config.output_size
+    stage = dict(config.spec.stage_weights(config))
+    emb = stage.pop(EMBEDDING, None)
+    stage_floats = sum(int(np.prod(s)) for s in stage.values())  # normalization: float32
+    mats = [(4 * h, config.input_size if i == 0 else h) for i in range(layers)]
+    mats += [(4 * h, h)] * layers
+    values = sum(r * c for r, c in mats) + h * n_out  # LSTM W, R and the head
+    rows = sum(r for r, _ in mats) + n_out  # one scale per output row (int8)
+    biases = 4 * layers * h + n_out  # Wb + Rb per layer, the head bias: float32
+    emb_values = 0 if emb is None else emb[0] * emb[1]
+    emb_rows = 0 if emb is None else emb[0]
+    float_fp = footprint(config, 4 * (values + biases + stage_floats + emb_values))
+    int8_fp = footprint(
+        config, values + 4 * rows + 4 * (biases + stage_floats) + emb_values + 4 * emb_rows
+    )
+    int_params = layers * (4 * h * 5 + h)  # x/h multipliers and shifts, bias; cell_frac
+    int_scratch = 2 * scratch_int16(config.input_size, h)
+    full = Footprint(
+        weight_bytes=values + 4 * int_params + 4 * (2 * n_out + stage_floats) + emb_values
+        + 2 * 2 * TABLE_SIZE,
+        state_bytes=3 * layers * h,
+        scratch_bytes=int_scratch,
+        batch_scratch_bytes=int_scratch,
+    )
+    return {"none": float_fp, "int8": int8_fp, INT_SCHEME: full}
+
+
 def model_sources(artifact: Artifact, name: str) -> ModelSources:
     """Generate NAME_model.h/.c: the config as macros and the weights as const arrays."""
     if artifact.scheme not in C_SCHEMES:
@@ -163,6 +199,10 @@ def model_sources(artifact: Artifact, name: str) -> ModelSources:
         )
     require_ops(artifact, BASE_OPS, "c")
     name = sanitize_name(name)
+    if artifact.scheme == INT_SCHEME:
+        from lstm_edge.runtime.backends.c_int_source import int_model_sources
+
+        return int_model_sources(artifact, name)
     arrays = _Arrays(decls=[])
     fields = _weight_fields(arrays, artifact)
     fp = footprint(artifact.config, arrays.nbytes)

@@ -5,6 +5,8 @@
  * from flash to RAM, zeroes .bss, opens newlib's semihosting stdio (librdimon) and exits
  * through semihosting with main's status, so QEMU terminates with it. A fault exits with
  * a run-time error instead of spinning, so a broken build fails fast under QEMU.
+ * It also starts the board's first CMSDK timer free-running (board_ticks), which the
+ * example reads to count instructions under `qemu-system-arm -icount`.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +52,15 @@ void _init(void) {}
 void _fini(void) {}
 
 #define CPACR (*(volatile uint32_t *)0xE000ED88u)
+/* CMSDK APB timer 0 of the MPS2 boards: control, current value, reload. */
+#define TIMER0_CTRL (*(volatile uint32_t *)0x40000000u)
+#define TIMER0_VALUE (*(volatile uint32_t *)0x40000004u)
+#define TIMER0_RELOAD (*(volatile uint32_t *)0x40000008u)
+
+uint32_t board_ticks(void);
+
+/* The timer counts down from 2^32 - 1 at the board's 25 MHz peripheral clock. */
+uint32_t board_ticks(void) { return TIMER0_VALUE; }
 
 void reset_handler(void)
 {
@@ -63,6 +74,9 @@ void reset_handler(void)
     for (dst = _sbss; dst < _ebss; ++dst) {
         *dst = 0;
     }
+    TIMER0_RELOAD = 0xFFFFFFFFu;
+    TIMER0_VALUE = 0xFFFFFFFFu;
+    TIMER0_CTRL = 1u; /* enable, no interrupt */
     initialise_monitor_handles();
     exit(main());
 }

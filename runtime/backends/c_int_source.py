@@ -1,0 +1,222 @@
+"""The C model data of an `int8-full` artifact, for the integer library (lstm_edge_int.h).
+
+The artifact's integer scheme (`artifact.integer`, runtime/integer.py's IntegerScheme) is
+the definition; this module writes its arrays as they are, no arithmetic on them: int8
+weights output-major (row r of W [4H][I] contiguous), the per-row int32 multipliers,
+shifts and Q3.12 biases, the per-unit cell formats, the two int16 gate tables, the int8
+embedding codes or the feature rows' float32 normalization and 1 / input scale, and the
+int8 head with its float32 scales. The task's header macros and names (vocabulary,
+feature and target names, horizon) are the float model's (`config.spec`). numpy only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lstm_edge.runtime.backends.c_text import c_string, count, float_lines, int_lines
+from lstm_edge.runtime.config import FORMAT_VERSION, HEAD_BIAS
+from lstm_edge.runtime.errors import UnsupportedModelError
+
+SCHEME = "int8-full"
+TABLE_SIZE = 257  # LSTM_EDGE_INT_TABLE_SIZE
+
+_CTYPES = {
+    np.dtype(np.int8): ("int8_t", 1),
+    np.dtype(np.int16): ("int16_t", 2),
+    np.dtype(np.int32): ("int32_t", 4),
+    np.dtype(np.float32): ("float", 4),
+}
+
+
+class IntArrays:
+    """The generated const arrays of an integer model and their bytes (flash)."""
+
+    def __init__(self) -> None:
+        self.decls: list[str] = []
+        self.nbytes = 0
+
+    def add(self, ident: str, comment: str, values: Any, dtype: Any) -> str:
+        dt = np.dtype(dtype)
+        data = np.asarray(values)
+        if dt.kind in "iu" and data.dtype.kind in "iu":
+            info = np.iinfo(dt)
+            if data.size and (data.min() < info.min or data.max() > info.max):
+                raise UnsupportedModelError(
+                    f"integer scheme array {ident!r} holds {data.min()} .. {data.max()} "
+                    f"(expected {dt} values)"
+                )
+        data = np.ascontiguousarray(data.astype(dt) if data.dtype != dt else data)
+        ctype, size = _CTYPES[dt]
+        body = float_lines(data) if dt.kind == "f" else int_lines(data)
+        self.decls.append(
+            f"/* {comment}: {data.size} values */\nstatic const {ctype} {ident}[] = {{\n{body}\n}};\n"
+        )
+        self.nbytes += data.size * size
+        return ident
+
+
+def scratch_int16(input_size: int, hidden: int) -> int:
+    """LSTM_EDGE_INT_SCRATCH in lstm_edge_int.h."""
+    return max(input_size, hidden) + hidden + (hidden + 1) // 2 + (input_size + 1) // 2
+
+
+def _layer(arrays: IntArrays, scheme: Any, index: int, hidden: int) -> str:
+    ly = scheme.layers[index]
+    p = f"l{index}_"
+    w_q, r_q = np.asarray(ly.w_q), np.asarray(ly.r_q)
+    rows, inp = w_q.shape
+    w = arrays.add(p + "w", f"layer {index} W: int8 [rows {rows}][inputs {inp}], output-major",
+                   w_q, np.int8)  # fmt: skip
+    r = arrays.add(p + "r", f"layer {index} R: int8 [rows {rows}][h {hidden}], output-major",
+                   r_q, np.int8)  # fmt: skip
+    per_row = {
+        name: arrays.add(p + name, f"layer {index} {what}: int32 [{rows}]",
+                         getattr(ly, name), np.int32)  # fmt: skip
+        for name, what in (
+            ("x_mult", "input sums -> Q3.12 multiplier"),
+            ("x_shift", "input sums -> Q3.12 shift"),
+            ("h_mult", "h sums -> Q3.12 multiplier"),
+            ("h_shift", "h sums -> Q3.12 shift"),
+            ("bias", "Wb + Rb in Q3.12"),
+        )
+    }
+    cf = arrays.add(p + "cell_frac", f"layer {index} cell state fractional bits per unit",
+                    ly.cell_frac, np.int32)  # fmt: skip
+    return (
+        f"    {{ .input_size = {inp}, .w = {w}, .r = {r},\n"
+        f"      .x_mult = {per_row['x_mult']}, .x_shift = {per_row['x_shift']},\n"
+        f"      .h_mult = {per_row['h_mult']}, .h_shift = {per_row['h_shift']},\n"
+        f"      .bias = {per_row['bias']}, .cell_frac = {cf},\n"
+        f"      .out_mult = {int(ly.out_mult)}, .out_shift = {int(ly.out_shift)},\n"
+        f"      .n_w = {count(w)}, .n_r = {count(r)}, .n_x_mult = {count(per_row['x_mult'])},\n"
+        f"      .n_x_shift = {count(per_row['x_shift'])}, .n_h_mult = {count(per_row['h_mult'])},\n"
+        f"      .n_h_shift = {count(per_row['h_shift'])}, .n_bias = {count(per_row['bias'])},\n"
+        f"      .n_cell_frac = {count(cf)} }}"
+    )
+
+
+def _input_stage(arrays: IntArrays, artifact: Any) -> str:
+    """Token models: the int8 embedding codes; feature rows: the float model's stage
+    fields (normalization, and for forecast the output stage) and 1 / input scale."""
+    scheme, cfg = artifact.integer, artifact.config
+    if scheme.embedding_q is not None:
+        eq = np.asarray(scheme.embedding_q)
+        emb = arrays.add("embedding_q", f"embedding codes: int8 [vocab {eq.shape[0]}]"
+                         f"[{eq.shape[1]}] of layer 0's input", eq, np.int8)  # fmt: skip
+        return (
+            f".input = {{ .vocab_size = {eq.shape[0]}, .embedding = {emb},\n"
+            f"               .n_embedding = {count(emb)} }}"
+        )
+
+    class _FloatArrays:  # the task's stage fields go through the same array list
+        def add(self, ident: str, comment: str, values: np.ndarray) -> str:
+            return arrays.add(ident, comment, values, np.float32)
+
+    fields = cfg.spec.c_stage_fields(_FloatArrays(), artifact)
+    inv = float_lines(np.array([scheme.input_inv_scale], np.float32)).strip()
+    return f"{fields},\n    .input.inv_scale = {inv}"
+
+
+def int_model_sources(artifact: Any, name: str):
+    """NAME_model.h/.c of an int8-full artifact (a c_source.ModelSources)."""
+    from lstm_edge.runtime.backends.c_source import Footprint, ModelSources
+
+    scheme = getattr(artifact, "integer", None)
+    if scheme is None:
+        raise UnsupportedModelError(
+            f"{artifact.path}: scheme {SCHEME!r} but no integer scheme in the artifact "
+            "(metadata lstm_edge.quant.integer)"
+        )
+    cfg = artifact.config
+    h, layers = cfg.hidden_size, cfg.num_layers
+    n_in, n_out = cfg.input_size, cfg.output_size
+    arrays = IntArrays()
+    stage = _input_stage(arrays, artifact)
+    layer_inits = [_layer(arrays, scheme, i, h) for i in range(layers)]
+    head_q = np.asarray(scheme.head_q)
+    head = arrays.add("head_q", f"head: int8 [{cfg.spec.c_output_noun} {n_out}][h {h}], "
+                      "output-major", head_q, np.int8)  # fmt: skip
+    head_scale = arrays.add("head_scale", "head sum -> output scale: float32 [outputs]",
+                            scheme.head_scale, np.float32)  # fmt: skip
+    head_bias = arrays.add("head_bias", f"{HEAD_BIAS}: float32 [outputs]",
+                           artifact.weights[HEAD_BIAS], np.float32)  # fmt: skip
+    sig = arrays.add("sigmoid_table", "sigmoid((256 k - 32768) / 4096) in Q0.15",
+                     scheme.sigmoid_table, np.int16)  # fmt: skip
+    tnh = arrays.add("tanh_table", "tanh((256 k - 32768) / 4096) in Q0.15",
+                     scheme.tanh_table, np.int16)  # fmt: skip
+    scratch = scratch_int16(n_in, h)
+    fp = Footprint(
+        weight_bytes=arrays.nbytes,
+        state_bytes=3 * layers * h,
+        scratch_bytes=2 * scratch,
+        batch_scratch_bytes=2 * scratch,
+    )
+    upper, spec = name.upper(), cfg.spec
+    header = f"""/* {name}_model.h: generated by lstm-edge codegen; do not edit.
+ * Source artifact: task {cfg.task}, format version {FORMAT_VERSION}, scheme {SCHEME},
+ * sha256 {artifact.sha256}.
+ * Weights, tables and parameters: {fp.weight_bytes} bytes of const data (flash).
+ * RAM per stream: {upper}_STATE_SIZE int8 h and int16 c codes ({fp.state_bytes} bytes);
+ * scratch per step call: {upper}_SCRATCH_INT16 int16_t.
+ * Step it with {spec.c_step_function.replace("lstm_edge_", "lstm_edge_int_")} (see lstm_edge_int.h). */
+#ifndef {upper}_MODEL_H
+#define {upper}_MODEL_H
+
+#include "lstm_edge_int.h"
+
+#define {upper}_INT8_FULL 1
+#define {upper}_TASK {spec.c_enum}
+#define {upper}_INPUT_SIZE {n_in}
+#define {upper}_OUTPUT_SIZE {n_out}
+#define {upper}_HIDDEN {h}
+#define {upper}_LAYERS {layers}
+#define {upper}_WEIGHT_BYTES {fp.weight_bytes}
+/* Codes in each of lstm_edge_int_state.h (int8) and .c (int16) of one stream. */
+#define {upper}_STATE_SIZE ({layers} * {h})
+/* int16_t scratch for any step call. */
+#define {upper}_SCRATCH_INT16 LSTM_EDGE_INT_SCRATCH({n_in}, {h})
+{spec.c_header_macros(artifact, name)}
+
+extern const lstm_edge_int_model {name}_model;
+
+#endif /* {upper}_MODEL_H */
+"""
+    layer_block = ",\n".join(layer_inits)
+    source = f"""/* {name}_model.c: generated by lstm-edge codegen; do not edit.
+ * The int8-full scheme's integers as the artifact defines them (runtime/integer.py);
+ * matrices output-major ([outputs][inputs]), gate rows in the ONNX order i, o, f, c. */
+#include "{name}_model.h"
+
+{chr(10).join(arrays.decls)}
+static const lstm_edge_int_layer layers[{layers}] = {{
+{layer_block}
+}};
+
+const lstm_edge_int_model {name}_model = {{
+    .format_version = {FORMAT_VERSION},
+    .task = {upper}_TASK,
+    .input_size = {n_in},
+    .output_size = {n_out},
+    .hidden_size = {h},
+    .num_layers = {layers},
+    {stage},
+    .layers = layers,
+    .head = {head},
+    .head_scale = {head_scale},
+    .head_bias = {head_bias},
+    .sigmoid_table = {sig},
+    .tanh_table = {tnh},
+    .name = {c_string(name)},
+    .scheme = {c_string(SCHEME)},
+    .n_layers_stored = {count("layers")},
+    .n_head = {count(head)},
+    .n_head_scale = {count(head_scale)},
+    .n_head_bias = {count(head_bias)},
+    .n_sigmoid_table = {count(sig)},
+    .n_tanh_table = {count(tnh)},
+}};
+
+{spec.c_data(artifact, name)}"""
+    return ModelSources(name=name, header=header, source=source, footprint=fp)
