@@ -41,6 +41,7 @@ from lstm_edge.exporters.onnx_export import (
     run_session,
     stamp_digest,
 )
+from lstm_edge.exporters.quantize_full import Ranges, build_scheme
 from lstm_edge.runtime.artifact import check_metadata_keys, logical_shapes
 from lstm_edge.runtime.config import (
     FORMAT_VERSION,
@@ -64,8 +65,9 @@ from lstm_edge.runtime.errors import (
 )
 from lstm_edge.runtime.files import atomic_write
 from lstm_edge.runtime.format import META_DIGEST
+from lstm_edge.runtime.integer import META_INTEGER
 
-SCHEMES = ("int8", "int8-dynamic", "fp16")
+SCHEMES = ("int8", "int8-dynamic", "fp16", "int8-full")
 
 # Metadata keys this module adds (prefix "lstm_edge.quant." per the artifact format).
 META_QUANT_TENSORS = "lstm_edge.quant.tensors"  # JSON list, one entry per weight tensor
@@ -79,11 +81,16 @@ SCALE_SOURCE = {
     "int8-dynamic": "onnxruntime quantize_dynamic: 7-bit weights per output channel (LSTM "
     "W/R, head), embedding per tensor asymmetric uint8; activations per call at run time",
     "fp16": "none (float16 cast of each weight)",
+    "int8-full": "weights as int8; activations from calibration on the training split "
+    "(symmetric int8 input and h per layer, a power-of-two int16 format per cell unit); "
+    "multipliers, shifts and tables in " + META_INTEGER,
 }
 RUNTIME = {
     "int8": "any ONNX runtime (standard DequantizeLinear); numpy, ort and C backends",
     "int8-dynamic": "ONNX Runtime only (com.microsoft DynamicQuantizeLSTM, MatMulInteger)",
     "fp16": "any ONNX runtime (standard Cast); numpy, ort and C backends",
+    "int8-full": "numpy and C backends (integer arithmetic); the graph is its weight-only "
+    "int8 approximation, which ONNX tools can open but which is not the scheme",
 }
 
 INT8_MAX = 127  # symmetric: -127..127, so that -q is always representable
@@ -403,6 +410,37 @@ def _dynamic_proto(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+# ---- int8-full ----------------------------------------------------------------------------
+
+
+def _integer_proto(model: onnx.ModelProto, ranges: Ranges) -> onnx.ModelProto:
+    """The int8 graph plus the integer parameters (exporters/quantize_full.py) computed
+    from its weight codes: read back through the runtime's reader, so the parameters index
+    exactly the codes the file holds."""
+    from lstm_edge.runtime.artifact import read_artifact
+
+    q = quantize_proto(model, "int8")
+    with tempfile.TemporaryDirectory(prefix="lstm-edge-quant-") as tmp:
+        path = Path(tmp) / "int8.onnx"
+        path.write_bytes(q.SerializeToString())
+        scheme = build_scheme(read_artifact(path), ranges)
+    meta = _quant_metadata("int8-full", list(tensor_reports(q)))
+    set_metadata(q, {**meta, META_INTEGER: scheme.to_json()})
+    stamp_digest(q)
+    return q
+
+
+def _integer_smoke_run(path: Path, config: ModelConfig) -> None:
+    """The written file loads in the runtime (its integer metadata checked) and the integer
+    reference gives finite outputs for a short stream."""
+    import lstm_edge.runtime as rt
+
+    model = rt.load(path, backend="numpy")
+    y, _ = model.step(smoke_inputs(config), model.initial_state(1))
+    if not np.isfinite(y).all():
+        raise SelfCheckError(f"{path}: the integer model gives non-finite {config.output_name}")
+
+
 # ---- files -------------------------------------------------------------------------------
 
 
@@ -440,15 +478,26 @@ def _smoke_run(path: Path, config: ModelConfig) -> None:
         raise SelfCheckError(f"{path}: the quantized model gives non-finite {config.output_name}")
 
 
-def quantize_file(src: Path, out: Path, scheme: str, *, force: bool = False) -> QuantizeReport:
-    """Quantize the float artifact `src` into `out` (atomic; no overwrite without force)."""
+def quantize_file(
+    src: Path, out: Path, scheme: str, *, force: bool = False, ranges: Ranges | None = None
+) -> QuantizeReport:
+    """Quantize the float artifact `src` into `out` (atomic; no overwrite without force).
+    int8-full needs the calibrated `ranges` (toolchain/calibrate.py)."""
     if scheme not in SCHEMES:
         raise LstmEdgeError(f"scheme {scheme!r} is unknown (expected one of {list(SCHEMES)})")
+    if (scheme == "int8-full") != (ranges is not None):
+        raise LstmEdgeError("calibrated ranges go with scheme int8-full, and only with it")
     src = Path(src)
     out = check_output_path(out, force)
     model = read_onnx(src)
     config, _ = float_artifact(model, str(src))
-    q = _dynamic_proto(model) if scheme == "int8-dynamic" else quantize_proto(model, scheme)
+    if scheme == "int8-dynamic":
+        q = _dynamic_proto(model)
+    elif scheme == "int8-full":
+        assert ranges is not None
+        q = _integer_proto(model, ranges)
+    else:
+        q = quantize_proto(model, scheme)
     set_metadata(q, {META_QUANT_FLOAT_SHA256: hashlib.sha256(src.read_bytes()).hexdigest()})
     stamp_digest(q)
     data = q.SerializeToString()
@@ -458,6 +507,8 @@ def quantize_file(src: Path, out: Path, scheme: str, *, force: bool = False) -> 
         if scheme != "int8-dynamic":  # contrib ops have no ONNX shape inference
             check_model_file(tmp)
         _smoke_run(tmp, config)
+        if scheme == "int8-full":
+            _integer_smoke_run(tmp, config)
 
     atomic_write(out, write_and_check)
     return QuantizeReport(

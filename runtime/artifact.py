@@ -59,6 +59,8 @@ from lstm_edge.runtime.errors import (
 from lstm_edge.runtime.files import parse_json
 from lstm_edge.runtime.format import META_DIGEST
 from lstm_edge.runtime.graph import canonical_graph
+from lstm_edge.runtime.integer import META_INTEGER, IntegerScheme
+from lstm_edge.runtime.integer import SCHEME as INTEGER_SCHEME
 from lstm_edge.runtime.tasks import TASKS
 
 # The default model is a few MB; 256 MiB leaves room for large vocabularies while keeping
@@ -150,6 +152,8 @@ class Artifact:
     calibration: dict | None = None
     # "verified": META_DIGEST matched the content; "absent": written before digests.
     integrity: str = "absent"
+    # int8-full only: the integer parameters (runtime/integer.py), checked against the config.
+    integer: IntegerScheme | None = None
 
 
 def logical_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -212,6 +216,7 @@ def read_artifact(
         weights.update(norms)
         _check_lstm_nodes(graph, config, path)
         _check_wiring(graph, tensors, config, path)
+    integer = _integer(metadata, config, quantized, path) if scheme == INTEGER_SCHEME else None
     return Artifact(
         path=path,
         config=config,
@@ -225,6 +230,7 @@ def read_artifact(
         has_external_data=any(t.is_external for t in graph.initializers),
         calibration=calibration,
         integrity=integrity,
+        integer=integer,
     )
 
 
@@ -574,6 +580,40 @@ def _read_external(t: op.Tensor, file: Path, model_path: Path) -> np.ndarray:
     if len(raw) != length:
         raise InvalidArtifactError(f"{where}: the file ends after {len(raw)} of {length} bytes")
     return np.frombuffer(raw, dtype=dtype).reshape(t.dims)
+
+
+def _integer(
+    metadata: dict[str, str],
+    config: ModelConfig,
+    quantized: dict[str, QuantizedTensor],
+    path: Path,
+) -> IntegerScheme:
+    """An int8-full artifact's integer parameters over its int8 weight codes (output-major:
+    W and R as stored, the head transposed)."""
+    if META_INTEGER not in metadata:
+        raise InvalidArtifactError(
+            f"{path}: scheme {INTEGER_SCHEME!r} needs metadata {META_INTEGER!r} (its integer "
+            f"parameters); the file has none"
+        )
+    names = [HEAD_WEIGHT] + [f(k) for k in range(config.num_layers) for f in (lstm_w, lstm_r)]
+    missing = [n for n in names if n not in quantized]
+    if missing:
+        raise InvalidArtifactError(
+            f"{path}: scheme {INTEGER_SCHEME!r} needs int8 weights; {missing} are not int8"
+        )
+    codes = {"head": np.ascontiguousarray(quantized[HEAD_WEIGHT].q.T)}
+    for k in range(config.num_layers):
+        codes[f"w{k}"] = quantized[lstm_w(k)].q[0]
+        codes[f"r{k}"] = quantized[lstm_r(k)].q[0]
+    shapes = {
+        "hidden": config.hidden_size,
+        "layers": config.num_layers,
+        "input": config.input_size,
+        "output": config.output_size,
+        # token models gather layer 0's input codes from an int8 embedding of their own
+        "vocab": config.vocab_size if config.spec.input_dtype == np.int64 else 0,
+    }
+    return IntegerScheme.from_json(metadata[META_INTEGER], codes, shapes, path)
 
 
 def _logical_weights(

@@ -84,7 +84,7 @@ META_PRODUCER_VERSION = "lstm_edge.producer_version"
 # for anomaly scores (score = |forecast - actual| / residual_scale), from the training split.
 META_CALIBRATION = "lstm_edge.calibration"
 
-QUANT_SCHEMES = ("none", "int8", "int8-dynamic", "fp16")
+QUANT_SCHEMES = ("none", "int8", "int8-dynamic", "fp16", "int8-full")
 # SHA-256 (hex) of the artifact's content, not of its bytes (see runtime/digest.py for the
 # recipe): the graph, every tensor and every other metadata key. Written by export and
 # quantize; verified by every load. Files written before it have none and load as

@@ -378,6 +378,7 @@ class QuantScheme(str, Enum):
     int8 = "int8"
     int8_dynamic = "int8-dynamic"
     fp16 = "fp16"
+    int8_full = "int8-full"
 
 
 @app.command()
@@ -389,10 +390,22 @@ def quantize(
         "--scheme",
         help="int8: weight-only symmetric per-channel int8, standard ONNX (DequantizeLinear), "
         "runs everywhere incl. the numpy and C backends. int8-dynamic: onnxruntime's "
-        "quantize_dynamic (DynamicQuantizeLSTM): ONNX RUNTIME ONLY. fp16: float16 weights.",
+        "quantize_dynamic (DynamicQuantizeLSTM): ONNX RUNTIME ONLY. fp16: float16 weights. "
+        "int8-full: integer-only LSTM (int8 activations, int16 cell, integer tables) for "
+        "MCUs without an FPU; needs --calibrate; numpy and C backends only.",
     ),
     out: Path = typer.Option(..., "-o", "--out", help="The .onnx file to write."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+    calibrate: Path | None = typer.Option(
+        None,
+        "--calibrate",
+        help="int8-full: the checkpoint MODEL was exported from (or its run folder); the "
+        "float model runs over its training split to measure the ranges of every layer's "
+        "input, h and c.",
+    ),
+    calibration_steps: int = typer.Option(
+        16384, "--calibration-steps", help="int8-full: steps of the training split to run."
+    ),
 ) -> None:
     """Quantize a float export; print per-tensor sizes and max abs weight error.
 
@@ -402,7 +415,23 @@ def quantize(
     """
     from lstm_edge.exporters.quantize import quantize_file, report_table
 
-    report = quantize_file(model, out, scheme.value, force=force)
+    ranges = None
+    if scheme is QuantScheme.int8_full:
+        if calibrate is None:
+            raise typer.BadParameter(
+                "int8-full needs --calibrate CHECKPOINT: the ranges of its activations come "
+                "from running the float model over the training split",
+                param_hint="--calibrate",
+            )
+        from lstm_edge.toolchain.calibrate import calibrate as measure_ranges
+
+        ranges = measure_ranges(model, calibrate, calibration_steps)
+    elif calibrate is not None:
+        raise typer.BadParameter(
+            f"--calibrate applies to scheme int8-full only (not {scheme.value})",
+            param_hint="--calibrate",
+        )
+    report = quantize_file(model, out, scheme.value, force=force, ranges=ranges)
     console.print(report_table(report))
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from lstm_edge.runtime.artifact import BASE_OPS, Artifact, require_ops
 from lstm_edge.runtime.errors import InputError, UnsupportedModelError
 from lstm_edge.runtime.format import HEAD_WEIGHT, lstm_b, lstm_r, lstm_w
+from lstm_edge.runtime.integer import IntegerRunner
 from lstm_edge.runtime.tasks import TaskSpec
 
 
@@ -93,7 +94,7 @@ class NumpyRunner:
         return y, np.stack(Y_h), np.stack(Y_c)
 
 
-def load(artifact: Artifact, **options) -> NumpyRunner:
+def load(artifact: Artifact, **options) -> NumpyRunner | IntegerRunner:
     if options:
         raise InputError(f"the numpy backend takes no options (got {sorted(options)})")
     require_ops(artifact, BASE_OPS, "numpy")
@@ -102,4 +103,6 @@ def load(artifact: Artifact, **options) -> NumpyRunner:
             f"{artifact.path}: the numpy backend cannot run scheme {artifact.scheme!r}"
         )
     config = artifact.config
+    if artifact.integer is not None:  # int8-full: the integer reference, which defines it
+        return IntegerRunner(scheme=artifact.integer, weights=artifact.weights, task=config.spec)
     return NumpyRunner(weights=artifact.weights, num_layers=config.num_layers, task=config.spec)

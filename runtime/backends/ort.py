@@ -150,6 +150,13 @@ def load(artifact: Artifact, **options) -> OrtRunner:
                 f"ort backend option {name} is {value!r} (expected an integer >= 0; "
                 f"0 lets onnxruntime choose)"
             )
+    if artifact.integer is not None:
+        # Its graph is the weight-only int8 approximation (so ONNX tools can open the file);
+        # running that would present an approximation as the scheme.
+        raise UnsupportedModelError(
+            f"{artifact.path}: scheme {artifact.scheme!r} is integer arithmetic that "
+            f"onnxruntime does not compute; run it with backend 'numpy' or 'c'"
+        )
     allowed = BASE_OPS | DYNAMIC_OPS if artifact.scheme == "int8-dynamic" else BASE_OPS
     require_ops(artifact, allowed, "ort")
     if artifact.has_external_data:
