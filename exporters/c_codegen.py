@@ -41,6 +41,7 @@ from lstm_edge.runtime.backends.c_source import (
     ModelSources,
     model_sources,
     sanitize_name,
+    scheme_footprints,
 )
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
@@ -172,6 +173,8 @@ class CodegenReport:
     sections: dict[str, int] = field(default_factory=dict)  # ELF section sizes (cortex-m4)
     stream_source: str = ""
     checks: tuple[CheckResult, ...] = ()
+    config: ModelConfig | None = None
+    code_target: str = "cortex-m4"  # what code_bytes was compiled for
 
     @property
     def passed(self) -> bool:
@@ -554,19 +557,20 @@ def codegen(
         if options.check:
             run = run_qemu(binary, width, options.target)
             checks = _checks(run, artifact, example, f"{options.target} (qemu)")
+    code_target = options.target if options.target in BOARDS else "cortex-m4"
     return CodegenReport(
         out_dir=out_dir,
         name=name,
         scheme=artifact.scheme,
         files=written,
         footprint=sources.footprint,
-        code_bytes=library_code_bytes(
-            artifact.scheme, options.target if options.target in BOARDS else "cortex-m4"
-        ),
+        code_bytes=library_code_bytes(artifact.scheme, code_target),
+        code_target=code_target,
         binary=binary,
         sections=sections,
         stream_source=source,
         checks=tuple(checks),
+        config=cfg,
     )
 
 
@@ -577,14 +581,29 @@ def report_table(report: CodegenReport) -> Table:
     table.add_column("bytes", justify="right")
     table.add_row("flash: weights, scales, biases", f"{fp.weight_bytes:,}")
     code = "n/a (no arm-none-eabi-gcc)" if report.code_bytes is None else f"{report.code_bytes:,}"
-    table.add_row("flash: library code (Cortex-M4, -O2)", code)
+    table.add_row(f"flash: library code ({report.code_target}, -O2)", code)
     table.add_row("RAM per stream: h and c", f"{fp.state_bytes:,}")
     table.add_row("RAM scratch per step call (one stream)", f"{fp.scratch_bytes:,}")
-    table.add_row(
-        f"RAM scratch for batched calls ({BATCH_BLOCK} lanes)", f"{fp.batch_scratch_bytes:,}"
-    )
+    if report.scheme != INT_SCHEME:  # the integer library steps a batch stream by stream
+        table.add_row(
+            f"RAM scratch for batched calls ({BATCH_BLOCK} lanes)", f"{fp.batch_scratch_bytes:,}"
+        )
     for sec, size in report.sections.items():
         table.add_row(f"ELF section {sec}", f"{size:,}")
+    return table
+
+
+def schemes_table(report: CodegenReport) -> Table:
+    """Flash and RAM of this model's shape in every C scheme (`scheme_footprints`), so the
+    choice of scheme can be made from one codegen run."""
+    table = Table(title=f"{report.name}: flash and RAM per scheme (this model's shape)")
+    for col in ("scheme", "flash: weights", "RAM per stream: state", "RAM: scratch per call"):
+        table.add_column(col, justify="left" if col == "scheme" else "right")
+    for scheme, fp in scheme_footprints(report.config).items():
+        mark = " (this artifact)" if scheme == report.scheme else ""
+        state = "int8 h, int16 c" if scheme == INT_SCHEME else "float32 h, c"
+        table.add_row(f"{scheme}{mark}", f"{fp.weight_bytes:,}",
+                      f"{fp.state_bytes:,} ({state})", f"{fp.scratch_bytes:,}")  # fmt: skip
     return table
 
 

@@ -812,12 +812,16 @@ def pipeline(
 class CodegenTarget(str, Enum):
     host = "host"
     cortex_m4 = "cortex-m4"
+    cortex_m3 = "cortex-m3"
 
 
 @app.command()
 @user_errors
 def codegen(
-    model: Path = typer.Argument(..., help="A float, fp16 or int8 .onnx artifact."),
+    model: Path = typer.Argument(
+        ..., help="A float, fp16, int8 or int8-full .onnx artifact (int8-full: the integer "
+        "library, lstm_edge_int.h)."
+    ),
     out: Path = typer.Option(..., "-o", "--out", help="Folder for the C bundle."),
     name: str | None = typer.Option(
         None, "--name", help="C name of the model (sanitized). Default: the file's stem."
@@ -826,7 +830,8 @@ def codegen(
         CodegenTarget.host,
         "--target",
         help="host: build ./NAME with the system C compiler. cortex-m4: build NAME.elf for "
-        "QEMU's mps2-an386 (arm-none-eabi-gcc, newlib) and print its section sizes.",
+        "QEMU's mps2-an386 (arm-none-eabi-gcc, newlib) and print its section sizes. "
+        "cortex-m3: the same for mps2-an385 (no FPU: -mfloat-abi=soft).",
     ),
     check: bool = typer.Option(
         False,
@@ -860,6 +865,7 @@ def codegen(
 
         report = codegen_with_checkpoint(model, out, options, checkpoint)
     console.print(cg.report_table(report))
+    console.print(cg.schemes_table(report))
     console.print(f"wrote {len(report.files)} files to {report.out_dir}; built {report.binary}")
     if report.checks:
         console.print(cg.checks_table(report))

@@ -34,6 +34,7 @@ from lstm_edge.runtime.backends.c_source import (
 )
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import InputError, UnsupportedModelError
+from lstm_edge.runtime.integer import C_MAX, C_MIN, H_MAX, codes
 
 # Mirrors of runtime/c/lstm_edge.h; tests/c checks they still match the header.
 StateStruct = ctypes.c_void_p * 2  # lstm_edge_state {float *h; float *c;}
@@ -209,23 +210,6 @@ class CRunner:
 
 # lstm_edge_int_state {int8_t *h; int16_t *c;}: two pointers, as StateStruct.
 IntStateStruct = ctypes.c_void_p * 2
-H_RANGE, C_RANGE = (-127, 127), (-32768, 32767)  # the codes the integer step keeps
-
-
-def state_codes(values: np.ndarray, what: str, bounds: tuple[int, int], dtype) -> np.ndarray:
-    """A float32 State array of an int8-full model -> its integer codes, refusing what the
-    integer step never holds (non-integral, NaN/Inf, out of range) with the first bad
-    value named."""
-    lo, hi = bounds
-    bad = ~np.isfinite(values) | (values != np.round(values)) | (values < lo) | (values > hi)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InputError(
-            f"state {what}[{', '.join(map(str, index))}] is {values[index]!r}; an int8-full "
-            f"model's state holds integer codes in [{lo}, {hi}] (expected whole numbers "
-            "in that range, as its steps return them)"
-        )
-    return values.astype(dtype)
 
 
 class IntCRunner:
@@ -271,8 +255,9 @@ class IntCRunner:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         batch, time = inputs.shape[:2]
         # per stream in C ([batch][layers][hidden]); fresh arrays, the caller's untouched
-        hs = np.ascontiguousarray(state_codes(h, "h", H_RANGE, np.int8).transpose(1, 0, 2))
-        cs = np.ascontiguousarray(state_codes(c, "c", C_RANGE, np.int16).transpose(1, 0, 2))
+        # the codes checked as the numpy reference checks them (the same message)
+        hs = np.ascontiguousarray(codes(h, -H_MAX, H_MAX, "h").astype(np.int8).transpose(1, 0, 2))
+        cs = np.ascontiguousarray(codes(c, C_MIN, C_MAX, "c").astype(np.int16).transpose(1, 0, 2))
         n_state = self.layers * self.hidden
         states = np.empty((batch, 2), np.uintp)
         states[:, 0] = hs.ctypes.data + np.arange(batch, dtype=np.uintp) * n_state

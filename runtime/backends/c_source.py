@@ -164,9 +164,11 @@ def scheme_footprints(config: ModelConfig) -> dict[str, Footprint]:
     from lstm_edge.runtime.backends.c_int_source import TABLE_SIZE, scratch_int16
 
     h, layers, n_out = config.hidden_size, config.num_layers, config.output_size
-    stage = dict(config.spec.stage_weights(config))
-    emb = stage.pop(EMBEDDING, None)
-    stage_floats = sum(int(np.prod(s)) for s in stage.values())  # normalization: float32
+    emb = dict(config.spec.stage_weights(config)).get(EMBEDDING)
+    # feature rows: the normalization's scale and shift (float32; forecast's output too)
+    stage_floats = 0
+    if emb is None:
+        stage_floats = 2 * config.input_size + (2 * n_out if config.task == "forecast" else 0)
     mats = [(4 * h, config.input_size if i == 0 else h) for i in range(layers)]
     mats += [(4 * h, h)] * layers
     values = sum(r * c for r, c in mats) + h * n_out  # LSTM W, R and the head

@@ -1,0 +1,276 @@
+"""int8-full in C: the integer library (lstm_edge_int.c) against the numpy integer
+reference (runtime/integer.py, the scheme's definition), bit for bit.
+
+Every task: char-lm, forecast (change targets: the float output stage in full), classify of
+feature rows and classify of text. Each tiny model has saturating gates (the C fixtures'
+scaled weights), is calibrated on one seeded stream (its "training split") and compared
+over 10,000 steps of another (its held-out stream; the classify rows one is the built-in
+set's test sequences, cycled): outputs as float32 bits, h and c as integer codes. Then the
+c backend's state conversion, the codegen bundle on the host, the Cortex-M3 build (no
+FPU) under QEMU and its disassembly, and the Cortex-M4 build under QEMU.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lstm_edge.runtime as rt
+from lstm_edge.exporters import c_codegen as cg
+from lstm_edge.exporters.quantize import quantize_file
+from lstm_edge.runtime.backends.c_build import LIBRARY_DIR
+from lstm_edge.runtime.backends.c_source import model_sources, scheme_footprints
+from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
+from lstm_edge.runtime.errors import InputError
+from lstm_edge.toolchain import classify_data as cd
+from lstm_edge.toolchain.calibrate import chunks, measure
+
+HELD_OUT_STEPS = 10_000
+CALIBRATION_STEPS = 4096
+QEMU_STEPS = 2_000  # printed every step under QEMU: every output of every step compared
+
+
+def _configs() -> dict[str, ModelConfig]:
+    seqs = cd.builtin_sequences(40, seed=7)
+    splits = cd.split_sequences(seqs, 0.2, 0.2, seed=0)
+    mean, std = cd.feature_stats(seqs, splits["train"], seqs.columns)
+    return {
+        # odd sizes: the kernels' remainder loops (inputs, units, outputs not multiples of 4)
+        "char-lm": ModelConfig(
+            vocab=(UNK_CHAR, *"abcdefgh ijklmno.,"), embed_size=6, hidden_size=13, num_layers=2
+        ),
+        "forecast": ModelConfig(
+            task="forecast", hidden_size=13, num_layers=2, features=("load", "temp", "current"),
+            targets=("current", "load"), horizon=2, feature_mean=(100.0, 85.0, 120.0),
+            feature_std=(5.0, 50.0, 20.0), target_mean=(120.0, 100.0), target_std=(20.0, 5.0),
+            target_kind="change", change_mean=(0.5, -0.2), change_std=(3.0, 0.7),
+        ),
+        "classify-rows": ModelConfig(
+            task="classify", hidden_size=10, num_layers=2, features=seqs.columns,
+            classes=seqs.classes, feature_mean=mean, feature_std=std,
+        ),
+        "classify-tokens": ModelConfig(
+            task="classify", hidden_size=12, num_layers=2,
+            vocab=(UNK_CHAR, " ", "a", "d", "e", "i", "k", "n", "s", "t"), embed_size=5,
+            classes=("en", "de", "fi"),
+        ),
+    }  # fmt: skip
+
+
+def _held_out(task: str, config: ModelConfig) -> np.ndarray:
+    spec = config.spec
+    if task == "classify-rows":  # the built-in set's test sequences, one after the other
+        seqs = cd.builtin_sequences(40, seed=7)
+        test = cd.split_sequences(seqs, 0.2, 0.2, seed=0)["test"]
+        rows = np.concatenate([seqs.rows(i) for i in test]).astype(np.float32)
+        return np.resize(rows, (HELD_OUT_STEPS, rows.shape[1]))
+    return spec.synthetic_inputs(config, HELD_OUT_STEPS, seed=1)
+
+
+@dataclass(frozen=True)
+class IntModel:
+    task: str
+    config: ModelConfig
+    float_path: Path
+    path: Path  # the int8-full artifact
+    stream: np.ndarray  # the held-out stream [HELD_OUT_STEPS(, F)]
+
+
+def _int_model(task: str, folder: Path, model_factory) -> IntModel:
+    from lstm_edge.toolchain.export import build_onnx
+
+    tiny_model, _ = model_factory
+    config = _configs()[task]
+    float_path = folder / f"{task}.onnx"
+    float_path.write_bytes(build_onnx(tiny_model(config, seed=3)).SerializeToString())
+    train = config.spec.synthetic_inputs(config, CALIBRATION_STEPS, seed=0)
+    ranges = measure(float_path, chunks(train, CALIBRATION_STEPS), {"data": "seeded stream 0"})
+    path = folder / f"{task}.int8full.onnx"
+    quantize_file(float_path, path, "int8-full", ranges=ranges)
+    return IntModel(task, config, float_path, path, _held_out(task, config))
+
+
+TASKS = ("char-lm", "forecast", "classify-rows", "classify-tokens")
+
+
+@pytest.fixture(scope="module", params=TASKS)
+def int_model(request, tmp_path_factory, model_factory, require_tools) -> IntModel:
+    require_tools("cc")
+    return _int_model(request.param, tmp_path_factory.mktemp(request.param), model_factory)
+
+
+def _run(path: Path, backend: str, stream: np.ndarray):
+    model = rt.load(path, backend=backend)
+    out, state = model.step(stream[None], model.initial_state(1))
+    return out[0], state
+
+
+def _assert_bits(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    assert got.dtype == want.dtype == np.float32
+    diff = got.view(np.uint32) != want.view(np.uint32)
+    if diff.any():
+        first = tuple(int(i) for i in np.argwhere(diff)[0])
+        pytest.fail(f"{what}: {int(diff.sum())} values differ, first at {first}: "
+                    f"{got[first]!r} vs {want[first]!r}")  # fmt: skip
+
+
+# ---- the c backend against the reference, every task ------------------------------------------
+
+
+def test_c_backend_is_bit_identical_to_numpy_over_the_held_out_stream(int_model):
+    ref, ref_state = _run(int_model.path, "numpy", int_model.stream)
+    got, state = _run(int_model.path, "c", int_model.stream)
+    assert got.shape == (HELD_OUT_STEPS, int_model.config.output_size)
+    _assert_bits(got, ref, f"{int_model.task} outputs")
+    _assert_bits(state.h, ref_state.h, f"{int_model.task} h")
+    _assert_bits(state.c, ref_state.c, f"{int_model.task} c")
+    # the codes are integers in their ranges, and the stream moved them (not a stuck state)
+    assert np.array_equal(state.h, np.round(state.h)) and np.abs(state.h).max() <= 127
+    assert np.abs(state.c).max() <= 32768 and np.abs(state.c).max() > 0
+    assert np.isfinite(got).all() and got.std(axis=0).min() > 0
+
+
+def test_single_steps_and_batches_equal_the_run(int_model):
+    """Step by step (state carried through the float32 State) and as a batch of two
+    streams: the same bits as one call over the stream."""
+    model = rt.load(int_model.path, backend="c")
+    stream = int_model.stream[:300]
+    whole, whole_state = model.step(stream[None], model.initial_state(1))
+    state, outs = model.initial_state(1), []
+    for t in range(len(stream)):
+        y, state = model.step(stream[None, t : t + 1], state)
+        outs.append(y[0, 0])
+    _assert_bits(np.stack(outs), whole[0], "single steps")
+    _assert_bits(state.c, whole_state.c, "single steps c")
+    other = int_model.stream[300:600]
+    both, _ = model.step(np.stack([stream, other]), model.initial_state(2))
+    _assert_bits(both[0], whole[0], "batch stream 0")
+    ref, _ = _run(int_model.path, "numpy", other)
+    _assert_bits(both[1], ref, "batch stream 1")
+
+
+def test_a_state_that_is_not_integer_codes_is_refused(int_model):
+    model = rt.load(int_model.path, backend="c")
+    x = int_model.stream[:1][None]
+    _, state = model.step(x, model.initial_state(1))
+    bad_h = state.h.copy()
+    bad_h[0, 0, 0] = 0.5
+    with pytest.raises(InputError, match=r"state.h of an int8-full .* \[-127, 127\]; found 0.5"):
+        model.step(x, rt.State(bad_h, state.c))
+    bad_c = state.c.copy()
+    bad_c[-1, 0, 1] = 40000.0
+    with pytest.raises(InputError, match=r"state.c of .* \[-32768, 32767\]; found 40000.0"):
+        model.step(x, rt.State(state.h, bad_c))
+
+
+def test_footprint_formulas_match_the_generated_arrays(int_model):
+    """codegen's per-scheme table (scheme_footprints) is computed from the shapes; for each
+    scheme it must equal the bytes of the arrays the generator actually emits."""
+    from lstm_edge.exporters.quantize import quantize_proto, read_onnx
+
+    table = scheme_footprints(int_model.config)
+    int8_path = int_model.path.with_name(int_model.task + ".int8.onnx")
+    int8_path.write_bytes(
+        quantize_proto(read_onnx(int_model.float_path), "int8").SerializeToString()
+    )
+    for scheme, path in (("none", int_model.float_path), ("int8", int8_path),
+                         ("int8-full", int_model.path)):  # fmt: skip
+        fp = model_sources(rt.load(path, backend="numpy").artifact, "m").footprint
+        assert fp == table[scheme], scheme
+    cfg = int_model.config
+    assert table["int8-full"].state_bytes == 3 * cfg.num_layers * cfg.hidden_size
+    assert table["none"].state_bytes == 8 * cfg.num_layers * cfg.hidden_size
+
+
+# ---- the bundle: host, Cortex-M3 without FPU, Cortex-M4 ---------------------------------------
+
+
+def _example_outputs(cmd: list[str], width: int) -> np.ndarray:
+    run = cg.run_example(cmd, width, cg.QEMU_TIMEOUT_S)
+    assert sorted(run.outputs) == list(range(QEMU_STEPS))
+    return np.stack([run.outputs[t] for t in range(QEMU_STEPS)])
+
+
+def _bundle(int_model: IntModel, out: Path, target: str) -> Path:
+    inputs = int_model.stream[:QEMU_STEPS]
+    report = cg.codegen(
+        int_model.path, out, cg.CodegenOptions(name="m", target=target, steps=QEMU_STEPS),
+        lambda c: cg.ExampleStream(inputs, "held-out stream"),
+    )  # fmt: skip
+    assert report.scheme == "int8-full"
+    return out
+
+
+def test_host_bundle_prints_numpys_bits(int_model, tmp_path):
+    out = _bundle(int_model, tmp_path / "b", "host")
+    exe = cg.build_host(out, "m", tmp_path / "m", ("-DPRINT_EVERY=1",), "int8-full")
+    got = _example_outputs([str(exe)], int_model.config.output_size)
+    ref, _ = _run(int_model.path, "numpy", int_model.stream[:QEMU_STEPS])
+    _assert_bits(got, ref, "host bundle")
+
+
+@pytest.mark.parametrize("target", ["cortex-m3", "cortex-m4"])
+def test_qemu_build_prints_numpys_bits(int_model, tmp_path, require_tools, target):
+    """The int8-full model on the emulated boards: every output of every step of the
+    held-out stream, bit for bit (the M3 build has no FPU: its float stages are
+    soft-float, its recurrent step integer only)."""
+    require_tools(cg.ARM_CC, cg.QEMU_CMD[0])
+    out = _bundle(int_model, tmp_path / "b", target)
+    elf = cg.build_cortex_m(out, "m", target, "int8-full", ("-DPRINT_EVERY=1",), "all.elf")
+    board = cg.BOARDS[target]
+    got = _example_outputs([cg.QEMU_CMD[0], *board.qemu[1:], "-kernel", str(elf)],
+                           int_model.config.output_size)  # fmt: skip
+    ref, _ = _run(int_model.path, "numpy", int_model.stream[:QEMU_STEPS])
+    _assert_bits(got, ref, f"{target} under qemu")
+
+
+# ---- no soft-float in the Cortex-M3 step path ---------------------------------------------------
+
+# libgcc's soft-float entry points: the EABI names (__aeabi_fadd, __aeabi_dmul, __aeabi_i2f,
+# __aeabi_f2iz, __aeabi_fcmplt, ...) and the GNU ones (__addsf3, __muldf3, __floatsisf, ...)
+SOFT_FLOAT = re.compile(
+    r"__aeabi_(?:f|d|[a-z0-9]*2[fd]\b|[a-z0-9]*[fd]2)|__[a-z]*(?:sf|df)[0-9a-z]*\b"
+)
+# The two float stages, outside the recurrence (lstm_edge_int.h): allowed to use float.
+FLOAT_STAGES = {"lstm_edge_int_quantize_row", "lstm_edge_int_output"}
+
+
+def soft_float_calls(obj: Path) -> dict[str, set[str]]:
+    """Function -> the soft-float helpers it calls or jumps to, from the relocations of
+    `arm-none-eabi-objdump -dr` (every call out of the object has one)."""
+    text = subprocess.run([cg.ARM_OBJDUMP, "-dr", str(obj)], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+    calls: dict[str, set[str]] = {}
+    current = None
+    for line in text.splitlines():
+        head = re.match(r"^[0-9a-f]+ <([^>]+)>:$", line)
+        if head:
+            current = head.group(1)
+            calls.setdefault(current, set())
+            continue
+        reloc = re.search(r"R_ARM_\w+\s+(\S+)", line)
+        if current and reloc and SOFT_FLOAT.search(reloc.group(1)):
+            calls[current].add(reloc.group(1))
+    return calls
+
+
+def test_cortex_m3_step_path_calls_no_soft_float(tmp_path, require_tools):
+    require_tools(cg.ARM_CC, cg.ARM_OBJDUMP)
+    obj = tmp_path / "lstm_edge_int.o"
+    flags = cg.scheme_cflags(cg.BOARDS["cortex-m3"].cflags, "int8-full")
+    subprocess.run([cg.ARM_CC, *flags, "-c", "-o", str(obj), str(LIBRARY_DIR / "lstm_edge_int.c")],
+                   check=True)  # fmt: skip
+    calls = soft_float_calls(obj)
+    # the check sees soft-float where it is: the float stages call the helpers
+    assert {"__aeabi_fmul", "__aeabi_fadd", "__aeabi_i2f"} <= calls["lstm_edge_int_output"]
+    assert "__aeabi_fmul" in calls["lstm_edge_int_quantize_row"]
+    step_path = {f: c for f, c in calls.items() if f not in FLOAT_STAGES}
+    assert {"lstm_edge_int_layers_step", "lstm_edge_int_step", "lstm_edge_int_head"} <= set(
+        step_path
+    )
+    assert {f: c for f, c in step_path.items() if c} == {}
