@@ -37,6 +37,21 @@ class IntArrays:
         self.decls: list[str] = []
         self.nbytes = 0
 
+    def add_gate_matrix(self, ident: str, comment: str, values: np.ndarray, hidden: int) -> str:
+        """A gate matrix in both layouts of lstm_edge_int.h, the compiler keeping the one
+        its LSTM_EDGE_INT_LAYOUT names (the bytes count once)."""
+        rows = int_lines(np.ascontiguousarray(values, np.int8))
+        dsp = int_lines(np.ascontiguousarray(dsp_layout(np.asarray(values, np.int8), hidden)))
+        self.decls.append(
+            f"/* {comment}: {values.size} values */\n"
+            f"#if LSTM_EDGE_INT_LAYOUT == 1 /* interleaved per unit, 4-byte aligned */\n"
+            f"static const int8_t {ident}[] __attribute__((aligned(4))) = {{\n{dsp}\n}};\n"
+            f"#else /* output-major */\n"
+            f"static const int8_t {ident}[] = {{\n{rows}\n}};\n#endif\n"
+        )
+        self.nbytes += values.size
+        return ident
+
     def add(self, ident: str, comment: str, values: Any, dtype: Any) -> str:
         dt = np.dtype(dtype)
         data = np.asarray(values)
@@ -59,7 +74,22 @@ class IntArrays:
 
 def scratch_int16(input_size: int, hidden: int) -> int:
     """LSTM_EDGE_INT_SCRATCH in lstm_edge_int.h."""
-    return max(input_size, hidden) + hidden + (hidden + 1) // 2 + (input_size + 1) // 2
+
+    def even(n: int) -> int:
+        return 2 * ((n + 1) // 2)
+
+    return 1 + even(max(input_size, hidden)) + even(hidden) + (hidden + 1) // 2 + (input_size + 1) // 2
+
+
+def dsp_layout(m: np.ndarray, hidden: int) -> np.ndarray:
+    """A gate matrix [4H, n] in LSTM_EDGE_INT_LAYOUT 1: per unit j its rows j, H+j, 2H+j,
+    3H+j interleaved in words of four inputs, then their last n % 4 inputs row by row."""
+    n = m.shape[1]
+    groups = n // 4
+    rows = m.reshape(4, hidden, n).transpose(1, 0, 2)  # [unit, gate, n]
+    words = rows[:, :, : 4 * groups].reshape(hidden, 4, groups, 4).transpose(0, 2, 1, 3)
+    tails = rows[:, :, 4 * groups :]
+    return np.concatenate([words.reshape(hidden, -1), tails.reshape(hidden, -1)], axis=1)
 
 
 def _layer(arrays: IntArrays, scheme: Any, index: int, hidden: int) -> str:
@@ -67,10 +97,10 @@ def _layer(arrays: IntArrays, scheme: Any, index: int, hidden: int) -> str:
     p = f"l{index}_"
     w_q, r_q = np.asarray(ly.w_q), np.asarray(ly.r_q)
     rows, inp = w_q.shape
-    w = arrays.add(p + "w", f"layer {index} W: int8 [rows {rows}][inputs {inp}], output-major",
-                   w_q, np.int8)  # fmt: skip
-    r = arrays.add(p + "r", f"layer {index} R: int8 [rows {rows}][h {hidden}], output-major",
-                   r_q, np.int8)  # fmt: skip
+    w = arrays.add_gate_matrix(p + "w", f"layer {index} W: int8 [rows {rows}][inputs {inp}]",
+                               w_q, hidden)  # fmt: skip
+    r = arrays.add_gate_matrix(p + "r", f"layer {index} R: int8 [rows {rows}][h {hidden}]",
+                               r_q, hidden)  # fmt: skip
     per_row = {
         name: arrays.add(p + name, f"layer {index} {what}: int32 [{rows}]",
                          getattr(ly, name), np.int32)  # fmt: skip
@@ -196,6 +226,7 @@ static const lstm_edge_int_layer layers[{layers}] = {{
 
 const lstm_edge_int_model {name}_model = {{
     .format_version = {FORMAT_VERSION},
+    .layout = LSTM_EDGE_INT_LAYOUT,
     .task = {upper}_TASK,
     .input_size = {n_in},
     .output_size = {n_out},

@@ -94,6 +94,72 @@ static void dot4(const int8_t *w0, const int8_t *w1, const int8_t *w2, const int
     acc[2] = a2;
     acc[3] = a3;
 }
+/* One group of four inputs of four interleaved rows (layout 1): LDM loads a word of each
+ * row, LDRD the group's x pairs (x0 x2, x1 x3). Registers r4-r10 are the asm's own. */
+#define GROUP4                                                                               \
+    "ldmia %[w]!, {r4, r5, r6, r7}\n\t"                                                       \
+    "ldrd r8, r9, [%[x]], #8\n\t"                                                             \
+    "sxtb16 r10, r4\n\t"                                                                      \
+    "sxtb16 r4, r4, ror #8\n\t"                                                               \
+    "smlad %[a0], r10, r8, %[a0]\n\t"                                                         \
+    "smlad %[a0], r4, r9, %[a0]\n\t"                                                          \
+    "sxtb16 r10, r5\n\t"                                                                      \
+    "sxtb16 r5, r5, ror #8\n\t"                                                               \
+    "smlad %[a1], r10, r8, %[a1]\n\t"                                                         \
+    "smlad %[a1], r5, r9, %[a1]\n\t"                                                          \
+    "sxtb16 r10, r6\n\t"                                                                      \
+    "sxtb16 r6, r6, ror #8\n\t"                                                               \
+    "smlad %[a2], r10, r8, %[a2]\n\t"                                                         \
+    "smlad %[a2], r6, r9, %[a2]\n\t"                                                          \
+    "sxtb16 r10, r7\n\t"                                                                      \
+    "sxtb16 r7, r7, ror #8\n\t"                                                               \
+    "smlad %[a3], r10, r8, %[a3]\n\t"                                                         \
+    "smlad %[a3], r7, r9, %[a3]\n\t"
+#define GROUP4_OPERANDS                                                                      \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x)
+#define GROUP4_CLOBBERS "r4", "r5", "r6", "r7", "r8", "r9", "r10", "cc", "memory"
+
+/* `groups` (> 0) groups of four inputs of four interleaved rows, added to acc: two groups
+ * per loop iteration (one first when their count is odd), 38 instructions per 32
+ * multiply-adds. On its own (not inlined): the asm needs 14 registers. */
+NOINLINE static void groups4(const int8_t *w, const int16_t *x, int32_t groups, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int16_t *const end = x + 4 * groups;
+    if (groups % 2 == 1) {
+        __asm__ volatile(GROUP4 : GROUP4_OPERANDS : : GROUP4_CLOBBERS);
+    }
+    if (x != end) {
+        __asm__ volatile("1:\n\t" GROUP4 GROUP4 "cmp %[x], %[end]\n\t"
+                                                  "bne 1b\n\t"
+                         : GROUP4_OPERANDS
+                         : [end] "r"(end)
+                         : GROUP4_CLOBBERS);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* The four gate rows of one unit in layout 1 (a block of 4n bytes, 4-byte aligned) against
+ * x (SMLAD order, 4-byte aligned): the groups of four inputs, then the n % 4 last inputs
+ * of each row (x in natural order there). */
+static void dot4_block(const int8_t *block, const int16_t *x, int32_t n, int32_t acc[4])
+{
+    const int32_t groups = n / 4, rest = n % 4;
+    const int8_t *tail = block + 16 * (size_t)groups;
+    const int16_t *xt = x + 4 * groups;
+    int32_t k, j;
+    if (groups > 0) {
+        groups4(block, x, groups, acc);
+    }
+    for (k = 0; k < 4; ++k) {
+        for (j = 0; j < rest; ++j) {
+            acc[k] += tail[k * rest + j] * xt[j];
+        }
+    }
+}
 #else
 #define SMLAD_ORDER 0
 static void dot4(const int8_t *restrict w0, const int8_t *restrict w1,
@@ -195,10 +261,11 @@ static scratch_parts split_scratch(const lstm_edge_int_model *model, int16_t *sc
 {
     const size_t in = (size_t)model->input_size, hidden = (size_t)model->hidden_size;
     scratch_parts p;
-    p.x16 = scratch;
-    p.h16 = p.x16 + (in > hidden ? in : hidden);
-    p.h_new = (int8_t *)(p.h16 + hidden);
-    p.x_q = (int8_t *)(p.h16 + hidden + (hidden + 1) / 2);
+    /* x16 and h16 start on a 4-byte boundary (the DSP kernel loads them by LDRD) */
+    p.x16 = scratch + (((uintptr_t)scratch & 3u) != 0);
+    p.h16 = p.x16 + LSTM_EDGE_INT_EVEN(in > hidden ? in : hidden);
+    p.h_new = (int8_t *)(p.h16 + LSTM_EDGE_INT_EVEN(hidden));
+    p.x_q = p.h_new + 2 * ((hidden + 1) / 2);
     return p;
 }
 
@@ -215,12 +282,19 @@ static void layer_step(const lstm_edge_int_layer *ly, const int16_t *sig, const 
     widen(x, in, sp->x16);
     widen(h, hidden, sp->h16);
     for (j = 0; j < hidden; ++j) {
-        const int8_t *w = ly->w + (size_t)j * (size_t)in;
-        const int8_t *r = ly->r + (size_t)j * (size_t)hidden;
         int32_t ax[4] = {0, 0, 0, 0}, ah[4] = {0, 0, 0, 0}, g[4];
         int32_t i_, o_, f_, u_, fc, ig, cn, cf;
+#if LSTM_EDGE_INT_LAYOUT == 1
+        (void)ws;
+        (void)rs;
+        dot4_block(ly->w + 4 * (size_t)j * (size_t)in, sp->x16, in, ax);
+        dot4_block(ly->r + 4 * (size_t)j * (size_t)hidden, sp->h16, hidden, ah);
+#else
+        const int8_t *w = ly->w + (size_t)j * (size_t)in;
+        const int8_t *r = ly->r + (size_t)j * (size_t)hidden;
         dot4(w, w + ws, w + 2 * ws, w + 3 * ws, sp->x16, in, ax);
         dot4(r, r + rs, r + 2 * rs, r + 3 * rs, sp->h16, hidden, ah);
+#endif
         for (k = 0; k < 4; ++k) {
             const int32_t row = j + k * hidden;
             g[k] = sat16(rmul(ax[k], ly->x_mult[row], ly->x_shift[row]) +
@@ -432,8 +506,9 @@ static lstm_edge_status check_structure(const lstm_edge_int_model *model)
 {
     const int32_t hidden = model->hidden_size, out = model->output_size;
     int32_t l;
-    if (model->format_version != LSTM_EDGE_FORMAT_VERSION || model->input_size < 1 ||
-        out < 1 || hidden < 1 || model->num_layers < 1) {
+    if (model->format_version != LSTM_EDGE_FORMAT_VERSION ||
+        model->layout != LSTM_EDGE_INT_LAYOUT || model->input_size < 1 || out < 1 ||
+        hidden < 1 || model->num_layers < 1) {
         return LSTM_EDGE_ERR_BAD_MODEL;
     }
     if (model->input_size > MAX_WIDTH || hidden > MAX_WIDTH || out > MAX_WIDTH ||

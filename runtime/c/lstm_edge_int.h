@@ -36,19 +36,37 @@
 extern "C" {
 #endif
 
+/* How the gate matrices W and R are laid out, chosen by the compiler that builds both the
+ * library and the model data (the generated NAME_model.c holds both layouts and compiles
+ * the one this macro names; check_model refuses a mismatch):
+ *   0  output-major: row r (gate order i, o, f, c) contiguous, [4H][I]. The portable
+ *      kernel; gcc -O3 vectorizes its row dot products.
+ *   1  Armv7E-M DSP (Cortex-M4/M7 with gcc or clang): per unit j, its four gate rows
+ *      (j, H+j, 2H+j, 3H+j) interleaved in words of four inputs, then their last I % 4
+ *      inputs row by row; 4-byte aligned. One LDM loads a word of each of the four rows,
+ *      so the kernel's loop is loads, SXTB16 and SMLAD only. */
+#if defined(__ARM_FEATURE_DSP) && (defined(__GNUC__) || defined(__clang__))
+#define LSTM_EDGE_INT_LAYOUT 1
+#else
+#define LSTM_EDGE_INT_LAYOUT 0
+#endif
+
 /* Entries of each gate table: x from -8 to +8 in steps of 1/16 (Q3.12 >> 8). */
 #define LSTM_EDGE_INT_TABLE_SIZE 257
 
 /* int16 scratch elements one step call needs: a layer's input and the old h widened to
- * int16 (max(input, H) + H), the new h [H] and the quantized feature row [input] (int8,
- * two per element). NAME_SCRATCH_INT16 in the generated header. */
+ * int16 (max(input, H) and H, each rounded up to an even count, after one element of
+ * slack to start them on a 4-byte boundary), the new h [H] and the quantized feature row
+ * [input] (int8, two per element). NAME_SCRATCH_INT16 in the generated header. */
+#define LSTM_EDGE_INT_EVEN(n) (2 * (((n) + 1) / 2))
 #define LSTM_EDGE_INT_SCRATCH(input, hidden)                                                  \
-    (((input) > (hidden) ? (input) : (hidden)) + (hidden) + ((hidden) + 1) / 2 +               \
-     ((input) + 1) / 2)
+    (1 + LSTM_EDGE_INT_EVEN((input) > (hidden) ? (input) : (hidden)) +                         \
+     LSTM_EDGE_INT_EVEN(hidden) + ((hidden) + 1) / 2 + ((input) + 1) / 2)
 
-/* One layer: W [4H][I] and R [4H][H] int8 OUTPUT-major (row r, gate order i, o, f, c, is
- * contiguous, so each gate's dot product reads consecutive bytes), and per gate row the
- * multipliers and shifts that take the int32 sums to Q3.12 and the bias in Q3.12. */
+/* One layer: W [4H][I] and R [4H][H] int8 (LSTM_EDGE_INT_LAYOUT: output-major, row r in
+ * the gate order i, o, f, c contiguous; or interleaved per unit for the Arm DSP kernel),
+ * and per gate row the multipliers and shifts that take the int32 sums to Q3.12 and the
+ * bias in Q3.12. */
 typedef struct lstm_edge_int_layer {
     int32_t input_size;     /* I: the model's input_size for layer 0, else H */
     const int8_t *w;        /* [4H][I] */
@@ -76,6 +94,7 @@ typedef struct lstm_edge_int_input_stage {
 
 typedef struct lstm_edge_int_model {
     int32_t format_version;          /* LSTM_EDGE_FORMAT_VERSION */
+    int32_t layout;                  /* LSTM_EDGE_INT_LAYOUT of the gate matrices */
     lstm_edge_task task;
     int32_t input_size;              /* E (tokens) or F (feature rows) */
     int32_t output_size;             /* V, n_targets or classes */
