@@ -119,19 +119,19 @@ static void dot4(const int8_t *w0, const int8_t *w1, const int8_t *w2, const int
     [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x)
 #define GROUP4_CLOBBERS "r4", "r5", "r6", "r7", "r8", "r9", "r10", "cc", "memory"
 
-/* `groups` (> 0) groups of four inputs of four interleaved rows, added to acc: two groups
- * per loop iteration (one first when their count is odd), 38 instructions per 32
- * multiply-adds. On its own (not inlined): the asm needs 14 registers. */
+/* `groups` (> 0) groups of four inputs of four interleaved rows, added to acc: the
+ * groups % 4 first ones one by one, then four per loop iteration (74 instructions per 64
+ * multiply-adds). On its own (not inlined): the asm takes 14 registers. */
 NOINLINE static void groups4(const int8_t *w, const int16_t *x, int32_t groups, int32_t acc[4])
 {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], k;
     const int16_t *const end = x + 4 * groups;
-    if (groups % 2 == 1) {
+    for (k = 0; k < groups % 4; ++k) {
         __asm__ volatile(GROUP4 : GROUP4_OPERANDS : : GROUP4_CLOBBERS);
     }
     if (x != end) {
-        __asm__ volatile("1:\n\t" GROUP4 GROUP4 "cmp %[x], %[end]\n\t"
-                                                  "bne 1b\n\t"
+        __asm__ volatile("1:\n\t" GROUP4 GROUP4 GROUP4 GROUP4 "cmp %[x], %[end]\n\t"
+                                                                "bne 1b\n\t"
                          : GROUP4_OPERANDS
                          : [end] "r"(end)
                          : GROUP4_CLOBBERS);
@@ -148,15 +148,17 @@ NOINLINE static void groups4(const int8_t *w, const int16_t *x, int32_t groups, 
 static void dot4_block(const int8_t *block, const int16_t *x, int32_t n, int32_t acc[4])
 {
     const int32_t groups = n / 4, rest = n % 4;
-    const int8_t *tail = block + 16 * (size_t)groups;
-    const int16_t *xt = x + 4 * groups;
     int32_t k, j;
     if (groups > 0) {
         groups4(block, x, groups, acc);
     }
-    for (k = 0; k < 4; ++k) {
-        for (j = 0; j < rest; ++j) {
-            acc[k] += tail[k * rest + j] * xt[j];
+    if (rest != 0) {
+        const int8_t *tail = block + 16 * (size_t)groups;
+        const int16_t *xt = x + 4 * groups;
+        for (k = 0; k < 4; ++k) {
+            for (j = 0; j < rest; ++j) {
+                acc[k] += tail[k * rest + j] * xt[j];
+            }
         }
     }
 }
@@ -222,11 +224,23 @@ static inline int32_t sat16(int64_t v)
     return v > 32767 ? 32767 : (v < -32768 ? -32768 : (int32_t)v);
 }
 
-/* rmul(a, M, S) = (a * M + 2^(S-1)) >> S in 64 bits, the shift arithmetic (floor); gcc and
- * clang shift signed values arithmetically (implementation-defined in C99). */
+/* rmul(a, M, S) = (a * M + 2^(S-1)) >> S in 64 bits, the shift arithmetic (floor; gcc
+ * and clang shift signed values arithmetically, implementation-defined in C99). The
+ * common S >= 32 (the gate rescales) is computed from the product's high word, with
+ * the same result and no 64-bit variable shift: p = hi * 2^32 + lo with lo in [0, 2^32),
+ * so for S > 32 the rounding term 2^(S-1) adds to hi alone and lo cannot change the
+ * floor, and for S = 32 it carries lo's top bit into hi. */
 static inline int64_t rmul(int32_t a, int32_t m, int32_t s)
 {
-    return ((int64_t)a * m + ((int64_t)1 << (s - 1))) >> s;
+    const int64_t p = (int64_t)a * m;
+    const int32_t hi = (int32_t)(p >> 32);
+    if (s > 32) {
+        return (hi + ((int32_t)1 << (s - 33))) >> (s - 32); /* |hi| < 2^30: no overflow */
+    }
+    if (s == 32) {
+        return (int64_t)hi + (int64_t)((uint32_t)p >> 31);
+    }
+    return (p + ((int64_t)1 << (s - 1))) >> s;
 }
 
 /* lut(T, x): x Q3.12 -> T at (x + 32768) / 256, interpolated linearly; Q0.15. */
