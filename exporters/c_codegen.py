@@ -121,6 +121,8 @@ def library_sources(scheme: str) -> tuple[str, ...]:
     """The library files a scheme's bundle compiles (int8-full: the integer library; the
     float one too, for lstm_edge_status_str, its unused code dropped by --gc-sections)."""
     return ("lstm_edge.c", "lstm_edge_int.c") if scheme == INT_SCHEME else ("lstm_edge.c",)
+
+
 ARM_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 QEMU_PACKAGE = "qemu-system-arm"
 QEMU_TIMEOUT_S = 600  # the emulator runs FP code ~100x slower than the host

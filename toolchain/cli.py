@@ -819,8 +819,9 @@ class CodegenTarget(str, Enum):
 @user_errors
 def codegen(
     model: Path = typer.Argument(
-        ..., help="A float, fp16, int8 or int8-full .onnx artifact (int8-full: the integer "
-        "library, lstm_edge_int.h)."
+        ...,
+        help="A float, fp16, int8 or int8-full .onnx artifact (int8-full: the integer "
+        "library, lstm_edge_int.h).",
     ),
     out: Path = typer.Option(..., "-o", "--out", help="Folder for the C bundle."),
     name: str | None = typer.Option(

@@ -59,8 +59,10 @@ class CRunner:
     def direct_buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(h, c, scratch) float32 for one stream, zeroed: what firmware owns."""
         n = self.layers * self.hidden
-        return np.zeros(n, np.float32), np.zeros(n, np.float32), np.empty(
-            self.scratch_per_stream, np.float32
+        return (
+            np.zeros(n, np.float32),
+            np.zeros(n, np.float32),
+            np.empty(self.scratch_per_stream, np.float32),
         )
 
     def __init__(self, library: Path, config: ModelConfig) -> None:
@@ -226,8 +228,8 @@ class IntCRunner:
         self.input_dtype = config.spec.c_input_dtype
         name = config.spec.c_step_function.replace("lstm_edge_", "lstm_edge_int_") + "_batch"
         fn = getattr(self._lib, name)
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p,
-                       ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]  # fmt: skip
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
+        fn.argtypes += [ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
         fn.restype = ctypes.c_int
         self._model = ctypes.addressof(ctypes.c_char.in_dll(self._lib, f"{SHARED_NAME}_model"))
         self._lib.lstm_edge_int_check_model.argtypes = [ctypes.c_void_p]
@@ -265,8 +267,10 @@ class IntCRunner:
         x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
         out = np.empty((batch, time, self.output_size), np.float32)
         scratch = np.empty(self.scratch_size, np.int16)
-        status = self.raw_call(states.ctypes.data, batch, x.ctypes.data, time, out.ctypes.data,
-                               scratch.ctypes.data, scratch.size)  # fmt: skip
+        status = self.raw_call(
+            states.ctypes.data, batch, x.ctypes.data, time, out.ctypes.data,
+            scratch.ctypes.data, scratch.size,
+        )  # fmt: skip
         if status != 0:
             raise InputError(f"the C step refused the call: {STATUS_MESSAGES.get(status, status)}")
         return (

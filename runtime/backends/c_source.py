@@ -183,7 +183,10 @@ def scheme_footprints(config: ModelConfig) -> dict[str, Footprint]:
     int_params = layers * (4 * h * 5 + h)  # x/h multipliers and shifts, bias; cell_frac
     int_scratch = 2 * scratch_int16(config.input_size, h)
     full = Footprint(
-        weight_bytes=values + 4 * int_params + 4 * (2 * n_out + stage_floats) + emb_values
+        weight_bytes=values
+        + 4 * int_params
+        + 4 * (2 * n_out + stage_floats)
+        + emb_values
         + 2 * 2 * TABLE_SIZE,
         state_bytes=3 * layers * h,
         scratch_bytes=int_scratch,
