@@ -27,6 +27,10 @@ from lstm_edge.runtime.config import (
     FORMAT_VERSION,
     HEAD_BIAS,
     HEAD_WEIGHT,
+    NORM_IN_SCALE,
+    NORM_IN_SHIFT,
+    NORM_OUT_SCALE,
+    NORM_OUT_SHIFT,
     ModelConfig,
     lstm_b,
     lstm_r,
@@ -157,6 +161,9 @@ def footprint(config: ModelConfig, weight_bytes: int) -> Footprint:
     )
 
 
+NORM_C_ARRAYS = (NORM_IN_SCALE, NORM_IN_SHIFT, NORM_OUT_SCALE, NORM_OUT_SHIFT)
+
+
 def scheme_footprints(config: ModelConfig) -> dict[str, Footprint]:
     """The footprint of this model shape in each C scheme: "none" (float32), "int8"
     (weight-only) and "int8-full", computed from the shapes as the generators emit the
@@ -165,10 +172,10 @@ def scheme_footprints(config: ModelConfig) -> dict[str, Footprint]:
 
     h, layers, n_out = config.hidden_size, config.num_layers, config.output_size
     emb = dict(config.spec.stage_weights(config)).get(EMBEDDING)
-    # feature rows: the normalization's scale and shift (float32; forecast's output too)
-    stage_floats = 0
-    if emb is None:
-        stage_floats = 2 * config.input_size + (2 * n_out if config.task == "forecast" else 0)
+    # feature rows: the normalization's scales and shifts, float32 in C (change targets'
+    # select matrix is not: C adds the last value by index)
+    norm = config.spec.config_tensors(config)
+    stage_floats = sum(norm[k].size for k in NORM_C_ARRAYS if k in norm)
     mats = [(4 * h, config.input_size if i == 0 else h) for i in range(layers)]
     mats += [(4 * h, h)] * layers
     values = sum(r * c for r, c in mats) + h * n_out  # LSTM W, R and the head
@@ -207,7 +214,9 @@ def model_sources(artifact: Artifact, name: str) -> ModelSources:
     if artifact.scheme == INT_SCHEME:
         from lstm_edge.runtime.backends.c_int_source import int_model_sources
 
-        return int_model_sources(artifact, name)
+        src = int_model_sources(artifact, name)
+        fp = Footprint(src.weight_bytes, src.state_bytes, src.scratch_bytes, src.scratch_bytes)
+        return ModelSources(name=name, header=src.header, source=src.source, footprint=fp)
     arrays = _Arrays(decls=[])
     fields = _weight_fields(arrays, artifact)
     fp = footprint(artifact.config, arrays.nbytes)
