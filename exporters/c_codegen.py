@@ -598,11 +598,14 @@ def report_table(report: CodegenReport) -> Table:
 def schemes_table(report: CodegenReport) -> Table:
     """Flash and RAM of this model's shape in every C scheme (`scheme_footprints`), so the
     choice of scheme can be made from one codegen run."""
-    table = Table(title=f"{report.name}: flash and RAM per scheme (this model's shape)")
+    table = Table(
+        title=f"{report.name}: flash and RAM per scheme (this model's shape)",
+        caption="* the artifact's scheme",
+    )
     for col in ("scheme", "flash: weights", "RAM per stream: state", "RAM: scratch per call"):
         table.add_column(col, justify="left" if col == "scheme" else "right")
     for scheme, fp in scheme_footprints(report.config).items():
-        mark = " (this artifact)" if scheme == report.scheme else ""
+        mark = " *" if scheme == report.scheme else ""
         state = "int8 h, int16 c" if scheme == INT_SCHEME else "float32 h, c"
         table.add_row(f"{scheme}{mark}", f"{fp.weight_bytes:,}",
                       f"{fp.state_bytes:,} ({state})", f"{fp.scratch_bytes:,}")  # fmt: skip

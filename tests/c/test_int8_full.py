@@ -274,3 +274,45 @@ def test_cortex_m3_step_path_calls_no_soft_float(tmp_path, require_tools):
         step_path
     )
     assert {f: c for f, c in step_path.items() if c} == {}
+
+
+# ---- the command line and bench ------------------------------------------------------------------
+
+
+def test_cli_codegen_prints_every_schemes_footprint_and_the_makefile_builds(
+    tmp_path, require_tools, model_factory
+):
+    from typer.testing import CliRunner
+
+    from lstm_edge.toolchain.cli import app
+
+    require_tools("cc", "make")
+    int_model = _int_model("char-lm", tmp_path, model_factory)
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app, ["codegen", str(int_model.path), "-o", str(out), "--name", "m", "--check"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "int8-full *" in result.output and "pass" in result.output
+    table = scheme_footprints(int_model.config)
+    for scheme, fp in table.items():
+        assert f"{fp.weight_bytes:,}" in result.output, scheme
+    # the bundle's Makefile builds the integer library (and the example runs)
+    (out / "m").unlink()
+    make = subprocess.run(["make", "-s", "-C", str(out)], capture_output=True, text=True)
+    assert make.returncode == 0, make.stderr
+    assert "lstm_edge_int.c" in (out / "Makefile").read_text()
+    assert subprocess.run([str(out / "m")], capture_output=True, text=True).returncode == 0
+
+
+def test_bench_ratio_of_each_c_step_to_the_float_c_step():
+    from lstm_edge.toolchain.bench import LatencyRow, Stats, _c_step_vs_float
+
+    def row(kind: str, artifact: str, median: float) -> LatencyRow:
+        stats = Stats(median=median, p10=median, p90=median, repeats=1, iterations=1)
+        return LatencyRow("x", kind, artifact, "c", stats)
+
+    rows = [row("c_direct", "f.onnx", 100e-6), row("c_direct", "q.onnx", 40e-6),
+            row("runtime", "q.onnx", 50e-6)]  # fmt: skip
+    _c_step_vs_float(rows, {"f.onnx": "none", "q.onnx": "int8-full"})
+    assert [r.vs_float_c_step for r in rows] == [1.0, 0.4, None]
