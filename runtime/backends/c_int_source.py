@@ -53,6 +53,25 @@ class IntArrays:
         self.nbytes += values.size
         return ident
 
+    def add_head(self, ident: str, comment: str, values: np.ndarray) -> str:
+        """The head [out, H] in both layouts: output-major, or (layout 1) each block of
+        four outputs interleaved as a gate matrix's unit, the last out % 4 rows as they
+        are."""
+        q = np.asarray(values, np.int8)
+        full = q.shape[0] - q.shape[0] % 4
+        blocks = [dsp_layout(q[v : v + 4], 1).ravel() for v in range(0, full, 4)]
+        dsp = np.concatenate([*blocks, q[full:].ravel()])
+        self.decls.append(
+            f"/* {comment}: {q.size} values */\n"
+            f"#if LSTM_EDGE_INT_LAYOUT == 1 /* blocks of four outputs interleaved */\n"
+            f"static const int8_t {ident}[] __attribute__((aligned(4))) = {{\n"
+            f"{int_lines(dsp)}\n}};\n"
+            f"#else /* output-major */\n"
+            f"static const int8_t {ident}[] = {{\n{int_lines(q)}\n}};\n#endif\n"
+        )
+        self.nbytes += q.size
+        return ident
+
     def add(self, ident: str, comment: str, values: Any, dtype: Any) -> str:
         dt = np.dtype(dtype)
         data = np.asarray(values)
@@ -177,9 +196,9 @@ def int_model_sources(artifact: Any, name: str) -> IntSources:
     arrays = IntArrays()
     stage = _input_stage(arrays, artifact)
     layer_inits = [_layer(arrays, scheme, i, h) for i in range(layers)]
-    head_q = np.asarray(scheme.head_q)
-    head = arrays.add("head_q", f"head: int8 [{cfg.spec.c_output_noun} {n_out}][h {h}], "
-                      "output-major", head_q, np.int8)  # fmt: skip
+    head = arrays.add_head(
+        "head_q", f"head: int8 [{cfg.spec.c_output_noun} {n_out}][h {h}]", scheme.head_q
+    )
     head_scale = arrays.add("head_scale", "head sum -> output scale: float32 [outputs]",
                             scheme.head_scale, np.float32)  # fmt: skip
     head_bias = arrays.add("head_bias", f"{HEAD_BIAS}: float32 [outputs]",

@@ -200,19 +200,25 @@ static void widen(const int8_t *restrict x, int32_t n, int16_t *restrict out)
     }
 }
 
-/* The sums of rows [v, v + 4) of an int8 matrix [rows][n] (fewer at the end: the missing
- * rows repeat the last one, their sums unused). */
+/* The sums of head rows [v, v + 4) (fewer at the end: the missing rows repeat the last
+ * one, their sums unused). Layout 1 interleaves each whole block of four rows as the gate
+ * matrices' units (the last output_size % 4 rows stay output-major). */
 static void rows4(const int8_t *m, int32_t rows, int32_t v, const int16_t *x, int32_t n,
                   int32_t acc[4])
 {
     const size_t stride = (size_t)n;
     const int32_t last = rows - 1;
     const int8_t *r0 = m + (size_t)v * stride;
-    const int8_t *r1 = m + (size_t)(v + 1 < last ? v + 1 : last) * stride;
-    const int8_t *r2 = m + (size_t)(v + 2 < last ? v + 2 : last) * stride;
-    const int8_t *r3 = m + (size_t)(v + 3 < last ? v + 3 : last) * stride;
     acc[0] = acc[1] = acc[2] = acc[3] = 0;
-    dot4(r0, r1, r2, r3, x, n, acc);
+#if LSTM_EDGE_INT_LAYOUT == 1
+    if (v + 4 <= rows) {
+        dot4_block(r0, x, n, acc);
+        return;
+    }
+#endif
+    dot4(r0, m + (size_t)(v + 1 < last ? v + 1 : last) * stride,
+         m + (size_t)(v + 2 < last ? v + 2 : last) * stride,
+         m + (size_t)(v + 3 < last ? v + 3 : last) * stride, x, n, acc);
 }
 
 /* ---- fixed-point primitives (the spec's names) ------------------------------------------ */

@@ -44,7 +44,9 @@ extern "C" {
  *   1  Armv7E-M DSP (Cortex-M4/M7 with gcc or clang): per unit j, its four gate rows
  *      (j, H+j, 2H+j, 3H+j) interleaved in words of four inputs, then their last I % 4
  *      inputs row by row; 4-byte aligned. One LDM loads a word of each of the four rows,
- *      so the kernel's loop is loads, SXTB16 and SMLAD only. */
+ *      so the kernel's loop is loads, SXTB16 and SMLAD only. The head [output][H] is
+ *      interleaved the same way in blocks of four outputs (the last output % 4 rows
+ *      output-major). */
 #if defined(__ARM_FEATURE_DSP) && (defined(__GNUC__) || defined(__clang__))
 #define LSTM_EDGE_INT_LAYOUT 1
 #else
