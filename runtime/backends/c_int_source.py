@@ -112,6 +112,17 @@ def dsp_layout(m: np.ndarray, hidden: int) -> np.ndarray:
     return np.concatenate([words.reshape(hidden, -1), tails.reshape(hidden, -1)], axis=1)
 
 
+def rescale_32(layer: Any) -> bool:
+    """lstm_edge_int_layer.rescale_32: every shift in [32, 61] and every |bias| < 2^30, so
+    the C step can rescale in 32-bit arithmetic (the same bits)."""
+    shifts = np.concatenate([np.asarray(layer.x_shift), np.asarray(layer.h_shift)])
+    bias = np.abs(np.asarray(layer.bias, np.int64))
+    return bool(
+        shifts.min() >= 32 and shifts.max() <= 61 and 32 <= int(layer.out_shift) <= 61
+        and bias.max() < 2**30
+    )  # fmt: skip
+
+
 def _layer(arrays: IntArrays, scheme: Any, index: int, hidden: int) -> str:
     ly = scheme.layers[index]
     p = f"l{index}_"
@@ -141,6 +152,7 @@ def _layer(arrays: IntArrays, scheme: Any, index: int, hidden: int) -> str:
         f"      .h_mult = {per_row['h_mult']}, .h_shift = {per_row['h_shift']},\n"
         f"      .bias = {per_row['bias']}, .cell_frac = {cf},\n"
         f"      .out_mult = {int(ly.out_mult)}, .out_shift = {int(ly.out_shift)},\n"
+        f"      .rescale_32 = {int(rescale_32(ly))},\n"
         f"      .n_w = {count(w)}, .n_r = {count(r)}, .n_x_mult = {count(per_row['x_mult'])},\n"
         f"      .n_x_shift = {count(per_row['x_shift'])}, .n_h_mult = {count(per_row['h_mult'])},\n"
         f"      .n_h_shift = {count(per_row['h_shift'])}, .n_bias = {count(per_row['bias'])},\n"

@@ -15,8 +15,10 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define NOINLINE __attribute__((noinline))
+#define SPECIALIZE inline __attribute__((always_inline)) /* one copy per constant argument */
 #else
 #define NOINLINE
+#define SPECIALIZE inline
 #endif
 
 /* ---- dot products ----------------------------------------------------------------------- */
@@ -120,18 +122,19 @@ static void dot4(const int8_t *w0, const int8_t *w1, const int8_t *w2, const int
 #define GROUP4_CLOBBERS "r4", "r5", "r6", "r7", "r8", "r9", "r10", "cc", "memory"
 
 /* `groups` (> 0) groups of four inputs of four interleaved rows, added to acc: the
- * groups % 4 first ones one by one, then four per loop iteration (74 instructions per 64
- * multiply-adds). On its own (not inlined): the asm takes 14 registers. */
+ * groups % 8 first ones one by one, then eight per loop iteration (146 instructions per
+ * 128 multiply-adds). On its own (not inlined): the asm takes 14 registers. */
 NOINLINE static void groups4(const int8_t *w, const int16_t *x, int32_t groups, int32_t acc[4])
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], k;
     const int16_t *const end = x + 4 * groups;
-    for (k = 0; k < groups % 4; ++k) {
+    for (k = 0; k < groups % 8; ++k) {
         __asm__ volatile(GROUP4 : GROUP4_OPERANDS : : GROUP4_CLOBBERS);
     }
     if (x != end) {
-        __asm__ volatile("1:\n\t" GROUP4 GROUP4 GROUP4 GROUP4 "cmp %[x], %[end]\n\t"
-                                                                "bne 1b\n\t"
+        __asm__ volatile("1:\n\t" GROUP4 GROUP4 GROUP4 GROUP4 GROUP4 GROUP4 GROUP4 GROUP4
+                         "cmp %[x], %[end]\n\t"
+                         "bne 1b\n\t"
                          : GROUP4_OPERANDS
                          : [end] "r"(end)
                          : GROUP4_CLOBBERS);
@@ -249,6 +252,29 @@ static inline int64_t rmul(int32_t a, int32_t m, int32_t s)
     return (p + ((int64_t)1 << (s - 1))) >> s;
 }
 
+/* rmul for S in [32, 61] and |a| < 2^30 (every caller's: the dot sums are capped by
+ * MAX_WIDTH, o x tanh(c) by the Q0.15 tables), in 32 bits: with the product
+ * p = q 2^31 + f, 0 <= f < 2^31, (p + 2^(S-1)) / 2^S = (q + 2^(S-32) + f / 2^31) / 2^(S-31)
+ * and the fraction cannot change the floor, so the result is (q + 2^(S-32)) >> (S-31),
+ * the same bits as rmul. |p| < 2^61: q and the sum fit int32, and |result| <= 2^29. */
+static inline int32_t rmul_hi(int32_t a, int32_t m, int32_t s)
+{
+    const int32_t q = (int32_t)(((int64_t)a * m) >> 31);
+    return (q + ((int32_t)1 << (s - 32))) >> (s - 31);
+}
+
+/* int32 -> [-32768, 32767]: one SSAT on Arm cores that have it (Cortex-M3 and up). */
+static inline int32_t clamp16(int32_t v)
+{
+#if defined(__ARM_FEATURE_SAT) && (defined(__GNUC__) || defined(__clang__))
+    int32_t r;
+    __asm__("ssat %0, #16, %1" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return v < -32768 ? -32768 : (v > 32767 ? 32767 : v);
+#endif
+}
+
 /* lut(T, x): x Q3.12 -> T at (x + 32768) / 256, interpolated linearly; Q0.15. */
 static inline int32_t lut(const int16_t *t, int32_t x)
 {
@@ -289,21 +315,38 @@ static scratch_parts split_scratch(const lstm_edge_int_model *model, int16_t *sc
     return p;
 }
 
+/* The gate pre-activation of row `row`: sat16(rmul(ax, XM, XS) + rmul(ah, HM, HS) + B),
+ * in 32 bits when the layer's rescale_32 says it fits (see layer_step_impl). */
+static SPECIALIZE int32_t gate(const lstm_edge_int_layer *ly, int32_t row, int32_t ax,
+                               int32_t ah, const int rescale_32)
+{
+    if (rescale_32) {
+        return clamp16(rmul_hi(ax, ly->x_mult[row], ly->x_shift[row]) +
+                       rmul_hi(ah, ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
+    }
+    return sat16(rmul(ax, ly->x_mult[row], ly->x_shift[row]) +
+                 rmul(ah, ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
+}
+
 /* Layer step of one stream: the gates of unit j (rows j, H+j, 2H+j, 3H+j: i, o, f, c)
  * from x and the old h, then c[j] in place and the new h[j] into h_new; h takes h_new at
- * the end, since every unit's gates read the old h. */
-static void layer_step(const lstm_edge_int_layer *ly, const int16_t *sig, const int16_t *tnh,
-                       int32_t hidden, const int8_t *x, int8_t *h, int16_t *c,
-                       const scratch_parts *sp)
+ * the end, since every unit's gates read the old h. `rescale_32` (a constant in each of
+ * the two callers, so the compiler emits two loops): the layer's shifts are all in
+ * [32, 61] and its biases below 2^30 (lstm_edge_int_layer.rescale_32), so every gate
+ * sum is computed in 32 bits (|.| < 2^29 + 2^29 + 2^30), the same bits as in 64. */
+static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int16_t *sig,
+                                   const int16_t *tnh, int32_t hidden, const int8_t *x,
+                                   int8_t *h, int16_t *c, const scratch_parts *sp,
+                                   const int rescale_32)
 {
     const int32_t in = ly->input_size;
     const size_t ws = (size_t)hidden * (size_t)in, rs = (size_t)hidden * (size_t)hidden;
-    int32_t j, k;
+    int32_t j;
     widen(x, in, sp->x16);
     widen(h, hidden, sp->h16);
     for (j = 0; j < hidden; ++j) {
         int32_t ax[4] = {0, 0, 0, 0}, ah[4] = {0, 0, 0, 0}, g[4];
-        int32_t i_, o_, f_, u_, fc, ig, cn, cf;
+        int32_t i_, o_, f_, u_, fc, ig, cn, cf, ot;
 #if LSTM_EDGE_INT_LAYOUT == 1
         (void)ws;
         (void)rs;
@@ -315,11 +358,10 @@ static void layer_step(const lstm_edge_int_layer *ly, const int16_t *sig, const 
         dot4(w, w + ws, w + 2 * ws, w + 3 * ws, sp->x16, in, ax);
         dot4(r, r + rs, r + 2 * rs, r + 3 * rs, sp->h16, hidden, ah);
 #endif
-        for (k = 0; k < 4; ++k) {
-            const int32_t row = j + k * hidden;
-            g[k] = sat16(rmul(ax[k], ly->x_mult[row], ly->x_shift[row]) +
-                         rmul(ah[k], ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
-        }
+        g[0] = gate(ly, j, ax[0], ah[0], rescale_32);
+        g[1] = gate(ly, j + hidden, ax[1], ah[1], rescale_32);
+        g[2] = gate(ly, j + 2 * hidden, ax[2], ah[2], rescale_32);
+        g[3] = gate(ly, j + 3 * hidden, ax[3], ah[3], rescale_32);
         i_ = lut(sig, g[0]);
         o_ = lut(sig, g[1]);
         f_ = lut(sig, g[2]);
@@ -327,12 +369,24 @@ static void layer_step(const lstm_edge_int_layer *ly, const int16_t *sig, const 
         cf = ly->cell_frac[j];
         fc = (f_ * c[j] + (1 << 14)) >> 15;
         ig = (i_ * u_ + (1 << (29 - cf))) >> (30 - cf);
-        cn = sat16((int64_t)fc + ig);
+        cn = clamp16(fc + ig); /* |fc| <= 2^15, |ig| <= 2^30 >> 15: no overflow */
         c[j] = (int16_t)cn;
-        sp->h_new[j] =
-            (int8_t)sat8(rmul(o_ * lut(tnh, to_q312(cn, cf)), ly->out_mult, ly->out_shift));
+        ot = o_ * lut(tnh, to_q312(cn, cf)); /* Q0.30, |.| < 2^30 */
+        sp->h_new[j] = (int8_t)sat8(rescale_32 ? rmul_hi(ot, ly->out_mult, ly->out_shift)
+                                               : rmul(ot, ly->out_mult, ly->out_shift));
     }
     memcpy(h, sp->h_new, (size_t)hidden);
+}
+
+static void layer_step(const lstm_edge_int_layer *ly, const int16_t *sig, const int16_t *tnh,
+                       int32_t hidden, const int8_t *x, int8_t *h, int16_t *c,
+                       const scratch_parts *sp)
+{
+    if (ly->rescale_32) {
+        layer_step_impl(ly, sig, tnh, hidden, x, h, c, sp, 1);
+    } else {
+        layer_step_impl(ly, sig, tnh, hidden, x, h, c, sp, 0);
+    }
 }
 
 void lstm_edge_int_layers_step(const lstm_edge_int_model *model, lstm_edge_int_state *state,
@@ -562,6 +616,8 @@ static lstm_edge_status check_structure(const lstm_edge_int_model *model)
     return LSTM_EDGE_OK;
 }
 
+static int shift_32(int32_t s) { return s >= 32 && s <= 61; }
+
 static int mult_ok(int32_t m, int32_t s)
 {
     return m >= (int32_t)1 << 30 && s >= 1 && s <= 62;
@@ -579,15 +635,26 @@ lstm_edge_status lstm_edge_int_check_model(const lstm_edge_int_model *model)
         return status;
     }
     /* the values the arithmetic relies on: shifts in range (no undefined shift), cell
-     * formats 0 .. 15 (the products' rounding terms fit int32) */
+     * formats 0 .. 15 (the products' rounding terms fit int32), gate outputs in Q0.15
+     * (|o tanh(c)| < 2^30, as rmul_hi needs), a true rescale_32 flag */
+    for (k = 0; k < LSTM_EDGE_INT_TABLE_SIZE; ++k) {
+        if (model->sigmoid_table[k] < 0 || model->tanh_table[k] < -32767) {
+            return LSTM_EDGE_ERR_BAD_MODEL;
+        }
+    }
     for (l = 0; l < model->num_layers; ++l) {
         const lstm_edge_int_layer *ly = &model->layers[l];
-        if (!mult_ok(ly->out_mult, ly->out_shift)) {
+        if (!mult_ok(ly->out_mult, ly->out_shift) || ly->rescale_32 < 0 || ly->rescale_32 > 1 ||
+            (ly->rescale_32 && !shift_32(ly->out_shift))) {
             return LSTM_EDGE_ERR_BAD_MODEL;
         }
         for (k = 0; k < 4 * model->hidden_size; ++k) {
             if (!mult_ok(ly->x_mult[k], ly->x_shift[k]) || !mult_ok(ly->h_mult[k], ly->h_shift[k])) {
                 return LSTM_EDGE_ERR_BAD_MODEL;
+            }
+            if (ly->rescale_32 && (!shift_32(ly->x_shift[k]) || !shift_32(ly->h_shift[k]) ||
+                                   ly->bias[k] <= -(1 << 30) || ly->bias[k] >= (1 << 30))) {
+                return LSTM_EDGE_ERR_BAD_MODEL; /* the flag would overflow the 32-bit path */
             }
         }
         for (k = 0; k < model->hidden_size; ++k) {
