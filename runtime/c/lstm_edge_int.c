@@ -124,11 +124,12 @@ static void dot4(const int8_t *w0, const int8_t *w1, const int8_t *w2, const int
 /* `groups` (> 0) groups of four inputs of four interleaved rows, added to acc: the
  * groups % 8 first ones one by one, then eight per loop iteration (146 instructions per
  * 128 multiply-adds). On its own (not inlined): the asm takes 14 registers. */
-NOINLINE static void groups4(const int8_t *w, const int16_t *x, int32_t groups, int32_t acc[4])
+NOINLINE static void groups4(const int8_t *w, const int16_t *x, uint32_t groups, int32_t acc[4])
 {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], k;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     const int16_t *const end = x + 4 * groups;
-    for (k = 0; k < groups % 8; ++k) {
+    uint32_t k;
+    for (k = groups % 8u; k > 0; --k) {
         __asm__ volatile(GROUP4 : GROUP4_OPERANDS : : GROUP4_CLOBBERS);
     }
     if (x != end) {
@@ -150,7 +151,8 @@ NOINLINE static void groups4(const int8_t *w, const int16_t *x, int32_t groups, 
  * of each row (x in natural order there). */
 static void dot4_block(const int8_t *block, const int16_t *x, int32_t n, int32_t acc[4])
 {
-    const int32_t groups = n / 4, rest = n % 4;
+    const uint32_t groups = (uint32_t)n / 4u; /* n > 0 (check_model) */
+    const int32_t rest = (int32_t)((uint32_t)n % 4u);
     int32_t k, j;
     if (groups > 0) {
         groups4(block, x, groups, acc);
