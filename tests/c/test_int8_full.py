@@ -32,7 +32,7 @@ from lstm_edge.toolchain.calibrate import chunks, measure
 
 HELD_OUT_STEPS = 10_000
 CALIBRATION_STEPS = 4096
-QEMU_STEPS = 2_000  # printed every step under QEMU: every output of every step compared
+QEMU_STEPS = HELD_OUT_STEPS  # printed every step: every output of every step compared
 
 
 def _configs() -> dict[str, ModelConfig]:
