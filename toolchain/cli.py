@@ -423,8 +423,10 @@ def quantize(
                 "from running the float model over the training split",
                 param_hint="--calibrate",
             )
+        from lstm_edge.runtime.files import check_output_path
         from lstm_edge.toolchain.calibrate import calibrate as measure_ranges
 
+        check_output_path(out, force)  # before the calibration run, not after it
         ranges = measure_ranges(model, calibrate, calibration_steps)
     elif calibrate is not None:
         raise typer.BadParameter(
