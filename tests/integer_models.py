@@ -21,7 +21,9 @@ def random_inputs(config, streams: int, steps: int, seed: int = 0) -> np.ndarray
     rng = np.random.default_rng(seed)
     if config.spec.input_dtype == np.int64:
         return rng.integers(0, config.vocab_size, (streams, steps))
-    return rng.normal(size=(streams, steps, config.input_size)).astype(np.float32)
+    # raw rows around the training statistics, as the model's own data would be
+    mean, std = np.asarray(config.feature_mean), np.asarray(config.feature_std)
+    return (mean + std * rng.normal(size=(streams, steps, config.input_size))).astype(np.float32)
 
 
 def int8_full(float_path: Path, out: Path, *, streams: int = 4, steps: int = 128) -> Path:
