@@ -266,6 +266,14 @@ def codes(value: np.ndarray, low: int, high: int, name: str) -> np.ndarray:
     return value.astype(np.int64)
 
 
+def cell_values(scheme: IntegerScheme, c_codes: np.ndarray) -> np.ndarray:
+    """Real cell values (float64) of an int8-full state's c codes [layers, batch, H]:
+    code x 2^-frac with each unit's own format, for reports that show the cell's range
+    (the codes alone span +-32767 whatever the values)."""
+    fracs = np.stack([lay.cell_frac for lay in scheme.layers]).astype(np.float64)  # [L, H]
+    return np.asarray(c_codes, np.float64) * np.exp2(-fracs)[:, None, :]
+
+
 @dataclass(frozen=True)
 class IntegerRunner:
     """The numpy backend's runner for int8-full artifacts (same `run` as NumpyRunner)."""
