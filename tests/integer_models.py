@@ -34,3 +34,29 @@ def int8_full(float_path: Path, out: Path, *, streams: int = 4, steps: int = 128
     ranges = measure(float_path, random_inputs(config, streams, steps), summary)
     quantize_file(float_path, out, "int8-full", ranges=ranges)
     return out
+
+
+def cli_validate_int8_full(
+    root: Path, *train_args: str, steps: int = 300, calibration_steps: int = 2048
+) -> tuple[dict, str]:
+    """train (tiny) -> export -> quantize int8-full calibrated on the run -> validate the
+    int8-full and the float artifact on the default backends, all through the CLI:
+    (report.json, validate's output with its words one space apart)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from lstm_edge.toolchain.cli import app
+
+    def cli(*args: object) -> str:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.replace("│", " ").split())
+
+    run, model, full = root / "run", root / "m.onnx", root / "m.int8-full.onnx"
+    cli("train", "--out", run, "--no-progress", *train_args)
+    cli("export", run, "-o", model, "--check-steps", 50)
+    cli("quantize", model, "--scheme", "int8-full", "--calibrate", run, "-o", full,
+        "--calibration-steps", calibration_steps)  # fmt: skip
+    output = cli("validate", run, full, model, "--steps", steps, "--report", root / "report")
+    return json.loads((root / "report" / "report.json").read_text()), output
