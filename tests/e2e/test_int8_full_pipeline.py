@@ -107,22 +107,6 @@ def test_the_cell_range_is_in_real_values(bundle):
     assert full["cell_min"] == pytest.approx(float_run["cell_min"], abs=0.05)
 
 
-def test_cell_values_by_hand():
-    """code x 2^-frac with each layer's and unit's own format."""
-
-    class Layer:
-        def __init__(self, fracs):
-            self.cell_frac = np.array(fracs, np.int32)
-
-    class Scheme:
-        layers = (Layer([12, 15, 0]), Layer([4, 13, 11]))
-
-    codes = np.array([[[4096, -16384, 7]], [[-32768, 8192, 2048]]], np.float32)
-    np.testing.assert_array_equal(
-        cell_values(Scheme(), codes), [[[1.0, -0.5, 7.0]], [[-2048.0, 1.0, 1.0]]]
-    )
-
-
 def test_the_summary_loads_it_on_a_backend_that_computes_it(bundle):
     out, _ = bundle
     summary = (out / "SUMMARY.md").read_text()

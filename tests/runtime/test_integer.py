@@ -29,6 +29,7 @@ from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.config import lstm_b, lstm_r, lstm_w
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.integer import (
+    cell_values,
     codes,
     dot,
     lut,
@@ -374,6 +375,22 @@ def test_the_scheme_parameters_of_that_layer(layer0):
     emb = art8.weights["embedding"].astype(np.float64)
     assert scheme.input_scale == pytest.approx(np.abs(emb).max() / 127)
     assert np.abs(scheme.embedding_q * scheme.input_scale - emb).max() <= scheme.input_scale / 2
+
+
+def test_cell_values_by_hand():
+    """code x 2^-frac with each layer's and unit's own format."""
+
+    class Layer:
+        def __init__(self, fracs):
+            self.cell_frac = np.array(fracs, np.int32)
+
+    class Scheme:
+        layers = (Layer([12, 15, 0]), Layer([4, 13, 11]))
+
+    c_codes = np.array([[[4096, -16384, 7]], [[-32768, 8192, 2048]]], np.float32)
+    np.testing.assert_array_equal(
+        cell_values(Scheme(), c_codes), [[[1.0, -0.5, 7.0]], [[-2048.0, 1.0, 1.0]]]
+    )
 
 
 # ---- the state as the runtime hands it over -----------------------------------------------------
