@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import lstm_edge.runtime as rt
-from lstm_edge.exporters.quantize_full import CalibrationError, Ranges, build_scheme
+from lstm_edge.exporters.quantize_full import CalibrationError
 from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.toolchain.calibrate import MIN_CHUNK, chunks
 from lstm_edge.toolchain.cli import app
@@ -178,33 +178,38 @@ def test_short_or_empty_calibration_data():
     assert got.shape == (4, 64) and got[0, 0] == 0 and got[-1, -1] == 999
 
 
-def test_constant_feature_rows_are_a_zero_range(base):
-    """A feature model whose calibration data normalizes to a constant 0 (every row at the
-    training mean) has no input scale: the error names the input, not a division."""
-    art8 = read_artifact(base[1])  # build_scheme reads the int8 codes only where needed
-    with pytest.raises(CalibrationError, match=r"layer 0's normalized input always 0\.0"):
-        build_scheme(
-            _as_feature_model(art8),
-            Ranges(input_absmax=0.0, h_absmax=(1.0,), c_absmax=(np.ones(16),)),
-        )
+def test_constant_feature_rows_are_a_zero_range(tmp_path):
+    """A sensor model calibrated on data that never moves from the training mean: every
+    normalized input is 0, so layer 0's input has no scale. The error names the input
+    (never a division by zero) and no file is written."""
+    import torch
 
-
-def _as_feature_model(art8):
-    """The artifact seen as a feature-row model (build_scheme checks the input range
-    before it reads any weight)."""
-    import dataclasses
-
+    from lstm_edge.exporters.quantize import quantize_file
     from lstm_edge.runtime.config import ModelConfig
+    from lstm_edge.toolchain.calibrate import measure
+    from lstm_edge.toolchain.export import build_onnx
+    from lstm_edge.toolchain.model import EdgeLSTM
 
     config = ModelConfig(
-        hidden_size=16,
-        num_layers=1,
         task="forecast",
-        features=("a",),
+        hidden_size=6,
+        num_layers=1,
+        features=("a", "b"),
         targets=("a",),
-        feature_mean=(0.0,),
-        feature_std=(1.0,),
+        feature_mean=(0.0, 0.0),
+        feature_std=(1.0, 2.0),
         target_mean=(0.0,),
         target_std=(1.0,),
     )
-    return dataclasses.replace(art8, config=config)
+    torch.manual_seed(0)
+    float_path = tmp_path / "m.onnx"
+    float_path.write_bytes(build_onnx(EdgeLSTM(config).eval(), source_sha256="0" * 64)
+                           .SerializeToString())  # fmt: skip
+    constant = np.zeros((4, 64, 2), np.float32)  # at the training mean: normalized to 0
+    with np.errstate(all="raise"):  # a division by zero would raise here, not a message
+        ranges = measure(float_path, constant, {"data": "constant", "split": "train"})
+        assert ranges.input_absmax == 0.0 and min(ranges.h_absmax) > 0  # biases move h
+        out = tmp_path / "m.int8-full.onnx"
+        with pytest.raises(CalibrationError, match=r"layer 0's normalized input always 0\.0"):
+            quantize_file(float_path, out, "int8-full", ranges=ranges)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
