@@ -772,7 +772,10 @@ def pipeline(
         None, "--from", help="Reuse this checkpoint instead of training."
     ),
     scheme: QuantScheme = typer.Option(
-        QuantScheme.int8, "--scheme", help="Quantization scheme (see `lstm-edge quantize`)."
+        QuantScheme.int8,
+        "--scheme",
+        help="Quantization scheme (see `lstm-edge quantize`); int8-full is calibrated on the "
+        "run's own checkpoint (its training split).",
     ),
     model: dict[str, Any] = Shared(
         PipelineOptions,
