@@ -331,7 +331,7 @@ def _parse(
         v = obj.get(key)
         expected = f"{at}{key!r} must be {n} integers in [{lo}, {hi}]"
         if key not in obj:
-            raise bad(f"{expected}; the key is missing")
+            raise bad(f"{expected} (the key is missing)")
         if not isinstance(v, list):
             raise bad(f"{expected} (found {type(v).__name__})")
         if len(v) != n:
