@@ -32,6 +32,8 @@ from lstm_edge.runtime.integer import (
     cell_values,
     codes,
     dot,
+    head,
+    input_codes,
     lut,
     rmul,
     sigmoid64,
@@ -443,3 +445,55 @@ def test_a_cell_code_out_of_int16_is_refused(full_path):
     state = rt.State(h=np.zeros(shape, np.float32), c=c)
     with pytest.raises(InputError, match=r"state\.c .* \[-32768, 32767\]; found 40000\.0"):
         full.step(np.array([1]), state)
+
+
+# ---- the input and output stages, and streaming -------------------------------------------------
+
+
+def test_feature_input_codes_by_hand():
+    """floor(xn x inv + 0.5) in float32, clamped to [-127, 127] before the int conversion."""
+
+    class Rows:
+        embedding_q = None
+        input_inv_scale = np.float32(4.0)  # one code is 0.25
+
+    x = np.array([[0.375, -0.375, 0.3, -0.3, 31.75, 31.9, -40.0, 1e30, -np.inf]], np.float32)
+    # 1.5 -> 2 and -1.5 -> -1 (half up); 1.2 -> 1; -1.2 -> -1; 127 exactly; 127.6 -> 127;
+    # -160 -> -127; huge and -inf clamp (no int overflow)
+    np.testing.assert_array_equal(
+        input_codes(Rows(), x), [[2, -1, 1, -1, 127, 127, -127, 127, -127]]
+    )
+
+
+def test_head_is_the_int8_dot_times_its_float32_scale():
+    class Head:
+        head_q = np.array([[1, -2, 3], [127, 127, -127]], np.int8)
+        head_scale = np.array([0.5, 0.001], np.float32)
+
+    h = np.array([[10, 20, -30]])
+    # [10 - 40 - 90, 1270 + 2540 + 3810] = [-120, 7620]; x [0.5, 0.001] in float32
+    got = head(Head(), h)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.array([[-60.0, np.float32(7620) * np.float32(0.001)]]))
+
+
+def test_chunks_batches_and_single_steps_give_the_same_bits(full_path):
+    """Integer arithmetic has no summation-order noise: a stream fed in one call, in
+    chunks, step by step, or inside a batch of other streams gives identical outputs and
+    state codes (bad-inputs row 17 with a tolerance of zero)."""
+    model = rt.load(full_path, backend="numpy")
+    rng = np.random.default_rng(5)
+    tokens = rng.integers(0, model.config.vocab_size, (3, 40))
+    whole, end = model.step(tokens, model.initial_state(3))
+    state, parts = model.initial_state(3), []
+    for lo, hi in ((0, 1), (1, 17), (17, 40)):
+        y, state = model.step(tokens[:, lo:hi], state)
+        parts.append(y)
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+    np.testing.assert_array_equal(state.h, end.h)
+    np.testing.assert_array_equal(state.c, end.c)
+    alone = model.initial_state(1)
+    for t in range(40):
+        y, alone = model.step(tokens[1:2, t], alone)
+        np.testing.assert_array_equal(y[0], whole[1, t])
+    np.testing.assert_array_equal(alone.c[:, 0], end.c[:, 1])
