@@ -266,6 +266,14 @@ def codes(value: np.ndarray, low: int, high: int, name: str) -> np.ndarray:
     return value.astype(np.int64)
 
 
+def cell_values(scheme: IntegerScheme, c_codes: np.ndarray) -> np.ndarray:
+    """Real cell values (float64) of an int8-full state's c codes [layers, batch, H]:
+    code x 2^-frac with each unit's own format, for reports that show the cell's range
+    (the codes alone span +-32767 whatever the values)."""
+    fracs = np.stack([lay.cell_frac for lay in scheme.layers]).astype(np.float64)  # [L, H]
+    return np.asarray(c_codes, np.float64) * np.exp2(-fracs)[:, None, :]
+
+
 @dataclass(frozen=True)
 class IntegerRunner:
     """The numpy backend's runner for int8-full artifacts (same `run` as NumpyRunner)."""
@@ -301,6 +309,10 @@ class IntegerRunner:
 def _parse(
     text: str, weights_q: Mapping[str, np.ndarray], shapes: Mapping[str, int], where: object
 ) -> IntegerScheme:
+    """Every field checked for type, length and range; an error names the field (and its
+    layer) and what was found, so a damaged or hand-edited file is refused at load, never
+    mid-stream in the integer arithmetic."""
+
     def bad(what: str) -> InvalidArtifactError:
         return InvalidArtifactError(f"{where}: metadata {META_INTEGER!r}: {what}")
 
@@ -308,58 +320,71 @@ def _parse(
         doc = json.loads(text)
     except ValueError as e:
         raise bad(f"not JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("spec_version") != SPEC_VERSION:
-        raise bad(f"expected an object with spec_version {SPEC_VERSION}")
+    if not isinstance(doc, dict):
+        raise bad(f"expected a JSON object (found {type(doc).__name__})")
+    if doc.get("spec_version") != SPEC_VERSION:
+        raise bad(f"'spec_version' is {doc.get('spec_version')!r} (expected {SPEC_VERSION})")
 
-    def array(obj: Mapping, key: str, n: int, lo: int, hi: int, dtype: Any) -> np.ndarray:
+    def array(
+        obj: Mapping, key: str, n: int, lo: int, hi: int, dtype: Any, at: str = ""
+    ) -> np.ndarray:
         v = obj.get(key)
-        if (
-            not isinstance(v, list)
-            or len(v) != n
-            or not all(type(e) is int and lo <= e <= hi for e in v)
-        ):
-            raise bad(f"{key!r} must be {n} integers in [{lo}, {hi}]")
+        expected = f"{at}{key!r} must be {n} integers in [{lo}, {hi}]"
+        if key not in obj:
+            raise bad(f"{expected} (the key is missing)")
+        if not isinstance(v, list):
+            raise bad(f"{expected} (found {type(v).__name__})")
+        if len(v) != n:
+            raise bad(f"{expected} (found {len(v)})")
+        for j, e in enumerate(v):
+            if type(e) is not int or not lo <= e <= hi:
+                raise bad(f"{expected} (entry {j} is {e!r})")
         return np.array(v, dtype=dtype)
 
-    def positive(obj: Mapping, key: str) -> float:
+    def integer(obj: Mapping, key: str, lo: int, hi: int, at: str) -> int:
+        v = obj.get(key)
+        if type(v) is not int or not lo <= v <= hi:
+            found = "the key is missing" if key not in obj else f"found {v!r}"
+            raise bad(f"{at}{key!r} must be an integer in [{lo}, {hi}] ({found})")
+        return v
+
+    def positive(obj: Mapping, key: str, at: str = "") -> float:
         v = obj.get(key)
         if type(v) not in (int, float) or not math.isfinite(v) or v <= 0:
-            raise bad(f"{key!r} must be a positive finite number (found {v!r})")
+            found = "the key is missing" if key not in obj else f"found {v!r}"
+            raise bad(f"{at}{key!r} must be a positive finite number ({found})")
         return float(v)
 
     hidden, n_layers = shapes["hidden"], shapes["layers"]
     i32 = (-(2**31), 2**31 - 1)
+    mult_range = (2**30, 2**31 - 1)
+    shift_range = (1, 62)
     sig = array(doc, "sigmoid_table", TABLE_SIZE, 0, ACT_ONE, np.int16)
     tanh = array(doc, "tanh_table", TABLE_SIZE, -ACT_ONE, ACT_ONE, np.int16)
     raw_layers = doc.get("layers")
     if not isinstance(raw_layers, list) or len(raw_layers) != n_layers:
-        raise bad(f"'layers' must list {n_layers} layers")
+        found = len(raw_layers) if isinstance(raw_layers, list) else type(raw_layers).__name__
+        raise bad(f"'layers' must list {n_layers} layers (found {found})")
     layers = []
     for k, lay in enumerate(raw_layers):
+        at = f"layer {k}: "
         if not isinstance(lay, dict):
             raise bad(f"layer {k} is not an object")
         rows = 4 * hidden
-        mults = [array(lay, m, rows, 2**30, 2**31 - 1, np.int32) for m in ("x_mult", "h_mult")]
-        shifts = [array(lay, s, rows, 1, 62, np.int32) for s in ("x_shift", "h_shift")]
-        out_mult, out_shift = lay.get("out_mult"), lay.get("out_shift")
-        if type(out_mult) is not int or not 2**30 <= out_mult < 2**31:
-            raise bad(f"layer {k}: 'out_mult' must be an integer in [2^30, 2^31)")
-        if type(out_shift) is not int or not 1 <= out_shift <= 62:
-            raise bad(f"layer {k}: 'out_shift' must be an integer in [1, 62]")
         layers.append(
             IntegerLayer(
                 w_q=weights_q[f"w{k}"],
                 r_q=weights_q[f"r{k}"],
-                x_mult=mults[0],
-                x_shift=shifts[0],
-                h_mult=mults[1],
-                h_shift=shifts[1],
-                bias=array(lay, "bias", rows, *i32, np.int32),
-                cell_frac=array(lay, "cell_frac", hidden, 0, MAX_CELL_FRAC, np.int32),
-                out_mult=out_mult,
-                out_shift=out_shift,
-                x_scale=positive(lay, "x_scale"),
-                h_scale=positive(lay, "h_scale"),
+                x_mult=array(lay, "x_mult", rows, *mult_range, np.int32, at),
+                x_shift=array(lay, "x_shift", rows, *shift_range, np.int32, at),
+                h_mult=array(lay, "h_mult", rows, *mult_range, np.int32, at),
+                h_shift=array(lay, "h_shift", rows, *shift_range, np.int32, at),
+                bias=array(lay, "bias", rows, *i32, np.int32, at),
+                cell_frac=array(lay, "cell_frac", hidden, 0, MAX_CELL_FRAC, np.int32, at),
+                out_mult=integer(lay, "out_mult", *mult_range, at),
+                out_shift=integer(lay, "out_shift", *shift_range, at),
+                x_scale=positive(lay, "x_scale", at),
+                h_scale=positive(lay, "h_scale", at),
             )
         )
     vocab, width = shapes["vocab"], shapes["input"]
@@ -370,15 +395,16 @@ def _parse(
     else:
         inv = np.float32(positive(doc, "input_inv_scale"))
     head_scale = doc.get("head_scale")
-    if (
-        not isinstance(head_scale, list)
-        or len(head_scale) != shapes["output"]
-        or not all(type(v) in (int, float) and math.isfinite(v) and v > 0 for v in head_scale)
-    ):
-        raise bad(f"'head_scale' must be {shapes['output']} positive finite numbers")
+    expected = f"'head_scale' must be {shapes['output']} positive finite numbers"
+    if not isinstance(head_scale, list) or len(head_scale) != shapes["output"]:
+        found = len(head_scale) if isinstance(head_scale, list) else repr(head_scale)
+        raise bad(f"{expected} (found {found})")
+    for j, v in enumerate(head_scale):
+        if type(v) not in (int, float) or not math.isfinite(v) or v <= 0:
+            raise bad(f"{expected} (entry {j} is {v!r})")
     calibration = doc.get("calibration")
     if not isinstance(calibration, dict):
-        raise bad("'calibration' must be an object")
+        raise bad(f"'calibration' must be an object (found {calibration!r})")
     return IntegerScheme(
         layers=tuple(layers),
         sigmoid_table=sig,

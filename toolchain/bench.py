@@ -735,7 +735,7 @@ def _measure_latency(
             None,
             session_run_loop(path, config),
         )
-        for path in dict.fromkeys(p for p, _, _ in models)
+        for path in _ort_graphs(models)
     }
     same_threads = _peer_rows(row, models, config, options.threads)
     runtime_rows = [
@@ -767,9 +767,16 @@ def _measure_latency(
         med = r.stats.median
         r.vs_torch = med / torch_default.stats.median
         r.vs_matvec = med / matvec.stats.median
-        if r.artifact is not None:
+        if r.artifact is not None and Path(r.artifact) in plain:
             r.vs_session_run = med / plain[Path(r.artifact)].stats.median
         report.latency.append(r)
+
+
+def _ort_graphs(models: list[Model]) -> list[Path]:
+    """The artifacts whose ONNX graph is the model, for the peer runtimes' loops: not
+    int8-full, whose graph is only its weight-only approximation (timing that graph next
+    to the scheme would present the approximation as it)."""
+    return list(dict.fromkeys(p for p, _, m in models if m.artifact.integer is None))
 
 
 def _peer_rows(
@@ -787,7 +794,7 @@ def _peer_rows(
         )
         for path in dict.fromkeys(p for p, b, _ in models if b == "ort")
     }
-    for path in dict.fromkeys(p for p, _, _ in models):
+    for path in _ort_graphs(models):
         tract_body = tract_loop(path, config)
         if tract_body is not None:
             row("tract (peer runtime)", "tract", path, None, tract_body)

@@ -423,8 +423,10 @@ def quantize(
                 "from running the float model over the training split",
                 param_hint="--calibrate",
             )
+        from lstm_edge.runtime.files import check_output_path
         from lstm_edge.toolchain.calibrate import calibrate as measure_ranges
 
+        check_output_path(out, force)  # before the calibration run, not after it
         ranges = measure_ranges(model, calibrate, calibration_steps)
     elif calibrate is not None:
         raise typer.BadParameter(
@@ -770,7 +772,10 @@ def pipeline(
         None, "--from", help="Reuse this checkpoint instead of training."
     ),
     scheme: QuantScheme = typer.Option(
-        QuantScheme.int8, "--scheme", help="Quantization scheme (see `lstm-edge quantize`)."
+        QuantScheme.int8,
+        "--scheme",
+        help="Quantization scheme (see `lstm-edge quantize`); int8-full is calibrated on the "
+        "run's own checkpoint (its training split).",
     ),
     model: dict[str, Any] = Shared(
         PipelineOptions,

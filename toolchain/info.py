@@ -18,6 +18,7 @@ from lstm_edge.runtime.artifact import logical_shapes, read_artifact
 from lstm_edge.runtime.config import META_PRODUCER_VERSION, META_SOURCE_SHA256, ModelConfig
 from lstm_edge.runtime.errors import InvalidArtifactError
 from lstm_edge.runtime.files import InvalidJsonError, parse_json, read_json
+from lstm_edge.runtime.integer import IntegerScheme
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
     NOT_CHECKPOINT,
@@ -107,6 +108,8 @@ def describe_onnx(path: Path) -> dict[str, Any]:
         info["calibration"] = calibration_summary(cfg, art.calibration)
     if META_QUANT_RUNTIME in meta:
         info["runs_on"] = meta[META_QUANT_RUNTIME]
+    if art.integer is not None:
+        info["integer"] = integer_summary(art.integer, cfg)
     if META_QUANT_TENSORS in meta:
         where = f"{path}: metadata {META_QUANT_TENSORS!r}"
         tensors = parse_json(meta[META_QUANT_TENSORS], where, InvalidArtifactError)
@@ -119,6 +122,81 @@ def describe_onnx(path: Path) -> dict[str, Any]:
             for t in tensors
         }
     return info
+
+
+def cell_formats(cell_frac: np.ndarray) -> str:
+    """A layer's per-unit cell formats as a histogram, the most common first: frac
+    fractional bits of an int16 is Q(15 - frac).frac, e.g. "Q3.12 x 200, Q9.6 x 3"."""
+    fracs, counts = np.unique(np.asarray(cell_frac), return_counts=True)
+    order = sorted(zip(counts.tolist(), fracs.tolist(), strict=True), key=lambda p: (-p[0], -p[1]))
+    return ", ".join(f"Q{15 - f}.{f} x {n}" for n, f in order)
+
+
+def _rescales(mult: np.ndarray, shift: np.ndarray) -> str:
+    """The real values M x 2^-S of a row of multipliers: their range and the shifts'."""
+    real = np.asarray(mult, np.float64) * 2.0 ** -np.asarray(shift, np.float64)
+    lo, hi = (f"{real.min():.4g}", f"{real.max():.4g}")
+    values = lo if lo == hi else f"{lo} .. {hi}"
+    shifts = f"{shift.min()}" if shift.min() == shift.max() else f"{shift.min()}..{shift.max()}"
+    return f"{values} (M x 2^-S, S {shifts})"
+
+
+def integer_summary(scheme: IntegerScheme, cfg: ModelConfig) -> dict[str, Any]:
+    """An int8-full artifact's integer parameters as a reader checks them: the scales and
+    cell formats per layer, what each rescale multiplies by, the tables, where the ranges
+    came from, and the state's RAM per stream."""
+    layers: dict[str, Any] = {}
+    for k, lay in enumerate(scheme.layers):
+        layers[f"layer{k}"] = {
+            "x_scale": f"{lay.x_scale:.6g}",
+            "h_scale": f"{lay.h_scale:.6g}",
+            "cell_formats": cell_formats(lay.cell_frac),
+            "input_rescale": _rescales(lay.x_mult, lay.x_shift),
+            "recurrent_rescale": _rescales(lay.h_mult, lay.h_shift),
+            "h_rescale": _rescales(np.array([lay.out_mult]), np.array([lay.out_shift])),
+            "bias_q3_12": f"{int(lay.bias.min()):,} .. {int(lay.bias.max()):,}",
+        }
+    tables = (scheme.sigmoid_table, scheme.tanh_table)
+    table_bytes = sum(t.size * 2 for t in tables)  # int16
+    if scheme.embedding_q is not None:
+        vocab, width = scheme.embedding_q.shape
+        input_stage = f"int8 embedding codes {vocab} x {width}"
+    else:
+        input_stage = (
+            f"x_q = floor(xn x {float(scheme.input_inv_scale):.6g} + 0.5) in float32, "
+            f"clamped to [-127, 127]"
+        )
+    head = scheme.head_scale
+    cells = cfg.num_layers * cfg.hidden_size
+    return {
+        **layers,
+        "input_stage": input_stage,
+        "head": f"int8 {scheme.head_q.shape[0]} x {scheme.head_q.shape[1]}, float32 scale "
+        f"per output {head.min():.4g} .. {head.max():.4g}",
+        "tables": f"sigmoid + tanh: {len(tables)} x {tables[0].size} int16 = {table_bytes:,} bytes",
+        "calibration": _integer_calibration(scheme.calibration),
+        "ram_per_stream": f"{cells * 3:,} bytes ({cfg.num_layers} x {cfg.hidden_size} x 3: int8 "
+        f"h + int16 c); float: {cells * 8:,} bytes (x 8)",
+    }
+
+
+def _integer_calibration(cal: dict[str, Any]) -> dict[str, Any]:
+    """The calibration record (what the ranges came from) with the ranges joined."""
+
+    def joined(values: Any) -> str:
+        return ", ".join(f"{v:.4g}" for v in values) if isinstance(values, list) else str(values)
+
+    out = {k: cal[k] for k in ("data", "split", "rows", "steps", "streams") if k in cal}
+    ranges = []
+    if "input_absmax" in cal:
+        ranges.append(f"max|input| {cal['input_absmax']:.4g}")
+    if "h_absmax" in cal:
+        ranges.append(f"max|h| per layer {joined(cal['h_absmax'])}")
+    if "c_absmax_max" in cal:
+        ranges.append(f"max|c| per layer {joined(cal['c_absmax_max'])}")
+    if ranges:
+        out["ranges"] = "; ".join(ranges)
+    return out
 
 
 def _check_finite_weights(ckpt: Checkpoint) -> None:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.integer import SCHEME as INTEGER_SCHEME
 from lstm_edge.runtime.tasks import DEFAULT_TASK
 from lstm_edge.toolchain import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
 from lstm_edge.toolchain.run_config import TrainSettings, redefault
@@ -48,6 +49,13 @@ T = TypeVar("T")
 
 def quantized_file(scheme: str) -> str:
     return f"model.{scheme}.onnx"
+
+
+def device_backend(scheme: str) -> str:
+    """The backend that runs the bundle's quantized model after validation (detect, the
+    loading snippet): onnxruntime, except for int8-full, whose integer arithmetic it does
+    not compute; numpy is that scheme's reference (the c backend runs it on a device)."""
+    return "numpy" if scheme == INTEGER_SCHEME else "ort"
 
 
 @dataclass(frozen=True)
@@ -198,7 +206,9 @@ def run_pipeline(options: PipelineOptions, console: Console | None = None) -> Pi
         f"{max(export.max_abs_err_prefill, export.max_abs_err_steps):.2g}",
         highlight=False,
     )
-    stage("quantize", lambda: _quantize(float_path, quant_path, options))
+    stage(
+        "quantize", lambda: _quantize(float_path, quant_path, result.checkpoint, options, console)
+    )
     console.print(f"{quant_path} ({quant_path.stat().st_size:,} bytes)", highlight=False)
 
     result.validation = stage("validate", lambda: _validate(result, options, console))
@@ -221,6 +231,8 @@ def _show_validation(report: Any, options: PipelineOptions, console: Console) ->
     # fit 80 columns. render_table picks the task's table itself.
     width = _evaluation(options).table_width
     Console(file=console.file, width=max(console.width, width)).print(render_table(report))
+    for note in report.skipped:  # e.g. int8-full on ort, which does not compute it
+        console.print(f"skipped {note}", highlight=False)
     console.print(render_verdict(report), highlight=False)
     if not report.passed:
         bad = [
@@ -254,10 +266,23 @@ def _export(ckpt: Path, out: Path, force: bool) -> Any:
     return export_checkpoint(ckpt, out, force=force)
 
 
-def _quantize(src: Path, out: Path, options: PipelineOptions) -> Any:
+def _quantize(src: Path, out: Path, ckpt: Path, options: PipelineOptions, console: Console) -> Any:
+    """Quantize the float export; int8-full first calibrates on the run's own checkpoint
+    (its training split), as `lstm-edge quantize --calibrate CHECKPOINT` does."""
     from lstm_edge.exporters.quantize import quantize_file
 
-    return quantize_file(src, out, options.scheme, force=options.force)
+    ranges = None
+    if options.scheme == INTEGER_SCHEME:
+        from lstm_edge.toolchain.calibrate import calibrate
+
+        ranges = calibrate(src, ckpt)
+        h_max = ", ".join(f"{v:.3g}" for v in ranges.h_absmax)
+        console.print(
+            f"calibrated on {ranges.summary['steps']:,} steps of the training split of "
+            f"{ckpt} ({ranges.summary['streams']} streams): max |h| per layer {h_max}",
+            highlight=False,
+        )
+    return quantize_file(src, out, options.scheme, force=options.force, ranges=ranges)
 
 
 def _validate(result: PipelineResult, options: PipelineOptions, console: Console) -> Any:
@@ -290,7 +315,7 @@ def _detect(result: PipelineResult, options: PipelineOptions, console: Console) 
             record=record,
             label_column=None if record is not None else options.label_column,
             time_column=None if record is not None else options.time_column,
-            backend="ort",
+            backend=device_backend(options.scheme),
             out=result.out / DETECT_DIR,
             force=options.force,
         ),
@@ -372,7 +397,7 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         parts += ["", *_detect_section(result.detect)]
     if result.bench is not None:
         parts += ["", *_bench_section(result.bench)]
-    parts += ["", *_device_section(task, config, quant_path)]
+    parts += ["", *_device_section(task, config, quant_path, options.scheme)]
     return "\n".join(parts)
 
 
@@ -408,7 +433,9 @@ def _bench_section(b: Any) -> list[str]:
     return parts
 
 
-def _device_section(task: Any, config: Any, quant_path: Path) -> list[str]:
+def _device_section(task: Any, config: Any, quant_path: Path, scheme: str) -> list[str]:
+    backend = device_backend(scheme)
+    others = '"c" (the integer C library)' if backend == "numpy" else '"numpy", "c"'
     return [
         "## Load it on a device",
         "",
@@ -419,7 +446,7 @@ def _device_section(task: Any, config: Any, quant_path: Path) -> list[str]:
         "import numpy as np",
         "import lstm_edge.runtime as rt",
         "",
-        f'model = rt.load("{quant_path.name}", backend="ort")  # or "numpy", "c"',
+        f'model = rt.load("{quant_path.name}", backend="{backend}")  # or {others}',
         *task.snippet(config),
         "```",
         "",

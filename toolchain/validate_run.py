@@ -26,6 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lstm_edge.runtime.config import META_SOURCE_SHA256, ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
+from lstm_edge.runtime.integer import cell_values
 
 if TYPE_CHECKING:
     import torch
@@ -123,6 +124,8 @@ def runtime_outputs(rt_model: Any, inputs: np.ndarray, chunk: int, progress=None
     cell_absmax = np.full(n, np.nan, dtype=np.float32)
     cmin, cmax = math.inf, -math.inf
     state = rt_model.initial_state(1)
+    # int8-full: the state holds codes; the range shown is of the real cell values
+    integer = getattr(getattr(rt_model, "artifact", None), "integer", None)
     every = max(1, 2000 // chunk)
     t0 = time.perf_counter()
     for k, start in enumerate(range(0, n, chunk)):
@@ -135,7 +138,7 @@ def runtime_outputs(rt_model: Any, inputs: np.ndarray, chunk: int, progress=None
             y, state = rt_model.step(inputs[None, start : start + chunk], state)
             end = start + y.shape[1]
             logits[start:end] = y[0]
-        c = state.c
+        c = state.c if integer is None else cell_values(integer, state.c)
         lo, hi = float(c.min()), float(c.max())
         cmin, cmax = min(cmin, lo), max(cmax, hi)
         cell_absmax[end - 1] = max(-lo, hi)
