@@ -276,7 +276,7 @@ def test_cortex_m3_step_path_calls_no_soft_float(tmp_path, require_tools):
     assert {f: c for f, c in step_path.items() if c} == {}
 
 
-# ---- the command line and bench ------------------------------------------------------------------
+# ---- the command line and bench ---------------------------------------------------------------
 
 
 def test_cli_codegen_prints_every_schemes_footprint_and_the_makefile_builds(
@@ -316,3 +316,30 @@ def test_bench_ratio_of_each_c_step_to_the_float_c_step():
             row("runtime", "q.onnx", 50e-6)]  # fmt: skip
     _c_step_vs_float(rows, {"f.onnx": "none", "q.onnx": "int8-full"})
     assert [r.vs_float_c_step for r in rows] == [1.0, 0.4, None]
+
+
+# ---- undefined behaviour ----------------------------------------------------------------------
+
+
+def test_held_out_stream_under_address_and_undefined_behaviour_sanitizers(
+    int_model, tmp_path, require_tools
+):
+    """The integer step's shifts, products and saturations never overflow or shift out of
+    range (UBSan aborts on the first), nor does it read outside its arrays (ASan), over
+    the held-out stream; and the sanitized build still prints numpy's bits."""
+    require_tools("gcc")
+    out = _bundle(int_model, tmp_path / "b", "host")
+    exe = tmp_path / "sanitized"
+    flags = ["-std=c99", "-g", "-O1", "-ffp-contract=off", "-fsanitize=address,undefined",
+             "-fno-sanitize-recover=all", "-DPRINT_EVERY=1"]  # fmt: skip
+    srcs = [out / f for f in ("main.c", "m_model.c", "lstm_edge.c", "lstm_edge_int.c")]
+    subprocess.run(["gcc", *flags, f"-I{out}", "-o", str(exe), *map(str, srcs), "-lm"],
+                   check=True, capture_output=True)  # fmt: skip
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=600,
+                         env={"ASAN_OPTIONS": "detect_leaks=0"})  # fmt: skip
+    assert "runtime error" not in run.stderr and "Sanitizer" not in run.stderr, run.stderr[-4000:]
+    assert run.returncode == 0, run.stderr[-4000:]
+    got = np.stack([v for _, v in sorted(cg.parse_example_output(
+        run.stdout, int_model.config.output_size).outputs.items())])  # fmt: skip
+    ref, _ = _run(int_model.path, "numpy", int_model.stream[:QEMU_STEPS])
+    _assert_bits(got, ref, "sanitized host build")
