@@ -112,15 +112,31 @@ def dsp_layout(m: np.ndarray, hidden: int) -> np.ndarray:
     return np.concatenate([words.reshape(hidden, -1), tails.reshape(hidden, -1)], axis=1)
 
 
-def rescale_32(layer: Any) -> bool:
-    """lstm_edge_int_layer.rescale_32: every shift in [32, 61] and every |bias| < 2^30, so
-    the C step can rescale in 32-bit arithmetic (the same bits)."""
-    shifts = np.concatenate([np.asarray(layer.x_shift), np.asarray(layer.h_shift)])
-    bias = np.abs(np.asarray(layer.bias, np.int64))
-    return bool(
-        shifts.min() >= 32 and shifts.max() <= 61 and 32 <= int(layer.out_shift) <= 61
-        and bias.max() < 2**30
-    )  # fmt: skip
+def rescale_mode(layer: Any, input_width: int, hidden: int) -> int:
+    """lstm_edge_int_layer.rescale: 1 when every shift is in [32, 61], 2 when every
+    rescaled sum is bounded below 2^29 (from the widths: |W x| <= 127 * 127 * inputs), 0
+    otherwise; 1 and 2 also need every |bias| < 2^30. The C step then rescales in 32-bit
+    arithmetic (modes 1 and 2) or in 64 bits, the same bits either way; check_model
+    verifies the mode with the same rules."""
+    xs, hs = np.asarray(layer.x_shift, np.int64), np.asarray(layer.h_shift, np.int64)
+    xm, hm = np.asarray(layer.x_mult, np.int64), np.asarray(layer.h_mult, np.int64)
+    shifts = np.concatenate([xs, hs, [int(layer.out_shift)]])
+    if np.abs(np.asarray(layer.bias, np.int64)).max() >= 2**30 or shifts.max() > 61:
+        return 0
+    if shifts.min() >= 32:
+        return 1
+
+    def bounded(a_max: int, mult: np.ndarray, shift: np.ndarray) -> bool:
+        return all(
+            ((a_max * int(m)) >> int(sh)) + 1 < 2**29 for m, sh in zip(mult, shift, strict=True)
+        )
+
+    ok = (
+        bounded(16129 * input_width, xm, xs)
+        and bounded(16129 * hidden, hm, hs)
+        and bounded(32767 * 32767, np.array([layer.out_mult]), np.array([layer.out_shift]))
+    )
+    return 2 if ok else 0
 
 
 def _layer(arrays: IntArrays, scheme: Any, index: int, hidden: int) -> str:
@@ -152,7 +168,7 @@ def _layer(arrays: IntArrays, scheme: Any, index: int, hidden: int) -> str:
         f"      .h_mult = {per_row['h_mult']}, .h_shift = {per_row['h_shift']},\n"
         f"      .bias = {per_row['bias']}, .cell_frac = {cf},\n"
         f"      .out_mult = {int(ly.out_mult)}, .out_shift = {int(ly.out_shift)},\n"
-        f"      .rescale_32 = {int(rescale_32(ly))},\n"
+        f"      .rescale = {rescale_mode(ly, inp, hidden)},\n"
         f"      .n_w = {count(w)}, .n_r = {count(r)}, .n_x_mult = {count(per_row['x_mult'])},\n"
         f"      .n_x_shift = {count(per_row['x_shift'])}, .n_h_mult = {count(per_row['h_mult'])},\n"
         f"      .n_h_shift = {count(per_row['h_shift'])}, .n_bias = {count(per_row['bias'])},\n"

@@ -266,6 +266,21 @@ static inline int32_t rmul_hi(int32_t a, int32_t m, int32_t s)
 }
 
 /* int32 -> [-32768, 32767]: one SSAT on Arm cores that have it (Cortex-M3 and up). */
+/* rmul in 32 bits for any S in [1, 61] when the result is known to be below 2^29 in
+ * magnitude (rescale mode 2: codegen and check_model bound it from the widths). S >= 32 as
+ * rmul_hi; S <= 31: with p = q 2^31 + f, (p + 2^(S-1)) >> S = q 2^(31-S) + ((f + 2^(S-1))
+ * >> S), both terms exact in 32 bits (f < 2^31, and the bound keeps q 2^(31-S) small). */
+static inline int32_t rmul32(int32_t a, int32_t m, int32_t s)
+{
+    const int64_t p = (int64_t)a * m;
+    const int32_t q = (int32_t)(p >> 31);
+    if (s >= 32) {
+        return (q + ((int32_t)1 << (s - 32))) >> (s - 31);
+    }
+    return q * ((int32_t)1 << (31 - s)) +
+           (int32_t)((((uint32_t)p & 0x7fffffffu) + (1u << (s - 1))) >> s);
+}
+
 static inline int32_t clamp16(int32_t v)
 {
 #if defined(__ARM_FEATURE_SAT) && (defined(__GNUC__) || defined(__clang__))
@@ -317,14 +332,23 @@ static scratch_parts split_scratch(const lstm_edge_int_model *model, int16_t *sc
     return p;
 }
 
-/* The gate pre-activation of row `row`: sat16(rmul(ax, XM, XS) + rmul(ah, HM, HS) + B),
- * in 32 bits when the layer's rescale_32 says it fits (see layer_step_impl). */
-static SPECIALIZE int32_t gate(const lstm_edge_int_layer *ly, int32_t row, int32_t ax,
-                               int32_t ah, const int rescale_32)
+/* rmul by the layer's rescale mode (lstm_edge_int_layer.rescale): 1 every shift in
+ * [32, 61] (rmul_hi), 2 results bounded below 2^29 (rmul32), 0 neither (64 bits). The
+ * same bits in every mode; modes 1 and 2 keep the gate sums in 32 bits. */
+static SPECIALIZE int64_t rescale(int32_t a, int32_t m, int32_t s, const int mode)
 {
-    if (rescale_32) {
-        return clamp16(rmul_hi(ax, ly->x_mult[row], ly->x_shift[row]) +
-                       rmul_hi(ah, ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
+    return mode == 1 ? rmul_hi(a, m, s) : (mode == 2 ? rmul32(a, m, s) : rmul(a, m, s));
+}
+
+/* The gate pre-activation of row `row`: sat16(rmul(ax, XM, XS) + rmul(ah, HM, HS) + B).
+ * In modes 1 and 2 both terms are below 2^29 and |B| < 2^30: the sum fits int32. */
+static SPECIALIZE int32_t gate(const lstm_edge_int_layer *ly, int32_t row, int32_t ax,
+                               int32_t ah, const int mode)
+{
+    if (mode != 0) {
+        return clamp16((int32_t)rescale(ax, ly->x_mult[row], ly->x_shift[row], mode) +
+                       (int32_t)rescale(ah, ly->h_mult[row], ly->h_shift[row], mode) +
+                       ly->bias[row]);
     }
     return sat16(rmul(ax, ly->x_mult[row], ly->x_shift[row]) +
                  rmul(ah, ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
@@ -332,14 +356,12 @@ static SPECIALIZE int32_t gate(const lstm_edge_int_layer *ly, int32_t row, int32
 
 /* Layer step of one stream: the gates of unit j (rows j, H+j, 2H+j, 3H+j: i, o, f, c)
  * from x and the old h, then c[j] in place and the new h[j] into h_new; h takes h_new at
- * the end, since every unit's gates read the old h. `rescale_32` (a constant in each of
- * the two callers, so the compiler emits two loops): the layer's shifts are all in
- * [32, 61] and its biases below 2^30 (lstm_edge_int_layer.rescale_32), so every gate
- * sum is computed in 32 bits (|.| < 2^29 + 2^29 + 2^30), the same bits as in 64. */
+ * the end, since every unit's gates read the old h. `mode`, the layer's rescale mode, is
+ * a constant in each call of layer_step, so the compiler emits one loop per mode. */
 static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int16_t *sig,
-                                   const int16_t *tnh, int32_t hidden, const int8_t *x,
-                                   int8_t *h, int16_t *c, const scratch_parts *sp,
-                                   const int rescale_32)
+                                       const int16_t *tnh, int32_t hidden, const int8_t *x,
+                                       int8_t *h, int16_t *c, const scratch_parts *sp,
+                                       const int mode)
 {
     const int32_t in = ly->input_size;
     const size_t ws = (size_t)hidden * (size_t)in, rs = (size_t)hidden * (size_t)hidden;
@@ -360,10 +382,10 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
         dot4(w, w + ws, w + 2 * ws, w + 3 * ws, sp->x16, in, ax);
         dot4(r, r + rs, r + 2 * rs, r + 3 * rs, sp->h16, hidden, ah);
 #endif
-        g[0] = gate(ly, j, ax[0], ah[0], rescale_32);
-        g[1] = gate(ly, j + hidden, ax[1], ah[1], rescale_32);
-        g[2] = gate(ly, j + 2 * hidden, ax[2], ah[2], rescale_32);
-        g[3] = gate(ly, j + 3 * hidden, ax[3], ah[3], rescale_32);
+        g[0] = gate(ly, j, ax[0], ah[0], mode);
+        g[1] = gate(ly, j + hidden, ax[1], ah[1], mode);
+        g[2] = gate(ly, j + 2 * hidden, ax[2], ah[2], mode);
+        g[3] = gate(ly, j + 3 * hidden, ax[3], ah[3], mode);
         i_ = lut(sig, g[0]);
         o_ = lut(sig, g[1]);
         f_ = lut(sig, g[2]);
@@ -371,11 +393,10 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
         cf = ly->cell_frac[j];
         fc = (f_ * c[j] + (1 << 14)) >> 15;
         ig = (i_ * u_ + (1 << (29 - cf))) >> (30 - cf);
-        cn = clamp16(fc + ig); /* |fc| <= 2^15, |ig| <= 2^30 >> 15: no overflow */
+        cn = clamp16(fc + ig); /* |fc| <= 2^15, |ig| <= 2^15: no overflow */
         c[j] = (int16_t)cn;
         ot = o_ * lut(tnh, to_q312(cn, cf)); /* Q0.30, |.| < 2^30 */
-        sp->h_new[j] = (int8_t)sat8(rescale_32 ? rmul_hi(ot, ly->out_mult, ly->out_shift)
-                                               : rmul(ot, ly->out_mult, ly->out_shift));
+        sp->h_new[j] = (int8_t)sat8(rescale(ot, ly->out_mult, ly->out_shift, mode));
     }
     memcpy(h, sp->h_new, (size_t)hidden);
 }
@@ -384,8 +405,10 @@ static void layer_step(const lstm_edge_int_layer *ly, const int16_t *sig, const 
                        int32_t hidden, const int8_t *x, int8_t *h, int16_t *c,
                        const scratch_parts *sp)
 {
-    if (ly->rescale_32) {
+    if (ly->rescale == 1) {
         layer_step_impl(ly, sig, tnh, hidden, x, h, c, sp, 1);
+    } else if (ly->rescale == 2) {
+        layer_step_impl(ly, sig, tnh, hidden, x, h, c, sp, 2);
     } else {
         layer_step_impl(ly, sig, tnh, hidden, x, h, c, sp, 0);
     }
@@ -618,7 +641,24 @@ static lstm_edge_status check_structure(const lstm_edge_int_model *model)
     return LSTM_EDGE_OK;
 }
 
-static int shift_32(int32_t s) { return s >= 32 && s <= 61; }
+/* A layer's rescale mode holds for one rescale of |a| <= a_max by (m, s) and the bias it
+ * is summed with: mode 1 needs s in [32, 61], mode 2 a result below 2^29 (s <= 61); both
+ * |bias| < 2^30. Mode 0 (64 bits) always holds. */
+static int rescale_ok(int32_t mode, int64_t a_max, int32_t m, int32_t s, int32_t bias)
+{
+    const int bias_ok = bias > -(1 << 30) && bias < (1 << 30);
+    if (mode == 0) {
+        return 1;
+    }
+    if (s > 61 || !bias_ok) {
+        return 0;
+    }
+    if (mode == 1) {
+        return s >= 32;
+    }
+    /* a_max < 2^31 and m < 2^31: the product fits uint64; + 1 for the rounding */
+    return mode == 2 && (((uint64_t)a_max * (uint64_t)m) >> s) + 1 < ((uint64_t)1 << 29);
+}
 
 static int mult_ok(int32_t m, int32_t s)
 {
@@ -638,7 +678,7 @@ lstm_edge_status lstm_edge_int_check_model(const lstm_edge_int_model *model)
     }
     /* the values the arithmetic relies on: shifts in range (no undefined shift), cell
      * formats 0 .. 15 (the products' rounding terms fit int32), gate outputs in Q0.15
-     * (|o tanh(c)| < 2^30, as rmul_hi needs), a true rescale_32 flag */
+     * (|o tanh(c)| < 2^30, as rmul_hi needs), a rescale mode that holds */
     for (k = 0; k < LSTM_EDGE_INT_TABLE_SIZE; ++k) {
         if (model->sigmoid_table[k] < 0 || model->tanh_table[k] < -32767) {
             return LSTM_EDGE_ERR_BAD_MODEL;
@@ -646,17 +686,19 @@ lstm_edge_status lstm_edge_int_check_model(const lstm_edge_int_model *model)
     }
     for (l = 0; l < model->num_layers; ++l) {
         const lstm_edge_int_layer *ly = &model->layers[l];
-        if (!mult_ok(ly->out_mult, ly->out_shift) || ly->rescale_32 < 0 || ly->rescale_32 > 1 ||
-            (ly->rescale_32 && !shift_32(ly->out_shift))) {
+        const int64_t in = l == 0 ? model->input_size : model->hidden_size;
+        if (!mult_ok(ly->out_mult, ly->out_shift) ||
+            !rescale_ok(ly->rescale, 32767 * 32767, ly->out_mult, ly->out_shift, 0)) {
             return LSTM_EDGE_ERR_BAD_MODEL;
         }
         for (k = 0; k < 4 * model->hidden_size; ++k) {
             if (!mult_ok(ly->x_mult[k], ly->x_shift[k]) || !mult_ok(ly->h_mult[k], ly->h_shift[k])) {
                 return LSTM_EDGE_ERR_BAD_MODEL;
             }
-            if (ly->rescale_32 && (!shift_32(ly->x_shift[k]) || !shift_32(ly->h_shift[k]) ||
-                                   ly->bias[k] <= -(1 << 30) || ly->bias[k] >= (1 << 30))) {
-                return LSTM_EDGE_ERR_BAD_MODEL; /* the flag would overflow the 32-bit path */
+            if (!rescale_ok(ly->rescale, 16129 * in, ly->x_mult[k], ly->x_shift[k], ly->bias[k]) ||
+                !rescale_ok(ly->rescale, 16129 * (int64_t)model->hidden_size, ly->h_mult[k],
+                            ly->h_shift[k], ly->bias[k])) {
+                return LSTM_EDGE_ERR_BAD_MODEL; /* the mode would overflow its 32-bit path */
             }
         }
         for (k = 0; k < model->hidden_size; ++k) {

@@ -81,9 +81,12 @@ typedef struct lstm_edge_int_layer {
     const int32_t *cell_frac; /* [H] fractional bits of c per unit, 0 .. 15 */
     int32_t out_mult;       /* o * tanh(c) (Q0.30) -> h codes */
     int32_t out_shift;
-    int32_t rescale_32;     /* 1: every shift of the layer in [32, 61] and every |bias| <
-                               2^30, so the step rescales in 32-bit arithmetic (the same
-                               bits; codegen sets it, check_model verifies it) */
+    int32_t rescale;        /* how the step rescales the layer's sums, the same bits in
+                               every mode (codegen picks it, check_model verifies it):
+                               1 every shift in [32, 61]: 32-bit, from the product's high
+                               word; 2 every result below 2^29 (from the widths): 32-bit
+                               for any shift; 0 otherwise: 64-bit. Modes 1 and 2 also need
+                               every |bias| < 2^30. */
     size_t n_w, n_r, n_x_mult, n_x_shift, n_h_mult, n_h_shift, n_bias, n_cell_frac;
 } lstm_edge_int_layer;
 

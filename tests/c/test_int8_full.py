@@ -343,3 +343,27 @@ def test_held_out_stream_under_address_and_undefined_behaviour_sanitizers(
         run.stdout, int_model.config.output_size).outputs.items())])  # fmt: skip
     ref, _ = _run(int_model.path, "numpy", int_model.stream[:QEMU_STEPS])
     _assert_bits(got, ref, "sanitized host build")
+
+
+@pytest.mark.parametrize("forced", ["64-bit", "bounded 32-bit"])
+def test_every_rescale_mode_gives_the_same_bits(int_model, forced, monkeypatch, tmp_path):
+    """The C step's three rescale paths (lstm_edge_int_layer.rescale) are the same
+    arithmetic: codegen's choice overridden (0 everywhere, or 2 wherever it holds) still
+    gives numpy's bits over the held-out stream."""
+    from lstm_edge.runtime.backends import c_int_source
+
+    chosen = c_int_source.rescale_mode
+    modes = []
+
+    def override(layer, width, hidden):
+        mode = 0 if forced == "64-bit" else (2 if chosen(layer, width, hidden) else 0)
+        modes.append(mode)
+        return mode
+
+    monkeypatch.setattr(c_int_source, "rescale_mode", override)
+    monkeypatch.setenv("LSTM_EDGE_CACHE", str(tmp_path))  # a library of its own
+    got, state = _run(int_model.path, "c", int_model.stream)
+    ref, ref_state = _run(int_model.path, "numpy", int_model.stream)
+    assert modes and set(modes) == ({0} if forced == "64-bit" else {2})
+    _assert_bits(got, ref, f"{int_model.task} outputs, {forced}")
+    _assert_bits(state.c, ref_state.c, f"{int_model.task} c, {forced}")
