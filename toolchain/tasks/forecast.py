@@ -182,6 +182,9 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
     features, targets = series_mod.choose_columns(
         series, o.target, o.features, builtin=o.csv is None
     )
+    kind, kind_source = series_mod.choose_target_kind(
+        o.target_kind, series, split, features, targets
+    )
     config = series_mod.forecast_config(
         series,
         split,
@@ -191,7 +194,7 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
         horizon_outputs="each" if probe.horizon > 1 else "last",
         hidden_size=probe.hidden,
         num_layers=probe.layers,
-        target_kind=series_mod.choose_target_kind(o.target_kind, series, split, features, targets),
+        target_kind=kind,
     )
     season, season_source = o.season, "--season"
     if season is None and series.season is not None:
@@ -210,6 +213,7 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
         season=season,
     )
     data["season_source"] = season_source if season is not None else "none found"
+    data["target_kind_source"] = kind_source
     if season is not None:
         data["season_name"] = series_mod.season_name(season, series.step_seconds)
     return series, split, config, data
