@@ -726,20 +726,20 @@ def select(
     )
 
 
-def check_long_enough(
-    series: Series, split: Split, seq_len: int, streams: int, horizon: int
-) -> None:
+def check_long_enough(series: Series, split: Split, seq_len: int, horizon: int) -> None:
     """Refuse, before training, a table whose splits cannot feed one step / one evaluation.
 
-    A training step reads `seq_len` rows of each of `streams` contiguous streams, plus the
-    `horizon` rows after them for the targets; validation needs more than `horizon` rows."""
+    A training step reads windows of `seq_len` rows plus the `horizon` rows after them for
+    the targets: contiguous streams where the training split holds several per stream,
+    random windows where it does not (`ForecastTraining.train_batches`), so one window must
+    fit; validation needs more than `horizon` rows."""
     train = split.train[1] - split.train[0]
-    needed = streams * seq_len + horizon
+    needed = seq_len + horizon
     if train < needed:
         raise SeriesError(
             f"{series.source} is too short: its training split has {train} rows, one training "
-            f"step needs {needed} ({streams} streams x {seq_len} rows + horizon {horizon}); "
-            "use a longer table or a smaller --batch-size/--seq-len"
+            f"window needs {needed} ({seq_len} rows + horizon {horizon}); use a longer table "
+            "or a smaller --seq-len"
         )
     for name in ("val", "test"):
         n = getattr(split, name)[1] - getattr(split, name)[0]

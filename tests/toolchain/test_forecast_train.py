@@ -249,3 +249,8 @@ def test_a_short_training_split_is_read_as_random_windows():
     assert not torch.equal(batches.chunk(8)[0], batches.chunk(7)[0])
     halves = [TRAINING.train_batches(pairs, run, Dist(rank=r, world=2)).chunk(7)[0] for r in (0, 1)]
     assert torch.equal(torch.cat(halves), batches.chunk(7)[0])
+    # 4 streams of 30 rows do not fit in 100 (no contiguous stream at all): windows still do.
+    wide = TRAINING.train_batches(pairs, run_config("forecast", dict(seq_len=30, batch_size=4)),
+                                  Dist())  # fmt: skip
+    x = wide.chunk(0)[0][..., 0].numpy()
+    assert x.shape == (4, 30) and (np.diff(x, axis=1) == 1).all() and x.max() <= 99
