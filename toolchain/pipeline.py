@@ -17,6 +17,7 @@ pipeline with its message and exit status, and what earlier stages wrote stays.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
@@ -345,6 +346,18 @@ def _bench(result: PipelineResult, console: Console) -> Any:
 # ---- SUMMARY.md ----------------------------------------------------------------------------
 
 
+def _data_record(checkpoint: Path) -> dict[str, Any]:
+    """The checkpoint's data.json ({} if it has none or it is unreadable: only notes
+    depend on it)."""
+    from lstm_edge.toolchain.checkpoint import DATA_FILE
+
+    try:
+        data = json.loads((checkpoint / DATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
     from lstm_edge.toolchain import tasks
     from lstm_edge.toolchain.checkpoint import load_config
@@ -361,6 +374,9 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         f"Model ({config.task}): {config.num_layers}-layer LSTM, hidden {config.hidden_size}, "
         f"{shape}. Checkpoint: `{result.checkpoint}`.",
     ]
+    why = _data_record(result.checkpoint).get("target_kind_source")
+    if why is not None:  # forecast: why changes or levels
+        parts[-1] += f" Target kind {config.target_kind}: {why}."
     if result.train is not None:
         t = result.train
         baseline = f" (persistence: {t.baseline:.3f})" if t.baseline is not None else ""

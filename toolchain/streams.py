@@ -51,6 +51,50 @@ def chunks_per_pass(pairs: Pairs, run: RunConfig) -> int:
     return (len(pairs) // run.batch_size) // run.seq_len
 
 
+@dataclass(frozen=True)
+class RandomWindows:
+    """Every step: `batch_size` windows of `seq_len` positions at random starts, each from a
+    zero state (this rank's share of them). For a training split too short to cut into
+    streams of several chunks: there, contiguous streams would give the same few windows
+    at every step (weekly CO2, 2,055 training rows, 16 streams of 96: one fixed window per
+    stream, a quarter of the rows never read, the state reset at every step anyway).
+    The starts are a function of (seed, step), so a resumed run reads the same windows."""
+
+    x: torch.Tensor  # [positions, width] the whole split
+    y: torch.Tensor
+    chunks: int  # steps per pass: positions / (batch_size * seq_len)
+    seq_len: int
+    batch_size: int
+    seed: int
+    mine: slice  # this rank's windows
+
+    def starts_fresh(self, step: int) -> bool:
+        return True
+
+    def starts(self, step: int) -> np.ndarray:
+        """The start positions of step `step`'s windows (all ranks')."""
+        rng = np.random.default_rng([self.seed, step])
+        return rng.integers(0, self.x.shape[0] - self.seq_len + 1, self.batch_size)
+
+    def chunk(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.starts(step)[self.mine, None] + np.arange(self.seq_len)
+        index = torch.from_numpy(rows)
+        return self.x[index], self.y[index]
+
+
+def random_windows(pairs: Pairs, run: RunConfig, d: Dist) -> RandomWindows:
+    per = run.batch_size // d.world
+    return RandomWindows(
+        torch.from_numpy(pairs.inputs),
+        torch.from_numpy(pairs.targets),
+        max(1, chunks_per_pass(pairs, run)),
+        run.seq_len,
+        run.batch_size,
+        run.seed,
+        slice(d.rank * per, (d.rank + 1) * per),
+    )
+
+
 def train_streams(pairs: Pairs, run: RunConfig, d: Dist) -> Streams:
     chunks = chunks_per_pass(pairs, run)
     full = make_streams(pairs, run.batch_size, chunks * run.seq_len, run.seq_len)

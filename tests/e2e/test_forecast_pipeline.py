@@ -58,6 +58,10 @@ def test_builtin_bundle_files_and_summary(builtin_bundle: Path):
     summary = (builtin_bundle / "SUMMARY.md").read_text()
     assert "Model (forecast)" in summary and "## Validation: PASSED" in summary
     assert "motor_temp" in summary and "## Anomaly detection" in summary
+    # Why levels: the validation rows stay in the training range (data.json says so too).
+    data = json.loads((builtin_bundle / "checkpoint/data.json").read_text())
+    assert data["target_kind_source"].startswith("validation split: 0% of ")
+    assert f"Target kind level: {data['target_kind_source']}." in summary
     # The SUMMARY's MASE is the validation report's, to the printed digits.
     report = json.loads((builtin_bundle / "validation/report.json").read_text())
     assert report["passed"] is True

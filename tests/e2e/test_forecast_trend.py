@@ -5,6 +5,7 @@ detector stays quiet there, and the level model trained the same way does not ke
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,14 @@ def _write_csv(path: Path) -> None:
 
 
 def _train_and_detect(root: Path, csv: Path, kind: str):
+    """Trains the change model with the default target kind (the validation rows leave
+    the training range: changes), the level model by --target-kind level."""
     out = root / kind
     train(
         TrainOptions(
             out=out / "ckpt", task="forecast", csv=csv, target=("value",), time_column="time",
-            target_kind=kind, hidden=8, seq_len=24, batch_size=8, steps=250, eval_every=250,
-            lr=2e-2, threads=1, progress=False,
+            target_kind=None if kind == "change" else kind, hidden=8, seq_len=24,
+            batch_size=8, steps=250, eval_every=250, lr=2e-2, threads=1, progress=False,
         )
     )  # fmt: skip
     result = CliRunner().invoke(app, ["export", str(out / "ckpt"), "-o", str(out / "m.onnx")])
@@ -57,6 +60,13 @@ def runs(tmp_path_factory):
 def test_change_model_follows_the_trend_and_raises_no_false_alarm(runs):
     ckpt, report = runs["change"]
     assert ckpt.config.target_kind == "change"
+    # Chosen by default: the share of validation rows above the training maximum.
+    train = held_out_series(ckpt.data, ckpt.config, "train").targets
+    val = held_out_series(ckpt.data, ckpt.config, "val").targets
+    share = f"{np.mean(val > train.max()):.0%}"
+    assert share != "0%" and ckpt.data["target_kind_source"] == (
+        f"validation split: {share} of 'value' rows outside its training range (change from 5%)"
+    )
     assert ckpt.data["season"] == PERIOD and ckpt.data["season_source"].startswith("detected")
     # Every held-out value is above the training split's maximum (the trend left it) ...
     train_max = held_out_series(ckpt.data, ckpt.config, "train").targets.max()
@@ -69,6 +79,9 @@ def test_change_model_follows_the_trend_and_raises_no_false_alarm(runs):
 def test_level_model_lags_behind_the_same_trend(runs):
     (_, change), (ckpt, level) = runs["change"], runs["level"]
     assert ckpt.config.target_kind == "level" and ckpt.config.change_std == ()
+    assert ckpt.data["target_kind_source"] == "--target-kind"
+    info = CliRunner().invoke(app, ["info", str(ckpt.path), "--json"])
+    assert json.loads(info.output)["data"]["target_kind_source"] == "--target-kind"
     # Trained the same way, the level model's held-out error is several times larger: its
     # outputs cannot leave the levels it saw.
     assert level.accuracy.mae[0] > 3 * change.accuracy.mae[0]

@@ -17,6 +17,7 @@ from lstm_edge.toolchain.series import (
     builtin_signal,
     choose_target_kind,
     detect_season,
+    out_of_range_shares,
     season_name,
     split_rows,
 )
@@ -130,15 +131,25 @@ def test_linear_baseline_of_a_cycled_stream_is_scored_on_the_first_pass_only():
 
 
 def test_target_kind_follows_the_validation_split_out_of_the_training_range():
-    trending = Series(("value", "other"), np.stack([np.arange(400.0), np.sin(np.arange(400.0))], 1),
-                      None, "trend", None)  # fmt: skip
+    # value rises by 1 per row: train 0..359, val 360..379, all above (100%); other
+    # repeats 0..6, inside its training range (0%).
+    t = np.arange(400.0)
+    trending = Series(("value", "other"), np.stack([t, t % 7], 1), None, "trend", None)
     split = split_rows(400)
-    assert choose_target_kind(None, trending, split, ("value", "other"), ("value",)) == "change"
+    assert out_of_range_shares(trending, split, ("value", "other")) == {"value": 1.0, "other": 0.0}
+    kind, why = choose_target_kind(None, trending, split, ("value", "other"), ("value",))
+    assert kind == "change" and why.startswith("validation split: 100% of 'value' rows outside")
+    # Training rows 0..359 hold 0..359; val rows hold 350..359 (inside), then 360..369.
+    rows = np.r_[np.arange(360.0), np.arange(350, 370.0), np.zeros(20)]
+    half = Series(("value",), rows[:, None], None, "half", None)
+    assert out_of_range_shares(half, split, ("value",)) == {"value": 0.5}
     # A target that is no input has no last value to add back: level.
-    assert choose_target_kind(None, trending, split, ("other",), ("value",)) == "level"
+    assert choose_target_kind(None, trending, split, ("other",), ("value",))[0] == "level"
     with pytest.raises(SeriesError, match="needs every target among the features"):
         choose_target_kind("change", trending, split, ("other",), ("value",))
-    assert choose_target_kind("level", trending, split, ("value",), ("value",)) == "level"
+    assert choose_target_kind("level", trending, split, ("value",), ("value",)) == (
+        "level", "--target-kind")  # fmt: skip
     machine = builtin_signal(rows=4000)  # stays in range: the level model flags slow faults
     targets = ("motor_temp", "vibration")
-    assert choose_target_kind(None, machine, split_rows(4000), machine.columns, targets) == "level"
+    kind, why = choose_target_kind(None, machine, split_rows(4000), machine.columns, targets)
+    assert kind == "level" and why.startswith("validation split: 0% of")

@@ -147,11 +147,15 @@ def _curve(out: Path) -> list[dict]:
     return [{k: v for k, v in m.items() if k != "rows_per_s"} for m in read_metrics(out)]
 
 
-def test_resume_equals_uninterrupted_run_exactly(tmp_path, csv_file):
+# 359 pairs / 4 streams: 8-row chunks give 11 steps per pass (contiguous streams, the
+# state reset at step 11 is crossed); 64-row ones a single chunk per stream, which the
+# forecast task reads as random windows (their starts must follow the step on resume).
+@pytest.mark.parametrize("seq_len", [8, 64], ids=["streams", "random-windows"])
+def test_resume_equals_uninterrupted_run_exactly(tmp_path, csv_file, seq_len):
     def options(out: Path, **kw) -> TrainOptions:
         base = dict(task="forecast", csv=csv_file, target=("motor_temp", "vibration"))
         base |= dict(time_column="time", label_column="fault", steps=14, eval_every=5)
-        return TrainOptions(out=out, **{**base, **TINY, **kw})
+        return TrainOptions(out=out, **{**base, **TINY, "seq_len": seq_len, **kw})
 
     def interrupt(done: int, loss: float) -> None:
         if done == 6:
@@ -161,7 +165,6 @@ def test_resume_equals_uninterrupted_run_exactly(tmp_path, csv_file):
     with pytest.raises(TrainingInterrupted) as e:
         train(options(tmp_path / "cut"), on_step=interrupt)
     assert e.value.step == 7  # the step in flight finishes, then the run saves and stops
-    # 359 pairs / 4 streams / 8 rows: 11 steps per pass, so the state reset at 11 is crossed.
     resumed = train(TrainOptions(out=tmp_path / "cut", resume=True, threads=1, progress=False))
     assert resumed.steps == full.steps == 14
     # Same ops in the same order on the same thread count: bit-identical, no tolerance.
@@ -203,3 +206,51 @@ def test_a_little_training_beats_the_untrained_model_and_persistence(tmp_path):
     assert result.best_val < 0.5 * evals[0]["nrmse"]
     # And beat persistence on val (measured 0.54; default training reaches ~0.41).
     assert result.baseline is not None and result.best_val < result.baseline
+
+
+def _pairs(rows: int) -> Pairs:
+    """Row i holds i (input) and 1000 + i (target): a window's rows can be read off it."""
+    x = np.arange(rows, dtype=np.float32)[:, None]
+    return Pairs(x, 1000 + x)
+
+
+def test_a_short_training_split_is_read_as_random_windows():
+    from lstm_edge.toolchain.distributed import Dist
+    from lstm_edge.toolchain.run_config import run_config
+    from lstm_edge.toolchain.streams import RandomWindows, train_streams
+    from lstm_edge.toolchain.tasks.forecast import TRAINING
+
+    # 100 pairs, 4 streams of 25: 20-row chunks fit once per stream (random windows),
+    # 12-row ones twice (contiguous streams, the state carried from one to the next).
+    pairs = _pairs(100)
+    run = run_config("forecast", dict(seq_len=20, batch_size=4, seed=3))
+    batches = TRAINING.train_batches(pairs, run, Dist())
+    assert isinstance(batches, RandomWindows)
+    assert TRAINING.train_batches(pairs, run_config("forecast", dict(seq_len=12, batch_size=4)),
+                                  Dist()) is None  # fmt: skip
+
+    seen = np.zeros(100, bool)
+    for step in range(200):
+        x, y = batches.chunk(step)
+        assert batches.starts_fresh(step) and x.shape == (4, 20, 1)
+        x = x[..., 0].numpy()
+        # Each window: 20 consecutive pairs of the split, targets aligned with inputs.
+        assert (np.diff(x, axis=1) == 1).all() and x.min() >= 0 and x.max() <= 99
+        assert np.array_equal(y[..., 0].numpy(), 1000 + x)
+        seen[x.astype(int).ravel()] = True
+    # Every pair is read, where contiguous streams read rows 0-19, 25-44, ... only.
+    assert seen.all()
+    fixed = train_streams(pairs, run, Dist()).chunk(0)[0][..., 0].numpy()
+    assert np.unique(fixed).size == 80 and not np.isin([20, 45, 70, 95], fixed).any()
+    # The windows follow (seed, step) alone: the same after a resume, new at each step;
+    # two ranks read the two halves of the one-rank batch.
+    again = TRAINING.train_batches(pairs, run, Dist())
+    assert torch.equal(again.chunk(7)[0], batches.chunk(7)[0])
+    assert not torch.equal(batches.chunk(8)[0], batches.chunk(7)[0])
+    halves = [TRAINING.train_batches(pairs, run, Dist(rank=r, world=2)).chunk(7)[0] for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), batches.chunk(7)[0])
+    # 4 streams of 30 rows do not fit in 100 (no contiguous stream at all): windows still do.
+    wide = TRAINING.train_batches(pairs, run_config("forecast", dict(seq_len=30, batch_size=4)),
+                                  Dist())  # fmt: skip
+    x = wide.chunk(0)[0][..., 0].numpy()
+    assert x.shape == (4, 30) and (np.diff(x, axis=1) == 1).all() and x.max() <= 99

@@ -250,10 +250,12 @@ def test_constant_training_column_is_refused(tmp_path):
 
 def test_too_short_is_refused_before_training(signal):
     split = sm.split_rows(signal.rows)
-    with pytest.raises(SeriesError, match=r"one training step needs 20000001 \(20000 streams"):
-        sm.check_long_enough(signal, split, seq_len=1000, streams=20000, horizon=1)
+    # 18,000 training rows: one window of 17,999 + 1 fits, one of 18,000 + 1 does not.
+    sm.check_long_enough(signal, split, seq_len=17_999, horizon=1)
+    with pytest.raises(SeriesError, match=r"has 18000 rows, one training window needs 18001"):
+        sm.check_long_enough(signal, split, seq_len=18_000, horizon=1)
     with pytest.raises(SeriesError, match=r"val split has 1000 rows.*horizon \(1000\)"):
-        sm.check_long_enough(signal, split, seq_len=10, streams=2, horizon=1000)
+        sm.check_long_enough(signal, split, seq_len=10, horizon=1000)
 
 
 # ---- data.json record -------------------------------------------------------------------------

@@ -89,7 +89,7 @@ class ForecastTraining(TaskTraining):
             series, split, config, data = _resumed(options, resume)
         else:
             series, split, config, data = _new(options, probe)
-        series_mod.check_long_enough(series, split, probe.seq_len, probe.batch_size, config.horizon)
+        series_mod.check_long_enough(series, split, probe.seq_len, config.horizon)
         h = config.horizon
 
         def pairs(name: str) -> tuple[Pairs, np.ndarray]:
@@ -103,6 +103,21 @@ class ForecastTraining(TaskTraining):
 
         val, val_now = pairs("val")
         return Source(config, data, pairs("train")[0], val, val_now)
+
+    def train_batches(self, pairs: Pairs, run: RunConfig, d: Any) -> Any:
+        """Random windows (`streams.RandomWindows`) when the training split holds at most
+        one chunk per stream: there every step starts from zeros anyway, and contiguous
+        streams would read the same windows at every step, or could not be cut at all
+        (batch_size x seq_len beyond the split). Weekly CO2 (2,055 training pairs, 16
+        streams of 96 rows): 16 fixed windows, a quarter of the rows never read; MASE vs
+        persistence on its test split read after the val split (state carried, 3 seeds)
+        0.777 with them, 0.751 with random windows. Otherwise contiguous streams with the
+        state carried (the built-in signal: 11 chunks per stream)."""
+        from lstm_edge.toolchain import streams
+
+        if streams.chunks_per_pass(pairs, run) <= 1:
+            return streams.random_windows(pairs, run, d)
+        return None
 
     def augment(self, config: ModelConfig, inputs: Any) -> Any:
         """Change targets: every stream's target columns shifted by one random level per
@@ -168,6 +183,9 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
     features, targets = series_mod.choose_columns(
         series, o.target, o.features, builtin=o.csv is None
     )
+    kind, kind_source = series_mod.choose_target_kind(
+        o.target_kind, series, split, features, targets
+    )
     config = series_mod.forecast_config(
         series,
         split,
@@ -177,7 +195,7 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
         horizon_outputs="each" if probe.horizon > 1 else "last",
         hidden_size=probe.hidden,
         num_layers=probe.layers,
-        target_kind=series_mod.choose_target_kind(o.target_kind, series, split, features, targets),
+        target_kind=kind,
     )
     season, season_source = o.season, "--season"
     if season is None and series.season is not None:
@@ -196,6 +214,7 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
         season=season,
     )
     data["season_source"] = season_source if season is not None else "none found"
+    data["target_kind_source"] = kind_source
     if season is not None:
         data["season_name"] = series_mod.season_name(season, series.step_seconds)
     return series, split, config, data
