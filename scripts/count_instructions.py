@@ -2,6 +2,10 @@
 
     python3 scripts/count_instructions.py [--hidden 256] [--layers 2] [--embed 64]
                                           [--vocab 96] [--steps 16] [--seed 0]
+    python3 scripts/count_instructions.py --artifacts FLOAT.onnx INT8.onnx INT8FULL.onnx
+
+The second form counts a trained model's three artifacts instead (a trained int8-full
+layer may take a slower rescale path than an untrained one: the multipliers differ).
 
 Builds one char-lm model of the given shape (default: the default model's 2x256, embed 64,
 a 96-token vocabulary) with torch's initial weights (seeded, untrained: the work per
@@ -79,10 +83,14 @@ def count(path: Path, scheme: str, target: str, folder: Path, steps: int) -> dic
     }
 
 
-def _width(path: Path) -> int:
+def read_config(path: Path) -> ModelConfig:
     from lstm_edge.runtime.artifact import read_artifact
 
-    return read_artifact(path).config.output_size
+    return read_artifact(path).config
+
+
+def _width(path: Path) -> int:
+    return read_config(path).output_size
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vocab", type=int, default=96)
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--artifacts", type=Path, nargs=3, metavar=("FLOAT", "INT8", "INT8_FULL"),
+                   help="count these artifacts instead of an untrained model")  # fmt: skip
     args = p.parse_args(argv)
     chars = [chr(c) for c in range(32, 127)][: args.vocab - 1]
     config = ModelConfig(vocab=(UNK_CHAR, *chars), embed_size=args.embed,
@@ -100,7 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     results = {}
     with tempfile.TemporaryDirectory(prefix="lstm-edge-icount-") as tmp:
-        paths = models(Path(tmp), config, args.seed)
+        if args.artifacts:
+            paths = dict(zip(("none", "int8", "int8-full"), args.artifacts, strict=True))
+            config = read_config(paths["none"])
+            args.layers, args.hidden = config.num_layers, config.hidden_size
+            args.embed, args.vocab = config.input_size, config.vocab_size
+        else:
+            paths = models(Path(tmp), config, args.seed)
         for scheme, target in RUNS:
             with console.status(f"{scheme} on {target} under qemu -icount"):
                 results[scheme, target] = count(paths[scheme], scheme, target, Path(tmp),
@@ -108,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     base = results["none", "cortex-m4"]["per_step"]
     table = Table(title=f"instructions per step, char-lm {args.layers}x{args.hidden} (embed "
                   f"{args.embed}, vocab {args.vocab}; qemu-system-arm -icount shift=0, "
-                  f"{args.steps} steps, untrained seeded weights)")  # fmt: skip
+                  f"{args.steps} steps, "
+                  f"{'trained' if args.artifacts else 'untrained seeded'} weights)")  # fmt: skip
     for col in ("scheme", "board", "instructions / step", "vs float on M4", ".text bytes"):
         table.add_column(col, justify="left" if col in ("scheme", "board") else "right")
     for (scheme, target), r in results.items():
