@@ -6,9 +6,12 @@
  *
  * Why the kernels look the way they do: a row-dot loop (sum_j W[r][j] x[j]) is a float
  * reduction, which a compiler may not reorder without -ffast-math, so it runs scalar. The
- * weights are stored input-major instead, and each pass adds eight inputs' contributions to
- * all outputs: every output is independent, so -O2/-O3 vectorize the inner loop as written,
- * and the accumulator is read and written once per eight inputs instead of once per input.
+ * weights are stored input-major instead (in panels of LSTM_EDGE_PANEL outputs), and the
+ * kernels add one input's contribution to many outputs at a time: every output is
+ * independent, so -O2/-O3 vectorize the inner loop as written. On targets with vector
+ * registers a tile of lanes x 32 outputs keeps its sums in registers over all the inputs
+ * (a register-blocked matrix product, reading a panel's weights contiguously); elsewhere
+ * a pass adds eight inputs at a time to y in memory.
  */
 #include "lstm_edge.h"
 
@@ -18,14 +21,25 @@
 /* ---- matrix kernels --------------------------------------------------------------------- */
 
 /* Lanes: the streams of a batch, or the time steps of one stream's run (the input
- * projections and the head of a prefill chunk), each with its own x and y. Each pass adds
- * eight inputs' contributions to all outputs (y is read and written once per eight
- * inputs); four lanes at a time share every weight load, and the weights of a pass stay in
- * L1 for the next four lanes, so a block of lanes multiplies matrices rather than vectors.
- * Every output sums its inputs in the same order and grouping whatever the number of
- * lanes, so a batch, a prefill chunk and single steps give bit-identical results. An int8
- * matrix scales each group of eight inputs' sum by its row scale. */
+ * projections and the head of a prefill chunk), each with its own x and y. A pass adds
+ * eight inputs' contributions to the outputs of one panel (y is read and written once per
+ * eight inputs); four lanes at a time share every weight load. Every output sums its
+ * inputs in the same order and grouping whatever the number of lanes and whichever
+ * kernel runs, so a batch, a prefill chunk and single steps give bit-identical results.
+ * An int8 matrix scales each group of eight inputs' sum by its row scale. */
 #define LANES 4
+#define PANEL LSTM_EDGE_PANEL
+
+/* a * b + c: one fused multiply-add (one rounding) where the target has a fast one, else
+ * a multiply and an add. Spelled out rather than left to -ffp-contract, which a compiler
+ * applies to some vectorized loops and not to others (GCC 12 fused a tile of four lanes
+ * and not its one-lane twin): every kernel must round alike for batches, prefill chunks
+ * and single steps to stay bit-identical. */
+#if defined(FP_FAST_FMAF)
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
 
 /* One pass: inputs j .. j+7 (weight rows w[0..7], type T) over the n outputs of four lanes
  * y0..y3 (or of one lane, y0), lane l's inputs in c[l][0..7]; ADD adds the eight
@@ -35,8 +49,8 @@
               const T *restrict w3, const T *restrict w4, const T *restrict w5,                \
               const T *restrict w6, const T *restrict w7
 #define LANE(y, l)                                                                           \
-    y[r] = ADD(y[r], c[l][0] * u0, c[l][1] * u1, c[l][2] * u2, c[l][3] * u3, c[l][4] * u4,     \
-               c[l][5] * u5, c[l][6] * u6, c[l][7] * u7)
+    y[r] = ADD(y[r], c[l][0], u0, c[l][1], u1, c[l][2], u2, c[l][3], u3, c[l][4], u4, c[l][5],  \
+               u5, c[l][6], u6, c[l][7], u7)
 #define LOAD8                                                                                \
     const float u0 = (float)w0[r], u1 = (float)w1[r], u2 = (float)w2[r], u3 = (float)w3[r];   \
     const float u4 = (float)w4[r], u5 = (float)w5[r], u6 = (float)w6[r], u7 = (float)w7[r]
@@ -65,70 +79,193 @@
             LANE(y0, 0);                                                                     \
         }                                                                                    \
     }
-#define ADD(y, p0, p1, p2, p3, p4, p5, p6, p7)                                               \
-    ((((((((y) + (p0)) + (p1)) + (p2)) + (p3)) + (p4)) + (p5)) + (p6)) + (p7)
+#define ADD(y, a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5, a6, b6, a7, b7)               \
+    MADD(a7, b7, MADD(a6, b6, MADD(a5, b5, MADD(a4, b4,                                      \
+        MADD(a3, b3, MADD(a2, b2, MADD(a1, b1, MADD(a0, b0, y))))))))
 DEFINE_PASSES(f32, float)
 #undef ADD
-#define ADD(y, p0, p1, p2, p3, p4, p5, p6, p7)                                               \
-    (y) + scale[r] * (((((((((p0) + (p1)) + (p2)) + (p3)) + (p4)) + (p5)) + (p6)) + (p7)))
+#define ADD(y, a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5, a6, b6, a7, b7)               \
+    MADD(scale[r], MADD(a7, b7, MADD(a6, b6, MADD(a5, b5, MADD(a4, b4,                       \
+        MADD(a3, b3, MADD(a2, b2, MADD(a1, b1, (a0) * (b0)))))))), y)
 DEFINE_PASSES(i8, int8_t)
 #undef ADD
 
-/* Rows [r0, r0 + n) of y[i] += M x[i] for nb lanes. */
-static void gemm_rows(const lstm_edge_matrix *m, size_t r0, int32_t n, int32_t nb,
-                      const float *const *x, float *const *y)
+/* y[i] += M x[i] for nb lanes in passes of eight inputs: each pass runs over every panel
+ * of M (see lstm_edge_matrix: a float32 matrix in panels of PANEL outputs, panel p's
+ * weights [cols][w] input-major at p * PANEL * cols; an int8 matrix is one panel). */
+static void gemm_passes(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
+                        float *const *y)
 {
-    const size_t rows = (size_t)m->rows;
-    const float *const scale = m->scale != NULL ? m->scale + r0 : NULL;
-    int32_t i, j, k;
+    const size_t cols = (size_t)m->cols;
+    const int32_t panel = m->f32 != NULL ? PANEL : m->rows;
+    int32_t i, j, k, p0;
     for (j = 0; j < m->cols; j += 8) {
         const int32_t g = m->cols - j < 8 ? m->cols - j : 8; /* inputs in this pass */
-        size_t d[8]; /* a short pass reads row j for its missing inputs, times a zero input */
-        for (k = 0; k < 8; ++k) {
-            d[k] = (size_t)j * rows + r0 + (k < g ? (size_t)k * rows : 0);
-        }
         for (i = 0; i < nb; i += i + LANES <= nb ? LANES : 1) {
             const int32_t lanes = i + LANES <= nb ? LANES : 1, more = lanes > 1;
             float a[LANES][8] = {{0.0f}};
-            float *y0 = y[i] + r0, *y1 = y[i + more] + r0, *y2 = y[i + 2 * more] + r0,
-                  *y3 = y[i + 3 * more] + r0;
             for (k = 0; k < lanes * 8; ++k) {
                 a[k / 8][k % 8] = k % 8 < g ? x[i + k / 8][j + k % 8] : 0.0f;
             }
-            if (m->f32 != NULL) {
-                const float *w = m->f32;
-                if (lanes == LANES) {
-                    pass4_f32(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
-                              w + d[6], w + d[7], NULL, (const float(*)[8])a, y0, y1, y2, y3);
-                } else {
-                    pass1_f32(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
-                              w + d[6], w + d[7], NULL, (const float(*)[8])a, y0);
+            for (p0 = 0; p0 < m->rows; p0 += panel) {
+                const int32_t wp = m->rows - p0 < panel ? m->rows - p0 : panel;
+                const size_t ld = (size_t)wp, base = (size_t)p0 * cols + (size_t)j * ld;
+                const float *const scale = m->scale != NULL ? m->scale + p0 : NULL;
+                float *y0 = y[i] + p0, *y1 = y[i + more] + p0, *y2 = y[i + 2 * more] + p0,
+                      *y3 = y[i + 3 * more] + p0;
+                size_t d[8]; /* a short pass reads input j's weights for its missing inputs,
+                                times a zero input */
+                for (k = 0; k < 8; ++k) {
+                    d[k] = base + (k < g ? (size_t)k * ld : 0);
                 }
-            } else {
-                const int8_t *w = m->q;
-                if (lanes == LANES) {
-                    pass4_i8(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
-                             w + d[6], w + d[7], scale, (const float(*)[8])a, y0, y1, y2, y3);
+                if (m->f32 != NULL) {
+                    const float *w = m->f32;
+                    if (lanes == LANES) {
+                        pass4_f32(wp, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4],
+                                  w + d[5], w + d[6], w + d[7], NULL, (const float(*)[8])a,
+                                  y0, y1, y2, y3);
+                    } else {
+                        pass1_f32(wp, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4],
+                                  w + d[5], w + d[6], w + d[7], NULL, (const float(*)[8])a,
+                                  y0);
+                    }
                 } else {
-                    pass1_i8(n, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4], w + d[5],
-                             w + d[6], w + d[7], scale, (const float(*)[8])a, y0);
+                    const int8_t *w = m->q;
+                    if (lanes == LANES) {
+                        pass4_i8(wp, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4],
+                                 w + d[5], w + d[6], w + d[7], scale, (const float(*)[8])a,
+                                 y0, y1, y2, y3);
+                    } else {
+                        pass1_i8(wp, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4],
+                                 w + d[5], w + d[6], w + d[7], scale, (const float(*)[8])a,
+                                 y0);
+                    }
                 }
             }
         }
     }
 }
 
-/* y[i] += M x[i] for nb lanes; M float32 or int8 (see the section comment). In chunks of
- * ROW_CHUNK outputs, so that the outputs of a block of lanes stay in L1 while every input
- * adds to them. */
-#define ROW_CHUNK 1024
+/* Register tiles (float32): NL lanes x NP * NC outputs summed in a local array that the
+ * compiler keeps in vector registers for the whole pass over the inputs (the passes
+ * above reload and store y every eight inputs). Each output still adds its inputs one by
+ * one in input order, starting from y, exactly as the passes do, so tiles and passes give
+ * bit-identical results and a lane's outputs never depend on how lanes are grouped. A
+ * tile reads NP panels' weights at `w` (panel q at w + q * k_n * ld, input k of a panel
+ * at k * ld) into outputs c0 .. c0 + NP * NC - 1, or NC columns of one panel (NP 1,
+ * NC < ld). */
+#define DEFINE_TILE(NAME, NL, NP, NC)                                                     \
+    static void NAME(int32_t k_n, size_t ld, const float *restrict w, size_t c0,                 \
+                     const float *const *x, float *const *y)                                 \
+    {                                                                                        \
+        const size_t pw = (size_t)k_n * ld; /* weights per panel */                        \
+        float acc[NL][NP][NC];                                                               \
+        int32_t k, l, q, c;                                                                  \
+        for (l = 0; l < NL; ++l) {                                                           \
+            for (q = 0; q < NP; ++q) {                                                       \
+                for (c = 0; c < NC; ++c) {                                                   \
+                    acc[l][q][c] = y[l][c0 + (size_t)(q * NC + c)];                          \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+        for (k = 0; k < k_n; ++k) {                                                          \
+            for (l = 0; l < NL; ++l) {                                                       \
+                const float xv = x[l][k];                                                    \
+                for (q = 0; q < NP; ++q) {                                                   \
+                    const float *restrict wk = w + (size_t)q * pw + (size_t)k * ld;              \
+                    for (c = 0; c < NC; ++c) {                                               \
+                        acc[l][q][c] = MADD(xv, wk[c], acc[l][q][c]);                        \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+        for (l = 0; l < NL; ++l) {                                                           \
+            for (q = 0; q < NP; ++q) {                                                       \
+                for (c = 0; c < NC; ++c) {                                                   \
+                    y[l][c0 + (size_t)(q * NC + c)] = acc[l][q][c];                          \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+DEFINE_TILE(tile8_f32, 8, 1, PANEL)
+DEFINE_TILE(tile4_f32, 4, 1, PANEL)
+DEFINE_TILE(tile1_f32, 1, 1, PANEL)
+DEFINE_TILE(tile1x4_f32, 1, 4, PANEL)
+DEFINE_TILE(narrow4_f32, 4, 1, 8)
+DEFINE_TILE(narrow1_f32, 1, 1, 8)
+DEFINE_TILE(col4_f32, 4, 1, 1)
+DEFINE_TILE(col1_f32, 1, 1, 1)
+#define TILE(NAME, ld, off, c0, x, y) NAME##_f32(k_n, ld, m->f32 + (off), c0, x, y)
+
+/* y[i] += M x[i] for nb lanes in register tiles. Full panels: eight lanes at a time (the
+ * panel, cols x 128 bytes, stays in L1 for the next eight), then four, then one; a lone
+ * lane takes four panels at a time (enough independent sums to keep the FMA units
+ * busy); the last, narrower panel in columns of eight, then one. */
+static void gemm_tiles(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
+                       float *const *y)
+{
+    const size_t rows = (size_t)m->rows, k_n_s = (size_t)m->cols;
+    const size_t full = rows - rows % PANEL; /* outputs in full panels */
+    const int32_t k_n = m->cols;
+    size_t c0 = 0;
+    int32_t i;
+    if (nb == 1) {
+        for (; c0 + 4 * PANEL <= full; c0 += 4 * PANEL) {
+            TILE(tile1x4, PANEL, c0 * k_n_s, c0, x, y);
+        }
+    }
+    for (; c0 < full; c0 += PANEL) {
+        for (i = 0; i + 8 <= nb; i += 8) {
+            TILE(tile8, PANEL, c0 * k_n_s, c0, x + i, y + i);
+        }
+        for (; i + 4 <= nb; i += 4) {
+            TILE(tile4, PANEL, c0 * k_n_s, c0, x + i, y + i);
+        }
+        for (; i < nb; ++i) {
+            TILE(tile1, PANEL, c0 * k_n_s, c0, x + i, y + i);
+        }
+    }
+    if (full < rows) {
+        const size_t ld = rows - full, base = full * k_n_s; /* the last panel: ld outputs */
+        for (c0 = 0; c0 + 8 <= ld; c0 += 8) {
+            for (i = 0; i + 4 <= nb; i += 4) {
+                TILE(narrow4, ld, base + c0, full + c0, x + i, y + i);
+            }
+            for (; i < nb; ++i) {
+                TILE(narrow1, ld, base + c0, full + c0, x + i, y + i);
+            }
+        }
+        for (; c0 < ld; ++c0) {
+            for (i = 0; i + 4 <= nb; i += 4) {
+                TILE(col4, ld, base + c0, full + c0, x + i, y + i);
+            }
+            for (; i < nb; ++i) {
+                TILE(col1, ld, base + c0, full + c0, x + i, y + i);
+            }
+        }
+    }
+}
+
+/* Register tiles where the target has vector registers to hold them; elsewhere (a
+ * Cortex-M4 has 32 float registers and no vector unit, so a tile would live on the stack)
+ * the passes. Bit-identical either way (see the tiles). */
+#ifndef LSTM_EDGE_TILES
+#if defined(__SSE2__) || defined(__ARM_NEON) || defined(__ALTIVEC__) || defined(__riscv_v)
+#define LSTM_EDGE_TILES 1
+#else
+#define LSTM_EDGE_TILES 0
+#endif
+#endif
+
+/* y[i] += M x[i] for nb lanes. int8 matrices always take the passes: converting each
+ * weight to float costs more than reloading y, and the tiles measured 1.6x slower. */
 static void gemm_add(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
                      float *const *y)
 {
-    int32_t r0;
-    for (r0 = 0; r0 < m->rows; r0 += ROW_CHUNK) {
-        const int32_t n = m->rows - r0 < ROW_CHUNK ? m->rows - r0 : ROW_CHUNK;
-        gemm_rows(m, (size_t)r0, n, nb, x, y);
+    if (LSTM_EDGE_TILES && m->f32 != NULL) {
+        gemm_tiles(m, nb, x, y);
+    } else {
+        gemm_passes(m, nb, x, y);
     }
 }
 

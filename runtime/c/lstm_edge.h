@@ -25,8 +25,8 @@
  *
  * Semantics are those of the ONNX graph the model came from: the input stage, then per
  * layer the ONNX LSTM (gate order i, o, f, c; f = sigmoid, g = h = tanh), then the linear
- * head (and, for forecast, the output stage). Weight matrices are stored input-major (see
- * lstm_edge_matrix) so the kernels vectorize without -ffast-math.
+ * head (and, for forecast, the output stage). Weight matrices are stored input-major (float32
+ * in panels of outputs, see lstm_edge_matrix) so the kernels vectorize without -ffast-math.
  */
 #ifndef LSTM_EDGE_H
 #define LSTM_EDGE_H
@@ -44,10 +44,19 @@ extern "C" {
 /* Lanes processed together by the batched steps: streams of a batch, or time steps of one
  * stream's run (a prefill). Per layer the input projection of all lanes is one
  * matrix-matrix product, and the recurrent one of all streams in the block; the kernels
- * read each weight once per four lanes. Scratch for n lanes is n times the per-stream
- * scratch below: lend LSTM_EDGE_BATCH_BLOCK of them (NAME_BATCH_SCRATCH_FLOATS) for full
- * speed, or as few as one (NAME_SCRATCH_FLOATS, the same results, slower batches). */
-#define LSTM_EDGE_BATCH_BLOCK 16
+ * read each weight from memory once per block (from L1 once per eight lanes), so 64
+ * streams of a model larger than the cache read its weights once per step, not four
+ * times. Scratch for n lanes is n times the per-stream scratch below: lend
+ * LSTM_EDGE_BATCH_BLOCK of them (NAME_BATCH_SCRATCH_FLOATS) for full speed, or as few as
+ * one (NAME_SCRATCH_FLOATS, the same results, slower batches). */
+#define LSTM_EDGE_BATCH_BLOCK 64
+
+/* Outputs per panel of a float32 weight matrix (lstm_edge_matrix): the kernels read a
+ * panel's weights for every input as one contiguous block, and hold the sums of a
+ * panel's outputs for a few lanes in vector registers. The generated model data
+ * (runtime/backends/c_source.py) is laid out for this value: data and library ship
+ * together (the c backend compiles both, codegen bundles copy this library). */
+#define LSTM_EDGE_PANEL 32
 
 /* Scratch floats one lane needs: gates [4H], the layer's output [H] (3H spare), the
  * layer-0 input [input_size] (E for char-lm, F for forecast). The generated header
@@ -86,16 +95,20 @@ typedef enum lstm_edge_status {
                                           sensor values before stepping) */
 } lstm_edge_status;
 
-/* A weight matrix of `rows` outputs by `cols` inputs, stored input-major: element
- * (output r, input j) is at [j * rows + r]. Exactly one of f32 / q is set; an int8 matrix
- * has one float scale per output row (value = q * scale[r]).
+/* A weight matrix of `rows` outputs by `cols` inputs. int8 matrices are stored
+ * input-major: element (output r, input j) at [j * rows + r]. float32 matrices are stored
+ * in panels of LSTM_EDGE_PANEL (P) outputs: panel p holds outputs [p * P, p * P + w) with
+ * w = min(P, rows - p * P), input-major, at offset p * P * cols, so element (r, j) is at
+ * [p * P * cols + j * w + (r - p * P)], p = r / P (a matrix of at most P outputs is
+ * plain input-major). Exactly one of f32 / q is set; an int8 matrix has one float scale
+ * per output row (value = q * scale[r]).
  * The n_* fields (here and in every struct below) are the element counts of the arrays as
  * stored (LSTM_EDGE_COUNT of each; 0 for a NULL array): lstm_edge_check_model refuses a
  * model whose dimensions ask for more (or fewer) elements than its arrays hold. */
 typedef struct lstm_edge_matrix {
     int32_t rows;
     int32_t cols;
-    const float *f32;   /* [cols][rows] float32, or NULL */
+    const float *f32;   /* rows x cols float32 in panels (above), or NULL */
     const int8_t *q;    /* [cols][rows] int8, or NULL */
     const float *scale; /* [rows], with q */
     size_t n_values;    /* elements of f32 (or of q): rows * cols */

@@ -10,6 +10,7 @@ import pytest
 
 from lstm_edge.runtime.backends import c as cbackend
 from lstm_edge.runtime.backends import c_build, c_source
+from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.model import load
 
@@ -63,8 +64,7 @@ def test_chunked_equals_single_steps_exactly(tiny):
 
 
 def test_batch_equals_separate_streams(tiny):
-    # 6 streams: one block of LSTM_EDGE_BATCH_BLOCK (4) and a partial one of 2, each
-    # starting from its own non-zero state.
+    # 6 streams, each starting from its own non-zero state.
     model = load(tiny.float_path, backend="c")
     tokens = tiny.stream[:60].reshape(6, 10)
     _, warm = model.step(tiny.stream[100:130].reshape(6, 5), model.initial_state(6))
@@ -127,6 +127,8 @@ def test_python_mirrors_match_the_header():
     header = (c_build.LIBRARY_DIR / "lstm_edge.h").read_text()
     block = re.search(r"#define LSTM_EDGE_BATCH_BLOCK (\d+)", header)
     assert block and int(block.group(1)) == c_source.BATCH_BLOCK
+    panel = re.search(r"#define LSTM_EDGE_PANEL (\d+)", header)
+    assert panel and int(panel.group(1)) == c_source.PANEL
     codes = {int(v) for v in re.findall(r"LSTM_EDGE_ERR_\w+ = (\d+)", header)}
     assert codes == set(cbackend.STATUS_MESSAGES)
     per_stream = re.search(r"PER_STREAM\(input, hidden\) \((.*)\)\n", header)
@@ -194,3 +196,54 @@ def test_binding_leaves_errors_to_the_general_path(tiny):
         model.step(np.array([1, 2]), bad)
     got, _ = model.step([1, 2], st)  # a list: the general path converts it
     np.testing.assert_array_equal(got, model.step(np.array([1, 2]), st)[0])
+
+
+def test_panels_layout():
+    # [inputs][outputs] -> panels of PANEL outputs, each [inputs][width], the last narrower:
+    # element (output r, input j) at p * PANEL * inputs + j * width + (r - p * PANEL).
+    inputs, outputs = 5, 2 * c_source.PANEL + 7
+    m = np.arange(inputs * outputs).reshape(inputs, outputs)
+    flat = c_source.panels(m)
+    for r in range(outputs):
+        p = r // c_source.PANEL
+        width = min(c_source.PANEL, outputs - p * c_source.PANEL)
+        for j in range(inputs):
+            at = p * c_source.PANEL * inputs + j * width + (r - p * c_source.PANEL)
+            assert flat[at] == m[j, r]
+
+
+@pytest.fixture(scope="module")
+def wide(model_factory, tmp_path_factory):
+    # 4H = 164: five full panels and a narrow one of 4 outputs; 19 logits: one narrow panel.
+    # One layer: the binding hands [1, batch, H] to the library without a transposed copy.
+    _, write_models = model_factory
+    config = ModelConfig(vocab=(UNK_CHAR, *"abcdefgh ijklmno.,"), embed_size=9,
+                         hidden_size=41, num_layers=1)  # fmt: skip
+    return write_models(tmp_path_factory.mktemp("wide"), config)[0]
+
+
+def test_wide_model_batch_and_prefill_exact(wide):
+    # More streams than LSTM_EDGE_BATCH_BLOCK (a full block and a partial one) and a
+    # prefill longer than a block: bit-equal to the streams and steps one by one, and
+    # close to numpy (every panel of every matrix is read right).
+    model, ref = load(wide, backend="c"), load(wide, backend="numpy")
+    rng = np.random.default_rng(3)
+    streams = c_source.BATCH_BLOCK + 6
+    tokens = rng.integers(0, model.config.vocab_size, size=(streams, 3))
+    _, warm = model.step(tokens[:, :2], model.initial_state(streams))
+    logits, state = model.step(tokens, warm)
+    for b in (0, 1, streams - 1):
+        one, one_state = model.step(tokens[b : b + 1], warm.select([b]))
+        np.testing.assert_array_equal(logits[b], one[0])
+        np.testing.assert_array_equal(state.h[:, b], one_state.h[:, 0])
+        np.testing.assert_array_equal(state.c[:, b], one_state.c[:, 0])
+    want, want_state = ref.step(tokens, warm)
+    np.testing.assert_allclose(state.c, want_state.c, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(logits, want, rtol=0, atol=ATOL)
+    assert np.abs(want).max() > 1.0
+    prompt = rng.integers(0, model.config.vocab_size, size=(1, c_source.BATCH_BLOCK + 37))
+    prefill, pre_state = model.step(prompt, model.initial_state(1))
+    single, single_state = _run_single_steps(model, prompt[0])
+    np.testing.assert_array_equal(prefill[0], single)
+    np.testing.assert_array_equal(pre_state.c, single_state.c)
+    np.testing.assert_allclose(prefill, ref.step(prompt, ref.initial_state(1))[0], atol=ATOL)

@@ -1,4 +1,4 @@
-"""Streaming properties (bad-inputs row 17), as hypothesis tests on both Python backends:
+"""Streaming properties (bad-inputs row 17), as hypothesis tests on every backend:
 one call over T tokens == T single steps == any chunking; a batch of independent streams ==
 the streams one by one; State.select/stack commute with stepping."""
 
@@ -21,7 +21,7 @@ SETTINGS = settings(
 )
 
 
-@pytest.fixture(scope="module", params=["numpy", "ort"])
+@pytest.fixture(scope="module", params=["numpy", "ort", "c"])
 def model(request, artifacts):
     return rt.load(artifacts["int8"], request.param)
 

@@ -34,6 +34,28 @@ def test_thin_path_equals_the_general_path_exactly(ort_model):
         state = after
 
 
+def test_binding_and_python_thin_paths_agree_exactly(ort_model):
+    # Token models step through the CPython binding's ort_step where it builds (as here:
+    # the c backend's binding); OrtRunner.fast_step is the fallback, the same in Python.
+    from lstm_edge.runtime.backends.c_build import binding_headers
+    from lstm_edge.runtime.backends.ort import OrtRunner
+
+    fast, ctx = ort_model._fast
+    assert (fast is OrtRunner.fast_step) == (binding_headers() is None)
+    runner = ort_model.runner
+    state = ort_model.initial_state(2)
+    for ids in (np.array([3, 4]), np.array([[1, 2, 3], [4, 5, 6]])):
+        a, sa = fast(ctx, ids, state)
+        b, sb = OrtRunner.fast_step(runner, ids, state)
+        np.testing.assert_array_equal(a, b)
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(sa.h, sb.h)
+        np.testing.assert_array_equal(sa.c, sb.c)
+        assert sa._checked and not sa.h.flags.writeable and not sa.c.flags.writeable
+    assert fast(ctx, np.array([3, 12]), state) is None  # out of range: named by the general path
+    assert fast(ctx, np.array([3, 4], np.int32), state) is None  # other dtypes: general path
+
+
 def test_thin_path_leaves_other_cases_to_the_general_path(ort_model):
     fast, runner = ort_model._fast
     made = ort_model.initial_state(2)
