@@ -37,6 +37,7 @@ from lstm_edge.runtime.backends.c_build import (
 )
 from lstm_edge.runtime.backends.c_source import (
     BATCH_BLOCK,
+    PANEL,
     Footprint,
     ModelSources,
     model_sources,
@@ -281,8 +282,9 @@ def bundle_files(
     artifact: Artifact, name: str, inputs: np.ndarray, source: str, target: str = "host"
 ) -> tuple[dict[str, str], ModelSources]:
     """Relative path -> text of every file in the bundle, and the model's sources. The
-    board support is the target's (the Cortex-M4 board's for a host bundle)."""
-    src = model_sources(artifact, name)
+    board support is the target's (the Cortex-M4 board's for a host bundle). Float
+    matrices are in panels for the host's register tiles, one panel for a board."""
+    src = model_sources(artifact, name, panel=PANEL if target == "host" else 0)
     board = BOARDS.get(target, BOARDS["cortex-m4"])
     files = {src.header_file: src.header, src.source_file: src.source}
     for f in LIBRARY_FILES:

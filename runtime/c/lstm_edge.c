@@ -91,13 +91,14 @@ DEFINE_PASSES(i8, int8_t)
 #undef ADD
 
 /* y[i] += M x[i] for nb lanes in passes of eight inputs: each pass runs over every panel
- * of M (see lstm_edge_matrix: a float32 matrix in panels of PANEL outputs, panel p's
- * weights [cols][w] input-major at p * PANEL * cols; an int8 matrix is one panel). */
+ * of M (see lstm_edge_matrix: a float32 matrix in panels of m->panel outputs, panel p's
+ * weights [cols][w] input-major at p * panel * cols; panel 0 and an int8 matrix are one
+ * panel). */
 static void gemm_passes(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
                         float *const *y)
 {
     const size_t cols = (size_t)m->cols;
-    const int32_t panel = m->f32 != NULL ? PANEL : m->rows;
+    const int32_t panel = m->f32 != NULL && m->panel > 0 ? m->panel : m->rows;
     int32_t i, j, k, p0;
     for (j = 0; j < m->cols; j += 8) {
         const int32_t g = m->cols - j < 8 ? m->cols - j : 8; /* inputs in this pass */
@@ -262,7 +263,7 @@ static void gemm_tiles(const lstm_edge_matrix *m, int32_t nb, const float *const
 static void gemm_add(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
                      float *const *y)
 {
-    if (LSTM_EDGE_TILES && m->f32 != NULL) {
+    if (LSTM_EDGE_TILES && m->f32 != NULL && m->panel == PANEL) {
         gemm_tiles(m, nb, x, y);
     } else {
         gemm_passes(m, nb, x, y);
@@ -349,9 +350,10 @@ static int matrix_ok(const lstm_edge_matrix *m, int32_t rows, int32_t cols)
         return 0;
     }
     if (m->f32 != NULL) {
-        return m->q == NULL && m->scale == NULL && m->n_scale == 0;
+        return m->q == NULL && m->scale == NULL && m->n_scale == 0 &&
+               (m->panel == 0 || m->panel == PANEL);
     }
-    return m->q != NULL && m->scale != NULL && count_ok(m->n_scale, rows, 1);
+    return m->q != NULL && m->scale != NULL && count_ok(m->n_scale, rows, 1) && m->panel == 0;
 }
 
 static int affine_ok(const lstm_edge_affine *a, int32_t n)

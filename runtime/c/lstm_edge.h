@@ -97,10 +97,13 @@ typedef enum lstm_edge_status {
 
 /* A weight matrix of `rows` outputs by `cols` inputs. int8 matrices are stored
  * input-major: element (output r, input j) at [j * rows + r]. float32 matrices are stored
- * in panels of LSTM_EDGE_PANEL (P) outputs: panel p holds outputs [p * P, p * P + w) with
- * w = min(P, rows - p * P), input-major, at offset p * P * cols, so element (r, j) is at
- * [p * P * cols + j * w + (r - p * P)], p = r / P (a matrix of at most P outputs is
- * plain input-major). Exactly one of f32 / q is set; an int8 matrix has one float scale
+ * in panels of P = `panel` outputs (LSTM_EDGE_PANEL, or 0 for one panel: plain
+ * input-major): panel p holds outputs [p * P, p * P + w) with w = min(P, rows - p * P),
+ * input-major, at offset p * P * cols, so element (r, j) is at
+ * [p * P * cols + j * w + (r - p * P)], p = r / P. Host builds use panels (the register
+ * tiles read them; a matrix in one panel takes the slower passes there); microcontroller
+ * builds use one panel (their passes pay per panel: on the Cortex-M4 panels of 32 cost
+ * the default model's float step 21% more instructions). Exactly one of f32 / q is set; an int8 matrix has one float scale
  * per output row (value = q * scale[r]).
  * The n_* fields (here and in every struct below) are the element counts of the arrays as
  * stored (LSTM_EDGE_COUNT of each; 0 for a NULL array): lstm_edge_check_model refuses a
@@ -113,6 +116,8 @@ typedef struct lstm_edge_matrix {
     const float *scale; /* [rows], with q */
     size_t n_values;    /* elements of f32 (or of q): rows * cols */
     size_t n_scale;     /* elements of scale: rows with q, 0 without */
+    int32_t panel;      /* float32: outputs per panel, LSTM_EDGE_PANEL or 0 (one panel);
+                           int8: 0 */
 } lstm_edge_matrix;
 
 typedef struct lstm_edge_layer {

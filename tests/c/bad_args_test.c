@@ -37,8 +37,8 @@ static const float b0[4 * H] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
 static const float head_w[H * V] = {0.0f};
 static const float head_b[V] = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f};
 static const lstm_edge_layer lm_layers[1] = {
-    {{4 * H, E, w0, NULL, NULL, LSTM_EDGE_COUNT(w0), 0},
-     {4 * H, H, r0, NULL, NULL, LSTM_EDGE_COUNT(r0), 0},
+    {{4 * H, E, w0, NULL, NULL, LSTM_EDGE_COUNT(w0), 0, 0},
+     {4 * H, H, r0, NULL, NULL, LSTM_EDGE_COUNT(r0), 0, 0},
      b0,
      LSTM_EDGE_COUNT(b0)}};
 
@@ -50,8 +50,8 @@ static const float fhead_b[T] = {0.0f, 1.0f};
 static const float in_scale[F] = {1.0f, 2.0f, 3.0f}, in_shift[F] = {0.0f};
 static const float out_scale[T] = {1.0f, 1.0f}, out_shift[T] = {0.0f};
 static const lstm_edge_layer fc_layers[1] = {
-    {{4 * H, F, NULL, fw0_q, fw0_s, LSTM_EDGE_COUNT(fw0_q), LSTM_EDGE_COUNT(fw0_s)},
-     {4 * H, H, NULL, fr0_q, fw0_s, LSTM_EDGE_COUNT(fr0_q), LSTM_EDGE_COUNT(fw0_s)},
+    {{4 * H, F, NULL, fw0_q, fw0_s, LSTM_EDGE_COUNT(fw0_q), LSTM_EDGE_COUNT(fw0_s), 0},
+     {4 * H, H, NULL, fr0_q, fw0_s, LSTM_EDGE_COUNT(fr0_q), LSTM_EDGE_COUNT(fw0_s), 0},
      b0,
      LSTM_EDGE_COUNT(b0)}};
 

@@ -212,6 +212,31 @@ def test_panels_layout():
             assert flat[at] == m[j, r]
 
 
+def test_one_panel_is_the_input_major_matrix():
+    m = np.arange(5 * 70).reshape(5, 70)
+    np.testing.assert_array_equal(c_source.panels(m, 0), m.reshape(-1))
+
+
+def test_boards_get_one_panel_and_hosts_panels(tiny):
+    # A microcontroller's passes pay per panel (the default model's float step: 21% more
+    # instructions on the Cortex-M4 with panels of 32), so a board's model data is one
+    # panel; the host's register tiles read panels. Each matrix says which it is.
+    from lstm_edge.exporters.c_codegen import bundle_files
+    from lstm_edge.runtime.artifact import read_artifact
+
+    art = read_artifact(tiny.float_path)
+    inputs = tiny.stream[:8]
+    host, _ = bundle_files(art, "m", inputs, "test", "host")
+    board, _ = bundle_files(art, "m", inputs, "test", "cortex-m4")
+    assert re.findall(r", (\d+) \}", host["m_model.c"])  # the matrices' panel fields
+    assert set(re.findall(r", (\d+) \}", host["m_model.c"])) == {str(c_source.PANEL)}
+    assert set(re.findall(r", (\d+) \}", board["m_model.c"])) == {"0"}
+    assert (
+        f"panels of {c_source.PANEL}" not in board["m_model.c"]
+        and "input-major" in board["m_model.c"]
+    )
+
+
 @pytest.fixture(scope="module")
 def wide(model_factory, tmp_path_factory):
     # 4H = 164: five full panels and a narrow one of 4 outputs; 19 logits: one narrow panel.
