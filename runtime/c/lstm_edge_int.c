@@ -121,14 +121,19 @@ static void dot4(const int8_t *w0, const int8_t *w1, const int8_t *w2, const int
     [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x)
 #define GROUP4_CLOBBERS "r4", "r5", "r6", "r7", "r8", "r9", "r10", "cc", "memory"
 
-/* `groups` (> 0) groups of four inputs of four interleaved rows, added to acc: the
- * groups % 8 first ones one by one, then eight per loop iteration (146 instructions per
- * 128 multiply-adds). On its own (not inlined): the asm takes 14 registers. */
-NOINLINE static void groups4(const int8_t *w, const int16_t *x, uint32_t groups, int32_t acc[4])
+/* The four gate rows of one unit in layout 1 (a block of 4n bytes, 4-byte aligned) against
+ * x (SMLAD order, 4-byte aligned), the sums into acc: the n / 4 groups of four inputs
+ * (the groups % 8 first ones one by one, then eight per loop iteration: 146 instructions
+ * per 128 multiply-adds), then the n % 4 last inputs of each row (x in natural order
+ * there). Out of line: the asm takes 14 registers. The asm advances w and x to the tail,
+ * and the sums stay in registers to the end: the fixed cost of a call, which the step
+ * pays twice per unit, is kept to ~25 instructions. */
+NOINLINE static void dot4_block(const int8_t *w, const int16_t *x, int32_t n, int32_t acc[4])
 {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const uint32_t groups = (uint32_t)n / 4u, rest = (uint32_t)n % 4u;
     const int16_t *const end = x + 4 * groups;
-    uint32_t k;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t k, j;
     for (k = groups % 8u; k > 0; --k) {
         __asm__ volatile(GROUP4 : GROUP4_OPERANDS : : GROUP4_CLOBBERS);
     }
@@ -140,32 +145,16 @@ NOINLINE static void groups4(const int8_t *w, const int16_t *x, uint32_t groups,
                          : [end] "r"(end)
                          : GROUP4_CLOBBERS);
     }
+    for (j = 0; j < rest; ++j) { /* w, x: the tail, row by row */
+        a0 += w[j] * x[j];
+        a1 += w[rest + j] * x[j];
+        a2 += w[2 * rest + j] * x[j];
+        a3 += w[3 * rest + j] * x[j];
+    }
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
-}
-
-/* The four gate rows of one unit in layout 1 (a block of 4n bytes, 4-byte aligned) against
- * x (SMLAD order, 4-byte aligned): the groups of four inputs, then the n % 4 last inputs
- * of each row (x in natural order there). */
-static void dot4_block(const int8_t *block, const int16_t *x, int32_t n, int32_t acc[4])
-{
-    const uint32_t groups = (uint32_t)n / 4u; /* n > 0 (check_model) */
-    const int32_t rest = (int32_t)((uint32_t)n % 4u);
-    int32_t k, j;
-    if (groups > 0) {
-        groups4(block, x, groups, acc);
-    }
-    if (rest != 0) {
-        const int8_t *tail = block + 16 * (size_t)groups;
-        const int16_t *xt = x + 4 * groups;
-        for (k = 0; k < 4; ++k) {
-            for (j = 0; j < rest; ++j) {
-                acc[k] += tail[k * rest + j] * xt[j];
-            }
-        }
-    }
 }
 #else
 #define SMLAD_ORDER 0
@@ -254,6 +243,11 @@ static inline int64_t rmul(int32_t a, int32_t m, int32_t s)
     return (p + ((int64_t)1 << (s - 1))) >> s;
 }
 
+/* round_half: (q + 2^u) >> (u+1) == ((q >> u) + 1) >> 1 for u >= 0 (arithmetic shifts,
+ * floor). With q = k 2^u + r, 0 <= r < 2^u: the left side is floor((k+1)/2 + r/2^(u+1)) and
+ * r/2^(u+1) < 1/2 cannot reach the next integer from (k+1)/2 (an integer or one half
+ * below one), so both are floor((k+1)/2). One instruction fewer than building 2^u. */
+
 /* rmul for S in [32, 61] and |a| < 2^30 (every caller's: the dot sums are capped by
  * MAX_WIDTH, o x tanh(c) by the Q0.15 tables), in 32 bits: with the product
  * p = q 2^31 + f, 0 <= f < 2^31, (p + 2^(S-1)) / 2^S = (q + 2^(S-32) + f / 2^31) / 2^(S-31)
@@ -262,7 +256,7 @@ static inline int64_t rmul(int32_t a, int32_t m, int32_t s)
 static inline int32_t rmul_hi(int32_t a, int32_t m, int32_t s)
 {
     const int32_t q = (int32_t)(((int64_t)a * m) >> 31);
-    return (q + ((int32_t)1 << (s - 32))) >> (s - 31);
+    return ((q >> (s - 32)) + 1) >> 1; /* = (q + 2^(S-32)) >> (S-31): see round_half */
 }
 
 /* int32 -> [-32768, 32767]: one SSAT on Arm cores that have it (Cortex-M3 and up). */
@@ -275,7 +269,7 @@ static inline int32_t rmul32(int32_t a, int32_t m, int32_t s)
     const int64_t p = (int64_t)a * m;
     const int32_t q = (int32_t)(p >> 31);
     if (s >= 32) {
-        return (q + ((int32_t)1 << (s - 32))) >> (s - 31);
+        return ((q >> (s - 32)) + 1) >> 1; /* as rmul_hi (round_half) */
     }
     return q * ((int32_t)1 << (31 - s)) +
            (int32_t)((((uint32_t)p & 0x7fffffffu) + (1u << (s - 1))) >> s);
@@ -302,13 +296,11 @@ static inline int32_t lut(const int16_t *t, int32_t x)
 /* c (cf fractional bits) -> Q3.12, rounding (cf > 12) or saturating (cf < 12). */
 static inline int32_t to_q312(int32_t c, int32_t cf)
 {
-    if (cf == 12) {
-        return c;
-    }
     if (cf > 12) {
         return (c + (1 << (cf - 13))) >> (cf - 12);
     }
-    return sat16((int64_t)c * ((int64_t)1 << (12 - cf)));
+    /* the spec's sat16(c 2^(12-cf)) in 32 bits: |c| <= 2^15 (a clamped c), 12 - cf <= 12 */
+    return clamp16(c * (1 << (12 - cf)));
 }
 
 /* ---- one layer -------------------------------------------------------------------------- */
@@ -369,7 +361,7 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
     widen(x, in, sp->x16);
     widen(h, hidden, sp->h16);
     for (j = 0; j < hidden; ++j) {
-        int32_t ax[4] = {0, 0, 0, 0}, ah[4] = {0, 0, 0, 0}, g[4];
+        int32_t ax[4], ah[4], g[4];
         int32_t i_, o_, f_, u_, fc, ig, cn, cf, ot;
 #if LSTM_EDGE_INT_LAYOUT == 1
         (void)ws;
@@ -379,6 +371,8 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
 #else
         const int8_t *w = ly->w + (size_t)j * (size_t)in;
         const int8_t *r = ly->r + (size_t)j * (size_t)hidden;
+        ax[0] = ax[1] = ax[2] = ax[3] = 0;
+        ah[0] = ah[1] = ah[2] = ah[3] = 0;
         dot4(w, w + ws, w + 2 * ws, w + 3 * ws, sp->x16, in, ax);
         dot4(r, r + rs, r + 2 * rs, r + 3 * rs, sp->h16, hidden, ah);
 #endif
