@@ -45,6 +45,11 @@ static inline uint32_t load4(const void *p)
     return v;
 }
 
+static inline void store4(void *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
 /* bytes 0 and 2 (sxtb16) or 1 and 3 (sxtb16 ror 8) of v as two int16 */
 static inline uint32_t sxtb16(uint32_t v)
 {
@@ -182,11 +187,10 @@ static void widen(const int8_t *restrict x, int32_t n, int16_t *restrict out)
 {
     int32_t j = 0;
 #if SMLAD_ORDER
-    for (; j + 4 <= n; j += 4) {
-        out[j] = x[j];
-        out[j + 1] = x[j + 2];
-        out[j + 2] = x[j + 1];
-        out[j + 3] = x[j + 3];
+    for (; j + 4 <= n; j += 4) { /* one word in, x0 x2 and x1 x3 out by SXTB16 */
+        const uint32_t v = load4(x + j);
+        store4(out + j, sxtb16(v));
+        store4(out + j + 2, sxtb16_ror8(v));
     }
 #endif
     for (; j < n; ++j) {
@@ -243,38 +247,52 @@ static inline int64_t rmul(int32_t a, int32_t m, int32_t s)
     return (p + ((int64_t)1 << (s - 1))) >> s;
 }
 
-/* round_half: (q + 2^u) >> (u+1) == ((q >> u) + 1) >> 1 for u >= 0 (arithmetic shifts,
- * floor). With q = k 2^u + r, 0 <= r < 2^u: the left side is floor((k+1)/2 + r/2^(u+1)) and
- * r/2^(u+1) < 1/2 cannot reach the next integer from (k+1)/2 (an integer or one half
- * below one), so both are floor((k+1)/2). One instruction fewer than building 2^u. */
-
-/* rmul for S in [32, 61] and |a| < 2^30 (every caller's: the dot sums are capped by
- * MAX_WIDTH, o x tanh(c) by the Q0.15 tables), in 32 bits: with the product
- * p = q 2^31 + f, 0 <= f < 2^31, (p + 2^(S-1)) / 2^S = (q + 2^(S-32) + f / 2^31) / 2^(S-31)
- * and the fraction cannot change the floor, so the result is (q + 2^(S-32)) >> (S-31),
- * the same bits as rmul. |p| < 2^61: q and the sum fit int32, and |result| <= 2^29. */
+/* rmul in 32 bits, for |a| < 2^30 (every caller's: the dot sums are capped by MAX_WIDTH,
+ * o x tanh(c) by the Q0.15 tables). Two facts make it short:
+ *   round_half: (v + 2^(S-1)) >> S == ((v >> (S-1)) + 1) >> 1 for S >= 1 (floor shifts).
+ *     With v >> (S-1) = k, v = k 2^(S-1) + r, 0 <= r < 2^(S-1): the left side is
+ *     floor((k+1)/2 + r/2^S), and r/2^S < 1/2 cannot lift (k+1)/2 (an integer, or one half
+ *     below one) to the next integer; both sides are floor((k+1)/2).
+ *   2a fits int32, so one 32 x 32 -> 64 multiply gives d = 2p (p = a m) with no 64-bit
+ *     shift: p >> (S-1) = d >> S is d's high word >> (S-32) for S >= 32, and for S < 32
+ *     (high word << (32-S)) | (low word >> S), exact in 32 bits when the result is known
+ *     to be small.
+ * rmul_hi: S in [32, 61]. |p| < 2^61: d's high word is below 2^30, the result below 2^29. */
 static inline int32_t rmul_hi(int32_t a, int32_t m, int32_t s)
 {
-    const int32_t q = (int32_t)(((int64_t)a * m) >> 31);
-    return ((q >> (s - 32)) + 1) >> 1; /* = (q + 2^(S-32)) >> (S-31): see round_half */
+    const int32_t hi = (int32_t)(((int64_t)(2 * a) * m) >> 32);
+    return ((hi >> (s - 32)) + 1) >> 1;
+}
+
+/* rmul32: any S in [1, 61] when the result is known to be below 2^29 in magnitude
+ * (rescale mode 2: codegen and check_model bound it from the widths), so p >> (S-1) fits
+ * int32 too. */
+static inline int32_t rmul32(int32_t a, int32_t m, int32_t s)
+{
+    const int64_t d = (int64_t)(2 * a) * m;
+    const int32_t hi = (int32_t)(d >> 32);
+    int32_t v; /* p >> (S-1) */
+    if (s >= 32) {
+        v = hi >> (s - 32);
+    } else { /* the bits S .. S+31 of d, as two's complement */
+        v = (int32_t)(((uint32_t)hi << (32 - s)) | ((uint32_t)d >> s));
+    }
+    return (v + 1) >> 1;
+}
+
+/* int32 -> [-127, 127] (sat8 of a 32-bit value): SSAT to [-128, 127], then -128 -> -127. */
+static inline int32_t clamp8(int32_t v)
+{
+#if defined(__ARM_FEATURE_SAT) && (defined(__GNUC__) || defined(__clang__))
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r < -127 ? -127 : r;
+#else
+    return v > 127 ? 127 : (v < -127 ? -127 : v);
+#endif
 }
 
 /* int32 -> [-32768, 32767]: one SSAT on Arm cores that have it (Cortex-M3 and up). */
-/* rmul in 32 bits for any S in [1, 61] when the result is known to be below 2^29 in
- * magnitude (rescale mode 2: codegen and check_model bound it from the widths). S >= 32 as
- * rmul_hi; S <= 31: with p = q 2^31 + f, (p + 2^(S-1)) >> S = q 2^(31-S) + ((f + 2^(S-1))
- * >> S), both terms exact in 32 bits (f < 2^31, and the bound keeps q 2^(31-S) small). */
-static inline int32_t rmul32(int32_t a, int32_t m, int32_t s)
-{
-    const int64_t p = (int64_t)a * m;
-    const int32_t q = (int32_t)(p >> 31);
-    if (s >= 32) {
-        return ((q >> (s - 32)) + 1) >> 1; /* as rmul_hi (round_half) */
-    }
-    return q * ((int32_t)1 << (31 - s)) +
-           (int32_t)((((uint32_t)p & 0x7fffffffu) + (1u << (s - 1))) >> s);
-}
-
 static inline int32_t clamp16(int32_t v)
 {
 #if defined(__ARM_FEATURE_SAT) && (defined(__GNUC__) || defined(__clang__))
@@ -290,7 +308,15 @@ static inline int32_t clamp16(int32_t v)
 static inline int32_t lut(const int16_t *t, int32_t x)
 {
     const int32_t u = x + 32768, k = u >> 8, fr = u & 255;
+#if SMLAD_ORDER
+    /* (256 t[k] + fr (t[k+1] - t[k]) + 128) >> 8, the same value (256 t[k] is a multiple of
+     * 256), as t[k] (256 - fr) + t[k+1] fr + 128: one SMLAD on the two neighbours loaded as
+     * one word (little-endian: t[k] the low half) and the weights 256 - fr, fr (int16) */
+    const uint32_t weights = (uint32_t)(256 - fr) | ((uint32_t)fr << 16);
+    return smlad(load4(t + k), weights, 128) >> 8;
+#else
     return t[k] + (((t[k + 1] - t[k]) * fr + 128) >> 8);
+#endif
 }
 
 /* c (cf fractional bits) -> Q3.12, rounding (cf > 12) or saturating (cf < 12). */
@@ -390,7 +416,9 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
         cn = clamp16(fc + ig); /* |fc| <= 2^15, |ig| <= 2^15: no overflow */
         c[j] = (int16_t)cn;
         ot = o_ * lut(tnh, to_q312(cn, cf)); /* Q0.30, |.| < 2^30 */
-        sp->h_new[j] = (int8_t)sat8(rescale(ot, ly->out_mult, ly->out_shift, mode));
+        sp->h_new[j] = (int8_t)(mode != 0 ? clamp8((int32_t)rescale(ot, ly->out_mult,
+                                                                   ly->out_shift, mode))
+                                          : sat8(rmul(ot, ly->out_mult, ly->out_shift)));
     }
     memcpy(h, sp->h_new, (size_t)hidden);
 }
