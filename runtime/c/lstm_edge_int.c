@@ -34,8 +34,8 @@
  * and SMLAD (two 16x16 products added to a 32-bit sum in one instruction), with x stored
  * in the matching order (x0 x2 x1 x3 per group of four): per four inputs of four rows 6
  * loads, 8 SXTB16 and 8 SMLAD instead of 20 loads and 16 multiply-adds, the CMSIS-NN
- * approach. Exact either way: |products| < 2^14, and check_model caps the widths so that
- * a sum fits int32. */
+ * approach. Exact either way: |products| < 2^15 (the DSP path's x is doubled, SUM_SCALE
+ * below), and check_model caps the widths so that a sum fits int32. */
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
 #define SMLAD_ORDER 1
 static inline uint32_t load4(const void *p)
@@ -61,6 +61,14 @@ static inline uint32_t sxtb16_ror8(uint32_t v)
 {
     uint32_t r;
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+/* both int16 halves of v times two (SADD16 v, v: no carry from the low half into the
+ * high one, as a plain shift of the word would have for a negative low half) */
+static inline uint32_t double16(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sadd16 %0, %1, %1" : "=r"(r) : "r"(v));
     return r;
 }
 static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc)
@@ -182,19 +190,34 @@ static void dot4(const int8_t *restrict w0, const int8_t *restrict w1,
 }
 #endif
 
-/* x [n] int8 -> int16, in the order dot4 reads it. */
+/* The kernels' sums come out doubled on the DSP path (SUM_SCALE 2): widen() stores each
+ * code times two there (still int16: |2x| <= 254; one SADD16 per word of two codes), so
+ * every dot product is 2a, which is what the 32-bit rescales start from (rmul_hi), and
+ * the doubling costs nothing per gate row. Exact: the sums stay below 2^31 (MAX_WIDTH),
+ * and halving an even sum is exact. TWICE(s) is 2a and ONCE(s) is a, from a sum s. */
+#if SMLAD_ORDER
+#define SUM_SCALE 2
+#define TWICE(s) (s)
+#define ONCE(s) ((s) >> 1)
+#else
+#define SUM_SCALE 1
+#define TWICE(s) (2 * (s))
+#define ONCE(s) (s)
+#endif
+
+/* x [n] int8 -> int16 times SUM_SCALE, in the order dot4 reads it. */
 static void widen(const int8_t *restrict x, int32_t n, int16_t *restrict out)
 {
     int32_t j = 0;
 #if SMLAD_ORDER
-    for (; j + 4 <= n; j += 4) { /* one word in, x0 x2 and x1 x3 out by SXTB16 */
+    for (; j + 4 <= n; j += 4) { /* one word in, 2 x0, 2 x2 and 2 x1, 2 x3 out by SXTB16 */
         const uint32_t v = load4(x + j);
-        store4(out + j, sxtb16(v));
-        store4(out + j + 2, sxtb16_ror8(v));
+        store4(out + j, double16(sxtb16(v)));
+        store4(out + j + 2, double16(sxtb16_ror8(v)));
     }
 #endif
     for (; j < n; ++j) {
-        out[j] = x[j];
+        out[j] = (int16_t)(SUM_SCALE * x[j]);
     }
 }
 
@@ -211,12 +234,17 @@ static void rows4(const int8_t *m, int32_t rows, int32_t v, const int16_t *x, in
 #if LSTM_EDGE_INT_LAYOUT == 1
     if (v + 4 <= rows) {
         dot4_block(r0, x, n, acc);
-        return;
-    }
+    } else
 #endif
-    dot4(r0, m + (size_t)(v + 1 < last ? v + 1 : last) * stride,
-         m + (size_t)(v + 2 < last ? v + 2 : last) * stride,
-         m + (size_t)(v + 3 < last ? v + 3 : last) * stride, x, n, acc);
+    {
+        dot4(r0, m + (size_t)(v + 1 < last ? v + 1 : last) * stride,
+             m + (size_t)(v + 2 < last ? v + 2 : last) * stride,
+             m + (size_t)(v + 3 < last ? v + 3 : last) * stride, x, n, acc);
+    }
+    acc[0] = ONCE(acc[0]);
+    acc[1] = ONCE(acc[1]);
+    acc[2] = ONCE(acc[2]);
+    acc[3] = ONCE(acc[3]);
 }
 
 /* ---- fixed-point primitives (the spec's names) ------------------------------------------ */
@@ -257,19 +285,20 @@ static inline int64_t rmul(int32_t a, int32_t m, int32_t s)
  *     shift: p >> (S-1) = d >> S is d's high word >> (S-32) for S >= 32, and for S < 32
  *     (high word << (32-S)) | (low word >> S), exact in 32 bits when the result is known
  *     to be small.
+ * Both take a2 = 2a (TWICE: the kernels' sums already are).
  * rmul_hi: S in [32, 61]. |p| < 2^61: d's high word is below 2^30, the result below 2^29. */
-static inline int32_t rmul_hi(int32_t a, int32_t m, int32_t s)
+static inline int32_t rmul_hi(int32_t a2, int32_t m, int32_t s)
 {
-    const int32_t hi = (int32_t)(((int64_t)(2 * a) * m) >> 32);
+    const int32_t hi = (int32_t)(((int64_t)a2 * m) >> 32);
     return ((hi >> (s - 32)) + 1) >> 1;
 }
 
 /* rmul32: any S in [1, 61] when the result is known to be below 2^29 in magnitude
  * (rescale mode 2: codegen and check_model bound it from the widths), so p >> (S-1) fits
  * int32 too. */
-static inline int32_t rmul32(int32_t a, int32_t m, int32_t s)
+static inline int32_t rmul32(int32_t a2, int32_t m, int32_t s)
 {
-    const int64_t d = (int64_t)(2 * a) * m;
+    const int64_t d = (int64_t)a2 * m;
     const int32_t hi = (int32_t)(d >> 32);
     int32_t v; /* p >> (S-1) */
     if (s >= 32) {
@@ -350,26 +379,28 @@ static scratch_parts split_scratch(const lstm_edge_int_model *model, int16_t *sc
     return p;
 }
 
-/* rmul by the layer's rescale mode (lstm_edge_int_layer.rescale): 1 every shift in
- * [32, 61] (rmul_hi), 2 results bounded below 2^29 (rmul32), 0 neither (64 bits). The
- * same bits in every mode; modes 1 and 2 keep the gate sums in 32 bits. */
-static SPECIALIZE int64_t rescale(int32_t a, int32_t m, int32_t s, const int mode)
+/* rmul of a = a2 / 2 by the layer's rescale mode (lstm_edge_int_layer.rescale): 1 every
+ * shift in [32, 61] (rmul_hi), 2 results bounded below 2^29 (rmul32), 0 neither (64 bits).
+ * The same bits in every mode; modes 1 and 2 keep the gate sums in 32 bits. */
+static SPECIALIZE int64_t rescale(int32_t a2, int32_t m, int32_t s, const int mode)
 {
-    return mode == 1 ? rmul_hi(a, m, s) : (mode == 2 ? rmul32(a, m, s) : rmul(a, m, s));
+    return mode == 1 ? rmul_hi(a2, m, s)
+                     : (mode == 2 ? rmul32(a2, m, s) : rmul(a2 / 2, m, s));
 }
 
-/* The gate pre-activation of row `row`: sat16(rmul(ax, XM, XS) + rmul(ah, HM, HS) + B).
- * In modes 1 and 2 both terms are below 2^29 and |B| < 2^30: the sum fits int32. */
-static SPECIALIZE int32_t gate(const lstm_edge_int_layer *ly, int32_t row, int32_t ax,
-                               int32_t ah, const int mode)
+/* The gate pre-activation of row `row`: sat16(rmul(ax, XM, XS) + rmul(ah, HM, HS) + B),
+ * from the kernels' sums sx, sh (ax = ONCE(sx)). In modes 1 and 2 both terms are below
+ * 2^29 and |B| < 2^30: the sum fits int32. */
+static SPECIALIZE int32_t gate(const lstm_edge_int_layer *ly, int32_t row, int32_t sx,
+                               int32_t sh, const int mode)
 {
     if (mode != 0) {
-        return clamp16((int32_t)rescale(ax, ly->x_mult[row], ly->x_shift[row], mode) +
-                       (int32_t)rescale(ah, ly->h_mult[row], ly->h_shift[row], mode) +
+        return clamp16((int32_t)rescale(TWICE(sx), ly->x_mult[row], ly->x_shift[row], mode) +
+                       (int32_t)rescale(TWICE(sh), ly->h_mult[row], ly->h_shift[row], mode) +
                        ly->bias[row]);
     }
-    return sat16(rmul(ax, ly->x_mult[row], ly->x_shift[row]) +
-                 rmul(ah, ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
+    return sat16(rmul(ONCE(sx), ly->x_mult[row], ly->x_shift[row]) +
+                 rmul(ONCE(sh), ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
 }
 
 /* Layer step of one stream: the gates of unit j (rows j, H+j, 2H+j, 3H+j: i, o, f, c)
@@ -382,7 +413,11 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
                                        const int mode)
 {
     const int32_t in = ly->input_size;
+#if LSTM_EDGE_INT_LAYOUT == 1
+    const int8_t *wb = ly->w, *rb = ly->r; /* unit j's blocks of its four gate rows */
+#else
     const size_t ws = (size_t)hidden * (size_t)in, rs = (size_t)hidden * (size_t)hidden;
+#endif
     int32_t j;
     widen(x, in, sp->x16);
     widen(h, hidden, sp->h16);
@@ -390,10 +425,10 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
         int32_t ax[4], ah[4], g[4];
         int32_t i_, o_, f_, u_, fc, ig, cn, cf, ot;
 #if LSTM_EDGE_INT_LAYOUT == 1
-        (void)ws;
-        (void)rs;
-        dot4_block(ly->w + 4 * (size_t)j * (size_t)in, sp->x16, in, ax);
-        dot4_block(ly->r + 4 * (size_t)j * (size_t)hidden, sp->h16, hidden, ah);
+        dot4_block(wb, sp->x16, in, ax);
+        dot4_block(rb, sp->h16, hidden, ah);
+        wb += 4 * (size_t)in;
+        rb += 4 * (size_t)hidden;
 #else
         const int8_t *w = ly->w + (size_t)j * (size_t)in;
         const int8_t *r = ly->r + (size_t)j * (size_t)hidden;
@@ -416,7 +451,7 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
         cn = clamp16(fc + ig); /* |fc| <= 2^15, |ig| <= 2^15: no overflow */
         c[j] = (int16_t)cn;
         ot = o_ * lut(tnh, to_q312(cn, cf)); /* Q0.30, |.| < 2^30 */
-        sp->h_new[j] = (int8_t)(mode != 0 ? clamp8((int32_t)rescale(ot, ly->out_mult,
+        sp->h_new[j] = (int8_t)(mode != 0 ? clamp8((int32_t)rescale(2 * ot, ly->out_mult,
                                                                    ly->out_shift, mode))
                                           : sat8(rmul(ot, ly->out_mult, ly->out_shift)));
     }
@@ -542,7 +577,8 @@ static void head_out(const lstm_edge_int_model *model, const lstm_edge_int_state
 /* ---- checks ----------------------------------------------------------------------------- */
 
 /* Widest dot product: 2^16 int8 x int8 products (each |p| <= 127 * 127 < 2^14) sum to
- * less than 2^30, so the int32 sums never overflow. */
+ * less than 2^30, so the int32 sums never overflow, nor do the DSP path's doubled ones
+ * (SUM_SCALE: below 2^31). */
 #define MAX_WIDTH 65536
 
 /* A stored array of `count` elements is exactly rows * cols long (both in [1, MAX_WIDTH]
