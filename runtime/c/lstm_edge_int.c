@@ -34,8 +34,8 @@
  * and SMLAD (two 16x16 products added to a 32-bit sum in one instruction), with x stored
  * in the matching order (x0 x2 x1 x3 per group of four): per four inputs of four rows 6
  * loads, 8 SXTB16 and 8 SMLAD instead of 20 loads and 16 multiply-adds, the CMSIS-NN
- * approach. Exact either way: |products| < 2^14, and check_model caps the widths so that
- * a sum fits int32. */
+ * approach. Exact either way: |products| < 2^15 (the DSP path's x is doubled, SUM_SCALE
+ * below), and check_model caps the widths so that a sum fits int32. */
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
 #define SMLAD_ORDER 1
 static inline uint32_t load4(const void *p)
@@ -43,6 +43,11 @@ static inline uint32_t load4(const void *p)
     uint32_t v;
     memcpy(&v, p, sizeof v); /* Cortex-M3/M4 LDR takes unaligned addresses */
     return v;
+}
+
+static inline void store4(void *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
 }
 
 /* bytes 0 and 2 (sxtb16) or 1 and 3 (sxtb16 ror 8) of v as two int16 */
@@ -56,6 +61,14 @@ static inline uint32_t sxtb16_ror8(uint32_t v)
 {
     uint32_t r;
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+/* both int16 halves of v times two (SADD16 v, v: no carry from the low half into the
+ * high one, as a plain shift of the word would have for a negative low half) */
+static inline uint32_t double16(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sadd16 %0, %1, %1" : "=r"(r) : "r"(v));
     return r;
 }
 static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc)
@@ -121,14 +134,19 @@ static void dot4(const int8_t *w0, const int8_t *w1, const int8_t *w2, const int
     [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x)
 #define GROUP4_CLOBBERS "r4", "r5", "r6", "r7", "r8", "r9", "r10", "cc", "memory"
 
-/* `groups` (> 0) groups of four inputs of four interleaved rows, added to acc: the
- * groups % 8 first ones one by one, then eight per loop iteration (146 instructions per
- * 128 multiply-adds). On its own (not inlined): the asm takes 14 registers. */
-NOINLINE static void groups4(const int8_t *w, const int16_t *x, uint32_t groups, int32_t acc[4])
+/* The four gate rows of one unit in layout 1 (a block of 4n bytes, 4-byte aligned) against
+ * x (SMLAD order, 4-byte aligned), the sums into acc: the n / 4 groups of four inputs
+ * (the groups % 8 first ones one by one, then eight per loop iteration: 146 instructions
+ * per 128 multiply-adds), then the n % 4 last inputs of each row (x in natural order
+ * there). Out of line: the asm takes 14 registers. The asm advances w and x to the tail,
+ * and the sums stay in registers to the end: the fixed cost of a call, which the step
+ * pays twice per unit, is kept to ~25 instructions. */
+NOINLINE static void dot4_block(const int8_t *w, const int16_t *x, int32_t n, int32_t acc[4])
 {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const uint32_t groups = (uint32_t)n / 4u, rest = (uint32_t)n % 4u;
     const int16_t *const end = x + 4 * groups;
-    uint32_t k;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t k, j;
     for (k = groups % 8u; k > 0; --k) {
         __asm__ volatile(GROUP4 : GROUP4_OPERANDS : : GROUP4_CLOBBERS);
     }
@@ -140,32 +158,16 @@ NOINLINE static void groups4(const int8_t *w, const int16_t *x, uint32_t groups,
                          : [end] "r"(end)
                          : GROUP4_CLOBBERS);
     }
+    for (j = 0; j < rest; ++j) { /* w, x: the tail, row by row */
+        a0 += w[j] * x[j];
+        a1 += w[rest + j] * x[j];
+        a2 += w[2 * rest + j] * x[j];
+        a3 += w[3 * rest + j] * x[j];
+    }
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
-}
-
-/* The four gate rows of one unit in layout 1 (a block of 4n bytes, 4-byte aligned) against
- * x (SMLAD order, 4-byte aligned): the groups of four inputs, then the n % 4 last inputs
- * of each row (x in natural order there). */
-static void dot4_block(const int8_t *block, const int16_t *x, int32_t n, int32_t acc[4])
-{
-    const uint32_t groups = (uint32_t)n / 4u; /* n > 0 (check_model) */
-    const int32_t rest = (int32_t)((uint32_t)n % 4u);
-    int32_t k, j;
-    if (groups > 0) {
-        groups4(block, x, groups, acc);
-    }
-    if (rest != 0) {
-        const int8_t *tail = block + 16 * (size_t)groups;
-        const int16_t *xt = x + 4 * groups;
-        for (k = 0; k < 4; ++k) {
-            for (j = 0; j < rest; ++j) {
-                acc[k] += tail[k * rest + j] * xt[j];
-            }
-        }
-    }
 }
 #else
 #define SMLAD_ORDER 0
@@ -188,20 +190,34 @@ static void dot4(const int8_t *restrict w0, const int8_t *restrict w1,
 }
 #endif
 
-/* x [n] int8 -> int16, in the order dot4 reads it. */
+/* The kernels' sums come out doubled on the DSP path (SUM_SCALE 2): widen() stores each
+ * code times two there (still int16: |2x| <= 254; one SADD16 per word of two codes), so
+ * every dot product is 2a, which is what the 32-bit rescales start from (rmul_hi), and
+ * the doubling costs nothing per gate row. Exact: the sums stay below 2^31 (MAX_WIDTH),
+ * and halving an even sum is exact. TWICE(s) is 2a and ONCE(s) is a, from a sum s. */
+#if SMLAD_ORDER
+#define SUM_SCALE 2
+#define TWICE(s) (s)
+#define ONCE(s) ((s) >> 1)
+#else
+#define SUM_SCALE 1
+#define TWICE(s) (2 * (s))
+#define ONCE(s) (s)
+#endif
+
+/* x [n] int8 -> int16 times SUM_SCALE, in the order dot4 reads it. */
 static void widen(const int8_t *restrict x, int32_t n, int16_t *restrict out)
 {
     int32_t j = 0;
 #if SMLAD_ORDER
-    for (; j + 4 <= n; j += 4) {
-        out[j] = x[j];
-        out[j + 1] = x[j + 2];
-        out[j + 2] = x[j + 1];
-        out[j + 3] = x[j + 3];
+    for (; j + 4 <= n; j += 4) { /* one word in, 2 x0, 2 x2 and 2 x1, 2 x3 out by SXTB16 */
+        const uint32_t v = load4(x + j);
+        store4(out + j, double16(sxtb16(v)));
+        store4(out + j + 2, double16(sxtb16_ror8(v)));
     }
 #endif
     for (; j < n; ++j) {
-        out[j] = x[j];
+        out[j] = (int16_t)(SUM_SCALE * x[j]);
     }
 }
 
@@ -218,12 +234,17 @@ static void rows4(const int8_t *m, int32_t rows, int32_t v, const int16_t *x, in
 #if LSTM_EDGE_INT_LAYOUT == 1
     if (v + 4 <= rows) {
         dot4_block(r0, x, n, acc);
-        return;
-    }
+    } else
 #endif
-    dot4(r0, m + (size_t)(v + 1 < last ? v + 1 : last) * stride,
-         m + (size_t)(v + 2 < last ? v + 2 : last) * stride,
-         m + (size_t)(v + 3 < last ? v + 3 : last) * stride, x, n, acc);
+    {
+        dot4(r0, m + (size_t)(v + 1 < last ? v + 1 : last) * stride,
+             m + (size_t)(v + 2 < last ? v + 2 : last) * stride,
+             m + (size_t)(v + 3 < last ? v + 3 : last) * stride, x, n, acc);
+    }
+    acc[0] = ONCE(acc[0]);
+    acc[1] = ONCE(acc[1]);
+    acc[2] = ONCE(acc[2]);
+    acc[3] = ONCE(acc[3]);
 }
 
 /* ---- fixed-point primitives (the spec's names) ------------------------------------------ */
@@ -254,33 +275,53 @@ static inline int64_t rmul(int32_t a, int32_t m, int32_t s)
     return (p + ((int64_t)1 << (s - 1))) >> s;
 }
 
-/* rmul for S in [32, 61] and |a| < 2^30 (every caller's: the dot sums are capped by
- * MAX_WIDTH, o x tanh(c) by the Q0.15 tables), in 32 bits: with the product
- * p = q 2^31 + f, 0 <= f < 2^31, (p + 2^(S-1)) / 2^S = (q + 2^(S-32) + f / 2^31) / 2^(S-31)
- * and the fraction cannot change the floor, so the result is (q + 2^(S-32)) >> (S-31),
- * the same bits as rmul. |p| < 2^61: q and the sum fit int32, and |result| <= 2^29. */
-static inline int32_t rmul_hi(int32_t a, int32_t m, int32_t s)
+/* rmul in 32 bits, for |a| < 2^30 (every caller's: the dot sums are capped by MAX_WIDTH,
+ * o x tanh(c) by the Q0.15 tables). Two facts make it short:
+ *   round_half: (v + 2^(S-1)) >> S == ((v >> (S-1)) + 1) >> 1 for S >= 1 (floor shifts).
+ *     With v >> (S-1) = k, v = k 2^(S-1) + r, 0 <= r < 2^(S-1): the left side is
+ *     floor((k+1)/2 + r/2^S), and r/2^S < 1/2 cannot lift (k+1)/2 (an integer, or one half
+ *     below one) to the next integer; both sides are floor((k+1)/2).
+ *   2a fits int32, so one 32 x 32 -> 64 multiply gives d = 2p (p = a m) with no 64-bit
+ *     shift: p >> (S-1) = d >> S is d's high word >> (S-32) for S >= 32, and for S < 32
+ *     (high word << (32-S)) | (low word >> S), exact in 32 bits when the result is known
+ *     to be small.
+ * Both take a2 = 2a (TWICE: the kernels' sums already are).
+ * rmul_hi: S in [32, 61]. |p| < 2^61: d's high word is below 2^30, the result below 2^29. */
+static inline int32_t rmul_hi(int32_t a2, int32_t m, int32_t s)
 {
-    const int32_t q = (int32_t)(((int64_t)a * m) >> 31);
-    return (q + ((int32_t)1 << (s - 32))) >> (s - 31);
+    const int32_t hi = (int32_t)(((int64_t)a2 * m) >> 32);
+    return ((hi >> (s - 32)) + 1) >> 1;
+}
+
+/* rmul32: any S in [1, 61] when the result is known to be below 2^29 in magnitude
+ * (rescale mode 2: codegen and check_model bound it from the widths), so p >> (S-1) fits
+ * int32 too. */
+static inline int32_t rmul32(int32_t a2, int32_t m, int32_t s)
+{
+    const int64_t d = (int64_t)a2 * m;
+    const int32_t hi = (int32_t)(d >> 32);
+    int32_t v; /* p >> (S-1) */
+    if (s >= 32) {
+        v = hi >> (s - 32);
+    } else { /* the bits S .. S+31 of d, as two's complement */
+        v = (int32_t)(((uint32_t)hi << (32 - s)) | ((uint32_t)d >> s));
+    }
+    return (v + 1) >> 1;
+}
+
+/* int32 -> [-127, 127] (sat8 of a 32-bit value): SSAT to [-128, 127], then -128 -> -127. */
+static inline int32_t clamp8(int32_t v)
+{
+#if defined(__ARM_FEATURE_SAT) && (defined(__GNUC__) || defined(__clang__))
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r < -127 ? -127 : r;
+#else
+    return v > 127 ? 127 : (v < -127 ? -127 : v);
+#endif
 }
 
 /* int32 -> [-32768, 32767]: one SSAT on Arm cores that have it (Cortex-M3 and up). */
-/* rmul in 32 bits for any S in [1, 61] when the result is known to be below 2^29 in
- * magnitude (rescale mode 2: codegen and check_model bound it from the widths). S >= 32 as
- * rmul_hi; S <= 31: with p = q 2^31 + f, (p + 2^(S-1)) >> S = q 2^(31-S) + ((f + 2^(S-1))
- * >> S), both terms exact in 32 bits (f < 2^31, and the bound keeps q 2^(31-S) small). */
-static inline int32_t rmul32(int32_t a, int32_t m, int32_t s)
-{
-    const int64_t p = (int64_t)a * m;
-    const int32_t q = (int32_t)(p >> 31);
-    if (s >= 32) {
-        return (q + ((int32_t)1 << (s - 32))) >> (s - 31);
-    }
-    return q * ((int32_t)1 << (31 - s)) +
-           (int32_t)((((uint32_t)p & 0x7fffffffu) + (1u << (s - 1))) >> s);
-}
-
 static inline int32_t clamp16(int32_t v)
 {
 #if defined(__ARM_FEATURE_SAT) && (defined(__GNUC__) || defined(__clang__))
@@ -296,19 +337,25 @@ static inline int32_t clamp16(int32_t v)
 static inline int32_t lut(const int16_t *t, int32_t x)
 {
     const int32_t u = x + 32768, k = u >> 8, fr = u & 255;
+#if SMLAD_ORDER
+    /* (256 t[k] + fr (t[k+1] - t[k]) + 128) >> 8, the same value (256 t[k] is a multiple of
+     * 256), as t[k] (256 - fr) + t[k+1] fr + 128: one SMLAD on the two neighbours loaded as
+     * one word (little-endian: t[k] the low half) and the weights 256 - fr, fr (int16) */
+    const uint32_t weights = (uint32_t)(256 - fr) | ((uint32_t)fr << 16);
+    return smlad(load4(t + k), weights, 128) >> 8;
+#else
     return t[k] + (((t[k + 1] - t[k]) * fr + 128) >> 8);
+#endif
 }
 
 /* c (cf fractional bits) -> Q3.12, rounding (cf > 12) or saturating (cf < 12). */
 static inline int32_t to_q312(int32_t c, int32_t cf)
 {
-    if (cf == 12) {
-        return c;
-    }
     if (cf > 12) {
         return (c + (1 << (cf - 13))) >> (cf - 12);
     }
-    return sat16((int64_t)c * ((int64_t)1 << (12 - cf)));
+    /* the spec's sat16(c 2^(12-cf)) in 32 bits: |c| <= 2^15 (a clamped c), 12 - cf <= 12 */
+    return clamp16(c * (1 << (12 - cf)));
 }
 
 /* ---- one layer -------------------------------------------------------------------------- */
@@ -332,26 +379,28 @@ static scratch_parts split_scratch(const lstm_edge_int_model *model, int16_t *sc
     return p;
 }
 
-/* rmul by the layer's rescale mode (lstm_edge_int_layer.rescale): 1 every shift in
- * [32, 61] (rmul_hi), 2 results bounded below 2^29 (rmul32), 0 neither (64 bits). The
- * same bits in every mode; modes 1 and 2 keep the gate sums in 32 bits. */
-static SPECIALIZE int64_t rescale(int32_t a, int32_t m, int32_t s, const int mode)
+/* rmul of a = a2 / 2 by the layer's rescale mode (lstm_edge_int_layer.rescale): 1 every
+ * shift in [32, 61] (rmul_hi), 2 results bounded below 2^29 (rmul32), 0 neither (64 bits).
+ * The same bits in every mode; modes 1 and 2 keep the gate sums in 32 bits. */
+static SPECIALIZE int64_t rescale(int32_t a2, int32_t m, int32_t s, const int mode)
 {
-    return mode == 1 ? rmul_hi(a, m, s) : (mode == 2 ? rmul32(a, m, s) : rmul(a, m, s));
+    return mode == 1 ? rmul_hi(a2, m, s)
+                     : (mode == 2 ? rmul32(a2, m, s) : rmul(a2 / 2, m, s));
 }
 
-/* The gate pre-activation of row `row`: sat16(rmul(ax, XM, XS) + rmul(ah, HM, HS) + B).
- * In modes 1 and 2 both terms are below 2^29 and |B| < 2^30: the sum fits int32. */
-static SPECIALIZE int32_t gate(const lstm_edge_int_layer *ly, int32_t row, int32_t ax,
-                               int32_t ah, const int mode)
+/* The gate pre-activation of row `row`: sat16(rmul(ax, XM, XS) + rmul(ah, HM, HS) + B),
+ * from the kernels' sums sx, sh (ax = ONCE(sx)). In modes 1 and 2 both terms are below
+ * 2^29 and |B| < 2^30: the sum fits int32. */
+static SPECIALIZE int32_t gate(const lstm_edge_int_layer *ly, int32_t row, int32_t sx,
+                               int32_t sh, const int mode)
 {
     if (mode != 0) {
-        return clamp16((int32_t)rescale(ax, ly->x_mult[row], ly->x_shift[row], mode) +
-                       (int32_t)rescale(ah, ly->h_mult[row], ly->h_shift[row], mode) +
+        return clamp16((int32_t)rescale(TWICE(sx), ly->x_mult[row], ly->x_shift[row], mode) +
+                       (int32_t)rescale(TWICE(sh), ly->h_mult[row], ly->h_shift[row], mode) +
                        ly->bias[row]);
     }
-    return sat16(rmul(ax, ly->x_mult[row], ly->x_shift[row]) +
-                 rmul(ah, ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
+    return sat16(rmul(ONCE(sx), ly->x_mult[row], ly->x_shift[row]) +
+                 rmul(ONCE(sh), ly->h_mult[row], ly->h_shift[row]) + ly->bias[row]);
 }
 
 /* Layer step of one stream: the gates of unit j (rows j, H+j, 2H+j, 3H+j: i, o, f, c)
@@ -364,21 +413,27 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
                                        const int mode)
 {
     const int32_t in = ly->input_size;
+#if LSTM_EDGE_INT_LAYOUT == 1
+    const int8_t *wb = ly->w, *rb = ly->r; /* unit j's blocks of its four gate rows */
+#else
     const size_t ws = (size_t)hidden * (size_t)in, rs = (size_t)hidden * (size_t)hidden;
+#endif
     int32_t j;
     widen(x, in, sp->x16);
     widen(h, hidden, sp->h16);
     for (j = 0; j < hidden; ++j) {
-        int32_t ax[4] = {0, 0, 0, 0}, ah[4] = {0, 0, 0, 0}, g[4];
+        int32_t ax[4], ah[4], g[4];
         int32_t i_, o_, f_, u_, fc, ig, cn, cf, ot;
 #if LSTM_EDGE_INT_LAYOUT == 1
-        (void)ws;
-        (void)rs;
-        dot4_block(ly->w + 4 * (size_t)j * (size_t)in, sp->x16, in, ax);
-        dot4_block(ly->r + 4 * (size_t)j * (size_t)hidden, sp->h16, hidden, ah);
+        dot4_block(wb, sp->x16, in, ax);
+        dot4_block(rb, sp->h16, hidden, ah);
+        wb += 4 * (size_t)in;
+        rb += 4 * (size_t)hidden;
 #else
         const int8_t *w = ly->w + (size_t)j * (size_t)in;
         const int8_t *r = ly->r + (size_t)j * (size_t)hidden;
+        ax[0] = ax[1] = ax[2] = ax[3] = 0;
+        ah[0] = ah[1] = ah[2] = ah[3] = 0;
         dot4(w, w + ws, w + 2 * ws, w + 3 * ws, sp->x16, in, ax);
         dot4(r, r + rs, r + 2 * rs, r + 3 * rs, sp->h16, hidden, ah);
 #endif
@@ -396,7 +451,9 @@ static SPECIALIZE void layer_step_impl(const lstm_edge_int_layer *ly, const int1
         cn = clamp16(fc + ig); /* |fc| <= 2^15, |ig| <= 2^15: no overflow */
         c[j] = (int16_t)cn;
         ot = o_ * lut(tnh, to_q312(cn, cf)); /* Q0.30, |.| < 2^30 */
-        sp->h_new[j] = (int8_t)sat8(rescale(ot, ly->out_mult, ly->out_shift, mode));
+        sp->h_new[j] = (int8_t)(mode != 0 ? clamp8((int32_t)rescale(2 * ot, ly->out_mult,
+                                                                   ly->out_shift, mode))
+                                          : sat8(rmul(ot, ly->out_mult, ly->out_shift)));
     }
     memcpy(h, sp->h_new, (size_t)hidden);
 }
@@ -520,7 +577,8 @@ static void head_out(const lstm_edge_int_model *model, const lstm_edge_int_state
 /* ---- checks ----------------------------------------------------------------------------- */
 
 /* Widest dot product: 2^16 int8 x int8 products (each |p| <= 127 * 127 < 2^14) sum to
- * less than 2^30, so the int32 sums never overflow. */
+ * less than 2^30, so the int32 sums never overflow, nor do the DSP path's doubled ones
+ * (SUM_SCALE: below 2^31). */
 #define MAX_WIDTH 65536
 
 /* A stored array of `count` elements is exactly rows * cols long (both in [1, MAX_WIDTH]
