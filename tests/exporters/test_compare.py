@@ -93,7 +93,12 @@ def test_shapes_must_agree():
 
 def test_one_table_holds_every_tolerance():
     assert CHECK_TOLERANCE == EXPORT_CHECK_TOLERANCE == 1e-4
-    assert set(TOLERANCES) == set(FORECAST_TOLERANCES) == {"none", "fp16", "int8", "int8-dynamic"}
+    # every scheme an artifact may carry has its bounds in each task's table
+    from lstm_edge.exporters.compare import CLASSIFY_TOLERANCES
+    from lstm_edge.runtime.format import QUANT_SCHEMES
+
+    assert set(TOLERANCES) == set(FORECAST_TOLERANCES) == set(CLASSIFY_TOLERANCES)
+    assert set(TOLERANCES) == set(QUANT_SCHEMES)
 
 
 # ---- codegen --check against torch: the task's EVAL.check_against_torch ---------------------
