@@ -1,7 +1,9 @@
-/* startup.c: reset and fault handling for the Cortex-M4 board QEMU emulates (mps2-an386).
+/* startup.c: reset and fault handling for the MPS2 boards QEMU emulates: the Cortex-M4
+ * (mps2-an386) and the Cortex-M3 (mps2-an385, no FPU: float is soft-float library code).
  *
  * The vector table's first word is the initial stack pointer, the second the reset
- * handler. Reset turns on the FPU (before any float instruction can run), copies .data
+ * handler. Reset turns on the FPU where the build uses one (before any float instruction
+ * can run), copies .data
  * from flash to RAM, zeroes .bss, opens newlib's semihosting stdio (librdimon) and exits
  * through semihosting with main's status, so QEMU terminates with it. A fault exits with
  * a run-time error instead of spinning, so a broken build fails fast under QEMU.
@@ -51,7 +53,9 @@ void _fini(void);
 void _init(void) {}
 void _fini(void) {}
 
+#if defined(__ARM_FP)
 #define CPACR (*(volatile uint32_t *)0xE000ED88u)
+#endif
 /* CMSDK APB timer 0 of the MPS2 boards: control, current value, reload. */
 #define TIMER0_CTRL (*(volatile uint32_t *)0x40000000u)
 #define TIMER0_VALUE (*(volatile uint32_t *)0x40000004u)
@@ -66,8 +70,10 @@ void reset_handler(void)
 {
     uint32_t *src = _sidata;
     uint32_t *dst = _sdata;
+#if defined(__ARM_FP)
     CPACR |= 0xFu << 20; /* full access to coprocessors 10 and 11: the FPU */
     __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
     while (dst < _edata) {
         *dst++ = *src++;
     }
