@@ -115,6 +115,23 @@ static int all_finite(const float *v, npy_intp n)
     return any == 0;
 }
 
+/* A runtime State's h, c and _checked (borrowed: the state holds them), or 0 when `state`
+ * is not a State of `type` (the caller then leaves the call to the general path). */
+static int state_fields(PyObject *state, PyTypeObject *type, PyObject **h, PyObject **c,
+                        PyObject **checked)
+{
+    PyObject *dict;
+    if (Py_TYPE(state) != type || (dict = PyObject_GenericGetDict(state, NULL)) == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    *h = PyDict_GetItem(dict, s_h);
+    *c = PyDict_GetItem(dict, s_c);
+    *checked = PyDict_GetItem(dict, s_checked);
+    Py_DECREF(dict);
+    return 1;
+}
+
 /* A float32, C-contiguous, 3-D array [layers, batch, hidden] of this model. */
 static int state_array_ok(const ctx *k, PyObject *a)
 {
@@ -286,7 +303,7 @@ static int run(const ctx *k, const void *x, npy_intp batch, npy_intp time, const
 static PyObject *step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const ctx *k;
-    PyObject *dict, *h, *c, *checked, *y, *hn, *cn, *st;
+    PyObject *h, *c, *checked, *y, *hn, *cn, *st, *pair;
     int32_t stack[TOKEN_STACK];
     int32_t *buf = stack;
     const void *x;
@@ -297,14 +314,9 @@ static PyObject *step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "step(ctx, inputs, state)");
         return NULL;
     }
-    if (Py_TYPE(args[2]) != k->state_type || (dict = PyObject_GenericGetDict(args[2], NULL)) == NULL) {
-        PyErr_Clear();
+    if (!state_fields(args[2], k->state_type, &h, &c, &checked)) {
         Py_RETURN_NONE;
     }
-    h = PyDict_GetItem(dict, s_h); /* borrowed; the state holds them */
-    c = PyDict_GetItem(dict, s_c);
-    checked = PyDict_GetItem(dict, s_checked);
-    Py_DECREF(dict);
     if (!state_array_ok(k, h) || !state_array_ok(k, c) ||
         PyArray_DIM((PyArrayObject *)h, 1) != PyArray_DIM((PyArrayObject *)c, 1) ||
         !PyArray_Check(args[1])) {
@@ -363,10 +375,10 @@ static PyObject *step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(y);
         return NULL;
     }
-    dict = PyTuple_Pack(2, y, st);
+    pair = PyTuple_Pack(2, y, st);
     Py_DECREF(y);
     Py_DECREF(st);
-    return dict;
+    return pair;
 }
 
 /* call(ctx, states, batch, x, time, out, scratch, scratch_floats) -> status: the library's
@@ -466,7 +478,7 @@ static int finite_array(PyObject *a)
 static PyObject *ort_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const octx *k;
-    PyObject *dict, *h, *c, *checked, *x, *feed, *res, *y, *hn, *cn, *st, *out;
+    PyObject *h, *c, *checked, *x, *feed, *res, *y, *hn, *cn, *st, *out;
     PyArrayObject *a;
     npy_intp n, i, batch;
     const int64_t *t;
@@ -475,14 +487,9 @@ static PyObject *ort_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_TypeError, "ort_step(ctx, inputs, state)");
         return NULL;
     }
-    if (Py_TYPE(args[2]) != k->state_type || (dict = PyObject_GenericGetDict(args[2], NULL)) == NULL) {
-        PyErr_Clear();
+    if (!state_fields(args[2], k->state_type, &h, &c, &checked)) {
         Py_RETURN_NONE;
     }
-    h = PyDict_GetItem(dict, s_h); /* borrowed; the state holds them */
-    c = PyDict_GetItem(dict, s_c);
-    checked = PyDict_GetItem(dict, s_checked);
-    Py_DECREF(dict);
     a = (PyArrayObject *)args[1];
     if (checked != Py_True || !PyArray_CheckExact(args[1]) || PyArray_TYPE(a) != NPY_INT64 ||
         !PyArray_IS_C_CONTIGUOUS(a) || PyArray_NDIM(a) < 1 || PyArray_NDIM(a) > 2) {
