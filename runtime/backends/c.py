@@ -52,6 +52,19 @@ STATUS_MESSAGES = {
 # ---- the runner -----------------------------------------------------------------------------
 
 
+def checked_model(lib: ctypes.CDLL, library: Path, check: str) -> int:
+    """The address of the compiled model's data, after the library's `check` of it."""
+    model = ctypes.addressof(ctypes.c_char.in_dll(lib, f"{SHARED_NAME}_model"))
+    getattr(lib, check).argtypes = [ctypes.c_void_p]
+    status = getattr(lib, check)(model)
+    if status != 0:
+        raise CompilerError(
+            f"{library}: the compiled model data fails its check "
+            f"({STATUS_MESSAGES.get(status, status)})"
+        )
+    return model
+
+
 class CRunner:
     """Steps the compiled model; see `Runner` in backends/__init__.py. One path for both
     tasks: only the C entry point and the input dtype differ."""
@@ -82,14 +95,7 @@ class CRunner:
         ]
         fn.restype = ctypes.c_int
         self._step = fn
-        self._model = ctypes.addressof(ctypes.c_char.in_dll(self._lib, f"{SHARED_NAME}_model"))
-        self._lib.lstm_edge_check_model.argtypes = [ctypes.c_void_p]
-        status = self._lib.lstm_edge_check_model(self._model)
-        if status != 0:
-            raise CompilerError(
-                f"{library}: the compiled model data fails its check "
-                f"({STATUS_MESSAGES.get(status, status)})"
-            )
+        self._model = checked_model(self._lib, library, "lstm_edge_check_model")
         self.output_size = config.output_size
         self.layers, self.hidden = config.num_layers, config.hidden_size
         self.scratch_per_stream = scratch_floats_per_stream(config)
@@ -231,14 +237,7 @@ class IntCRunner:
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
         fn.argtypes += [ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
         fn.restype = ctypes.c_int
-        self._model = ctypes.addressof(ctypes.c_char.in_dll(self._lib, f"{SHARED_NAME}_model"))
-        self._lib.lstm_edge_int_check_model.argtypes = [ctypes.c_void_p]
-        status = self._lib.lstm_edge_int_check_model(self._model)
-        if status != 0:
-            raise CompilerError(
-                f"{library}: the compiled model data fails its check "
-                f"({STATUS_MESSAGES.get(status, status)})"
-            )
+        self._model = checked_model(self._lib, library, "lstm_edge_int_check_model")
         self._lib.lstm_edge_int_scratch_size.argtypes = [ctypes.c_void_p]
         self._lib.lstm_edge_int_scratch_size.restype = ctypes.c_size_t
         self.scratch_size = int(self._lib.lstm_edge_int_scratch_size(self._model))
