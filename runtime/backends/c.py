@@ -51,6 +51,9 @@ STATUS_MESSAGES = {
 
 # ---- the runner -----------------------------------------------------------------------------
 
+# The largest token gate table the runner computes at load (V x 4H floats, 64 MB).
+TOKEN_GATES_MAX_FLOATS = 16 * 1024 * 1024
+
 
 def checked_model(lib: ctypes.CDLL, library: Path, check: str) -> int:
     """The address of the compiled model's data, after the library's `check` of it."""
@@ -96,10 +99,42 @@ class CRunner:
         fn.restype = ctypes.c_int
         self._step = fn
         self._model = checked_model(self._lib, library, "lstm_edge_check_model")
+        if np.dtype(self.input_dtype).kind == "i":
+            self._model = self._with_token_gates(config)
         self.output_size = config.output_size
         self.layers, self.hidden = config.num_layers, config.hidden_size
         self.scratch_per_stream = scratch_floats_per_stream(config)
         self._bind(config)
+
+    def _with_token_gates(self, config: ModelConfig) -> int:
+        """The model with its layer-0 gate inputs per token computed once
+        (`lstm_edge_token_gates`: the same numbers a step computes, so steps are
+        bit-identical, without layer 0's input product); V x 4H floats that this runner
+        keeps alive. A vocabulary too large for that memory keeps the per-step product."""
+        rows = config.vocab_size * 4 * config.hidden_size
+        if rows > TOKEN_GATES_MAX_FLOATS:
+            return self._model
+        lib = self._lib
+        lib.lstm_edge_model_bytes.restype = ctypes.c_size_t
+        lib.lstm_edge_token_gates.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                                              ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]  # fmt: skip
+        self._token_gates = np.empty(rows, np.float32)
+        self._model_copy = ctypes.create_string_buffer(lib.lstm_edge_model_bytes())
+        scratch = np.empty(BATCH_BLOCK * config.input_size, np.float32)
+        status = lib.lstm_edge_token_gates(
+            self._model,
+            self._token_gates.ctypes.data,
+            rows,
+            scratch.ctypes.data,
+            scratch.size,
+            ctypes.addressof(self._model_copy),
+        )
+        if status != 0:
+            raise CompilerError(
+                f"{self.library}: the token gate table was refused "
+                f"({STATUS_MESSAGES.get(status, status)})"
+            )
+        return ctypes.addressof(self._model_copy)
 
     def _bind(self, config: ModelConfig) -> None:
         """`fast`: (binding.step, context) for Model.step, or None without the binding."""

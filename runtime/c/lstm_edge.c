@@ -247,6 +247,189 @@ static void gemm_tiles(const lstm_edge_matrix *m, int32_t nb, const float *const
     }
 }
 
+/* int8 tiles, for many lanes: converting a weight to float costs as much as its
+ * multiply-add, so a block of I8_BLOCK inputs x PANEL outputs is converted once into a
+ * float buffer on the stack (8 KB) and every lane of the call reuses it. The tile does the
+ * passes' arithmetic exactly: per group of eight inputs, t = x0 w0, then t += xk wk in
+ * input order (MADD), then y += scale * t (MADD); a short last group reads the group's
+ * first input's weights times a zero input, as the passes do. So a lane's outputs are
+ * bit-identical whichever kernel runs and however lanes are grouped. The sums stay in
+ * registers over the block (the passes load and store y every eight inputs). */
+#define I8_BLOCK 64
+#define I8_TILE_LANES 4
+#define DEFINE_I8_TILE(NAME, NL)                                                             \
+    static void NAME(int32_t groups, const float (*restrict w)[PANEL],                       \
+                     const float *restrict scale, const float *const *x, float *const *y,      \
+                     size_t c0)                                                              \
+    {                                                                                        \
+        float acc[NL][PANEL], t[NL][PANEL];                                                  \
+        int32_t g, k, l, c;                                                                  \
+        for (l = 0; l < NL; ++l) {                                                           \
+            for (c = 0; c < PANEL; ++c) {                                                    \
+                acc[l][c] = y[l][c0 + (size_t)c];                                            \
+            }                                                                                \
+        }                                                                                    \
+        for (g = 0; g < groups; ++g) {                                                       \
+            const float(*restrict wg)[PANEL] = w + 8 * g;                                     \
+            for (l = 0; l < NL; ++l) {                                                       \
+                const float x0 = x[l][8 * g];                                                \
+                for (c = 0; c < PANEL; ++c) {                                                \
+                    t[l][c] = x0 * wg[0][c];                                                 \
+                }                                                                            \
+            }                                                                                \
+            for (k = 1; k < 8; ++k) {                                                        \
+                for (l = 0; l < NL; ++l) {                                                   \
+                    const float xk = x[l][8 * g + k];                                        \
+                    for (c = 0; c < PANEL; ++c) {                                            \
+                        t[l][c] = MADD(xk, wg[k][c], t[l][c]);                               \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+            for (l = 0; l < NL; ++l) {                                                       \
+                for (c = 0; c < PANEL; ++c) {                                                \
+                    acc[l][c] = MADD(scale[c], t[l][c], acc[l][c]);                          \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+        for (l = 0; l < NL; ++l) {                                                           \
+            for (c = 0; c < PANEL; ++c) {                                                    \
+                y[l][c0 + (size_t)c] = acc[l][c];                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+DEFINE_I8_TILE(i8_tile4, I8_TILE_LANES)
+DEFINE_I8_TILE(i8_tile1, 1)
+
+/* y[i] += M x[i] for nb lanes of an int8 matrix in int8 tiles: per PANEL outputs and
+ * I8_BLOCK inputs, convert the block once, then run every lane over it. The last, narrower
+ * panel is zero-padded to PANEL outputs (weights and scales), its lanes' outputs copied
+ * into a padded buffer and back. */
+static void gemm_i8_tiles(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
+                          float *const *y)
+{
+    float w[I8_BLOCK][PANEL], scale[PANEL], xb[I8_TILE_LANES][I8_BLOCK];
+    float pad[I8_TILE_LANES][PANEL];
+    float *yp[I8_TILE_LANES];
+    const size_t rows = (size_t)m->rows;
+    size_t c0;
+    int32_t j0, k, c, i, l;
+    for (c0 = 0; c0 < rows; c0 += PANEL) {
+        const size_t wp = rows - c0 < PANEL ? rows - c0 : PANEL; /* outputs in this panel */
+        if (wp < PANEL) {
+            memset(w, 0, sizeof(w));
+            memset(scale, 0, sizeof(scale));
+        }
+        memcpy(scale, m->scale + c0, wp * sizeof(float));
+        for (j0 = 0; j0 < m->cols; j0 += I8_BLOCK) {
+            const int32_t kn = m->cols - j0 < I8_BLOCK ? m->cols - j0 : I8_BLOCK;
+            const int32_t groups = (kn + 7) / 8;
+            for (k = 0; k < 8 * groups; ++k) {
+                /* a missing input reads its group's first input's weights (times zero) */
+                const size_t j = (size_t)(j0 + (k < kn ? k : k - k % 8));
+                const int8_t *restrict q = m->q + j * rows + c0;
+                float *restrict wk = w[k];
+                for (c = 0; c < (int32_t)wp; ++c) {
+                    wk[c] = (float)q[c];
+                }
+            }
+            for (i = 0; i < nb; i += i + I8_TILE_LANES <= nb ? I8_TILE_LANES : 1) {
+                const int32_t lanes = i + I8_TILE_LANES <= nb ? I8_TILE_LANES : 1;
+                float *const *yl = y + i;
+                const float *xl[I8_TILE_LANES];
+                size_t at = c0;
+                for (l = 0; l < lanes; ++l) {
+                    xl[l] = x[i + l] + j0;
+                    if (kn % 8 != 0) { /* a short last group: its inputs padded with zeros */
+                        for (k = 0; k < 8 * groups; ++k) {
+                            xb[l][k] = k < kn ? xl[l][k] : 0.0f;
+                        }
+                        xl[l] = xb[l];
+                    }
+                }
+                if (wp < PANEL) {
+                    for (l = 0; l < lanes; ++l) {
+                        memset(pad[l], 0, sizeof(pad[l]));
+                        memcpy(pad[l], y[i + l] + c0, wp * sizeof(float));
+                        yp[l] = pad[l];
+                    }
+                    yl = yp;
+                    at = 0;
+                }
+                if (lanes == I8_TILE_LANES) {
+                    i8_tile4(groups, (const float(*)[PANEL])w, scale, xl, yl, at);
+                } else {
+                    i8_tile1(groups, (const float(*)[PANEL])w, scale, xl, yl, at);
+                }
+                for (l = 0; l < lanes && wp < PANEL; ++l) {
+                    memcpy(y[i + l] + c0, pad[l], wp * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+/* int8, one lane: NC outputs (at q, scale, y) summed in registers over all the inputs,
+ * each weight converted as it is read (with one lane there is nothing to share a
+ * converted block with). The passes' arithmetic exactly, as in the int8 tiles above. */
+#define DEFINE_I8_ROWS(NAME, NC)                                                             \
+    static void NAME(int32_t cols, size_t ld, const int8_t *restrict q,                      \
+                     const float *restrict scale, const float *restrict x, float *restrict y) \
+    {                                                                                        \
+        float acc[NC];                                                                       \
+        int32_t j, k, c;                                                                     \
+        for (c = 0; c < NC; ++c) {                                                           \
+            acc[c] = y[c];                                                                   \
+        }                                                                                    \
+        for (j = 0; j < cols; j += 8) {                                                      \
+            const int32_t g = cols - j < 8 ? cols - j : 8; /* inputs in this group */        \
+            const int8_t *restrict qk[8];                                                    \
+            float xk[8];                                                                     \
+            for (k = 0; k < 8; ++k) {                                                        \
+                /* a missing input: the group's first input's weights times zero */          \
+                qk[k] = q + (size_t)(j + (k < g ? k : 0)) * ld;                              \
+                xk[k] = k < g ? x[j + k] : 0.0f;                                             \
+            }                                                                                \
+            for (c = 0; c < NC; ++c) {                                                       \
+                float t = xk[0] * (float)qk[0][c];                                           \
+                t = MADD(xk[1], (float)qk[1][c], t);                                         \
+                t = MADD(xk[2], (float)qk[2][c], t);                                         \
+                t = MADD(xk[3], (float)qk[3][c], t);                                         \
+                t = MADD(xk[4], (float)qk[4][c], t);                                         \
+                t = MADD(xk[5], (float)qk[5][c], t);                                         \
+                t = MADD(xk[6], (float)qk[6][c], t);                                         \
+                t = MADD(xk[7], (float)qk[7][c], t);                                         \
+                acc[c] = MADD(scale[c], t, acc[c]);                                          \
+            }                                                                                \
+        }                                                                                    \
+        for (c = 0; c < NC; ++c) {                                                           \
+            y[c] = acc[c];                                                                   \
+        }                                                                                    \
+    }
+DEFINE_I8_ROWS(i8_rows128, 4 * PANEL)
+DEFINE_I8_ROWS(i8_rows32, PANEL)
+DEFINE_I8_ROWS(i8_rows1, 1)
+
+/* y[i] += M x[i] for nb lanes of an int8 matrix, lane by lane: 128 outputs at a time,
+ * then 32, then one. */
+static void gemm_i8_rows(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
+                         float *const *y)
+{
+    const size_t rows = (size_t)m->rows;
+    int32_t i;
+    for (i = 0; i < nb; ++i) {
+        size_t c0 = 0;
+        for (; c0 + 4 * PANEL <= rows; c0 += 4 * PANEL) {
+            i8_rows128(m->cols, rows, m->q + c0, m->scale + c0, x[i], y[i] + c0);
+        }
+        for (; c0 + PANEL <= rows; c0 += PANEL) {
+            i8_rows32(m->cols, rows, m->q + c0, m->scale + c0, x[i], y[i] + c0);
+        }
+        for (; c0 < rows; ++c0) {
+            i8_rows1(m->cols, rows, m->q + c0, m->scale + c0, x[i], y[i] + c0);
+        }
+    }
+}
+
 /* Register tiles where the target has vector registers to hold them; elsewhere (a
  * Cortex-M4 has 32 float registers and no vector unit, so a tile would live on the stack)
  * the passes. Bit-identical either way (see the tiles). */
@@ -258,13 +441,20 @@ static void gemm_tiles(const lstm_edge_matrix *m, int32_t nb, const float *const
 #endif
 #endif
 
-/* y[i] += M x[i] for nb lanes. int8 matrices always take the passes: converting each
- * weight to float costs more than reloading y, and the tiles measured 1.6x slower. */
+/* Lanes from which an int8 matrix takes the int8 tiles: below, converting a block costs
+ * more than the passes' conversions it saves. */
+#define I8_TILE_MIN_LANES 16
+
+/* y[i] += M x[i] for nb lanes. */
 static void gemm_add(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
                      float *const *y)
 {
     if (LSTM_EDGE_TILES && m->f32 != NULL && m->panel == PANEL) {
         gemm_tiles(m, nb, x, y);
+    } else if (LSTM_EDGE_TILES && m->q != NULL && nb >= I8_TILE_MIN_LANES) {
+        gemm_i8_tiles(m, nb, x, y);
+    } else if (LSTM_EDGE_TILES && m->q != NULL && nb == 1) {
+        gemm_i8_rows(m, nb, x, y);
     } else {
         gemm_passes(m, nb, x, y);
     }
@@ -477,6 +667,12 @@ lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model)
             return LSTM_EDGE_ERR_BAD_MODEL;
         }
     }
+    if (model->token_gates != NULL
+            ? model->input.embedding.vocab_size < 1 ||
+                  !count_ok(model->n_token_gates, model->input.embedding.vocab_size, 4 * hidden)
+            : model->n_token_gates != 0) {
+        return LSTM_EDGE_ERR_BAD_MODEL;
+    }
     return LSTM_EDGE_OK;
 }
 
@@ -636,22 +832,30 @@ static void run_chunk(const lstm_edge_model *model, lstm_edge_state *states, int
     const float *hprev[LSTM_EDGE_BATCH_BLOCK];
     float *gates[LSTM_EDGE_BATCH_BLOCK];
     float *hseq[LSTM_EDGE_BATCH_BLOCK];
+    const float *table = tok != NULL ? model->token_gates : NULL;
     int32_t i, b, t, l;
 
     for (i = 0; i < lanes; ++i) {
         float *s = scratch + (size_t)i * per_lane;
         gates[i] = s;
         hseq[i] = s + 4 * (size_t)hidden;
-        in[i] = layer0_input(model, tok != NULL ? &tok[i] : NULL, tok != NULL ? NULL : x[i],
-                             s + 8 * (size_t)hidden);
+        in[i] = table != NULL ? NULL
+                              : layer0_input(model, tok != NULL ? &tok[i] : NULL,
+                                             tok != NULL ? NULL : x[i], s + 8 * (size_t)hidden);
     }
     for (l = 0; l < model->num_layers; ++l) {
         const lstm_edge_layer *layer = &model->layers[l];
         const size_t off = (size_t)l * (size_t)hidden;
-        for (i = 0; i < lanes; ++i) {
-            memcpy(gates[i], layer->bias, 4 * h_bytes);
+        if (l == 0 && table != NULL) { /* bias + W embedding, computed once per token */
+            for (i = 0; i < lanes; ++i) {
+                memcpy(gates[i], table + (size_t)tok[i] * 4 * (size_t)hidden, 4 * h_bytes);
+            }
+        } else {
+            for (i = 0; i < lanes; ++i) {
+                memcpy(gates[i], layer->bias, 4 * h_bytes);
+            }
+            gemm_add(&layer->w, lanes, in, gates);
         }
-        gemm_add(&layer->w, lanes, in, gates);
         for (t = 0; t < tb; ++t) {
             for (b = 0; b < nb; ++b) {
                 hprev[b] = states[b].h + off;
@@ -671,6 +875,50 @@ static void run_chunk(const lstm_edge_model *model, lstm_edge_state *states, int
         add_last_values(model, lanes, x, out);
     }
 }
+
+lstm_edge_status lstm_edge_token_gates(const lstm_edge_model *model, float *table,
+                                       size_t table_floats, float *scratch,
+                                       size_t scratch_floats, lstm_edge_model *out)
+{
+    const lstm_edge_status status = lstm_edge_check_model(model);
+    const float *x[LSTM_EDGE_BATCH_BLOCK];
+    float *y[LSTM_EDGE_BATCH_BLOCK];
+    size_t gates, e_size, block;
+    int32_t v0, vocab, i;
+    if (status != LSTM_EDGE_OK) {
+        return status;
+    }
+    if (table == NULL || scratch == NULL || out == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    vocab = model->input.embedding.vocab_size;
+    if (vocab < 1) {
+        return LSTM_EDGE_ERR_WRONG_TASK;
+    }
+    /* the model passed its check: V * 4H and V * E are counts of its arrays, so they fit */
+    gates = 4 * (size_t)model->hidden_size;
+    e_size = (size_t)model->input.embedding.embed_size;
+    if (table_floats < (size_t)vocab * gates || scratch_floats < e_size) {
+        return LSTM_EDGE_ERR_BAD_SIZE;
+    }
+    block = scratch_floats / e_size < LSTM_EDGE_BATCH_BLOCK ? scratch_floats / e_size
+                                                            : LSTM_EDGE_BATCH_BLOCK;
+    for (v0 = 0; v0 < vocab; v0 += (int32_t)block) {
+        const int32_t n = vocab - v0 < (int32_t)block ? vocab - v0 : (int32_t)block;
+        for (i = 0; i < n; ++i) {
+            y[i] = table + (size_t)(v0 + i) * gates;
+            memcpy(y[i], model->layers[0].bias, gates * sizeof(float));
+            x[i] = embed(model, v0 + i, scratch + (size_t)i * e_size);
+        }
+        gemm_add(&model->layers[0].w, n, x, y);
+    }
+    *out = *model;
+    out->token_gates = table;
+    out->n_token_gates = (size_t)vocab * gates;
+    return LSTM_EDGE_OK;
+}
+
+size_t lstm_edge_model_bytes(void) { return sizeof(lstm_edge_model); }
 
 /* Every check of a batched call before the first write, so a refused call leaves every
  * state as it was. Exactly one of tokens / x is non-NULL (the public functions see to it). */

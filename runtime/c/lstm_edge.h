@@ -182,7 +182,27 @@ typedef struct lstm_edge_model {
     const char *scheme;            /* quantization scheme of the source artifact */
     size_t n_layers_stored;        /* elements of layers: L */
     size_t n_head_bias;            /* elements of head_bias: output_size */
+    /* Optional, models with an embedding: layer 0's gate inputs per token [V][4H] (its
+     * bias plus W times the token's embedding row), as lstm_edge_token_gates computes
+     * them, so a step copies a row instead of a matrix-vector product: bit-identical
+     * results, V * 4H floats of memory. NULL (generated model data): computed per step. */
+    const float *token_gates;
+    size_t n_token_gates;          /* elements of token_gates: V * 4H, or 0 */
 } lstm_edge_model;
+
+/* Fill table [V][4H] (table_floats >= V * 4H) with the model's layer-0 gate inputs per
+ * token and write to *out a copy of *model that uses it (token_gates). Steps of *out equal
+ * those of *model bit for bit and skip layer 0's input product; table must outlive *out.
+ * scratch: at least the embedding width E (an int8 embedding row is dequantized there;
+ * LSTM_EDGE_BATCH_BLOCK * E computes up to that many rows per pass over the weights).
+ * LSTM_EDGE_ERR_WRONG_TASK for a model without an embedding. */
+lstm_edge_status lstm_edge_token_gates(const lstm_edge_model *model, float *table,
+                                       size_t table_floats, float *scratch,
+                                       size_t scratch_floats, lstm_edge_model *out);
+
+/* sizeof(lstm_edge_model), for callers that allocate *out of lstm_edge_token_gates
+ * without this header (a binding through a foreign-function interface). */
+size_t lstm_edge_model_bytes(void);
 
 /* One stream's recurrent state: caller-owned arrays of num_layers * hidden_size floats
  * each, layer-major (layer l at [l * H]). NAME_STATE_FLOATS in the generated header. */

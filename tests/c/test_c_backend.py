@@ -239,19 +239,24 @@ def test_boards_get_one_panel_and_hosts_panels(tiny):
 
 @pytest.fixture(scope="module")
 def wide(model_factory, tmp_path_factory):
-    # 4H = 164: five full panels and a narrow one of 4 outputs; 19 logits: one narrow panel.
-    # One layer: the binding hands [1, batch, H] to the library without a transposed copy.
+    # 4H = 300: nine full panels and a narrow one of 12 outputs; 19 logits: one narrow
+    # panel. 75 recurrent inputs: two of the int8 tiles' blocks of 64 inputs, the second
+    # ending in a short group. One layer: the binding hands [1, batch, H] to the library
+    # without a transposed copy.
     _, write_models = model_factory
     config = ModelConfig(vocab=(UNK_CHAR, *"abcdefgh ijklmno.,"), embed_size=9,
-                         hidden_size=41, num_layers=1)  # fmt: skip
-    return write_models(tmp_path_factory.mktemp("wide"), config)[0]
+                         hidden_size=75, num_layers=1)  # fmt: skip
+    return write_models(tmp_path_factory.mktemp("wide"), config)
 
 
-def test_wide_model_batch_and_prefill_exact(wide):
+@pytest.mark.parametrize("scheme", [0, 1], ids=["float", "int8"])
+def test_wide_model_batch_and_prefill_exact(wide, scheme):
     # More streams than LSTM_EDGE_BATCH_BLOCK (a full block and a partial one) and a
-    # prefill longer than a block: bit-equal to the streams and steps one by one, and
-    # close to numpy (every panel of every matrix is read right).
-    model, ref = load(wide, backend="c"), load(wide, backend="numpy")
+    # prefill longer than a block: bit-equal to the streams and steps one by one (batches
+    # take the register tiles, one lane the passes), and close to numpy (every panel of
+    # every matrix is read right).
+    path = wide[scheme]
+    model, ref = load(path, backend="c"), load(path, backend="numpy")
     rng = np.random.default_rng(3)
     streams = c_source.BATCH_BLOCK + 6
     tokens = rng.integers(0, model.config.vocab_size, size=(streams, 3))
@@ -272,3 +277,55 @@ def test_wide_model_batch_and_prefill_exact(wide):
     np.testing.assert_array_equal(prefill[0], single)
     np.testing.assert_array_equal(pre_state.c, single_state.c)
     np.testing.assert_allclose(prefill, ref.step(prompt, ref.initial_state(1))[0], atol=ATOL)
+
+
+@pytest.mark.parametrize("which", ["float_path", "int8_path"])
+def test_token_gate_table_is_bit_identical(tiny, monkeypatch, which):
+    # The runner computes layer 0's gate inputs per token once (lstm_edge_token_gates);
+    # steps with the table equal steps without it bit for bit: single steps, a prefill
+    # (many lanes) and a batch of streams.
+    path = getattr(tiny, which)
+    with_table = load(path, backend="c")
+    assert with_table.runner._model != cbackend.checked_model(
+        with_table.runner._lib, path, "lstm_edge_check_model"
+    )  # the table's copy of the model, not the compiled data
+    monkeypatch.setattr(cbackend, "TOKEN_GATES_MAX_FLOATS", 0)
+    without = load(path, backend="c")
+    assert without.runner._model == cbackend.checked_model(
+        without.runner._lib, path, "lstm_edge_check_model"
+    )
+    stream = tiny.stream[:200]
+    np.testing.assert_array_equal(
+        _run_single_steps(with_table, stream)[0], _run_single_steps(without, stream)[0]
+    )
+    tokens = stream[:120].reshape(6, 20)
+    for model_in in (tokens, stream[None, :]):
+        got, got_state = with_table.step(model_in, with_table.initial_state(len(model_in)))
+        want, want_state = without.step(model_in, without.initial_state(len(model_in)))
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_state.c, want_state.c)
+
+
+def test_token_gate_table_refuses_bad_calls(tiny):
+    # The C function's own checks: a table or scratch too small or a NULL pointer is
+    # refused with a status and nothing written; the copy it writes passes the model check.
+    import ctypes
+
+    runner = load(tiny.float_path, backend="c").runner
+    lib, cfg = runner._lib, tiny.config
+    raw = cbackend.checked_model(lib, tiny.float_path, "lstm_edge_check_model")
+    fn = lib.lstm_edge_token_gates
+    out = ctypes.create_string_buffer(lib.lstm_edge_model_bytes())
+    rows = cfg.vocab_size * 4 * cfg.hidden_size
+    table = np.full(rows, 7.0, np.float32)
+    scratch = np.empty(cfg.embed_size, np.float32)
+    small = fn(raw, table.ctypes.data, rows - 1, scratch.ctypes.data, scratch.size,
+               ctypes.addressof(out))  # fmt: skip
+    assert small == 3 and (table == 7.0).all()
+    small = fn(raw, table.ctypes.data, rows, scratch.ctypes.data, scratch.size - 1,
+               ctypes.addressof(out))  # fmt: skip
+    assert small == 3 and (table == 7.0).all()
+    assert fn(raw, None, rows, scratch.ctypes.data, scratch.size, ctypes.addressof(out)) == 1
+    ok = fn(raw, table.ctypes.data, rows, scratch.ctypes.data, scratch.size, ctypes.addressof(out))
+    assert ok == 0 and np.isfinite(table).all() and not (table == 7.0).any()
+    assert lib.lstm_edge_check_model(ctypes.addressof(out)) == 0
