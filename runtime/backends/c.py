@@ -116,8 +116,8 @@ class CRunner:
             return self._model
         lib = self._lib
         lib.lstm_edge_model_bytes.restype = ctypes.c_size_t
-        lib.lstm_edge_token_gates.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
-                                              ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]  # fmt: skip
+        pointer, size = ctypes.c_void_p, ctypes.c_size_t
+        lib.lstm_edge_token_gates.argtypes = [pointer, pointer, size, pointer, size, pointer]
         self._token_gates = np.empty(rows, np.float32)
         self._model_copy = ctypes.create_string_buffer(lib.lstm_edge_model_bytes())
         scratch = np.empty(BATCH_BLOCK * config.input_size, np.float32)
