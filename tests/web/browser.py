@@ -79,6 +79,12 @@ def shown(driver) -> list[tuple[str, str, float]]:
     ]  # fmt: skip
 
 
+def load_ms(driver) -> float:
+    """The page's load time: ms from navigation start to model ready."""
+    get = "return document.getElementById('load-ms').dataset.ms"
+    return float(driver.execute_script(get))
+
+
 def latency(driver) -> dict[str, float]:
     """The page's latency figures (ms) and its load time (ms from navigation start)."""
     get = "return document.getElementById(arguments[0]).dataset.ms"

@@ -353,8 +353,8 @@ export class Suggester {
         for (let j = 0; j < W; j += 1) cand[p * W + j] = scores[p] + logprobs[p * V + this.wordIds[j]];
       }
       const threshold = kthBest(finished, k);
-      // np.argsort(-cand, kind="stable")[:beam_width]: best first, ties by index
-      const order = argsortDescending(cand).slice(0, this.beamWidth).filter((i) => cand[i] > threshold);
+      // np.argsort(-cand, kind="stable")[:beam_width], then those above the threshold
+      const order = bestIndices(cand, this.beamWidth, threshold);
       if (!order.length) break;
       const parents = order.map((i) => Math.floor(i / W));
       const tokens = order.map((i) => this.wordIds[i % W]);
@@ -422,10 +422,21 @@ function kthBest(finished, k) {
   return finished.map((f) => f[0]).sort((a, b) => b - a)[k - 1];
 }
 
-/** Indices of `values` sorted best first, ties by index (np.argsort(-x, kind="stable")). */
-function argsortDescending(values) {
-  const idx = Array.from(values, (_, i) => i);
-  return idx.sort((a, b) => (values[b] - values[a]) || (a - b));
+/** The indices of the `n` largest `values`, best first, ties by index (as
+ * np.argsort(-values, kind="stable")[:n]), keeping those above `threshold`. Filtering
+ * first selects the same indices (the filter keeps a prefix of the sorted order), and a
+ * running top-n list is cheaper than sorting every candidate. */
+function bestIndices(values, n, threshold) {
+  const best = [];
+  for (let i = 0; i < values.length; i += 1) {
+    const v = values[i];
+    if (!(v > threshold) || (best.length === n && !(v > values[best[n - 1]]))) continue;
+    let at = best.length;
+    while (at > 0 && v > values[best[at - 1]]) at -= 1;  // after equal values: by index
+    best.splice(at, 0, i);
+    if (best.length > n) best.pop();
+  }
+  return best;
 }
 
 /** Python's str ordering: by code point (JS's < compares UTF-16 units). */
