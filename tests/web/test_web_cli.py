@@ -136,3 +136,15 @@ def test_serve_prints_the_url_serves_the_site_and_stops_on_ctrl_c(tmp_path, site
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=20)
     assert code == 0
+
+
+def test_the_page_ships_as_package_data():
+    """pyproject.toml's package data covers every asset (one flat folder), so an installed
+    lstm-edge can write the site."""
+    from pathlib import Path
+
+    from lstm_edge.toolchain.web import ASSETS, SHIM, STATIC_FILES
+
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert '"lstm_edge.toolchain" = ["web_assets/*"]' in pyproject.splitlines()
+    assert sorted(p.name for p in ASSETS.iterdir()) == sorted([*STATIC_FILES, SHIM])
