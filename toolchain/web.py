@@ -57,7 +57,7 @@ WASM_EXPORTS = (
     "web_vocab_size",
     "web_state_floats",
     "web_batch_scratch_floats",
-    "web_check_model",
+    "web_prepare",
     "web_alloc",
     "web_free",
     "web_init_state",

@@ -67,7 +67,7 @@ export class WasmModel {
     this.x = instance.exports;
     this.vocabSize = this.x.web_vocab_size();
     this.stateFloats = this.x.web_state_floats();
-    check(this.x.web_check_model(), "the model data");
+    check(this.x.web_prepare(), "the model data");  // int8: widened to float32 once
     if (this.vocabSize !== config.vocab.length) {
       throw new Error(`model.wasm has ${this.vocabSize} logits, model.json ${config.vocab.length} characters`);
     }
