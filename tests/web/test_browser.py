@@ -9,7 +9,7 @@ import importlib.util
 
 import pytest
 from browser import CHROMEDRIVER, CHROMIUM, chromium, latency, served, shown, wait_ready
-from conftest import require
+from web_support import require
 
 from lstm_edge.runtime import Suggester, load
 

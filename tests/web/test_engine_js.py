@@ -8,8 +8,8 @@ punctuation that replaces their space."""
 from __future__ import annotations
 
 import pytest
-from conftest import require_node
 from node_engine import run_node
+from web_support import require_node
 
 from lstm_edge.runtime import Suggester, load
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require_node
 from node_engine import run_node
+from web_support import require_node
 
 from lstm_edge.exporters.compare import C_VS_NUMPY_TOLERANCE
 from lstm_edge.runtime import load

@@ -7,8 +7,8 @@ import json
 
 import onnx
 import pytest
-from conftest import require
 from typer.testing import CliRunner
+from web_support import require
 
 from lstm_edge.runtime import suggest
 from lstm_edge.toolchain.cli import app
