@@ -13,7 +13,7 @@ tests/web/test_browser.py):
   last / p50 / p99, which are read back.
 
     python3 scripts/web_latency.py runs/default/model.int8.onnx runs/default/model.onnx \
-        [--keystrokes 200] [--loads 5] [--screenshot examples/predictive_typing/web.png]
+        [--keystrokes 200] [--loads 10] [--screenshot examples/predictive_typing/web.png]
 
 Needs clang, lld, wasi-libc, chromium, chromium-driver (Debian) and selenium (pip).
 """
@@ -89,7 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--keystrokes", type=int, default=200)
-    parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--loads", type=int, default=10)
     parser.add_argument("--screenshot", type=Path, help="PNG of the first model's page")
     args = parser.parse_args()
     print(
