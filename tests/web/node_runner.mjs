@@ -67,5 +67,9 @@ function script(req) {
   return { results, step_calls: s.stepCalls };
 }
 
-const answer = request.mode === "script" ? script(request) : logits(request);
+// {"mode": "word_chars", "chars": "..."}: engine.isWordChar of each code point.
+const answer =
+  request.mode === "script" ? script(request)
+  : request.mode === "word_chars" ? Array.from(request.chars, (ch) => engine.isWordChar(ch))
+  : logits(request);
 process.stdout.write(JSON.stringify(answer));

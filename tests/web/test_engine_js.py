@@ -141,3 +141,21 @@ def test_the_scripts_exercise_what_they_name(sites):
     assert complete[3] == "cab a"
     assert py["a run longer than max_word_len has no completion"] == [[]]
     assert all(py["characters the vocabulary cannot spell"])
+
+
+def test_word_characters_are_pythons(sites):
+    """isWordChar (a Unicode property regex) agrees with is_word_char (str.isalnum) on
+    every assigned code point below U+3000 and a sample above (letters, digits, marks,
+    punctuation, symbols of many scripts; emoji)."""
+    import unicodedata
+
+    from lstm_edge.runtime.suggest import is_word_char
+
+    node = require_node()
+    points = [*range(0x20, 0x3000), *range(0xAC00, 0xAC40), *range(0x1F600, 0x1F610), 0x10400]
+    chars = "".join(chr(p) for p in points if unicodedata.category(chr(p)) not in ("Cn", "Cs"))
+    got = run_node(node, sites.float_site, {"mode": "word_chars", "chars": chars})
+    want = [is_word_char(ch) for ch in chars]
+    differ = [f"U+{ord(c):04X}" for c, g, w in zip(chars, got, want, strict=True) if g != w]
+    assert not differ, differ[:20]
+    assert sum(want) > 1000  # letters and digits of many scripts, not a trivial sample
