@@ -82,9 +82,13 @@ def test_int8_full_is_refused_clearly(tmp_path, sites):
     assert "int8-full" in line and "model.int8.onnx" in line
 
 
-def test_missing_tools_name_the_debian_packages(monkeypatch, tmp_path):
+def test_missing_tools_name_the_debian_packages(monkeypatch, tmp_path, sites):
     monkeypatch.setenv("PATH", str(tmp_path))  # no clang, no wasm-ld
     monkeypatch.delenv("WASM_CC", raising=False)
+    out = tmp_path / "site"
+    line = one_line_error(runner.invoke(app, ["web", str(sites.float_path), "-o", str(out)]))
+    assert "clang not found" in line and "apt-get install clang lld wasi-libc" in line
+    assert not out.exists()
     with pytest.raises(WebError, match="apt-get install clang lld wasi-libc"):
         wasm_compiler()
     monkeypatch.setenv("WASI_SYSROOT", str(tmp_path / "nowhere"))
