@@ -703,6 +703,44 @@ def demo(
         typer.echo(text)
 
 
+@app.command()
+@user_errors
+def web(
+    model: Path = typer.Argument(
+        ..., help="A char-lm .onnx artifact: float (model.onnx) or int8 (model.int8.onnx)."
+    ),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for the static site."),
+    serve: bool = typer.Option(
+        False, "--serve", help="Then serve the folder on 127.0.0.1 until Ctrl-C."
+    ),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port for --serve."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty OUT."),
+) -> None:
+    """Predictive typing in the browser: a static site (index.html, engine.js, the model as
+    WebAssembly) that runs the C library and the typing engine in the page.
+
+    Needs clang, wasm-ld and wasi-libc (Debian: apt-get install clang lld wasi-libc).
+    See lstm_edge/toolchain/web.py.
+    """
+    from lstm_edge.toolchain import web as site_builder
+    from lstm_edge.toolchain.typing_eval import scheme_label
+
+    site = site_builder.write_site(model, out, force=force)
+    console.print(
+        f"wrote {len(site.files)} files to {site.out_dir} (model.wasm {site.wasm_bytes:,} bytes, "
+        f"{scheme_label(site.scheme)}, {site.vocab_size} characters)",
+        highlight=False,
+    )
+    if serve:
+        site_builder.serve(
+            site.out_dir,
+            port,
+            lambda url: console.print(f"serving {url} (Ctrl-C stops)", highlight=False),
+        )
+    else:
+        console.print(f"serve it with --serve, or any static file server of {out}")
+
+
 @app.command("eval-typing")
 @user_errors
 def eval_typing(

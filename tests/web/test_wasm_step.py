@@ -1,0 +1,58 @@
+"""The WebAssembly build of the C library steps like the numpy reference: logits over a
+few hundred steps of several streams, batched (as the engine's beam search calls it), one
+stream at a time, and as one prefill run, float and int8, within the C-vs-numpy bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from node_engine import run_node
+from web_support import require_node
+
+from lstm_edge.exporters.compare import C_VS_NUMPY_TOLERANCE
+from lstm_edge.runtime import load
+
+STEPS = 300
+
+
+@pytest.mark.parametrize("scheme", ["float", "int8"])
+def test_wasm_logits_equal_numpy(sites, scheme):
+    node = require_node()
+    path = sites.float_path if scheme == "float" else sites.int8_path
+    site = sites.float_site if scheme == "float" else sites.int8_site
+    model = load(path, backend="numpy")
+    rng = np.random.default_rng(0)
+    streams = rng.integers(0, model.config.vocab_size, size=(3, STEPS))
+    ref, _ = model.step(streams, model.initial_state(batch=3))  # [3, STEPS, V]
+
+    batched = np.array(run_node(node, site, {"mode": "batched", "streams": streams.tolist()}))
+    single = np.array(run_node(node, site, {"mode": "single", "streams": streams.tolist()}))
+    prefill = np.array(run_node(node, site, {"mode": "prefill", "streams": streams.tolist()}))
+    assert batched.shape == ref.shape
+    for got in (batched, single, prefill):
+        err = np.abs(got - ref).max()
+        assert err <= C_VS_NUMPY_TOLERANCE, err
+    # The library promises one summation order for batches, runs and single steps.
+    np.testing.assert_array_equal(batched, single)
+    np.testing.assert_array_equal(prefill, single)
+
+
+def test_the_module_imports_nothing(sites):
+    """The step needs no WASI (or any) import, so the page instantiates it with {}."""
+    node = require_node()
+    import subprocess
+
+    code = (
+        "const m = new WebAssembly.Module(require('fs').readFileSync(process.argv[1]));"
+        "console.log(JSON.stringify([WebAssembly.Module.imports(m),"
+        " WebAssembly.Module.exports(m).map(e => e.name)]))"
+    )
+    out = subprocess.run(
+        [node, "-e", code, str(sites.float_site / "model.wasm")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    import json
+
+    imports, exports = json.loads(out)
+    assert imports == []
+    assert {"memory", "web_step", "web_alloc", "web_init_state"} <= set(exports)
