@@ -122,13 +122,6 @@ def time_interleaved(
     return stats
 
 
-def time_loop(
-    body: Callable[[int], None], repeats: int, target: float = TARGET_REPEAT_SECONDS
-) -> Stats:
-    """Time `body(k)` (which runs k iterations) `repeats` times; seconds per iteration."""
-    return time_interleaved([body], repeats, target)[0]
-
-
 # ---- threads -------------------------------------------------------------------------------
 
 # OpenBLAS' thread setters under the names numpy's wheels have shipped them with.
@@ -826,24 +819,36 @@ def _measure_throughput(
     options: BenchOptions,
     console: Console,
 ) -> None:
-    """Throughput: batched streams and a prefill, each runtime model and torch."""
-
-    def measure(label: str, body: Callable[[int], None]) -> Stats:
-        with console.status(f"bench: {label}"):
-            return time_loop(body, options.repeats, options.target_seconds)
-
-    for path, backend, m in models:
-        name = f"lstm_edge.runtime ({backend})"
-        for b in options.streams:
-            st = measure(f"{path.name} ({backend}) x{b}", runtime_step_loop(m, b))
-            report.throughput.append(ThroughputRow(name, str(path), "streams", b, st))
-        st = measure(f"{path.name} ({backend}) prefill", runtime_prefill_loop(m, options.prefill))
-        report.throughput.append(ThroughputRow(name, str(path), "prefill", options.prefill, st))
-    for b in options.streams:
-        st = measure(f"torch x{b}", torch_step_loop(torch_model, b))
-        report.throughput.append(ThroughputRow("torch eager", None, "streams", b, st))
-    st = measure("torch prefill", torch_prefill_loop(torch_model, options.prefill))
-    report.throughput.append(ThroughputRow("torch eager", None, "prefill", options.prefill, st))
+    """Throughput: batched streams and a prefill, each runtime model and torch. Every row
+    of one mode (b streams, or the prefill) is timed in the same interleaved rounds, as the
+    latency rows are, so a slow spell of the machine hits the backends alike and their
+    ratios mean something."""
+    modes = [("streams", b) for b in options.streams] + [("prefill", options.prefill)]
+    rows: dict[tuple[str, str | None, str, int], Stats] = {}
+    for mode, n in modes:
+        items: list[tuple[tuple[str, str | None, str, int], Callable[[int], None]]] = []
+        for path, backend, m in models:
+            body = runtime_step_loop(m, n) if mode == "streams" else runtime_prefill_loop(m, n)
+            items.append(((f"lstm_edge.runtime ({backend})", str(path), mode, n), body))
+        torch_body = (
+            torch_step_loop(torch_model, n)
+            if mode == "streams"
+            else torch_prefill_loop(torch_model, n)
+        )
+        items.append((("torch eager", None, mode, n), torch_body))
+        label = f"{n} streams" if mode == "streams" else f"prefill {n}"
+        with console.status(f"bench: throughput, {label}"):
+            stats = time_interleaved(
+                [body for _, body in items], options.repeats, options.target_seconds
+            )
+        rows.update((key, st) for (key, _), st in zip(items, stats, strict=True))
+    # the table's order: each runtime model's modes, then torch's
+    order = [(f"lstm_edge.runtime ({be})", str(p)) for p, be, _ in models] + [("torch eager", None)]
+    for name, path in order:
+        for mode, n in modes:
+            report.throughput.append(
+                ThroughputRow(name, path, mode, n, rows[(name, path, mode, n)])
+            )
 
 
 def _measure_processes(
