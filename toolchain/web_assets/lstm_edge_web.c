@@ -21,6 +21,7 @@
 #include "net_model.h"
 
 static lstm_edge_model widened;          /* the int8 model as float32 (web_prepare) */
+static lstm_edge_model tabled;           /* ... with its token gate table (web_prepare) */
 static const lstm_edge_model *model = &net_model;  /* the model every step runs */
 
 /* f[i] = q[i] * scale[row of i]: rows of `per_row` values (embedding, [V][E]) when
@@ -58,9 +59,30 @@ static int widen_matrix(lstm_edge_matrix *m)
     return 1;
 }
 
+/* Layer 0's gate inputs per token, computed once (lstm_edge_token_gates: the numbers a
+ * step computes, bit for bit), so a step copies a row instead of a matrix-vector product. */
+static int32_t with_token_gates(void)
+{
+    const size_t rows = (size_t)NET_VOCAB * 4 * (size_t)NET_HIDDEN;
+    const size_t scratch_floats = (size_t)LSTM_EDGE_BATCH_BLOCK * (size_t)NET_INPUT_SIZE;
+    float *table = (float *)malloc(sizeof(float) * rows);
+    float *scratch = (float *)malloc(sizeof(float) * scratch_floats);
+    lstm_edge_status st = LSTM_EDGE_ERR_BAD_SIZE; /* out of memory */
+    if (table != NULL && scratch != NULL) {
+        st = lstm_edge_token_gates(model, table, rows, scratch, scratch_floats, &tabled);
+    }
+    free(scratch);
+    if (st != LSTM_EDGE_OK) {
+        free(table);
+        return (int32_t)st;
+    }
+    model = &tabled;
+    return (int32_t)lstm_edge_check_model(model);
+}
+
 /* Call once before stepping: checks the model data, widens its int8 matrices and
- * embedding (see the top; a float model's are kept), and checks the model that will run
- * (lstm_edge_check_model's status). */
+ * embedding (see the top; a float model's are kept), computes the token gate table, and
+ * checks the model that will run (lstm_edge_check_model's status). */
 int32_t web_prepare(void)
 {
     lstm_edge_layer *layers;
@@ -94,7 +116,7 @@ int32_t web_prepare(void)
     }
     widened.layers = layers;
     model = &widened;
-    return (int32_t)lstm_edge_check_model(model);
+    return with_token_gates();
 }
 
 /* Sizes the JavaScript side allocates with. */
