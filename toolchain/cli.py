@@ -714,7 +714,9 @@ def web(
         False, "--serve", help="Then serve the folder on 127.0.0.1 until Ctrl-C."
     ),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port for --serve."),
-    force: bool = typer.Option(False, "--force", help="Write into a non-empty OUT."),
+    force: bool = typer.Option(
+        False, "--force", help="Write beside other files in OUT (an earlier site is replaced)."
+    ),
 ) -> None:
     """Predictive typing in the browser: a static site (index.html, engine.js, the model as
     WebAssembly) that runs the C library and the typing engine in the page.

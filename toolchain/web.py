@@ -37,6 +37,7 @@ from lstm_edge.runtime.backends.c_build import FLOAT_LIBRARY, LIBRARY_DIR
 from lstm_edge.runtime.backends.c_source import INT_SCHEME, model_sources
 from lstm_edge.runtime.config import UNK_ID
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.runtime.files import atomic_write_bytes
 from lstm_edge.runtime.suggest import (
     ATTACHING_PUNCT,
     DEFAULT_BEAM_WIDTH,
@@ -207,12 +208,18 @@ def check_model(model: Path):
 
 
 def check_out_dir(out_dir: Path, force: bool) -> None:
+    """A folder that is empty or holds only an earlier site (so `--serve` can be run again)
+    is written without --force; any other file in it needs --force (and is kept)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise WebError(f"output {out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+    if not out_dir.is_dir() or force:
+        return
+    others = sorted(p.name for p in out_dir.iterdir() if p.name not in SITE_FILES)
+    if others:
         raise WebError(
-            f"output folder {out_dir} exists and is not empty; pass --force to write the "
-            f"site's files ({', '.join(SITE_FILES)}) into it"
+            f"output folder {out_dir} holds other files ({', '.join(others[:3])}"
+            f"{', ...' if len(others) > 3 else ''}); pass --force to write the site's files "
+            f"({', '.join(SITE_FILES)}) beside them"
         )
 
 
@@ -223,15 +230,17 @@ def write_site(model: Path, out_dir: Path, *, force: bool = False) -> Site:
     artifact = check_model(model)
     wasm = build_wasm(model, artifact)
     config = json.dumps(site_config(model, artifact), ensure_ascii=False, indent=1)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in STATIC_FILES:
-        shutil.copyfile(ASSETS / name, out_dir / name)
-        written.append(out_dir / name)
-    (out_dir / WASM_FILE).write_bytes(wasm)
-    (out_dir / CONFIG_FILE).write_text(config + "\n", encoding="utf-8")
-    written += [out_dir / WASM_FILE, out_dir / CONFIG_FILE]
-    return Site(out_dir, tuple(written), len(wasm), artifact.scheme, artifact.config.vocab_size)
+    contents = {name: (ASSETS / name).read_bytes() for name in STATIC_FILES}
+    contents[WASM_FILE] = wasm
+    contents[CONFIG_FILE] = (config + "\n").encode()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WebError(f"cannot create {out_dir}: {e.strerror or e}") from None
+    for name, data in contents.items():  # each file whole or not at all
+        atomic_write_bytes(out_dir / name, data)
+    written = tuple(out_dir / name for name in SITE_FILES)
+    return Site(out_dir, written, len(wasm), artifact.scheme, artifact.config.vocab_size)
 
 
 # ---- serving --------------------------------------------------------------------------------

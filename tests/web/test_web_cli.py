@@ -67,6 +67,12 @@ def test_an_existing_folder_needs_force(tmp_path, sites):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted([*SITE_FILES, "notes.txt"])
     assert (out / "notes.txt").read_text() == "keep me"
+    # a folder holding only an earlier site is written again without --force (--serve twice)
+    result = runner.invoke(app, ["web", str(sites.float_path), "-o", str(tmp_path / "again")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["web", str(sites.int8_path), "-o", str(tmp_path / "again")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "again" / "model.json").read_text())["scheme"] == "int8"
     config = json.loads((out / "model.json").read_text())
     assert config["scheme"] == "int8"
     assert config["engine"]["beam_width"] == suggest.DEFAULT_BEAM_WIDTH
