@@ -260,9 +260,6 @@ class IntCRunner:
     The State stays float32 as for every model, holding the integer codes exactly: they
     are checked and converted to int8 h / int16 c on entry and back on exit."""
 
-    binding = "ctypes"
-    fast = None  # Model.step takes the general path (the conversion happens here)
-
     def __init__(self, library: Path, config: ModelConfig) -> None:
         self.library = library
         self._lib = ctypes.CDLL(str(library))
@@ -280,6 +277,31 @@ class IntCRunner:
         self.layers, self.hidden = config.num_layers, config.hidden_size
         # raw_call(states, batch, x, time, out, scratch, n_scratch) -> status
         self.raw_call = functools.partial(fn, self._model)
+        self._bind(fn, config)
+
+    def _bind(self, fn, config: ModelConfig) -> None:
+        """`fast` for Model.step: the binding's step with the codes checked and converted
+        in C (`bind_codes`; token models), or None: the general path below."""
+        from lstm_edge.runtime.state import State
+
+        self.fast, self.binding = None, "ctypes"
+        binding = build_binding() if np.dtype(self.input_dtype).kind == "i" else None
+        if binding is None:
+            return
+        ctx = binding.bind_codes(
+            ctypes.cast(fn, ctypes.c_void_p).value,
+            self._model,
+            State,
+            self.layers,
+            self.hidden,
+            self.output_size,
+            config.vocab_size,
+            self.scratch_size,
+            H_MAX,
+            C_MIN,
+            C_MAX,
+        )
+        self.fast, self.binding = (binding.step, ctx), "cpython"
 
     def direct_buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(h int8, c int16, scratch int16) for one stream, zeroed: what firmware owns."""

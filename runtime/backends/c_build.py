@@ -187,7 +187,7 @@ def build_binding() -> ModuleType | None:
         return None
     cc = find_compiler()
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    sources = [LIBRARY_DIR / BINDING_FILE, LIBRARY_DIR / "lstm_edge.h"]
+    sources = [LIBRARY_DIR / f for f in (BINDING_FILE, "lstm_edge.h", "lstm_edge_int.h")]
     key = hashlib.sha256(
         "\n".join(
             [*(hashlib.sha256(f.read_bytes()).hexdigest() for f in sources), sys.version,

@@ -20,6 +20,7 @@
 #include <numpy/arrayobject.h>
 
 #include "lstm_edge.h"
+#include "lstm_edge_int.h"
 
 typedef lstm_edge_status (*step_fn)(const lstm_edge_model *, lstm_edge_state *, int32_t,
                                     const void *, int32_t, float *, float *, size_t);
@@ -34,6 +35,10 @@ typedef struct ctx {
     size_t scratch_per_stream, scratch_floats; /* floats of one stream; of `scratch` */
     float *scratch;                            /* for up to `block` streams */
     npy_intp block;
+    /* int8-full (bind_codes): the State holds integer codes in float32, the library steps
+     * int8 h and int16 c (lstm_edge_int_state); scratch_floats counts int16 elements */
+    int codes;
+    int32_t h_max, c_min, c_max;
 } ctx;
 
 static PyObject *s_h, *s_c, *s_checked; /* interned attribute names of State */
@@ -89,6 +94,35 @@ static PyObject *bind(PyObject *self, PyObject *args)
         }
         return PyErr_NoMemory();
     }
+    return capsule;
+}
+
+/* bind_codes(step, model, State, layers, hidden, out_size, vocab, scratch, h_max, c_min,
+ *            c_max) -> capsule: an int8-full token model (lstm_edge_int_step_batch), whose
+ * scratch is `scratch` int16 elements whatever the batch. */
+static PyObject *bind_codes(PyObject *self, PyObject *args)
+{
+    unsigned long long step, model;
+    PyObject *state_type, *capsule;
+    Py_ssize_t layers, hidden, out_size, vocab, scratch;
+    int h_max, c_min, c_max;
+    ctx *k;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KKO!nnnnniii", &step, &model, &PyType_Type, &state_type,
+                          &layers, &hidden, &out_size, &vocab, &scratch, &h_max, &c_min,
+                          &c_max)) {
+        return NULL;
+    }
+    /* a token model of one "stream" of `scratch` elements: bind's own checks and cleanup */
+    args = Py_BuildValue("KKOinnnnnnn", step, model, state_type, 1, layers, hidden, out_size,
+                         (Py_ssize_t)1, vocab, scratch, (Py_ssize_t)1);
+    capsule = args != NULL ? bind(self, args) : NULL;
+    Py_XDECREF(args);
+    if (capsule == NULL) {
+        return NULL;
+    }
+    k = PyCapsule_GetPointer(capsule, "lstm_edge_ctx");
+    k->codes = 1, k->h_max = h_max, k->c_min = c_min, k->c_max = c_max;
     return capsule;
 }
 
@@ -297,6 +331,65 @@ static int run(const ctx *k, const void *x, npy_intp batch, npy_intp time, const
     return status == LSTM_EDGE_OK ? 0 : 1;
 }
 
+/* int8-full: the State's codes [L][B][H] (float32) -> the library's per-stream int8 h and
+ * int16 c, the step, and the new codes back into hn, cn; 0 on success, 1 when a code is
+ * not an integer in its range (the general path names it) or the step refused. */
+static int run_codes(const ctx *k, const void *x, npy_intp batch, npy_intp time,
+                     const float *h, const float *c, float *hn, float *cn, float *y)
+{
+    const npy_intp n = k->layers * k->hidden, total = batch * n;
+    const size_t bytes = (size_t)total * 3 + (size_t)batch * sizeof(lstm_edge_int_state);
+    lstm_edge_int_state *states;
+    int8_t *hq;
+    int16_t *cq;
+    char *mem = PyMem_Malloc(bytes);
+    npy_intp l, b, i;
+    int bad = 0;
+    lstm_edge_status status;
+    if (mem == NULL) {
+        return -1;
+    }
+    states = (lstm_edge_int_state *)mem; /* first: its alignment is malloc's */
+    cq = (int16_t *)(mem + (size_t)batch * sizeof(lstm_edge_int_state));
+    hq = (int8_t *)(cq + total);
+    for (l = 0; l < k->layers; ++l) {
+        for (b = 0; b < batch; ++b) {
+            const npy_intp at = (b * k->layers + l) * k->hidden, from = (l * batch + b) * k->hidden;
+            const float *hv = h + from, *cv = c + from;
+            for (i = 0; i < k->hidden; ++i) {
+                /* NaN fails the range tests; an integer code survives the int32 round trip */
+                bad |= !(hv[i] >= (float)-k->h_max && hv[i] <= (float)k->h_max) ||
+                       hv[i] != (float)(int32_t)hv[i];
+                bad |= !(cv[i] >= (float)k->c_min && cv[i] <= (float)k->c_max) ||
+                       cv[i] != (float)(int32_t)cv[i];
+                hq[at + i] = bad ? 0 : (int8_t)hv[i];
+                cq[at + i] = bad ? 0 : (int16_t)cv[i];
+            }
+        }
+    }
+    if (bad) {
+        PyMem_Free(mem);
+        return 1;
+    }
+    for (b = 0; b < batch; ++b) {
+        states[b].h = hq + b * n;
+        states[b].c = cq + b * n;
+    }
+    status = k->step(k->model, (lstm_edge_state *)(void *)states, (int32_t)batch, x,
+                     (int32_t)time, y, k->scratch, k->scratch_floats);
+    for (l = 0; l < k->layers; ++l) {
+        for (b = 0; b < batch; ++b) {
+            const npy_intp at = (b * k->layers + l) * k->hidden, to = (l * batch + b) * k->hidden;
+            for (i = 0; i < k->hidden; ++i) {
+                hn[to + i] = (float)hq[at + i];
+                cn[to + i] = (float)cq[at + i];
+            }
+        }
+    }
+    PyMem_Free(mem);
+    return status == LSTM_EDGE_OK ? 0 : 1;
+}
+
 #define TOKEN_STACK 256
 
 /* step(ctx, inputs, state) -> (outputs, State) or None (not taken: use the general path) */
@@ -350,8 +443,8 @@ static PyObject *step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (y != NULL && hn != NULL && cn != NULL) {
         float *yd = PyArray_DATA((PyArrayObject *)y), *hd = PyArray_DATA((PyArrayObject *)hn),
               *cd = PyArray_DATA((PyArrayObject *)cn);
-        rc = run(k, x, batch, time, PyArray_DATA((PyArrayObject *)h),
-                 PyArray_DATA((PyArrayObject *)c), hd, cd, yd);
+        rc = (k->codes ? run_codes : run)(k, x, batch, time, PyArray_DATA((PyArrayObject *)h),
+                                          PyArray_DATA((PyArrayObject *)c), hd, cd, yd);
         if (rc == 0 && !(all_finite(yd, PyArray_SIZE((PyArrayObject *)y)) &&
                          all_finite(hd, PyArray_SIZE((PyArrayObject *)hn)) &&
                          all_finite(cd, PyArray_SIZE((PyArrayObject *)cn)))) {
@@ -572,6 +665,7 @@ static PyObject *ort_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
 
 static PyMethodDef methods[] = {
     {"bind", bind, METH_VARARGS, "bind a model: its context for step and call"},
+    {"bind_codes", bind_codes, METH_VARARGS, "bind an int8-full token model"},
     {"step", (PyCFunction)(void (*)(void))step, METH_FASTCALL, "Model.step's fast path"},
     {"call", (PyCFunction)(void (*)(void))call, METH_FASTCALL, "the C step alone"},
     {"ort_bind", ort_bind, METH_VARARGS, "bind an onnxruntime session: its context for ort_step"},

@@ -168,6 +168,34 @@ def test_a_state_that_is_not_integer_codes_is_refused(int_model):
         model.step(x, rt.State(state.h, bad_c))
 
 
+def test_token_models_step_through_the_binding_and_refuse_bad_codes_alike(int_model):
+    # Token models' Model.step checks and converts the codes in C (bind_codes); a code it
+    # will not take (NaN, -128, a fraction, out of range) goes to the general path, which
+    # names it; forecast models keep the general path.
+    from lstm_edge.runtime.backends.c_build import binding_headers
+
+    model = rt.load(int_model.path, backend="c")
+    tokens = np.dtype(int_model.config.spec.c_input_dtype).kind == "i"
+    assert model.runner.binding == ("cpython" if tokens and binding_headers() else "ctypes")
+    stream = int_model.stream[:40]
+    _, state = model.step(stream[None], model.initial_state(1))
+    y, after = model.step(stream[None, :5], state)
+    want, want_h, want_c = model.runner.run(stream[None, :5], state.h, state.c)  # ctypes
+    _assert_bits(y, want, "binding outputs")
+    _assert_bits(after.h, want_h, "binding h")
+    _assert_bits(after.c, want_c, "binding c")
+    for field, value, match in [
+        ("h", np.nan, r"state.h contains NaN"),
+        ("h", -128.0, r"state.h .* \[-127, 127\]; found -128.0"),
+        ("c", 1.5, r"state.c .* found 1.5"),
+        ("c", -32769.0, r"state.c .* found -32769.0"),
+    ]:
+        h, c = state.h.copy(), state.c.copy()
+        (h if field == "h" else c)[-1, 0, -1] = value
+        with pytest.raises(InputError, match=match):
+            model.step(stream[None, :1], rt.State(h, c))
+
+
 def test_footprint_formulas_match_the_generated_arrays(int_model):
     """codegen's per-scheme table (scheme_footprints) is computed from the shapes; for each
     scheme it must equal the bytes of the arrays the generator actually emits."""
