@@ -11,7 +11,9 @@
  * independent, so -O2/-O3 vectorize the inner loop as written. On targets with vector
  * registers a tile of lanes x 32 outputs keeps its sums in registers over all the inputs
  * (a register-blocked matrix product, reading a panel's weights contiguously); elsewhere
- * a pass adds eight inputs at a time to y in memory.
+ * a pass adds eight inputs at a time to y in memory. int8 matrices have kernels of their
+ * own on such targets (tiles over a converted block for many lanes, one lane's sums in
+ * registers for a single step), each doing the passes' arithmetic in the passes' order.
  */
 #include "lstm_edge.h"
 
