@@ -8,7 +8,7 @@
 #include "example_stream.h"
 
 #define N 40
-#define B 6 /* more than LSTM_EDGE_BATCH_BLOCK: one full block and a partial one */
+#define B 6 /* streams of a batch, each a prefill chunk of N steps */
 #define SF EXAMPLE_STATE_FLOATS
 #define V EXAMPLE_VOCAB
 
@@ -26,6 +26,7 @@ static float scratch[EXAMPLE_SCRATCH_FLOATS * LSTM_EDGE_BATCH_BLOCK];
 static float logits1[N][V], logits2[N][V], logits_b[B][N][V];
 static int32_t tokens[B][N];
 static const float features[EXAMPLE_INPUT_SIZE] = {0.0f};
+static float table[V * 4 * EXAMPLE_HIDDEN], table_scratch[EXAMPLE_INPUT_SIZE];
 
 int main(void)
 {
@@ -105,6 +106,29 @@ int main(void)
                                EXAMPLE_SCRATCH_FLOATS - 1) == LSTM_EDGE_ERR_BAD_SIZE);
     CHECK(lstm_edge_step_batch(m, sb, -1, &tokens[0][0], N, NULL, scratch,
                                EXAMPLE_SCRATCH_FLOATS) == LSTM_EDGE_ERR_BAD_SIZE);
+
+    /* The token gate table: steps of the model that reads it give the same bits */
+    {
+        lstm_edge_model fast;
+        const size_t n = sizeof table / sizeof table[0];
+        CHECK(lstm_edge_token_gates(m, table, n - 1, table_scratch, EXAMPLE_INPUT_SIZE, &fast) ==
+              LSTM_EDGE_ERR_BAD_SIZE);
+        CHECK(lstm_edge_token_gates(m, table, n, table_scratch, EXAMPLE_INPUT_SIZE - 1, &fast) ==
+              LSTM_EDGE_ERR_BAD_SIZE);
+        CHECK(lstm_edge_token_gates(m, NULL, n, table_scratch, EXAMPLE_INPUT_SIZE, &fast) ==
+              LSTM_EDGE_ERR_NULL);
+        CHECK(lstm_edge_token_gates(m, table, n, table_scratch, EXAMPLE_INPUT_SIZE, &fast) ==
+              LSTM_EDGE_OK);
+        CHECK(lstm_edge_check_model(&fast) == LSTM_EDGE_OK && fast.token_gates == table);
+        for (b = 0; b < B; ++b) {
+            lstm_edge_reset(&fast, &s2);
+            CHECK(lstm_edge_step_many(&fast, &s2, tokens[b], N, &logits2[0][0], scratch) ==
+                  LSTM_EDGE_OK);
+            CHECK(memcmp(logits_b[b], logits2, sizeof logits2) == 0);
+        }
+        fast.n_token_gates -= 1; /* a table shorter than V x 4H is refused */
+        CHECK(lstm_edge_check_model(&fast) == LSTM_EDGE_ERR_BAD_MODEL);
+    }
 
     /* NULLs and non-finite state */
     CHECK(lstm_edge_step(NULL, &s1, 0, logits1[0], scratch) == LSTM_EDGE_ERR_NULL);
