@@ -817,7 +817,7 @@ def pipeline(
     ),
     model: dict[str, Any] = Shared(
         PipelineOptions,
-        *("steps", "hidden", "layers", "embed", "seq_len", "batch_size"),
+        *("steps", "time_budget", "hidden", "layers", "embed", "seq_len", "batch_size"),
         pipeline=True,
     ),
     validate_steps: int = typer.Option(
