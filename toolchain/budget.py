@@ -82,10 +82,9 @@ def steps_for(
     rounded down to a multiple of ROUND_TO, then clamped to MIN_STEPS_FIT..MAX_STEPS_FIT."""
     available = (seconds - probe_s) * (1 - MARGIN) - eval_s
     per_step = s_per_step + eval_s / eval_every
-    fit = math.floor(available / per_step) if available > 0 and per_step > 0 else 0
-    if per_step <= 0:  # a clock too coarse to see a step: as fast as can be
-        fit = MAX_STEPS_FIT
-    fit = fit // ROUND_TO * ROUND_TO
+    if per_step <= 0:  # a clock too coarse to see a step: as many as allowed
+        return MAX_STEPS_FIT, "maximum"
+    fit = math.floor(available / per_step) // ROUND_TO * ROUND_TO if available > 0 else 0
     if fit < MIN_STEPS_FIT:
         return MIN_STEPS_FIT, "minimum"
     if fit > MAX_STEPS_FIT:
