@@ -258,3 +258,33 @@ def test_pipeline_trains_to_a_real_budget_and_records_it(tmp_path, corpus):
     trained = f"Trained {recorded.steps} steps (fixed by a time budget of 3 s; rerun with "
     assert trained + f"--steps {recorded.steps})" in summary
     assert f"Timing probe: {recorded.s_per_step:.3g} s/step -> {recorded.steps:,} steps" in summary
+
+
+def test_torchrun_ranks_train_rank_0s_count(tmp_path, corpus):
+    """Two ranks time the same fixed number of probe steps (their collectives must pair up)
+    and both train the count rank 0 fixed; a hang here is a mismatch."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--nnodes", "1", "--master-addr", "127.0.0.1", "--master-port", str(port),
+           "-m", "lstm_edge.toolchain", "train", "--out", str(out), "--corpus", str(corpus),
+           "--time-budget", "2", *TINY_ARGS.split(), "--no-progress"]  # fmt: skip
+    # A launcher's variables left in the environment would override this job's own.
+    launched = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK",
+                "ROLE_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID",
+                "TORCHELASTIC_RESTART_COUNT")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in launched}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    recorded = json.loads((out / "train.json").read_text())
+    assert recorded["world_size"] == 2
+    assert recorded["run"]["steps"] == recorded["budget"]["steps"] >= budget.MIN_STEPS_FIT
+    _, state = load_resume_state(out)
+    assert state["step"] == recorded["budget"]["steps"]
+    assert f"rerun with --steps {recorded['budget']['steps']}" in " ".join(proc.stdout.split())
