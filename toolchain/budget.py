@@ -26,7 +26,7 @@ from typing import Any
 # (3,000 fixed steps took 604 s on one 2-core machine and 1,090 s on another).
 DEFAULT_SECONDS = 600.0
 WARMUP_STEPS = 2  # untimed: the first steps allocate and start threads
-PROBE_STEPS = 8  # timed steps, at most...
+PROBE_STEPS = 16  # timed steps, at most (~3 s of the default char-lm model)...
 PROBE_SECONDS = 3.0  # ...or fewer once this much (or PROBE_SHARE of the budget) has passed
 PROBE_SHARE = 0.02
 MIN_TIMED = 2

@@ -57,11 +57,14 @@ def _probe(seconds: float, step_s: float, eval_s: float, eval_every: int, **kw) 
 
 def test_the_probe_fixes_the_step_count_from_the_measured_times():
     b, calls = _probe(600, 0.25, 1.0, 250)
-    # 2 warm-up steps (0.5 s) untimed; 8 timed (2 s, under the 3 s limit); 1 validation.
-    assert calls == {"step": 10, "eval": 1}
-    # Left for training: (600 - 3.5 probe) * 0.95 - 1 (step-0 validation) = 565.675 s;
-    # per step 0.25 + 1/250 (a validation every 250 steps): 2227 steps, rounded to 2220.
-    assert b == Budget(600, 0.25, 1.0, 3.5, 2220, None)
+    # 2 warm-up steps (0.5 s) untimed; 12 timed (3 s: the limit); 1 validation.
+    assert calls == {"step": 14, "eval": 1}
+    # Left for training: (600 - 4.5 probe) * 0.95 - 1 (step-0 validation) = 564.725 s;
+    # per step 0.25 + 1/250 (a validation every 250 steps): 2223 steps, rounded to 2220.
+    assert b == Budget(600, 0.25, 1.0, 4.5, 2220, None)
+    # A fast step: PROBE_STEPS timed steps are enough.
+    _, calls = _probe(600, 0.01, 0.1, 250)
+    assert calls["step"] == 2 + budget.PROBE_STEPS
     assert b.line().startswith("timing probe: 0.25 s/step -> 2,220 steps in 600 s")
     assert "rerun with --steps 2220" in b.line()
 
