@@ -51,6 +51,10 @@ class Budget:
 
     def line(self) -> str:
         """The one line training prints before it starts."""
+        return self.measured() + f"; rerun with --steps {self.steps} for this exact run"
+
+    def measured(self) -> str:
+        """What the probe measured and chose (and a clamp, if any)."""
         text = (
             f"timing probe: {self.s_per_step:.3g} s/step -> {self.steps:,} steps in "
             f"{self.seconds:g} s (probe {self.probe_s:.1f} s, validation {self.eval_s:.2g} s)"
@@ -59,7 +63,7 @@ class Budget:
             text += f"; raised to the minimum of {MIN_STEPS_FIT} steps: expect more than the budget"
         elif self.clamped == "maximum":
             text += f"; capped at {MAX_STEPS_FIT:,} steps: expect less than the budget"
-        return text + f"; rerun with --steps {self.steps} for this exact run"
+        return text
 
     def record(self) -> dict[str, Any]:
         return asdict(self)

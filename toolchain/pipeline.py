@@ -385,7 +385,7 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
             f"{t.best_val:.3f} {t.unit}{baseline} (step {t.best_step})."
         )
         if t.budget is not None:
-            parts[-1] += f" {t.budget.line()[0].upper()}{t.budget.line()[1:]}."
+            parts[-1] += f" T{t.budget.measured()[1:]}."  # "Timing probe: ..."
     parts += [
         "",
         "## Files",
