@@ -215,6 +215,11 @@ def train(
 
     Truncated BPTT, the state carried across chunks.
 
+    char-lm trains to a time budget by default (--time-budget 600): a timing
+    probe of a few real steps on this machine fixes the step count, and so the
+    schedule, before step 1; the run records it (train.json, `lstm-edge info`),
+    --resume keeps it, and --steps N reruns the run exactly.
+
     The data is split into contiguous train/val/test blocks (90/5/5).
     Forecast inputs and outputs are normalized with training-split
     statistics stored in the config.
@@ -819,7 +824,7 @@ def pipeline(
     ),
     model: dict[str, Any] = Shared(
         PipelineOptions,
-        *("steps", "hidden", "layers", "embed", "seq_len", "batch_size"),
+        *("steps", "time_budget", "hidden", "layers", "embed", "seq_len", "batch_size"),
         pipeline=True,
     ),
     validate_steps: int = typer.Option(
@@ -835,6 +840,7 @@ def pipeline(
     forecast bundles also get detect/ (anomaly scores of the quantized model).
     A failing stage stops the pipeline with its message and exit status
     (1 a check failed, 2 bad input, 130 interrupted); earlier outputs stay.
+    char-lm trains to a time budget by default (see `lstm-edge train --help`).
     """
     from lstm_edge.toolchain.pipeline import run_pipeline
 

@@ -232,6 +232,8 @@ def describe_checkpoint(folder: Path) -> dict[str, Any]:
     if run_file.is_file():
         run = read_json(run_file, InvalidCheckpointError, NOT_CHECKPOINT)
         info["run"] = run.get("run") if isinstance(run, dict) else None
+        if isinstance(run, dict) and isinstance(run.get("budget"), dict):
+            info["budget"] = run["budget"]  # the timing probe that fixed run.steps
     metrics = read_metrics(folder)
     for kind in ("train", "val"):
         last = [m for m in metrics if m.get("kind") == kind]

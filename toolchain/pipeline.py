@@ -381,9 +381,11 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         t = result.train
         baseline = f" (persistence: {t.baseline:.3f})" if t.baseline is not None else ""
         parts.append(
-            f"Trained {t.steps} steps in {t.elapsed_s:.0f} s; best validation "
+            f"Trained {t.steps} steps{t.budget_note()} in {t.elapsed_s:.0f} s; best validation "
             f"{t.best_val:.3f} {t.unit}{baseline} (step {t.best_step})."
         )
+        if t.budget is not None:
+            parts[-1] += f" T{t.budget.measured()[1:]}."  # "Timing probe: ..."
     parts += [
         "",
         "## Files",

@@ -20,11 +20,13 @@ from typing import Any
 from lstm_edge.runtime.config import TASKS
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.tasks import DEFAULT_TASK
+from lstm_edge.toolchain.budget import DEFAULT_SECONDS, MAX_STEPS_FIT, MIN_STEPS_FIT
 
 # Training losses of the forecast task, in training-split standard units.
 FORECAST_LOSSES = ("mse", "mae")
 MAX_LR = 1e3  # far above any useful rate; ~1e37 overflows inside the optimizer
 MAX_STEPS = 10**9  # a bound on --steps (and --epochs): beyond it a run never ends
+MAX_TIME_BUDGET = 10**7  # seconds (~4 months): beyond it the number is a mistake
 
 
 class TrainingError(LstmEdgeError):
@@ -40,7 +42,10 @@ class RunConfig:
     embed: int = 64
     seq_len: int = 128
     batch_size: int = 32  # global: the number of contiguous streams, over all ranks
-    steps: int = 3000
+    steps: int = 3000  # with time_budget: the count the timing probe fixed
+    # Seconds of training: a timing probe fixes `steps` before step 1 (lstm_edge.toolchain.
+    # budget). None: `steps` as given. char-lm's default is a budget (tasks/char_lm.py).
+    time_budget: float | None = None
     lr: float = 3e-3
     min_lr_fraction: float = 0.1  # cosine decays to lr * this
     warmup_steps: int = 100  # at most steps // 10
@@ -88,6 +93,17 @@ class RunConfig:
             raise TrainingError(f"min_lr_fraction is {self.min_lr_fraction!r} (expected 0..1)")
         if not 0 <= self.dropout < 1:
             raise TrainingError(f"dropout is {self.dropout!r} (expected 0 <= dropout < 1)")
+        budget = self.time_budget
+        if budget is not None and not (
+            not isinstance(budget, bool)
+            and isinstance(budget, (int, float))
+            and math.isfinite(budget)
+            and 0 < budget <= MAX_TIME_BUDGET
+        ):
+            raise TrainingError(
+                f"time budget is {budget!r} (expected a finite number of seconds > 0 and "
+                f"at most {MAX_TIME_BUDGET:g})"
+            )
         for name in ("warmup_steps", "weight_decay"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -128,7 +144,16 @@ def run_config(task: str, given: dict[str, Any]) -> RunConfig:
             raise TrainingError(
                 f"{', '.join(wrong)} {verb} to --task {takers} only (this run is --task {task})"
             )
-    run = RunConfig(**{**this.defaults, **given, "task": task})
+    settings = {**this.defaults, **given, "task": task}
+    if given.get("steps") is not None:  # a step count given replaces a default budget
+        if given.get("time_budget") is not None:
+            raise TrainingError(
+                f"pass --steps or --time-budget, not both (--steps {given['steps']} fixes "
+                f"the step count; --time-budget {given['time_budget']:g} lets a timing probe "
+                "choose it)"
+            )
+        settings["time_budget"] = None
+    run = RunConfig(**settings)
     run.check()
     return run
 
@@ -301,7 +326,20 @@ class TrainSettings:
         pipeline="Training streams.",
     )
     steps: int | None = option(
-        "Optimizer steps.", min=1, shows_default=True, pipeline="Training steps."
+        "Optimizer steps, exactly (e.g. a --time-budget run's recorded count, to rerun it). "
+        "Replaces char-lm's default time budget. Default: char-lm: what --time-budget "
+        "fixes; forecast 1500; classify 1200; with --resume: the run's own.",
+        min=1,
+        pipeline="Training steps (exact; replaces char-lm's default time budget).",
+    )
+    time_budget: float | None = option(
+        "Seconds of training: a timing probe of a few real steps fixes the step count "
+        "(recorded in train.json; --resume keeps it, --steps N reruns it). Clamped to "
+        f"{MIN_STEPS_FIT:,}..{MAX_STEPS_FIT:,} steps. Default: char-lm {DEFAULT_SECONDS:g} "
+        "unless --steps/--epochs; other tasks: fixed --steps.",
+        "--time-budget",
+        pipeline="Seconds of training; a timing probe fixes the steps (char-lm default "
+        f"{DEFAULT_SECONDS:g}).",
     )
     epochs: float | None = option(  # instead of steps: passes over the training split
         "Instead of --steps: passes over the training split (may be fractional)."

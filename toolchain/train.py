@@ -23,7 +23,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from lstm_edge.runtime.errors import Interrupted
 from lstm_edge.runtime.tasks import DEFAULT_TASK
+from lstm_edge.toolchain import budget as budget_mod
+from lstm_edge.toolchain.budget import Budget
 from lstm_edge.toolchain.checkpoint import (
     CONFIG_FILE,
     InvalidCheckpointError,
@@ -131,15 +133,24 @@ class TrainResult:
     baseline: float | None = None  # forecast: the metric of persistence on the same split
     is_main: bool = True  # rank 0 (the one that reports); other ranks' metrics are partial
     items: str = "chars"  # what `items_per_s` counts: "chars" | "rows"
+    budget: Budget | None = None  # the timing probe of a --time-budget run
 
     def report(self) -> str:
         """The one line `lstm-edge train` prints."""
         baseline = "" if self.baseline is None else f" (persistence {self.baseline:.3f})"
         return (
-            f"trained {self.steps} steps in {self.elapsed_s:.0f} s ({self.items_per_s:,.0f} "
+            f"trained {self.steps} steps{self.budget_note()} in {self.elapsed_s:.0f} s "
+            f"({self.items_per_s:,.0f} "
             f"{self.items}/s); best validation {self.best_val:.3f} {self.unit}{baseline} at "
             f"step {self.best_step}; checkpoint: {self.out}"
         )
+
+    def budget_note(self) -> str:
+        """What a --time-budget run adds to the report line ("" for fixed steps)."""
+        b = self.budget
+        if b is None:
+            return ""
+        return f" (fixed by a time budget of {b.seconds:g} s; rerun with --steps {b.steps})"
 
     # The char-lm names, kept for callers written before forecast existed.
     @property
@@ -190,6 +201,12 @@ def _resolve_run(
     if options.epochs is not None:
         if options.steps is not None:
             raise TrainingError("pass --steps or --epochs, not both")
+        if options.time_budget is not None:
+            raise TrainingError(
+                f"pass --epochs or --time-budget, not both (--epochs {options.epochs:g} fixes "
+                f"the step count; --time-budget {options.time_budget:g} lets a timing probe "
+                "choose it)"
+            )
         if not (math.isfinite(options.epochs) and options.epochs > 0):
             raise TrainingError(f"epochs is {options.epochs!r} (expected a finite number > 0)")
         if options.epochs * chunks > MAX_STEPS:
@@ -233,6 +250,7 @@ class _Trainer:
         self.stopping = False  # agreed by all ranks
         self.bar = _Progress(False, 0, 0, Objective.of(RunConfig()))
         self.baseline: float | None = None
+        self.budget: Budget | None = None  # a --time-budget run's timing probe
 
     # -- setup --
 
@@ -264,9 +282,7 @@ class _Trainer:
             self.baseline = self.objective.value(float(loss))
         train = self._normalized(source.train)
         self.streams = task.train_batches(train, run, d) or train_streams(train, run, d)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=run.lr_at(0), weight_decay=run.weight_decay
-        )
+        self.optimizer = self._new_optimizer()
         per = run.batch_size // d.world
         self.h, self.c = self.model.initial_state(per)
         self.step = 0
@@ -281,6 +297,39 @@ class _Trainer:
         # from the same weights.
         net = _Normalized(self.model)
         self.net: nn.Module = DistributedDataParallel(net) if d.world > 1 else net
+        if resume is not None:  # the recorded count stands: never probed again
+            self.budget = Budget.from_record(resume.get("budget"))
+        elif run.time_budget is not None:
+            self._fix_steps(run.time_budget)
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        run = self.run
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=run.lr_at(0), weight_decay=run.weight_decay
+        )
+
+    def _fix_steps(self, seconds: float) -> None:
+        """Time real training steps and one validation (lstm_edge.toolchain.budget), undo
+        them, and make the run one of the step count that fits `seconds`. The model, the
+        random state and the carried state are restored and the optimizer is new, so the
+        run equals a `--steps N` run of the count chosen. Every rank takes rank 0's count."""
+        weights = {k: v.clone() for k, v in self.model.state_dict().items()}
+        rng, h, c = torch.get_rng_state(), self.h, self.c
+        self.run = replace(self.run, steps=budget_mod.MAX_STEPS_FIT)  # no schedule bound
+        self.optimizer = self._new_optimizer()
+        measured = budget_mod.measure(
+            seconds,
+            self.train_step,
+            lambda: on_rank0(self.d, self._validation_loss),
+            self.run.eval_every,
+            adaptive=self.d.world == 1,
+        )
+        self.budget = budget = self.d.broadcast(measured)
+        self.model.load_state_dict(weights)
+        torch.set_rng_state(rng)
+        self.h, self.c, self.step, self.losses = h, c, 0, []
+        self.run = replace(self.run, steps=budget.steps)
+        self.optimizer = self._new_optimizer()
 
     def _start(
         self, prepare: Callable[[], None]
@@ -405,11 +454,16 @@ class _Trainer:
         h, c = self.d.gather_streams(self.h), self.d.gather_streams(self.c)
         on_rank0(self.d, lambda: self._eval_and_save(h, c))
 
-    def _eval_and_save(self, h: torch.Tensor, c: torch.Tensor) -> None:
+    def _validation_loss(self) -> float:
         run, obj = self.run, self.objective
         loss = self.task.validation_loss(self.model, self.val, run, obj)
         if loss is None:  # the task reads the shared contiguous streams
             loss = evaluate(self.model, self.val, run.eval_streams, run.seq_len, obj)
+        return loss
+
+    def _eval_and_save(self, h: torch.Tensor, c: torch.Tensor) -> None:
+        run, obj = self.run, self.objective
+        loss = self._validation_loss()
         value = obj.value(loss)
         record = {"kind": "val", "step": self.step, "loss": loss, obj.metric: value}
         is_best = math.isfinite(loss) and (self.best is None or loss < self.best["val_loss"])
@@ -445,6 +499,7 @@ class _Trainer:
             "best": self.best,
             "rng": {"torch": torch.get_rng_state()},
             "world_size": self.d.world,
+            "budget": None if self.budget is None else self.budget.record(),
         }
         save_resume_state(self.out, self.model, state)
         write_curves(self.out, self.metrics, self.losses, self.evals, self.objective)
@@ -454,6 +509,8 @@ class _Trainer:
             "run": asdict(self.run),
             "world_size": self.d.world,
             "threads": torch.get_num_threads(),
+            # a --time-budget run: what the timing probe measured and the count it fixed
+            "budget": None if self.budget is None else self.budget.record(),
         }
         info.update(self.task.run_info(self.data, self.objective, self.baseline))
         atomic_write_json(self.out / RUN_FILE, info)
@@ -461,8 +518,13 @@ class _Trainer:
     def loop(self) -> TrainResult:
         run, d, obj = self.run, self.d, self.objective
         progress = self.options.progress and d.main
-        with _Progress(progress, run.steps, self.step, obj) as bar:
+        title = "train"
+        if self.budget is not None:
+            title += f" ({self.budget.seconds:g} s budget: {run.steps:,} steps)"
+        with _Progress(progress, run.steps, self.step, obj, title) as bar:
             self.bar = bar
+            if self.step == 0 and self.budget is not None:
+                bar.note(self.budget.line())
             if self.step == 0:
                 on_rank0(d, self.write_run_file)
                 self.eval_and_save()  # step 0: OUT is a loadable checkpoint from the start
@@ -503,6 +565,7 @@ class _Trainer:
             baseline=self.baseline,
             is_main=d.main,
             items=self.task.items,
+            budget=self.budget,
         )
 
 
@@ -510,11 +573,14 @@ class _Progress:
     """A rich progress bar (step, loss as the metric, characters or rows/s, ETA) plus one
     line per evaluation, which is what a log file of a non-interactive run shows."""
 
-    def __init__(self, enabled: bool, total: int, done: int, objective: Objective) -> None:
+    def __init__(
+        self, enabled: bool, total: int, done: int, objective: Objective, title: str = "train"
+    ) -> None:
         self.enabled = enabled
         if not enabled:
             return
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -525,7 +591,7 @@ class _Progress:
         )
 
         self.bar = Progress(
-            TextColumn("[bold]train"),
+            TextColumn(f"[bold]{escape(title)}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[bpc]:.3f} " + objective.metric),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lstm_edge.toolchain.budget import DEFAULT_SECONDS
 from lstm_edge.toolchain.checkpoint import load_checkpoint
 from lstm_edge.toolchain.run_config import RunConfig, TrainingError, default_text, run_config
 from lstm_edge.toolchain.series import builtin_signal, write_csv
@@ -90,7 +91,9 @@ def test_cut_held_out_stream_is_the_export_checks_stream(char_ckpt, forecast_ckp
 def test_run_defaults_and_task_only_settings_come_from_the_task():
     forecast = training("forecast")
     assert run_config("forecast", {}).hidden == forecast.defaults["hidden"]
-    assert run_config("char-lm", {}) == RunConfig()
+    # RunConfig's defaults are char-lm's, but for its default time budget.
+    assert run_config("char-lm", {}) == RunConfig(time_budget=DEFAULT_SECONDS)
+    assert run_config("forecast", {}).time_budget is None
     classify = training("classify")
     assert default_text("hidden") == (
         f"{RunConfig().hidden}; forecast {forecast.defaults['hidden']}; "

@@ -11,6 +11,7 @@ from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.tasks.char_lm import CHAR_LM
 from lstm_edge.toolchain import data as data_mod
+from lstm_edge.toolchain.budget import DEFAULT_SECONDS
 from lstm_edge.toolchain.tasks.training_base import HeldOut, Pairs, Source, TaskTraining, take
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ _SERIES_OPTIONS = {
 class CharLmTraining(TaskTraining):
     name = CHAR_LM.name
     only = ("embed", "max_vocab", "min_count")
-    defaults: ClassVar[dict[str, Any]] = {}  # RunConfig's defaults are char-lm's
+    # RunConfig's defaults are char-lm's, but for the time budget: ~10 minutes of training
+    # on any 2-core machine (`steps` then comes from the timing probe).
+    defaults: ClassVar[dict[str, Any]] = {"time_budget": DEFAULT_SECONDS}
     items = "chars"
 
     @property
