@@ -732,17 +732,21 @@ def web(
     from lstm_edge.toolchain import web as site_builder
     from lstm_edge.toolchain.typing_eval import scheme_label
 
-    site = site_builder.write_site(model, out, force=force)
+    server = site_builder.bind(out, port) if serve else None
+    try:
+        site = site_builder.write_site(model, out, force=force)
+    except BaseException:
+        if server is not None:
+            server.server_close()
+        raise
     console.print(
         f"wrote {len(site.files)} files to {site.out_dir} (model.wasm {site.wasm_bytes:,} bytes, "
         f"{scheme_label(site.scheme)}, {site.vocab_size} characters)",
         highlight=False,
     )
-    if serve:
+    if server is not None:
         site_builder.serve(
-            site.out_dir,
-            port,
-            lambda url: console.print(f"serving {url} (Ctrl-C stops)", highlight=False),
+            server, lambda url: console.print(f"serving {url} (Ctrl-C stops)", highlight=False)
         )
     else:
         console.print(f"serve it with --serve, or any static file server of {out}")

@@ -270,13 +270,18 @@ def make_server(site: Path, port: int = 0) -> http.server.ThreadingHTTPServer:
     return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
 
 
-def serve(site: Path, port: int, announce) -> None:
-    """Serve `site` until Ctrl-C (then return normally); `announce(url)` is called once
-    it listens."""
+def bind(site: Path, port: int) -> http.server.ThreadingHTTPServer:
+    """The server of `site`, its port taken (before the site is written, so a busy port is
+    refused with nothing written); a WebError naming the port."""
     try:
-        server = make_server(site, port)
+        return make_server(site, port)
     except OSError as e:
         raise WebError(f"cannot serve on 127.0.0.1:{port}: {e.strerror or e}") from None
+
+
+def serve(server: http.server.ThreadingHTTPServer, announce) -> None:
+    """Serve until Ctrl-C (then return normally); `announce(url)` is called once it
+    listens."""
     with server:
         announce(f"http://127.0.0.1:{server.server_address[1]}/")
         with contextlib.suppress(KeyboardInterrupt):

@@ -148,6 +148,22 @@ def test_serve_prints_the_url_serves_the_site_and_stops_on_ctrl_c(tmp_path, site
     assert code == 0
 
 
+def test_serve_on_a_busy_port_is_refused_before_anything_is_written(tmp_path, sites):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = tmp_path / "site"
+        result = runner.invoke(
+            app, ["web", str(sites.float_path), "-o", str(out), "--serve", "--port", str(port)]
+        )
+    line = one_line_error(result)
+    assert f"cannot serve on 127.0.0.1:{port}" in line
+    assert not out.exists()
+
+
 def test_the_page_ships_as_package_data():
     """pyproject.toml's package data covers every asset (one flat folder), so an installed
     lstm-edge can write the site."""
