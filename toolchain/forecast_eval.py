@@ -145,12 +145,12 @@ class LinearAR:
 
 def _lagged_changes(col: np.ndarray, lags: int) -> np.ndarray:
     """[T, 1 + lags]: a 1, then col[t - j] - col[t - j - 1] for j < lags (NaN before the
-    series starts)."""
+    series starts, so all of a column whose lag reaches past a short stream)."""
     d = np.full(col.shape[0], np.nan)
     d[1:] = np.diff(col)
     x = np.full((col.shape[0], 1 + lags), np.nan)
     x[:, 0] = 1.0
-    for j in range(lags):
+    for j in range(min(lags, col.shape[0])):
         x[j:, 1 + j] = d[: col.shape[0] - j]
     return x
 
@@ -280,7 +280,10 @@ def forecast_scores(
 def linear_verdict(scores: ForecastScores) -> str:
     """One plain sentence: does the model beat the linear baseline?"""
     if scores.mase_linear_mean is None or not math.isfinite(scores.mase_linear_mean):
-        return "no linear baseline (no training split to fit it on)"
+        return (
+            "no linear baseline score (no training split to fit it on, or a stream shorter "
+            "than its lagged changes)"
+        )
     if scores.mase_linear_mean < 1:
         return f"beats the linear baseline (MASE {scores.mase_linear_mean:.3f} vs it)"
     return (

@@ -14,6 +14,7 @@ from lstm_edge.toolchain.series import (
     ROWS_PER_DAY,
     Series,
     SeriesError,
+    autocorrelation,
     builtin_signal,
     choose_target_kind,
     detect_season,
@@ -98,6 +99,20 @@ def test_season_detector_finds_the_day_of_the_builtin_signal():
     assert detect_season(series.values[:, cols]) == ROWS_PER_DAY
 
 
+def test_season_detector_finds_a_daily_cycle_under_a_slow_swing():
+    # Half-hourly rows: a daily cycle plus a swing over a quarter of the series that the
+    # parabola leaves in; the autocorrelation stays above zero at half a day, so looking
+    # for the season only after it first goes negative found a multiple (144) instead.
+    rows = 48 * 7 * 12
+    t = np.arange(rows)
+    rng = np.random.default_rng(0)
+    swing = 1.1 * np.sin(2 * np.pi * t / (rows / 4))
+    values = (np.cos(2 * np.pi * t / 48) + swing + 0.3 * rng.standard_normal(rows))[:, None]
+    x = values[:, 0] - np.polyval(np.polyfit(t / rows, values[:, 0], 2), t / rows)
+    assert autocorrelation(x, 48)[24] > 0  # the case this is about
+    assert detect_season(values) == 48
+
+
 def test_season_detector_reports_none_without_a_season():
     rng = np.random.default_rng(1)
     assert detect_season(rng.standard_normal((2000, 1))) is None
@@ -128,6 +143,17 @@ def test_linear_baseline_of_a_cycled_stream_is_scored_on_the_first_pass_only():
     first = fe.forecast_scores(outputs[:7], cycled[:7], 1, [1.0], linear=linear)
     both = fe.forecast_scores(outputs, cycled, 1, [1.0], linear=linear, linear_rows=7)
     assert both.linear_mae == first.linear_mae and both.mase_linear == first.mase_linear
+
+
+def test_linear_baseline_is_left_out_of_a_stream_shorter_than_its_lags():
+    # 53 lags (a weekly season) and a 20-step stream: no forecast has its history, so the
+    # score has no linear baseline and says why (this raised a numpy broadcast error).
+    linear = fe.LinearAR(horizon=1, lags=53, coef=np.zeros((1, 54)))
+    targets = np.arange(20.0)[:, None]
+    scores = fe.forecast_scores(targets + 0.5, targets, 1, [1.0], linear=linear)
+    assert scores.linear_mae is None and scores.mase_linear is None
+    np.testing.assert_allclose(scores.mase, [0.5])  # persistence is still scored
+    assert "shorter than its lagged changes" in fe.linear_verdict(scores)
 
 
 def test_target_kind_follows_the_validation_split_out_of_the_training_range():
