@@ -1,11 +1,13 @@
 """`lstm-edge web MODEL -o DIR`: predictive typing in the browser, as a static site.
 
-The site is five files and needs no server-side computation:
+The site is six files and needs no server-side computation:
 - model.wasm: the C library (runtime/c/lstm_edge.c), the model's generated C data
-  (runtime/backends/c_source.model_sources, named `net`) and a small shim
-  (web_assets/lstm_edge_web.c: sizes, state init, a batched token step, buffers for
-  JavaScript; int8 weight-only models widened to float32 at start-up, see there),
-  compiled to WebAssembly by clang with no entry point and no WASI import;
+  (runtime/backends/c_source.model_sources, named `net`) and a shim (web_assets/
+  lstm_edge_web.c: the batched token step on WebAssembly SIMD kernels, sizes, state init,
+  buffers for JavaScript; int8 weight-only models widened to float32 at start-up, see
+  there), compiled to WebAssembly by clang with no entry point and no WASI import;
+- model-relaxed.wasm: the same with relaxed SIMD's fused multiply-add (RELAXED_FLAGS),
+  which the page loads instead where the browser supports it; built when the clang can;
 - model.json: the vocabulary and the engine's defaults (taken from runtime/suggest.py, so
   the page cannot drift from the Python engine's beam width, word length or punctuation);
 - engine.js: the WebAssembly model and a line-by-line port of runtime/suggest.py;
@@ -52,13 +54,13 @@ ASSETS = Path(__file__).resolve().parent / "web_assets"
 SHIM = "lstm_edge_web.c"
 STATIC_FILES = ("index.html", "style.css", "engine.js")
 WASM_FILE, CONFIG_FILE = "model.wasm", "model.json"
-SITE_FILES = (*STATIC_FILES, WASM_FILE, CONFIG_FILE)
+RELAXED_WASM_FILE = "model-relaxed.wasm"
+SITE_FILES = (*STATIC_FILES, WASM_FILE, RELAXED_WASM_FILE, CONFIG_FILE)
 MODEL_NAME = "net"  # the model's C name inside the module (the shim includes net_model.h)
 DEFAULT_K = 3  # suggestions shown, as in the terminal demo
 WASM_EXPORTS = (
     "web_vocab_size",
     "web_state_floats",
-    "web_batch_scratch_floats",
     "web_prepare",
     "web_alloc",
     "web_free",
@@ -66,19 +68,26 @@ WASM_EXPORTS = (
     "web_step",
 )
 # Debian/Ubuntu packages of the WebAssembly build: the compiler, the linker (wasm-ld) and
-# the C library for wasm32-wasi (its headers and libc.a with malloc, memcpy, expf, tanhf).
-WASM_PACKAGES = "clang lld wasi-libc"
+# the C library for wasm32-wasi (its headers and libc.a with malloc, memcpy). clang-19 (in
+# Debian 12) also builds the relaxed-SIMD module; any clang builds the SIMD128 one.
+WASM_PACKAGES = "clang-19 lld-19 wasi-libc"
+COMPILERS = ("clang-19", "clang")  # the first on PATH, unless WASM_CC names one
 # Where wasi-libc lives: $WASI_SYSROOT, the wasi-sdk layout (newer Debian), or Debian 12's
 # multiarch layout, which clang --target=wasm32-wasi finds without --sysroot.
 SYSROOTS = (Path("/usr/share/wasi-sysroot"),)
 MULTIARCH_LIBC = Path("/usr/lib/wasm32-wasi/libc.a")
-# -O2 for size and speed; -msimd128: Chromium, Firefox and Safari run 128-bit SIMD, and the
-# library's input-major kernels vectorize with it (3x faster batched steps than without,
-# measured in Node). No -ffast-math (as on the host). -O3 measured no faster than -O2.
+# -O2 for size and speed; -msimd128: Chromium, Firefox and Safari run 128-bit SIMD (the
+# shim's kernels are written with its intrinsics). No -ffast-math (as on the host).
 # -nodefaultlibs -lc: link libc.a only, not compiler-rt's builtins (a separate package the
-# float step does not need).
+# step does not need).
 WASM_FLAGS = ("-std=c99", "-O2", "-msimd128", "-Wall", "-Wextra", "-Werror")
 WASM_LINK = ("-nostartfiles", "-nodefaultlibs", "-Wl,--no-entry", "-Wl,--strip-all")
+# The second module: relaxed SIMD (Chromium 114+, Firefox behind a flag), whose
+# f32x4.relaxed_madd is one fused multiply-add where the CPU has FMA (~1.4x faster batched
+# steps than SIMD128 alone, measured in Node). The page loads it where the browser
+# validates it, else model.wasm. clang 19 has the intrinsic (clang 14 does not).
+RELAXED_FLAGS = ("-mrelaxed-simd", "-DWEB_RELAXED")
+RELAXED_MIN_CLANG = 19
 
 
 class WebError(LstmEdgeError):
@@ -92,31 +101,47 @@ class Site:
     wasm_bytes: int
     scheme: str
     vocab_size: int
+    relaxed: bool  # model-relaxed.wasm was built (see RELAXED_FLAGS)
 
 
-# ---- the WebAssembly module -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Compiler:
+    clang: str
+    sysroot: tuple[str, ...]  # --sysroot=..., or nothing (Debian's multiarch layout)
+    major: int  # clang's major version
+
+    @property
+    def relaxed(self) -> bool:
+        """Can it build the relaxed-SIMD module?"""
+        return self.major >= RELAXED_MIN_CLANG
 
 
-def wasm_compiler() -> tuple[str, tuple[str, ...]]:
-    """(clang, its sysroot flags), or a WebError naming the Debian packages to install."""
-    clang = os.environ.get("WASM_CC") or shutil.which("clang")
+# ---- the WebAssembly modules ----------------------------------------------------------------
+
+
+def wasm_compiler() -> Compiler:
+    """The clang to build with (WASM_CC, else the first of COMPILERS on PATH), or a
+    WebError naming the Debian packages to install."""
+    clang = os.environ.get("WASM_CC") or next(filter(None, map(shutil.which, COMPILERS)), None)
     if clang is None:
         raise WebError(
             f"clang not found (it compiles the C library to WebAssembly); install it: "
             f"`apt-get install {WASM_PACKAGES}`, or set WASM_CC to a clang with the wasm32 target"
         )
-    if shutil.which("wasm-ld") is None:
+    linker = _run([clang, "--target=wasm32-wasi", "-print-prog-name=wasm-ld"]).strip()
+    if shutil.which(linker) is None:  # clang names its own wasm-ld, or just "wasm-ld"
         raise WebError(
-            f"wasm-ld (the WebAssembly linker) not found; install it: `apt-get install lld` "
-            f"(all needed: {WASM_PACKAGES})"
+            f"wasm-ld (the WebAssembly linker of {clang}) not found; install it: "
+            f"`apt-get install lld-19` (all needed: {WASM_PACKAGES})"
         )
+    major = int(_run([clang, "-dumpversion"]).split(".")[0])
     env_root = os.environ.get("WASI_SYSROOT")
     roots = (Path(env_root),) if env_root else SYSROOTS
     for root in roots:
         if (root / "include").is_dir():
-            return clang, (f"--sysroot={root}",)
+            return Compiler(clang, (f"--sysroot={root}",), major)
     if not env_root and MULTIARCH_LIBC.is_file():
-        return clang, ()
+        return Compiler(clang, (), major)
     where = env_root or f"{SYSROOTS[0]} or {MULTIARCH_LIBC.parent}"
     raise WebError(
         f"the C library for WebAssembly (wasi-libc) was not found at {where}; install it: "
@@ -124,45 +149,58 @@ def wasm_compiler() -> tuple[str, tuple[str, ...]]:
     )
 
 
-def build_wasm(model: Path, artifact) -> bytes:
-    """Compile the library, the model's C data and the shim into one .wasm; its bytes."""
-    clang, sysroot = wasm_compiler()
+def _run(cmd: list[str]) -> str:
+    """stdout of a build command; a WebError with its log if it fails."""
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as e:
+        raise WebError(f"cannot run {cmd[0]}: {e.strerror or e}") from None
+    if result.returncode != 0:
+        log = (result.stderr or result.stdout).strip()[-3000:]
+        raise WebError(f"{' '.join(cmd[:2])} ... failed (packages needed: {WASM_PACKAGES}):\n{log}")
+    return result.stdout
+
+
+def build_wasm(model: Path, artifact) -> dict[str, bytes]:
+    """Compile the library, the model's C data and the shim into model.wasm (SIMD128) and,
+    with a clang that can, model-relaxed.wasm; {file name: bytes}. The model data and the
+    library are compiled once and linked into both."""
+    cc = wasm_compiler()
     src = model_sources(artifact, MODEL_NAME)
+    base = [cc.clang, "--target=wasm32-wasi", *cc.sysroot, *WASM_FLAGS]
     with tempfile.TemporaryDirectory(prefix="lstm-edge-web-") as tmp:
         build = Path(tmp)
         (build / src.header_file).write_text(src.header)
         (build / src.source_file).write_text(src.source)
-        out = build / WASM_FILE
-        cmd = [
-            clang,
-            "--target=wasm32-wasi",
-            *sysroot,
-            *WASM_FLAGS,
-            *WASM_LINK,
-            *(f"-Wl,--export={name}" for name in WASM_EXPORTS),
-            f"-I{LIBRARY_DIR}",
-            f"-I{build}",
-            "-o",
-            str(out),
-            str(ASSETS / SHIM),
-            str(build / src.source_file),
-            str(LIBRARY_DIR / FLOAT_LIBRARY),
-            "-lc",
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            log = (result.stderr or result.stdout).strip()[-3000:]
-            raise WebError(
-                f"compiling {model} to WebAssembly failed ({clang} --target=wasm32-wasi; "
-                f"packages needed: {WASM_PACKAGES}):\n{log}"
-            )
-        return out.read_bytes()
+        include = (f"-I{LIBRARY_DIR}", f"-I{build}")
+        objects = []
+        for source in (build / src.source_file, LIBRARY_DIR / FLOAT_LIBRARY):
+            objects.append(build / (source.stem + ".o"))
+            _compile(model, [*base, *include, "-c", str(source), "-o", str(objects[-1])])
+        variants = {WASM_FILE: ()} | ({RELAXED_WASM_FILE: RELAXED_FLAGS} if cc.relaxed else {})
+        modules = {}
+        for name, flags in variants.items():
+            out = build / name
+            _compile(model, [
+                *base, *flags, *include, *WASM_LINK,
+                *(f"-Wl,--export={e}" for e in WASM_EXPORTS),
+                "-o", str(out), str(ASSETS / SHIM), *map(str, objects), "-lc",
+            ])  # fmt: skip
+            modules[name] = out.read_bytes()
+        return modules
+
+
+def _compile(model: Path, cmd: list[str]) -> None:
+    try:
+        _run(cmd)
+    except WebError as e:
+        raise WebError(f"compiling {model} to WebAssembly failed: {e}") from None
 
 
 # ---- the site -------------------------------------------------------------------------------
 
 
-def site_config(model: Path, artifact) -> dict:
+def site_config(model: Path, artifact, relaxed: bool) -> dict:
     """model.json: what engine.js needs besides the module (vocabulary, engine defaults)."""
     cfg = artifact.config
     return {
@@ -174,6 +212,7 @@ def site_config(model: Path, artifact) -> dict:
         "hidden_size": cfg.hidden_size,
         "num_layers": cfg.num_layers,
         "wasm": WASM_FILE,
+        "wasm_relaxed": RELAXED_WASM_FILE if relaxed else None,
         "engine": {
             "k": DEFAULT_K,
             "max_word_len": DEFAULT_MAX_WORD_LEN,
@@ -228,10 +267,11 @@ def write_site(model: Path, out_dir: Path, *, force: bool = False) -> Site:
     model, out_dir = Path(model), Path(out_dir)
     check_out_dir(out_dir, force)
     artifact = check_model(model)
-    wasm = build_wasm(model, artifact)
-    config = json.dumps(site_config(model, artifact), ensure_ascii=False, indent=1)
+    modules = build_wasm(model, artifact)
+    relaxed = RELAXED_WASM_FILE in modules
+    config = json.dumps(site_config(model, artifact, relaxed), ensure_ascii=False, indent=1)
     contents = {name: (ASSETS / name).read_bytes() for name in STATIC_FILES}
-    contents[WASM_FILE] = wasm
+    contents |= modules
     contents[CONFIG_FILE] = (config + "\n").encode()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -239,8 +279,13 @@ def write_site(model: Path, out_dir: Path, *, force: bool = False) -> Site:
         raise WebError(f"cannot create {out_dir}: {e.strerror or e}") from None
     for name, data in contents.items():  # each file whole or not at all
         atomic_write_bytes(out_dir / name, data)
-    written = tuple(out_dir / name for name in SITE_FILES)
-    return Site(out_dir, written, len(wasm), artifact.scheme, artifact.config.vocab_size)
+    if not relaxed:  # an earlier site's, of another model perhaps
+        (out_dir / RELAXED_WASM_FILE).unlink(missing_ok=True)
+    written = tuple(out_dir / name for name in SITE_FILES if name in contents)
+    return Site(
+        out_dir, written, len(modules[WASM_FILE]), artifact.scheme, artifact.config.vocab_size,
+        relaxed,
+    )  # fmt: skip
 
 
 # ---- serving --------------------------------------------------------------------------------

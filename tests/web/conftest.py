@@ -27,6 +27,6 @@ def sites(tmp_path_factory) -> Sites:
     float_path, int8_path = folder / "tiny.onnx", folder / "tiny.int8.onnx"
     onnx.save(proto, float_path)
     onnx.save(quantize_proto(proto, "int8"), int8_path)
-    write_site(float_path, folder / "site")
+    site = write_site(float_path, folder / "site")
     write_site(int8_path, folder / "site-int8")
-    return Sites(float_path, int8_path, folder / "site", folder / "site-int8")
+    return Sites(float_path, int8_path, folder / "site", folder / "site-int8", site.relaxed)

@@ -1,5 +1,6 @@
 // Runs a site's engine.js and model.wasm in Node for tests/web (no browser needed).
-// Usage: node node_runner.mjs SITE_DIR < request.json; prints one JSON answer.
+// Usage: node node_runner.mjs SITE_DIR < request.json; prints one JSON answer. Every
+// request may name the module to run ("module": "model-relaxed.wasm"; default model.wasm).
 // Requests: {"mode": "logits", "streams": [[tok, ...], ...], "single": bool}: the logits of
 //   every step of every stream (all streams batched into one step call per position, or
 //   with "single" each stream alone, one token per call, or "prefill": one call per stream);
@@ -13,8 +14,10 @@ const site = process.argv[2];
 const source = readFileSync(join(site, "engine.js"), "utf8");
 const engine = await import("data:text/javascript;base64," + Buffer.from(source).toString("base64"));
 const config = JSON.parse(readFileSync(join(site, "model.json"), "utf8"));
-const model = await engine.WasmModel.instantiate(readFileSync(join(site, config.wasm)), config);
 const request = JSON.parse(readFileSync(0, "utf8"));
+// "module": the site's module file to run (model.wasm by default, or model-relaxed.wasm).
+const file = request.module ?? config.wasm;
+const model = await engine.WasmModel.instantiate(readFileSync(join(site, file)), config, file);
 
 function logits(req) {
   const streams = req.streams;

@@ -1,4 +1,4 @@
-"""engine.js (run in Node on the site's model.wasm) suggests what the Python engine
+"""engine.js (run in Node on each of the site's modules) suggests what the Python engine
 (runtime/suggest.py on the numpy backend) suggests: the same words in the same order, the
 same probabilities (relative 1e-3), the same inserted text and the same number of model
 calls, over scripts of typing, pasting, backspacing, syncing and accepting that cover
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from node_engine import run_node
-from web_support import require_node
+from web_support import MODULES, require_module, require_node
 
 from lstm_edge.runtime import Suggester, load
 
@@ -105,10 +105,12 @@ def assert_same(js: dict, py: dict) -> None:
             assert got == want
 
 
+@pytest.mark.parametrize("module", MODULES)
 @pytest.mark.parametrize("scheme", ["float", "int8"])
 @pytest.mark.parametrize("options", [{}, {"auto_space": False}, {"beam_width": 2}])
-def test_engine_js_equals_the_python_engine(sites, scheme, options):
+def test_engine_js_equals_the_python_engine(sites, scheme, options, module):
     node = require_node()
+    require_module(sites, module)
     path = sites.float_path if scheme == "float" else sites.int8_path
     site = sites.float_site if scheme == "float" else sites.int8_site
     model = load(path, backend="numpy")
@@ -118,7 +120,7 @@ def test_engine_js_equals_the_python_engine(sites, scheme, options):
     for name, ops in SCRIPTS.items():
         if options.get("auto_space") is False and "accept" in name:
             continue  # those scripts assert phone behaviour (covered with the default)
-        js = run_node(node, site, {"mode": "script", "options": js_options, "ops": ops})
+        js = run_node(node, site, {"mode": "script", "options": js_options, "ops": ops}, module)
         py = python_script(model, ops, options)
         assert py["results"], name
         try:

@@ -1,13 +1,14 @@
-"""The WebAssembly build of the C library steps like the numpy reference: logits over a
-few hundred steps of several streams, batched (as the engine's beam search calls it), one
-stream at a time, and as one prefill run, float and int8, within the C-vs-numpy bound."""
+"""Both WebAssembly modules (SIMD128, relaxed SIMD) step like the numpy reference: logits
+over a few hundred steps of several streams, batched (as the engine's beam search calls
+it), one stream at a time, and as one prefill run, float and int8, within the C-vs-numpy
+bound, and bit-identical across those three ways of stepping."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from node_engine import run_node
-from web_support import require_node
+from node_engine import node_flags, run_node
+from web_support import MODULES, require_module, require_node
 
 from lstm_edge.exporters.compare import C_VS_NUMPY_TOLERANCE
 from lstm_edge.runtime import load
@@ -15,9 +16,11 @@ from lstm_edge.runtime import load
 STEPS = 300
 
 
+@pytest.mark.parametrize("module", MODULES)
 @pytest.mark.parametrize("scheme", ["float", "int8"])
-def test_wasm_logits_equal_numpy(sites, scheme):
+def test_wasm_logits_equal_numpy(sites, scheme, module):
     node = require_node()
+    require_module(sites, module)
     path = sites.float_path if scheme == "float" else sites.int8_path
     site = sites.float_site if scheme == "float" else sites.int8_site
     model = load(path, backend="numpy")
@@ -25,21 +28,24 @@ def test_wasm_logits_equal_numpy(sites, scheme):
     streams = rng.integers(0, model.config.vocab_size, size=(3, STEPS))
     ref, _ = model.step(streams, model.initial_state(batch=3))  # [3, STEPS, V]
 
-    batched = np.array(run_node(node, site, {"mode": "batched", "streams": streams.tolist()}))
-    single = np.array(run_node(node, site, {"mode": "single", "streams": streams.tolist()}))
-    prefill = np.array(run_node(node, site, {"mode": "prefill", "streams": streams.tolist()}))
+    batched, single, prefill = (
+        np.array(run_node(node, site, {"mode": mode, "streams": streams.tolist()}, module))
+        for mode in ("batched", "single", "prefill")
+    )
     assert batched.shape == ref.shape
     for got in (batched, single, prefill):
         err = np.abs(got - ref).max()
         assert err <= C_VS_NUMPY_TOLERANCE, err
-    # The library promises one summation order for batches, runs and single steps.
+    # One summation order for batches, runs and single steps (see lstm_edge_web.c).
     np.testing.assert_array_equal(batched, single)
     np.testing.assert_array_equal(prefill, single)
 
 
-def test_the_module_imports_nothing(sites):
+@pytest.mark.parametrize("module", MODULES)
+def test_the_module_imports_nothing(sites, module):
     """The step needs no WASI (or any) import, so the page instantiates it with {}."""
     node = require_node()
+    require_module(sites, module)
     import subprocess
 
     code = (
@@ -48,7 +54,7 @@ def test_the_module_imports_nothing(sites):
         " WebAssembly.Module.exports(m).map(e => e.name)]))"
     )
     out = subprocess.run(
-        [node, "-e", code, str(sites.float_site / "model.wasm")],
+        [node, *node_flags(node), "-e", code, str(sites.float_site / module)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     import json

@@ -8,7 +8,7 @@ import json
 import onnx
 import pytest
 from typer.testing import CliRunner
-from web_support import require
+from web_support import require, require_module
 
 from lstm_edge.runtime import suggest
 from lstm_edge.toolchain.cli import app
@@ -93,9 +93,9 @@ def test_missing_tools_name_the_debian_packages(monkeypatch, tmp_path, sites):
     monkeypatch.delenv("WASM_CC", raising=False)
     out = tmp_path / "site"
     line = one_line_error(runner.invoke(app, ["web", str(sites.float_path), "-o", str(out)]))
-    assert "clang not found" in line and "apt-get install clang lld wasi-libc" in line
+    assert "clang not found" in line and "apt-get install clang-19 lld-19 wasi-libc" in line
     assert not out.exists()
-    with pytest.raises(WebError, match="apt-get install clang lld wasi-libc"):
+    with pytest.raises(WebError, match="apt-get install clang-19 lld-19 wasi-libc"):
         wasm_compiler()
     monkeypatch.setenv("WASI_SYSROOT", str(tmp_path / "nowhere"))
     fake = tmp_path / "wasm-ld"
@@ -174,3 +174,23 @@ def test_the_page_ships_as_package_data():
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '"lstm_edge.toolchain" = ["web_assets/*"]' in pyproject.splitlines()
     assert sorted(p.name for p in ASSETS.iterdir()) == sorted([*STATIC_FILES, SHIM])
+
+
+def test_the_relaxed_module_is_written_where_clang_can_build_it(tmp_path, sites, monkeypatch):
+    """clang 19 builds model-relaxed.wasm and model.json names it; an older clang writes
+    model.wasm alone (and drops an earlier site's relaxed module, which model.json no
+    longer names)."""
+    import lstm_edge.toolchain.web as web
+
+    require_module(sites, web.RELAXED_WASM_FILE)
+    out = tmp_path / "site"
+    site = web.write_site(sites.int8_path, out)
+    assert site.relaxed and (out / web.RELAXED_WASM_FILE).is_file()
+    assert json.loads((out / "model.json").read_text())["wasm_relaxed"] == web.RELAXED_WASM_FILE
+    monkeypatch.setattr(web, "RELAXED_MIN_CLANG", 1000)  # as an old clang
+    site = web.write_site(sites.int8_path, out)
+    assert not site.relaxed and not (out / web.RELAXED_WASM_FILE).exists()
+    assert json.loads((out / "model.json").read_text())["wasm_relaxed"] is None
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        n for n in SITE_FILES if n != web.RELAXED_WASM_FILE
+    )

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+MODULES = ("model.wasm", "model-relaxed.wasm")  # SIMD128, relaxed SIMD
+
 
 def require(tool: str, present: bool, install: str) -> None:
     """Skip (with the reason) when a tool is missing, but fail when CI is set: CI installs
@@ -23,14 +25,22 @@ def require(tool: str, present: bool, install: str) -> None:
 
 
 def require_wasm_tools() -> None:
-    from lstm_edge.toolchain.web import MULTIARCH_LIBC, SYSROOTS
+    from lstm_edge.toolchain.web import COMPILERS, MULTIARCH_LIBC, SYSROOTS
 
-    require("clang", shutil.which("clang") is not None, "apt-get install clang")
-    require("wasm-ld", shutil.which("wasm-ld") is not None, "apt-get install lld")
+    clang = any(shutil.which(c) for c in COMPILERS) or bool(os.environ.get("WASM_CC"))
+    require("clang", clang, "apt-get install clang-19")
     sysroot = MULTIARCH_LIBC.is_file() or any((r / "include").is_dir() for r in SYSROOTS)
     require(
         "wasi-libc", sysroot or bool(os.environ.get("WASI_SYSROOT")), "apt-get install wasi-libc"
     )
+
+
+def require_module(sites: Sites, module: str) -> None:
+    """model-relaxed.wasm needs clang 19 at build time (CI installs it)."""
+    from lstm_edge.toolchain.web import RELAXED_WASM_FILE
+
+    if module == RELAXED_WASM_FILE:
+        require("clang 19 (relaxed SIMD)", sites.relaxed, "apt-get install clang-19 lld-19")
 
 
 def require_node() -> str:
@@ -45,3 +55,4 @@ class Sites:
     int8_path: Path
     float_site: Path
     int8_site: Path
+    relaxed: bool  # the sites have model-relaxed.wasm

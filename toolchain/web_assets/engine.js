@@ -19,11 +19,27 @@ const STATUS = [
   "NaN or Inf in the state", "the wrong task", "NaN or Inf in the input",
 ];
 
-/** Fetch model.json and model.wasm next to `base` (a URL); returns a ready WasmModel. */
+/** Fetch model.json and the module next to `base` (a URL): model-relaxed.wasm where the
+ * browser runs relaxed SIMD (its fused multiply-add), else model.wasm (SIMD128). Returns
+ * a ready WasmModel (its `module` says which). */
 export async function loadModel(base) {
   const config = await (await fetchOk(new URL("model.json", base))).json();
-  const bytes = await (await fetchOk(new URL(config.wasm, base))).arrayBuffer();
-  return WasmModel.instantiate(bytes, config);
+  const file = config.wasm_relaxed && relaxedSimd() ? config.wasm_relaxed : config.wasm;
+  const bytes = await (await fetchOk(new URL(file, base))).arrayBuffer();
+  return WasmModel.instantiate(bytes, config, file);
+}
+
+/** Does this engine run relaxed SIMD? It validates a module whose one function is
+ * f32x4.relaxed_madd of three v128 constants (as wasm-feature-detect does). */
+export function relaxedSimd() {
+  const constant = [0xfd, 0x0c, ...new Array(16).fill(0)];  // v128.const 0
+  const body = [0x00, ...constant, ...constant, ...constant, 0xfd, 0x85, 0x02, 0x0b];
+  return WebAssembly.validate(new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,  // magic, version 1
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b,  // types: () -> v128
+    0x03, 0x02, 0x01, 0x00,  // functions: one of type 0
+    0x0a, body.length + 2, 0x01, body.length, ...body,  // code
+  ]));
 }
 
 async function fetchOk(url) {
@@ -57,13 +73,14 @@ export class State {
 /** The model (runtime/model.py Model for char-lm) on the WebAssembly C library. */
 export class WasmModel {
   /** Instantiate the module (it imports nothing) and check it against model.json. */
-  static async instantiate(bytes, config) {
+  static async instantiate(bytes, config, file = config.wasm) {
     const { instance } = await WebAssembly.instantiate(bytes, {});
-    return new WasmModel(instance, config);
+    return new WasmModel(instance, config, file);
   }
 
-  constructor(instance, config) {
+  constructor(instance, config, file) {
     this.config = config;
+    this.module = file;
     this.x = instance.exports;
     this.vocabSize = this.x.web_vocab_size();
     this.stateFloats = this.x.web_state_floats();
@@ -71,8 +88,6 @@ export class WasmModel {
     if (this.vocabSize !== config.vocab.length) {
       throw new Error(`model.wasm has ${this.vocabSize} logits, model.json ${config.vocab.length} characters`);
     }
-    this.scratchFloats = this.x.web_batch_scratch_floats();
-    this.scratch = this.x.web_alloc(4 * this.scratchFloats);
     this.capacity = { lanes: 0, streams: 0 };
   }
 
@@ -100,8 +115,7 @@ export class WasmModel {
     new Int32Array(mem, this.tokPtr, tokens.length).set(tokens);
     new Float32Array(mem, this.hPtr, n).set(state.h);
     new Float32Array(mem, this.cPtr, n).set(state.c);
-    check(this.x.web_step(batch, time, this.tokPtr, this.hPtr, this.cPtr, this.logitsPtr,
-      this.scratch, this.scratchFloats), "step");
+    check(this.x.web_step(batch, time, this.tokPtr, this.hPtr, this.cPtr, this.logitsPtr), "step");
     mem = this.x.memory.buffer;  // a view is re-made after every call into the module
     const logits = new Float32Array(mem, this.logitsPtr, batch * time * this.vocabSize).slice();
     const h = new Float32Array(mem, this.hPtr, n).slice();
