@@ -66,6 +66,7 @@ WASM_EXPORTS = (
     "web_free",
     "web_init_state",
     "web_step",
+    "web_step_beams",
 )
 # Debian/Ubuntu packages of the WebAssembly build: the compiler, the linker (wasm-ld) and
 # the C library for wasm32-wasi (its headers and libc.a with malloc, memcpy). clang-19 (in

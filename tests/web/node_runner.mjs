@@ -51,6 +51,37 @@ function logits(req) {
   return out;
 }
 
+// {"mode": "beams", "prefix": [tok, ...], "tokens": [[tok, ...], [tok, ...]], "parents":
+// [[0, ...], [p, ...]]}: two depths of a search from the state after `prefix`, stepped as
+// the engine steps beams (WasmModel.stepBeams) and as selected states stepped one by one
+// (the Python engine's state.select then step); the logits of both ways, per depth.
+function beams(req) {
+  const start = model.step(req.prefix, model.initialState(1), req.prefix.length).state;
+  const select = (state, idx) => {
+    const n = model.stateFloats;
+    const h = new Float32Array(idx.length * n);
+    const c = new Float32Array(idx.length * n);
+    idx.forEach((p, b) => {
+      h.set(state.h.subarray(p * n, (p + 1) * n), b * n);
+      c.set(state.c.subarray(p * n, (p + 1) * n), b * n);
+    });
+    return new engine.State(idx.length, h, c);
+  };
+  const fused = [];
+  const stepped = [];
+  let handle = model.beams(start, 16);
+  let state = start;
+  req.tokens.forEach((tokens, d) => {
+    const out = model.stepBeams(tokens, req.parents[d], handle);
+    fused.push(Array.from(out.logits));
+    handle = out.beams;
+    const r = model.step(tokens, select(state, req.parents[d]), 1);
+    stepped.push(Array.from(r.logits));
+    state = r.state;
+  });
+  return { fused, stepped };
+}
+
 function script(req) {
   const s = new engine.Suggester(model, req.options ?? {});
   const results = [];
@@ -74,5 +105,6 @@ function script(req) {
 const answer =
   request.mode === "script" ? script(request)
   : request.mode === "word_chars" ? Array.from(request.chars, (ch) => engine.isWordChar(ch))
+  : request.mode === "beams" ? beams(request)
   : logits(request);
 process.stdout.write(JSON.stringify(answer));

@@ -42,6 +42,27 @@ def test_wasm_logits_equal_numpy(sites, scheme, module):
 
 
 @pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("scheme", ["float", "int8"])
+def test_beam_steps_equal_selected_states_stepped(sites, scheme, module):
+    """The search's step (beams kept in the module, layer 0's recurrent product computed
+    once per parent) gives the logits of selecting the parents' states and stepping them,
+    bit for bit: one parent for many beams, then parents shared, repeated and skipped."""
+    node = require_node()
+    require_module(sites, module)
+    site = sites.float_site if scheme == "float" else sites.int8_site
+    request = {
+        "mode": "beams",
+        "prefix": [1, 2, 3, 4, 5],
+        "tokens": [[3, 1, 4, 1, 5, 2], [2, 6, 5, 3, 5, 1, 2]],
+        "parents": [[0] * 6, [5, 0, 0, 3, 5, 5, 1]],
+    }
+    got = run_node(node, site, request, module)
+    for fused, stepped in zip(got["fused"], got["stepped"], strict=True):
+        assert len(fused) == len(stepped) > 0
+        np.testing.assert_array_equal(np.array(fused), np.array(stepped))
+
+
+@pytest.mark.parametrize("module", MODULES)
 def test_the_module_imports_nothing(sites, module):
     """The step needs no WASI (or any) import, so the page instantiates it with {}."""
     node = require_node()

@@ -49,7 +49,8 @@ async function fetchOk(url) {
 }
 
 /** One step's recurrent state of `batch` streams: h and c, [batch][layers * hidden] each
- * (the C library's layout). Mirrors runtime/state.py State. */
+ * (the C library's layout). Mirrors runtime/state.py State (a search's beams stay in the
+ * module instead, see WasmModel.beams). */
 export class State {
   constructor(batch, h, c) {
     this.batch = batch;
@@ -57,17 +58,6 @@ export class State {
     this.c = c;
   }
 
-  /** State.select: the streams at `indices`, in that order (beams keep their parents). */
-  select(indices) {
-    const n = this.h.length / this.batch;
-    const h = new Float32Array(indices.length * n);
-    const c = new Float32Array(indices.length * n);
-    indices.forEach((src, dst) => {
-      h.set(this.h.subarray(src * n, (src + 1) * n), dst * n);
-      c.set(this.c.subarray(src * n, (src + 1) * n), dst * n);
-    });
-    return new State(indices.length, h, c);
-  }
 }
 
 /** The model (runtime/model.py Model for char-lm) on the WebAssembly C library. */
@@ -88,7 +78,7 @@ export class WasmModel {
     if (this.vocabSize !== config.vocab.length) {
       throw new Error(`model.wasm has ${this.vocabSize} logits, model.json ${config.vocab.length} characters`);
     }
-    this.capacity = { lanes: 0, streams: 0 };
+    this.capacity = { lanes: 0, streams: 0, beams: 0 };
   }
 
   /** Model.initial_state: zeros (lstm_edge_reset), for `batch` streams. */
@@ -121,6 +111,45 @@ export class WasmModel {
     const h = new Float32Array(mem, this.hPtr, n).slice();
     const c = new Float32Array(mem, this.cPtr, n).slice();
     return { logits, state: new State(batch, h, c) };
+  }
+
+  /** The start of a beam search from `state` (one stream) of at most `width` beams: the
+   * search's states stay in the module, in two buffers written in turn (a step reads its
+   * parents from one and writes its beams to the other), so no state is copied to
+   * JavaScript per step. Returns the beams (valid until the next search starts). */
+  beams(state, width) {
+    if (state.batch !== 1) throw new Error(`a search starts from one stream, not ${state.batch}`);
+    this.reserve(width, 1);
+    if (width > this.capacity.beams) {
+      for (const ptr of this.beamPtrs ?? []) this.x.web_free(ptr);
+      const bytes = 4 * width * this.stateFloats;
+      this.beamPtrs = [0, 1, 2, 3].map(() => this.x.web_alloc(bytes));  // h, c; h, c
+      this.parentPtr = this.x.web_alloc(4 * width);
+      if (!this.parentPtr || this.beamPtrs.includes(0)) throw new Error("out of memory");
+      this.capacity.beams = width;
+    }
+    const mem = this.x.memory.buffer;
+    new Float32Array(mem, this.beamPtrs[0], this.stateFloats).set(state.h);
+    new Float32Array(mem, this.beamPtrs[1], this.stateFloats).set(state.c);
+    return { batch: 1, buffer: 0, width };
+  }
+
+  /** State.select(parents) then step(tokens) for a search's beams: beam b continues beam
+   * parents[b] with tokens[b] (web_step_beams, which computes layer 0's recurrent product
+   * once per parent). Returns { logits: Float32Array [batch][vocab], beams }; the logits
+   * are a view of the module's memory, valid until the next call. */
+  stepBeams(tokens, parents, beams) {
+    const batch = tokens.length;
+    if (parents.length !== batch || batch > beams.width) throw new Error(`${batch} beams of ${beams.width}`);
+    const mem = this.x.memory.buffer;
+    new Int32Array(mem, this.tokPtr, batch).set(tokens);
+    new Int32Array(mem, this.parentPtr, batch).set(parents);
+    const [hs, cs] = this.beamPtrs.slice(2 * beams.buffer, 2 * beams.buffer + 2);
+    const [hd, cd] = this.beamPtrs.slice(2 - 2 * beams.buffer, 4 - 2 * beams.buffer);
+    check(this.x.web_step_beams(batch, this.tokPtr, this.parentPtr, beams.batch, hs, cs, hd, cd,
+      this.logitsPtr), "step");
+    const logits = new Float32Array(this.x.memory.buffer, this.logitsPtr, batch * this.vocabSize);
+    return { logits, beams: { batch, buffer: 1 - beams.buffer, width: beams.width } };
   }
 
   /** Grow the module-side buffers to hold `lanes` tokens and logits rows, `streams` states. */
@@ -360,7 +389,7 @@ export class Suggester {
     let texts = [""];
     let scores = [0];
     let logprobs = top.logprobs;  // [beams][V] flat, float64
-    let state = top.state;
+    let beams = null;  // the search's states, in the module (WasmModel.beams)
     for (let depth = 1; depth <= maxNew; depth += 1) {
       const cand = new Float64Array(scores.length * W);
       for (let p = 0; p < scores.length; p += 1) {
@@ -372,8 +401,9 @@ export class Suggester {
       if (!order.length) break;
       const parents = order.map((i) => Math.floor(i / W));
       const tokens = order.map((i) => this.wordIds[i % W]);
-      const out = this.stepModel(tokens, state.select(parents), 1);
-      state = out.state;
+      beams ??= this.model.beams(top.state, this.beamWidth);
+      const out = this.stepBeams(tokens, parents, beams);  // _step(tokens, state.select(parents))
+      beams = out.beams;
       logprobs = logSoftmaxRows(out.logits, order.length, V);
       scores = order.map((i) => cand[i]);
       texts = parents.map((p, b) => texts[p] + this.chars[tokens[b]]);
@@ -392,6 +422,12 @@ export class Suggester {
   stepModel(tokens, state, time) {
     this.stepCalls += 1;
     return this.model.step(tokens, state, time);
+  }
+
+  /** Suggester._step for a search's beams (counted as one call, as in Python). */
+  stepBeams(tokens, parents, beams) {
+    this.stepCalls += 1;
+    return this.model.stepBeams(tokens, parents, beams);
   }
 
   /** Suggester._top: the node after the last typed character, re-deriving a pending one. */

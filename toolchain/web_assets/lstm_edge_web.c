@@ -3,22 +3,25 @@
  *
  * The module is runtime/c/lstm_edge.c plus the model's generated data (named `net`, see
  * runtime/backends/c_source.py) plus this shim, compiled by clang for wasm32 with no
- * entry point. JavaScript owns the beams' states (as the Python engine does); per call it
- * copies a batch of states into buffers it allocated here with web_alloc, the step
- * advances them in place and writes the logits. Nothing here needs a WASI import: the
- * code uses <math.h> and <string.h> only, malloc grows the linear memory itself.
+ * entry point. JavaScript owns the typed text's states (as the Python engine does): per
+ * call it copies states into buffers it allocated here with web_alloc, web_step advances
+ * them in place and writes the logits. A search's beams stay here, in buffers
+ * web_step_beams reads parents from and writes beams to. Nothing here needs a WASI
+ * import: the code uses <string.h> only, malloc grows the linear memory itself.
  *
- * The library checks the model data (lstm_edge_check_model), zeroes states and computes
- * layer 0's gate inputs per token once (lstm_edge_token_gates). The step itself runs here,
- * on WebAssembly SIMD kernels: the library is portable C99 with no intrinsics, and
- * WebAssembly's fused multiply-add exists only as an intrinsic (relaxed SIMD's
- * f32x4.relaxed_madd; compilers do not contract into it). The step does the library's
- * arithmetic in the library's order: every output starts from its bias (layer 0: its token
- * gate row) and adds its inputs' products one by one in input order, then the cell update
- * (the same exp polynomial). Built without relaxed SIMD a step is the library's step bit
- * for bit; with it (WEB_RELAXED) each multiply-add may round once instead of twice (FMA,
- * where the CPU has it), the same way in every kernel, so batches, prefill runs and single
- * steps stay bit-identical to each other.
+ * The library checks the model data (lstm_edge_check_model) and zeroes states. The step
+ * itself runs here, on WebAssembly SIMD kernels: the library is portable C99 with no
+ * intrinsics, and WebAssembly's fused multiply-add exists only as an intrinsic (relaxed
+ * SIMD's f32x4.relaxed_madd; compilers do not contract into it). The step is the
+ * library's (lstm_edge.c run_chunk, the same exp polynomial in the cell update), each
+ * output adding its inputs' products one by one in input order, with one difference made
+ * for the beam search: layer 0's gate inputs are the token's row of the gate table plus
+ * R h summed from zero (not R h added onto the row), so beams of one parent share that
+ * product (web_step_beams: 54% of the search's layer-0 recurrent products are shared
+ * over the first 300 keystrokes of the default model's held-out text).
+ * Built with relaxed SIMD (WEB_RELAXED) each multiply-add may round once instead of twice
+ * (FMA, where the CPU has it), the same way in every kernel. Either way batches, prefill
+ * runs, single steps and beam steps are bit-identical to each other.
  *
  * Weights are repacked once, at start-up (web_prepare), into panels of 8 outputs
  * ([inputs][8] each, zero-padded to a multiple of 8 outputs): a tile of 4 lanes x 8
@@ -58,7 +61,9 @@ typedef struct {
 
 static float *table; /* layer 0's gate inputs per token [V][G] (web_prepare) */
 static panels recurrent[NET_LAYERS], input[NET_LAYERS], head;
-static float *gates, *hseq, *out; /* scratch: [BLOCK][G], [BLOCK][H], [BLOCK][PAD(V)] */
+/* scratch: gate inputs [BLOCK][G], layer 0's shared products [BLOCK][G], a layer's new h
+ * [BLOCK][H], logits [BLOCK][PAD(V)] */
+static float *gates, *rh, *hseq, *out;
 static int prepared;
 
 /* ---- matrix kernels ------------------------------------------------------------------- */
@@ -258,9 +263,10 @@ int32_t web_prepare(void)
         ok = ok && (l == 0 || repack(&net_model.layers[l].w, &input[l]));
     }
     gates = (float *)malloc(sizeof(float) * (size_t)BLOCK * G);
+    rh = (float *)malloc(sizeof(float) * (size_t)BLOCK * G);
     hseq = (float *)malloc(sizeof(float) * (size_t)BLOCK * H);
     out = (float *)malloc(sizeof(float) * (size_t)BLOCK * PAD(V));
-    if (!ok || gates == NULL || hseq == NULL || out == NULL) {
+    if (!ok || gates == NULL || rh == NULL || hseq == NULL || out == NULL) {
         return LSTM_EDGE_ERR_BAD_SIZE;
     }
     prepared = 1;
@@ -269,38 +275,74 @@ int32_t web_prepare(void)
 
 /* ---- the step ------------------------------------------------------------------------- */
 
+/* Layer 0's gate inputs of nb lanes: its token gate row plus R h. Lanes that continue the
+ * same stream (beams of one parent: group[b] names the lane whose h they share) share
+ * the product, computed once per group from zero and then added to each lane's row, so a
+ * lane's gate inputs are the same numbers whether it shares or not. */
+static void layer0_gates(int32_t nb, const int32_t *group, const float *const *hprev,
+                         const int32_t *tok, float *const *g)
+{
+    const float *x[BLOCK];
+    float *y[BLOCK];
+    int32_t slot[BLOCK]; /* lane b's product at rh + slot[b] * G */
+    int32_t b, n = 0, k;
+    for (b = 0; b < nb; ++b) {
+        if (group[b] == b) { /* the first lane of its group */
+            x[n] = hprev[b];
+            y[n] = rh + (size_t)n * G;
+            memset(y[n], 0, G * sizeof(float));
+            slot[b] = n++;
+        } else {
+            slot[b] = slot[group[b]];
+        }
+    }
+    gemm(&recurrent[0], n, x, y);
+    for (b = 0; b < nb; ++b) {
+        const float *restrict row = table + (size_t)tok[b] * G;
+        const float *restrict r = rh + (size_t)slot[b] * G;
+        float *restrict gb = g[b];
+        for (k = 0; k < 4 * H; ++k) {
+            gb[k] = row[k] + r[k];
+        }
+    }
+}
+
 /* A chunk of nb streams x tb time steps (nb * tb <= BLOCK lanes, lane t * nb + b, token
- * tok[lane]): lstm_edge.c's run_chunk for tokens. Per layer the input projection of every
- * lane is one matrix product, then the recurrence runs step by step over the nb streams;
- * then the head of every lane into logits (lane i at logits[i]). */
+ * tok[lane]; stream b's state at h, c + b * NET_STATE_FLOATS, advanced in place), as
+ * lstm_edge.c's run_chunk: per layer the input projection of every lane is one matrix
+ * product, then the recurrence runs step by step over the nb streams; then the head of
+ * every lane into logits[lane]. group: see layer0_gates (time step 0 only: streams that
+ * share a state share it only until their first token). */
 static void run_chunk(float *h, float *c, int32_t nb, int32_t tb, const int32_t *tok,
-                      float *const *logits)
+                      const int32_t *group, float *const *logits)
 {
     const int32_t lanes = nb * tb;
     const float *in[BLOCK], *hprev[BLOCK];
     float *g[BLOCK], *o[BLOCK];
+    int32_t own[BLOCK];
     int32_t i, b, t, l;
     for (i = 0; i < lanes; ++i) {
         g[i] = gates + (size_t)i * G;
         o[i] = out + (size_t)i * PAD(V);
+        own[i] = i % nb;
     }
     for (l = 0; l < NET_LAYERS; ++l) {
         const size_t off = (size_t)l * H;
-        for (i = 0; i < lanes; ++i) {
-            if (l == 0) { /* bias + W embedding, computed once per token */
-                memcpy(g[i], table + (size_t)tok[i] * G, 4 * H * sizeof(float));
-            } else {
+        if (l > 0) {
+            for (i = 0; i < lanes; ++i) {
                 memcpy(g[i], net_model.layers[l].bias, 4 * H * sizeof(float));
             }
-        }
-        if (l > 0) {
             gemm(&input[l], lanes, in, g);
         }
         for (t = 0; t < tb; ++t) {
             for (b = 0; b < nb; ++b) {
                 hprev[b] = h + (size_t)b * NET_STATE_FLOATS + off;
             }
-            gemm(&recurrent[l], nb, hprev, g + (size_t)t * (size_t)nb);
+            if (l == 0) {
+                layer0_gates(nb, t == 0 ? group : own, hprev, tok + t * nb, g + t * nb);
+            } else {
+                gemm(&recurrent[l], nb, hprev, g + (size_t)t * (size_t)nb);
+            }
             for (b = 0; b < nb; ++b) {
                 float *hb = h + (size_t)b * NET_STATE_FLOATS + off;
                 cell_update(g[t * nb + b], hb, c + (size_t)b * NET_STATE_FLOATS + off);
@@ -371,18 +413,67 @@ int32_t web_step(int32_t batch, int32_t time, const int32_t *tokens, float *h, f
         const int32_t nb = batch - b0 < nb_max ? batch - b0 : nb_max;
         for (t0 = 0; t0 < time; t0 += tb_max) {
             const int32_t tb = time - t0 < tb_max ? time - t0 : tb_max;
-            int32_t tok[BLOCK];
+            int32_t tok[BLOCK], own[BLOCK];
             float *lg[BLOCK];
             for (t = 0; t < tb; ++t) {
                 for (b = 0; b < nb; ++b) {
                     const size_t bt = (size_t)(b0 + b) * (size_t)time + (size_t)(t0 + t);
                     tok[t * nb + b] = tokens[bt];
                     lg[t * nb + b] = logits + bt * V;
+                    own[b] = b;
                 }
             }
             run_chunk(h + (size_t)b0 * NET_STATE_FLOATS, c + (size_t)b0 * NET_STATE_FLOATS,
-                      nb, tb, tok, lg);
+                      nb, tb, tok, own, lg);
         }
+    }
+    return LSTM_EDGE_OK;
+}
+
+/* The beam search's step: lane b continues stream parent[b] of the `parents` states hs, cs
+ * ([parents][NET_STATE_FLOATS] each) with tokens[b]; the new states go to hd, cd
+ * ([batch][NET_STATE_FLOATS], not overlapping hs, cs), the logits to [batch][V]. Equal to
+ * selecting the parents' states and stepping them (web_step), with layer 0's recurrent
+ * product computed once per parent (layer0_gates). */
+int32_t web_step_beams(int32_t batch, const int32_t *tokens, const int32_t *parent,
+                       int32_t parents, const float *hs, const float *cs, float *hd, float *cd,
+                       float *logits)
+{
+    int32_t b0, b, k;
+    if (!prepared) {
+        return LSTM_EDGE_ERR_BAD_MODEL;
+    }
+    if (tokens == NULL || parent == NULL || hs == NULL || cs == NULL || hd == NULL ||
+        cd == NULL || logits == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    if (batch < 1 || parents < 1) {
+        return LSTM_EDGE_ERR_BAD_SIZE;
+    }
+    for (b = 0; b < batch; ++b) {
+        if (tokens[b] < 0 || tokens[b] >= NET_VOCAB) {
+            return LSTM_EDGE_ERR_BAD_TOKEN;
+        }
+        if (parent[b] < 0 || parent[b] >= parents) {
+            return LSTM_EDGE_ERR_BAD_SIZE;
+        }
+    }
+    for (b0 = 0; b0 < batch; b0 += BLOCK) {
+        const int32_t nb = batch - b0 < BLOCK ? batch - b0 : BLOCK;
+        int32_t group[BLOCK];
+        float *lg[BLOCK];
+        for (b = 0; b < nb; ++b) {
+            const size_t from = (size_t)parent[b0 + b] * NET_STATE_FLOATS;
+            const size_t to = (size_t)(b0 + b) * NET_STATE_FLOATS;
+            memcpy(hd + to, hs + from, NET_STATE_FLOATS * sizeof(float));
+            memcpy(cd + to, cs + from, NET_STATE_FLOATS * sizeof(float));
+            lg[b] = logits + (size_t)(b0 + b) * V;
+            for (k = 0; k < b && parent[b0 + k] != parent[b0 + b]; ++k) {
+            }
+            group[b] = k; /* the first lane of this chunk with the same parent */
+        }
+        run_chunk(hd + (size_t)b0 * NET_STATE_FLOATS, cd + (size_t)b0 * NET_STATE_FLOATS, nb, 1,
+                  tokens + b0, group, lg);
     }
     return LSTM_EDGE_OK;
 }
