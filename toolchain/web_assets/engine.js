@@ -25,8 +25,15 @@ const STATUS = [
 export async function loadModel(base) {
   const config = await (await fetchOk(new URL("model.json", base))).json();
   const file = config.wasm_relaxed && relaxedSimd() ? config.wasm_relaxed : config.wasm;
-  const bytes = await (await fetchOk(new URL(file, base))).arrayBuffer();
-  return WasmModel.instantiate(bytes, config, file);
+  const response = await fetchOk(new URL(file, base));
+  // Streaming compiles while downloading, and lets the browser cache the optimized code
+  // (Chrome does for a cacheable module of 128 KB or more), so a second visit starts fast;
+  // it needs the application/wasm type, else the bytes are compiled as a whole.
+  if (response.headers.get("Content-Type") === "application/wasm") {
+    const { instance } = await WebAssembly.instantiateStreaming(response, {});
+    return new WasmModel(instance, config, file);
+  }
+  return WasmModel.instantiate(await response.arrayBuffer(), config, file);
 }
 
 /** Does this engine run relaxed SIMD? It validates a module whose one function is
