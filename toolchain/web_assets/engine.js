@@ -476,7 +476,7 @@ export class Suggester {
 /** _kth_best: the k-th best finished score, -Infinity while fewer than k are finished. */
 function kthBest(finished, k) {
   if (finished.length < k) return -Infinity;
-  return finished.map((f) => f[0]).sort((a, b) => b - a)[k - 1];
+  return Float64Array.from(finished, (f) => f[0]).sort()[finished.length - k];  // ascending
 }
 
 /** The indices of the `n` largest `values`, best first, ties by index (as
@@ -514,22 +514,23 @@ function logsumexpAt(values, offset, ids) {
   return m + Math.log(sum);
 }
 
-/** _log_softmax of one row of float32 logits, in float64. */
-function logSoftmaxRow(logits, offset, V) {
-  const row = Float64Array.from(logits.subarray(offset, offset + V));
+/** _log_softmax of one row of float32 logits (at `offset`), in float64, into `out` at
+ * `at` (a new row by default). Indexed loops, no per-row allocation: the search runs it
+ * on every beam of every step. */
+function logSoftmaxRow(logits, offset, V, out = new Float64Array(V), at = 0) {
   let m = -Infinity;
-  for (const v of row) m = Math.max(m, v);
+  for (let i = 0; i < V; i += 1) m = Math.max(m, logits[offset + i]);
   if (!Number.isFinite(m)) m = 0;
   let sum = 0;
-  for (const v of row) sum += Math.exp(v - m);
+  for (let i = 0; i < V; i += 1) sum += Math.exp(logits[offset + i] - m);
   const lse = m + Math.log(sum);
-  for (let i = 0; i < V; i += 1) row[i] -= lse;
-  return row;
+  for (let i = 0; i < V; i += 1) out[at + i] = logits[offset + i] - lse;
+  return out;
 }
 
 /** _log_softmax of `rows` rows, as one flat Float64Array [rows][V]. */
 function logSoftmaxRows(logits, rows, V) {
   const out = new Float64Array(rows * V);
-  for (let r = 0; r < rows; r += 1) out.set(logSoftmaxRow(logits, r * V, V), r * V);
+  for (let r = 0; r < rows; r += 1) logSoftmaxRow(logits, r * V, V, out, r * V);
   return out;
 }
