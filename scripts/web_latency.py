@@ -6,7 +6,8 @@ For each model: write the site (toolchain/web.py) into a temp folder, serve it o
 tests/web/test_browser.py):
 - load time: the page's own figure, navigation start to model ready (model.json and
   model.wasm fetched, the module compiled and instantiated, the engine primed), over
-  `--loads` fresh loads (the server sends no-store); the median and the worst are reported;
+  `--loads` fresh loads (the server sends no-store); the median and the worst are reported,
+  with the module the page chose (model-relaxed.wasm where Chromium runs relaxed SIMD);
 - latency: the first `--keystrokes` characters of the model's held-out test split (its
   checkpoint beside the model) are typed one key at a time; the page times each keystroke
   (sync + suggestions in the page, the same span as the terminal demo's figure) and shows
@@ -15,7 +16,7 @@ tests/web/test_browser.py):
     python3 scripts/web_latency.py runs/default/model.int8.onnx runs/default/model.onnx \
         [--keystrokes 200] [--loads 10] [--screenshot examples/predictive_typing/web.png]
 
-Needs clang, lld, wasi-libc, chromium, chromium-driver (Debian) and selenium (pip).
+Needs clang-19, lld-19, wasi-libc, chromium, chromium-driver (Debian) and selenium (pip).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def measure(model: Path, keystrokes: int, loads: int, screenshot: Path | None) -
                 driver.get(url)
                 wait_ready(driver)
                 load_times.append(load_ms(driver))
+            module = driver.execute_script("return document.body.dataset.module")
             box = driver.find_element("id", "text")
             for ch in text:
                 box.send_keys(ch)
@@ -77,6 +79,7 @@ def measure(model: Path, keystrokes: int, loads: int, screenshot: Path | None) -
         "model": str(model),
         "scheme": scheme_label(site.scheme),
         "wasm_bytes": site.wasm_bytes,
+        "module": module,
         "load_ms_median": statistics.median(load_times),
         "load_ms_max": max(load_times),
         "keystrokes": lat["n"],
@@ -93,14 +96,14 @@ def main() -> None:
     parser.add_argument("--screenshot", type=Path, help="PNG of the first model's page")
     args = parser.parse_args()
     print(
-        "| model | wasm bytes | load ms (median / max) | keystrokes | p50 ms | p99 ms "
-        "| Python engine, c backend: p50 / p99 ms |"
+        "| model | module run | model.wasm bytes | load ms (median / max) | keystrokes | p50 ms "
+        "| p99 ms | Python engine, c backend: p50 / p99 ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for i, model in enumerate(args.models):
         r = measure(model, args.keystrokes, args.loads, args.screenshot if i == 0 else None)
         print(
-            f"| {Path(r['model']).name} ({r['scheme']}) | {r['wasm_bytes']:,} | "
+            f"| {Path(r['model']).name} ({r['scheme']}) | {r['module']} | {r['wasm_bytes']:,} | "
             f"{r['load_ms_median']:.0f} / {r['load_ms_max']:.0f} | {r['keystrokes']} | "
             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
             f"{r['host_p50_ms']:.2f} / {r['host_p99_ms']:.2f} |",
