@@ -103,21 +103,25 @@ typedef enum lstm_edge_status {
  * [p * P * cols + j * w + (r - p * P)], p = r / P. Host builds use panels (the register
  * tiles read them; a matrix in one panel takes the slower passes there); microcontroller
  * builds use one panel (their passes pay per panel: on the Cortex-M4 panels of 32 cost
- * the default model's float step 21% more instructions). Exactly one of f32 / q is set; an int8 matrix has one float scale
- * per output row (value = q * scale[r]).
+ * the default model's float step 21% more instructions).
+ * A float32 matrix has f32 and no q. An int8 matrix has q and one float scale per output
+ * row (value = (float)q * scale[r], one float32 rounding, as ONNX DequantizeLinear); its
+ * f32 is NULL (panel 0) in generated model data, or holds those values in panels of
+ * LSTM_EDGE_PANEL (panel LSTM_EDGE_PANEL) as lstm_edge_dequantized_panels writes them.
  * The n_* fields (here and in every struct below) are the element counts of the arrays as
  * stored (LSTM_EDGE_COUNT of each; 0 for a NULL array): lstm_edge_check_model refuses a
  * model whose dimensions ask for more (or fewer) elements than its arrays hold. */
 typedef struct lstm_edge_matrix {
     int32_t rows;
     int32_t cols;
-    const float *f32;   /* rows x cols float32 in panels (above), or NULL */
+    const float *f32;   /* rows x cols float32 in panels (above); with q its dequantized
+                           copy, or NULL */
     const int8_t *q;    /* [cols][rows] int8, or NULL */
     const float *scale; /* [rows], with q */
-    size_t n_values;    /* elements of f32 (or of q): rows * cols */
+    size_t n_values;    /* elements of f32 and of q (each present one): rows * cols */
     size_t n_scale;     /* elements of scale: rows with q, 0 without */
-    int32_t panel;      /* float32: outputs per panel, LSTM_EDGE_PANEL or 0 (one panel);
-                           int8: 0 */
+    int32_t panel;      /* outputs per panel of f32: LSTM_EDGE_PANEL or 0 (one panel);
+                           an int8 matrix: 0 without f32, LSTM_EDGE_PANEL with it */
 } lstm_edge_matrix;
 
 typedef struct lstm_edge_layer {
@@ -200,9 +204,33 @@ lstm_edge_status lstm_edge_token_gates(const lstm_edge_model *model, float *tabl
                                        size_t table_floats, float *scratch,
                                        size_t scratch_floats, lstm_edge_model *out);
 
-/* sizeof(lstm_edge_model), for callers that allocate *out of lstm_edge_token_gates
- * without this header (a binding through a foreign-function interface). */
+/* Dequantized panels, for hosts: write w = (float)q * scale[r] of every int8 matrix of
+ * the model (each layer's W and R, the head) into `panels`, in panels of LSTM_EDGE_PANEL
+ * outputs (the float32 layout, lstm_edge_matrix), one matrix after the other, and write to
+ * *out a copy of *model whose int8 matrices carry both their int8 data and these panels
+ * (f32, panel LSTM_EDGE_PANEL); its layers are copied into layers [num_layers]. Steps of
+ * *out equal those of *model bit for bit (on hosts an int8 matrix is computed on exactly
+ * these float32 values, in the same order, whichever kernel runs): host builds read the
+ * panels for batches and prefill chunks (the float32 register tiles, without converting
+ * weights per call) and the int8 weights, a quarter of the bytes, for single steps;
+ * builds without register tiles (microcontrollers) never read them. panels and layers
+ * must outlive *out. panel_floats: at least lstm_edge_dequantized_floats(model) (any
+ * value for a model without int8 matrices: *out is then a plain copy); n_layers: at least
+ * num_layers. Nothing is written on a refused call. Other fields of *model are kept (a
+ * token gate table stays). */
+lstm_edge_status lstm_edge_dequantized_panels(const lstm_edge_model *model, float *panels,
+                                              size_t panel_floats, lstm_edge_layer *layers,
+                                              size_t n_layers, lstm_edge_model *out);
+
+/* Floats lstm_edge_dequantized_panels writes: the sum of rows * cols over the model's
+ * int8 matrices (0 for a model without any, or one that fails lstm_edge_check_model). */
+size_t lstm_edge_dequantized_floats(const lstm_edge_model *model);
+
+/* sizeof(lstm_edge_model) and sizeof(lstm_edge_layer), for callers that allocate the
+ * outputs of lstm_edge_token_gates and lstm_edge_dequantized_panels without this header
+ * (a binding through a foreign-function interface). */
 size_t lstm_edge_model_bytes(void);
+size_t lstm_edge_layer_bytes(void);
 
 /* One stream's recurrent state: caller-owned arrays of num_layers * hidden_size floats
  * each, layer-major (layer l at [l * H]). NAME_STATE_FLOATS in the generated header. */

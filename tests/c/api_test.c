@@ -27,6 +27,13 @@ static float logits1[N][V], logits2[N][V], logits_b[B][N][V];
 static int32_t tokens[B][N];
 static const float features[EXAMPLE_INPUT_SIZE] = {0.0f};
 static float table[V * 4 * EXAMPLE_HIDDEN], table_scratch[EXAMPLE_INPUT_SIZE];
+/* room for every matrix dequantized: layer 0's W and R, the other layers' W and R, the head */
+#define HID EXAMPLE_HIDDEN
+#define LAYERS (SF / HID)
+#define ALL_WEIGHTS (4 * HID * (EXAMPLE_INPUT_SIZE + HID) + (LAYERS - 1) * 8 * HID * HID + \
+                     V * HID)
+static float panels[ALL_WEIGHTS];
+static lstm_edge_layer panel_layers[LAYERS];
 
 int main(void)
 {
@@ -128,6 +135,65 @@ int main(void)
         }
         fast.n_token_gates -= 1; /* a table shorter than V x 4H is refused */
         CHECK(lstm_edge_check_model(&fast) == LSTM_EDGE_ERR_BAD_MODEL);
+    }
+
+    /* Dequantized panels: an int8 model's copy whose matrices also carry q * scale in
+     * float32 panels steps to the same bits (single steps, a batch); a float model has
+     * nothing to dequantize. Refused calls write nothing. */
+    {
+        lstm_edge_model fast, bad_model;
+        const size_t n = lstm_edge_dequantized_floats(m);
+        const int int8 = strcmp(m->scheme, "int8") == 0;
+        CHECK(n == (int8 ? (size_t)ALL_WEIGHTS : 0));
+        memset(&fast, 0, sizeof fast);
+        panels[0] = 7.0f;
+        if (n > 0) {
+            CHECK(lstm_edge_dequantized_panels(m, panels, n - 1, panel_layers, LAYERS,
+                                               &fast) == LSTM_EDGE_ERR_BAD_SIZE);
+        }
+        CHECK(lstm_edge_dequantized_panels(m, panels, n, panel_layers, LAYERS - 1,
+                                           &fast) == LSTM_EDGE_ERR_BAD_SIZE);
+        CHECK(lstm_edge_dequantized_panels(m, NULL, n, panel_layers, LAYERS, &fast) ==
+              LSTM_EDGE_ERR_NULL);
+        CHECK(lstm_edge_dequantized_panels(m, panels, n, NULL, LAYERS, &fast) ==
+              LSTM_EDGE_ERR_NULL);
+        CHECK(lstm_edge_dequantized_panels(m, panels, n, panel_layers, LAYERS, NULL) ==
+              LSTM_EDGE_ERR_NULL);
+        CHECK(lstm_edge_dequantized_panels(&broken, panels, n, panel_layers, LAYERS,
+                                           &fast) == LSTM_EDGE_ERR_BAD_MODEL);
+        CHECK(panels[0] == 7.0f && fast.layers == NULL);
+        CHECK(lstm_edge_dequantized_panels(m, panels, n, panel_layers, LAYERS, &fast) ==
+              LSTM_EDGE_OK);
+        CHECK(lstm_edge_check_model(&fast) == LSTM_EDGE_OK && fast.layers == panel_layers);
+        CHECK(int8 ? fast.head.f32 == panels + n - (size_t)(V * HID) &&
+                         fast.head.panel == LSTM_EDGE_PANEL && fast.head.q == m->head.q
+                   : fast.head.f32 == m->head.f32);
+        /* (head output r, input j): q * scale, at panel r / P, row j of that panel */
+        if (int8) {
+            const int32_t r = V - 1, j = HID - 1, p0 = r - r % LSTM_EDGE_PANEL;
+            const int32_t w = V - p0 < LSTM_EDGE_PANEL ? V - p0 : LSTM_EDGE_PANEL;
+            CHECK(fast.head.f32[p0 * HID + j * w + (r - p0)] ==
+                  (float)m->head.q[j * V + r] * m->head.scale[r]);
+        }
+        for (b = 0; b < B; ++b) {
+            lstm_edge_reset(&fast, &s2);
+            CHECK(lstm_edge_step_many(&fast, &s2, tokens[b], N, &logits2[0][0], scratch) ==
+                  LSTM_EDGE_OK);
+            CHECK(memcmp(logits_b[b], logits2, sizeof logits2) == 0);
+            lstm_edge_reset(&fast, &sb[b]);
+        }
+        CHECK(lstm_edge_step_batch(&fast, sb, B, &tokens[0][0], N, &logits_b[0][0][0], scratch,
+                                   sizeof scratch / sizeof scratch[0]) == LSTM_EDGE_OK);
+        for (b = 0; b < B; ++b) {
+            lstm_edge_reset(m, &s2);
+            CHECK(lstm_edge_step_many(m, &s2, tokens[b], N, &logits2[0][0], scratch) ==
+                  LSTM_EDGE_OK);
+            CHECK(memcmp(logits_b[b], logits2, sizeof logits2) == 0);
+        }
+        /* an int8 matrix with panels must say so (panel), and panels are LSTM_EDGE_PANEL */
+        bad_model = fast;
+        bad_model.head.panel = int8 ? 0 : 7;
+        CHECK(lstm_edge_check_model(&bad_model) == LSTM_EDGE_ERR_BAD_MODEL);
     }
 
     /* NULLs and non-finite state */
