@@ -56,6 +56,11 @@ TOKEN_GATES_MAX_FLOATS = 16 * 1024 * 1024
 # The largest dequantized copy of an int8 model's matrices the runner makes at load
 # (float32, 64 MB: 16M weights; the default 2x256 model has 0.9M).
 DEQUANTIZED_MAX_FLOATS = 16 * 1024 * 1024
+# Up to this many dequantized weights (1 MB of float32) the copy drops the int8 weights
+# and single steps run the float32 tiles too: a step's weights stay in the cache, where
+# the tiles beat dequantizing every weight (the 1x64 model). Larger models keep their
+# single steps on the int8 weights, a quarter of the bytes to read per step (2x256).
+FLOAT_STEPS_MAX_FLOATS = 256 * 1024
 
 
 def checked_model(lib: ctypes.CDLL, library: Path, check: str) -> int:
@@ -141,11 +146,12 @@ class CRunner:
         return ctypes.addressof(self._model_copy)
 
     def _with_dequantized_panels(self, config: ModelConfig) -> int:
-        """An int8 model whose matrices also carry w = q * scale in float32 panels
+        """An int8 model whose matrices read w = q * scale from float32 panels
         (`lstm_edge_dequantized_panels`), so batches and prefill chunks run the float32
-        register tiles without converting weights per call, while single steps keep
-        reading the int8 weights; bit-identical to the model without them. A float model,
-        or one too large for the memory cap, is returned as it is."""
+        register tiles without converting weights per call; single steps keep reading the
+        int8 weights unless the model is small (FLOAT_STEPS_MAX_FLOATS). Bit-identical to
+        the model without them. A float model, or one too large for the memory cap, is
+        returned as it is."""
         lib = self._lib
         pointer, size = ctypes.c_void_p, ctypes.c_size_t
         lib.lstm_edge_dequantized_floats.argtypes = [pointer]
@@ -155,9 +161,13 @@ class CRunner:
             return self._model
         lib.lstm_edge_model_bytes.restype = size
         lib.lstm_edge_layer_bytes.restype = size
-        lib.lstm_edge_dequantized_panels.argtypes = [pointer, pointer, size, pointer, size,
-                                                     pointer]  # fmt: skip
-        self._panels = np.empty(floats, np.float32)
+        lib.lstm_edge_dequantized_panels.argtypes = [pointer, pointer, size, ctypes.c_int32,
+                                                     pointer, size, pointer]  # fmt: skip
+        # aligned to 64 bytes (a cache line; the library keeps each matrix on one): a
+        # vector load split over two lines measured the tiles up to 1.5x slower
+        buffer = np.empty(floats + 16, np.float32)
+        start = (-buffer.ctypes.data % 64) // 4
+        self._panels = buffer[start : start + floats]
         self._panel_layers = ctypes.create_string_buffer(
             lib.lstm_edge_layer_bytes() * config.num_layers
         )
@@ -166,6 +176,7 @@ class CRunner:
             self._model,
             self._panels.ctypes.data,
             floats,
+            int(floats > FLOAT_STEPS_MAX_FLOATS),  # keep_int8 for single steps
             ctypes.addressof(self._panel_layers),
             config.num_layers,
             ctypes.addressof(self._panel_model),

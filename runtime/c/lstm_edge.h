@@ -206,24 +206,34 @@ lstm_edge_status lstm_edge_token_gates(const lstm_edge_model *model, float *tabl
 
 /* Dequantized panels, for hosts: write w = (float)q * scale[r] of every int8 matrix of
  * the model (each layer's W and R, the head) into `panels`, in panels of LSTM_EDGE_PANEL
- * outputs (the float32 layout, lstm_edge_matrix), one matrix after the other, and write to
- * *out a copy of *model whose int8 matrices carry both their int8 data and these panels
- * (f32, panel LSTM_EDGE_PANEL); its layers are copied into layers [num_layers]. Steps of
- * *out equal those of *model bit for bit (on hosts an int8 matrix is computed on exactly
- * these float32 values, in the same order, whichever kernel runs): host builds read the
- * panels for batches and prefill chunks (the float32 register tiles, without converting
- * weights per call) and the int8 weights, a quarter of the bytes, for single steps;
- * builds without register tiles (microcontrollers) never read them. panels and layers
- * must outlive *out. panel_floats: at least lstm_edge_dequantized_floats(model) (any
- * value for a model without int8 matrices: *out is then a plain copy); n_layers: at least
- * num_layers. Nothing is written on a refused call. Other fields of *model are kept (a
- * token gate table stays). */
+ * outputs (the float32 layout, lstm_edge_matrix), one matrix after the other (each
+ * starting a multiple of 16 floats into the buffer: align it to 64 bytes, a cache line,
+ * for the vector loads of the tiles; any alignment gives the same results), and write to
+ * *out a copy of *model whose int8 matrices read these panels (f32, panel
+ * LSTM_EDGE_PANEL); its layers are copied into layers [num_layers]. On hosts an int8
+ * matrix is computed on exactly these float32 values, in the float32 kernels' order,
+ * whichever kernel runs, so steps of *out equal those of *model bit for bit; the copy
+ * runs batches and prefill chunks in the float32 register tiles without converting
+ * weights per call.
+ * keep_int8 1: the copy's matrices keep their int8 weights as well, and single steps
+ * read those (a quarter of the bytes: faster when the model does not fit the cache);
+ * builds without register tiles (microcontrollers) read only the int8 weights, so the
+ * copy equals the model there too. keep_int8 0: the copy is a float32 model (faster
+ * single steps when the model fits the cache); equal to the model on hosts, while on
+ * builds without register tiles the int8 passes round their groups of eight inputs
+ * differently (the last bits).
+ * panels, layers and out must outlive *out and be non-NULL; panel_floats: at least
+ * lstm_edge_dequantized_floats(model) (for a model without int8 matrices, any: *out is
+ * then a plain copy); n_layers: at least num_layers. Nothing is written on a refused
+ * call. Other fields of *model are kept (a token gate table stays). */
 lstm_edge_status lstm_edge_dequantized_panels(const lstm_edge_model *model, float *panels,
-                                              size_t panel_floats, lstm_edge_layer *layers,
-                                              size_t n_layers, lstm_edge_model *out);
+                                              size_t panel_floats, int32_t keep_int8,
+                                              lstm_edge_layer *layers, size_t n_layers,
+                                              lstm_edge_model *out);
 
-/* Floats lstm_edge_dequantized_panels writes: the sum of rows * cols over the model's
- * int8 matrices (0 for a model without any, or one that fails lstm_edge_check_model). */
+/* Floats lstm_edge_dequantized_panels needs: the sum over the model's int8 matrices of
+ * rows * cols rounded up to a multiple of 16 (0 for a model without any, or one that
+ * fails lstm_edge_check_model). */
 size_t lstm_edge_dequantized_floats(const lstm_edge_model *model);
 
 /* sizeof(lstm_edge_model) and sizeof(lstm_edge_layer), for callers that allocate the

@@ -136,7 +136,7 @@ static void refused_everywhere(const lstm_edge_model *bad, lstm_edge_status expe
         memset(&copy, 0, sizeof copy);
         panels[0] = 7.0f;
         CHECK_AT(lstm_edge_dequantized_floats(bad) == 0, line);
-        EXPECT_AT(lstm_edge_dequantized_panels(bad, panels, 256, layers, 2, &copy), expected);
+        EXPECT_AT(lstm_edge_dequantized_panels(bad, panels, 256, 1, layers, 2, &copy), expected);
         CHECK_AT(panels[0] == 7.0f && copy.layers == NULL, line);
     }
 }
@@ -300,14 +300,17 @@ static void null_pointers(void)
            LSTM_EDGE_ERR_NULL);
 
     {
-        static float panels[4 * H * (F + H)];
+        static float panels[48];
         static lstm_edge_layer layers[1];
         lstm_edge_model copy;
-        EXPECT(lstm_edge_dequantized_panels(NULL, panels, 40, layers, 1, &copy),
+        EXPECT(lstm_edge_dequantized_panels(NULL, panels, 48, 1, layers, 1, &copy),
                LSTM_EDGE_ERR_NULL);
-        EXPECT(lstm_edge_dequantized_panels(&fc, NULL, 40, layers, 1, &copy), LSTM_EDGE_ERR_NULL);
-        EXPECT(lstm_edge_dequantized_panels(&fc, panels, 40, NULL, 1, &copy), LSTM_EDGE_ERR_NULL);
-        EXPECT(lstm_edge_dequantized_panels(&fc, panels, 40, layers, 1, NULL), LSTM_EDGE_ERR_NULL);
+        EXPECT(lstm_edge_dequantized_panels(&fc, NULL, 48, 1, layers, 1, &copy),
+               LSTM_EDGE_ERR_NULL);
+        EXPECT(lstm_edge_dequantized_panels(&fc, panels, 48, 1, NULL, 1, &copy),
+               LSTM_EDGE_ERR_NULL);
+        EXPECT(lstm_edge_dequantized_panels(&fc, panels, 48, 1, layers, 1, NULL),
+               LSTM_EDGE_ERR_NULL);
         CHECK(lstm_edge_dequantized_floats(NULL) == 0);
     }
 
@@ -363,40 +366,44 @@ static void bad_calls(void)
     EXPECT(lstm_edge_check_state(&fc, &s), LSTM_EDGE_OK);
     CHECK(lstm_edge_status_str((lstm_edge_status)42) != NULL);
 
-    /* dequantized panels of the forecast model's int8 W [4H x F] and R [4H x H]: too small
-     * a buffer or layers array is refused; the copy holds q * scale (one panel: 4H < 32)
-     * and steps to the same bits */
+    /* dequantized panels of the forecast model's int8 W [4H x F] and R [4H x H], each
+     * rounded up to 16 floats: too small a buffer or layers array is refused; the copy
+     * holds q * scale (one panel: 4H < 32) and steps to the same bits */
     {
-        static float panels[4 * H * (F + H)], h2[H], c2[H], out2[T];
+        static float panels[32 + 16], h2[H], c2[H], out2[T];
         static lstm_edge_layer layers[1];
         lstm_edge_state s2 = {h2, c2};
         lstm_edge_model copy;
         const size_t n = LSTM_EDGE_COUNT(panels);
-        int32_t r, j;
+        int32_t r, j, keep;
         CHECK(lstm_edge_dequantized_floats(&fc) == n && lstm_edge_dequantized_floats(&lm) == 0);
-        EXPECT(lstm_edge_dequantized_panels(&fc, panels, n - 1, layers, 1, &copy),
+        EXPECT(lstm_edge_dequantized_panels(&fc, panels, n - 1, 1, layers, 1, &copy),
                LSTM_EDGE_ERR_BAD_SIZE);
-        EXPECT(lstm_edge_dequantized_panels(&fc, panels, n, layers, 0, &copy),
+        EXPECT(lstm_edge_dequantized_panels(&fc, panels, n, 1, layers, 0, &copy),
                LSTM_EDGE_ERR_BAD_SIZE);
-        EXPECT(lstm_edge_dequantized_panels(&fc, panels, n, layers, 1, &copy), LSTM_EDGE_OK);
-        EXPECT(lstm_edge_check_model(&copy), LSTM_EDGE_OK);
-        CHECK(copy.layers == layers && layers[0].w.f32 == panels &&
-              layers[0].r.f32 == panels + 4 * H * F && copy.head.f32 == fhead_w);
-        for (r = 0; r < 4 * H; ++r) {
-            for (j = 0; j < F; ++j) {
-                CHECK(panels[j * 4 * H + r] == (float)fw0_q[j * 4 * H + r] * fw0_s[r]);
+        for (keep = 1; keep >= 0; --keep) { /* with the int8 weights, then float32 only */
+            EXPECT(lstm_edge_dequantized_panels(&fc, panels, n, keep, layers, 1, &copy),
+                   LSTM_EDGE_OK);
+            EXPECT(lstm_edge_check_model(&copy), LSTM_EDGE_OK);
+            CHECK(copy.layers == layers && layers[0].w.f32 == panels &&
+                  layers[0].r.f32 == panels + 32 && copy.head.f32 == fhead_w &&
+                  (layers[0].w.q != NULL) == keep && (layers[0].r.scale != NULL) == keep);
+            for (r = 0; r < 4 * H; ++r) {
+                for (j = 0; j < F; ++j) {
+                    CHECK(panels[j * 4 * H + r] == (float)fw0_q[j * 4 * H + r] * fw0_s[r]);
+                }
             }
+            EXPECT(lstm_edge_reset(&fc, &s), LSTM_EDGE_OK);
+            EXPECT(lstm_edge_reset(&copy, &s2), LSTM_EDGE_OK);
+            EXPECT(lstm_edge_forecast_step(&fc, &s, x, out[0], scratch), LSTM_EDGE_OK);
+            EXPECT(lstm_edge_forecast_step(&copy, &s2, x, out2, scratch), LSTM_EDGE_OK);
+            EXPECT(lstm_edge_forecast_step_batch(&copy, &s2, 1, x, 1, out2, scratch, sf),
+                   LSTM_EDGE_OK);
+            EXPECT(lstm_edge_forecast_step_batch(&fc, &s, 1, x, 1, out[0], scratch, sf),
+                   LSTM_EDGE_OK);
+            CHECK(memcmp(out[0], out2, sizeof out2) == 0 && memcmp(h, h2, sizeof h2) == 0 &&
+                  memcmp(c, c2, sizeof c2) == 0);
         }
-        EXPECT(lstm_edge_reset(&fc, &s), LSTM_EDGE_OK);
-        EXPECT(lstm_edge_reset(&copy, &s2), LSTM_EDGE_OK);
-        EXPECT(lstm_edge_forecast_step(&fc, &s, x, out[0], scratch), LSTM_EDGE_OK);
-        EXPECT(lstm_edge_forecast_step(&copy, &s2, x, out2, scratch), LSTM_EDGE_OK);
-        EXPECT(lstm_edge_forecast_step_batch(&copy, &s2, 1, x, 1, out2, scratch, sf),
-               LSTM_EDGE_OK);
-        EXPECT(lstm_edge_forecast_step_batch(&fc, &s, 1, x, 1, out[0], scratch, sf),
-               LSTM_EDGE_OK);
-        CHECK(memcmp(out[0], out2, sizeof out2) == 0 && memcmp(h, h2, sizeof h2) == 0 &&
-              memcmp(c, c2, sizeof c2) == 0);
     }
 }
 

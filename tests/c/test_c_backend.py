@@ -349,19 +349,22 @@ def _inputs(model, rng, batch, time):
     return rng.integers(0, model.config.vocab_size, size=(batch, time))
 
 
+@pytest.mark.parametrize("keep_int8", [True, False], ids=["int8-steps", "float-steps"])
 @pytest.mark.parametrize("which", ["tiny", "wide", "forecast"])
 def test_dequantized_panels_are_bit_identical(tiny, wide, model_factory, tmp_path,
-                                              monkeypatch, which):  # fmt: skip
+                                              monkeypatch, which, keep_int8):  # fmt: skip
     # An int8 model's runner dequantizes its matrices once into float32 panels
     # (lstm_edge_dequantized_panels): batches and prefill chunks run the float32 tiles on
-    # them, single steps the int8 kernel, and without the panels batches dequantize
-    # blocks on the fly. Every one computes w = q * scale and adds x * w in input order:
-    # the same bits, with and without the panels, for 1, 2, 6, 9 and 70 streams (the 8-,
-    # 4- and 1-lane tiles, a full block of 64 and a partial one) and a prefill longer than
-    # a block; and close to numpy.
+    # them, single steps the int8 kernel (or the float32 tiles too: a small model's copy
+    # drops the int8 weights), and without the panels batches dequantize blocks on the
+    # fly. Every one computes w = q * scale and adds x * w in input order: the same bits,
+    # with and without the panels, for 1, 2, 6, 9 and 70 streams (the 8-, 4- and 1-lane
+    # tiles, a full block of 64 and a partial one) and a prefill longer than a block; and
+    # close to numpy.
     path = {"tiny": tiny.int8_path, "wide": wide[1]}.get(which) or _forecast_int8(
         model_factory, tmp_path
     )
+    monkeypatch.setattr(cbackend, "FLOAT_STEPS_MAX_FLOATS", 0 if keep_int8 else 1 << 30)
     panels = load(path, backend="c")
     assert panels.runner._panels.size > 0
     monkeypatch.setattr(cbackend, "DEQUANTIZED_MAX_FLOATS", 0)
@@ -400,21 +403,27 @@ def test_dequantized_panels_refuse_bad_calls(tiny):
     fn = lib.lstm_edge_dequantized_panels
     need = lib.lstm_edge_dequantized_floats(raw)
     h, e, v, layers = cfg.hidden_size, cfg.embed_size, cfg.vocab_size, cfg.num_layers
-    assert need == 4 * h * e + 4 * h * h + (layers - 1) * 8 * h * h + v * h == runner._panels.size
+    def pad(n):  # each matrix starts on a 64-byte line: its size rounded up to 16 floats
+        return -(-n // 16) * 16
+
+    assert need == pad(4 * h * e) + pad(4 * h * h) * (2 * layers - 1) + pad(v * h)
+    assert runner._panels.size == need and runner._panels.ctypes.data % 64 == 0
     panels = np.full(need, 7.0, np.float32)
     lay = ctypes.create_string_buffer(lib.lstm_edge_layer_bytes() * layers)
     out = ctypes.create_string_buffer(lib.lstm_edge_model_bytes())
-    args = [raw, panels.ctypes.data, need, ctypes.addressof(lay), layers, ctypes.addressof(out)]
-    for k, bad, status in ((2, need - 1, 3), (4, layers - 1, 3), (1, None, 1), (3, None, 1),
-                           (5, None, 1)):  # fmt: skip
+    args = [raw, panels.ctypes.data, need, 1, ctypes.addressof(lay), layers,
+            ctypes.addressof(out)]  # fmt: skip
+    for k, bad, status in ((2, need - 1, 3), (5, layers - 1, 3), (1, None, 1), (4, None, 1),
+                           (6, None, 1)):  # fmt: skip
         assert fn(*args[:k], bad, *args[k + 1 :]) == status
         assert (panels == 7.0).all() and out.raw == bytes(len(out.raw))
     assert fn(*args) == 0 and lib.lstm_edge_check_model(ctypes.addressof(out)) == 0
     # the head, last in the buffer: [H][V] (one panel: V < PANEL), q * scale in float32 as
-    # the numpy reference's weights
+    # the numpy reference's weights (the rest of its padding is not read)
     assert v < c_source.PANEL
     head = read_artifact(tiny.int8_path).weights[HEAD_WEIGHT]
-    np.testing.assert_array_equal(panels[-v * h :].reshape(h, v), head)
+    at = need - pad(v * h)
+    np.testing.assert_array_equal(panels[at : at + v * h].reshape(h, v), head)
     float_raw = cbackend.checked_model(
         load(tiny.float_path, backend="c").runner._lib, tiny.float_path, "lstm_edge_check_model"
     )
