@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
+from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.backends import c as cbackend
 from lstm_edge.runtime.backends import c_build, c_source
-from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.config import HEAD_WEIGHT, UNK_CHAR, ModelConfig
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.model import load
@@ -335,9 +335,19 @@ def test_token_gate_table_refuses_bad_calls(tiny):
 
 def _forecast_int8(model_factory, folder):
     _, write_models = model_factory
-    config = ModelConfig(task="forecast", hidden_size=75, num_layers=2, features=("a", "b"),
-                         targets=("b",), horizon=1, feature_mean=(10.0, -3.0),
-                         feature_std=(2.0, 0.5), target_mean=(-3.0,), target_std=(0.5,))  # fmt: skip
+    # 4H = 300 as the wide model (nine full panels and a narrow one), two layers
+    config = ModelConfig(
+        task="forecast",
+        hidden_size=75,
+        num_layers=2,
+        features=("a", "b"),
+        targets=("b",),
+        horizon=1,
+        feature_mean=(10.0, -3.0),
+        feature_std=(2.0, 0.5),
+        target_mean=(-3.0,),
+        target_std=(0.5,),
+    )
     return write_models(folder, config, seed=4)[1]
 
 
@@ -403,6 +413,7 @@ def test_dequantized_panels_refuse_bad_calls(tiny):
     fn = lib.lstm_edge_dequantized_panels
     need = lib.lstm_edge_dequantized_floats(raw)
     h, e, v, layers = cfg.hidden_size, cfg.embed_size, cfg.vocab_size, cfg.num_layers
+
     def pad(n):  # each matrix starts on a 64-byte line: its size rounded up to 16 floats
         return -(-n // 16) * 16
 
