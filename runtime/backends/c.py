@@ -53,6 +53,14 @@ STATUS_MESSAGES = {
 
 # The largest token gate table the runner computes at load (V x 4H floats, 64 MB).
 TOKEN_GATES_MAX_FLOATS = 16 * 1024 * 1024
+# The largest dequantized copy of an int8 model's matrices the runner makes at load
+# (float32, 64 MB: 16M weights; the default 2x256 model has 0.9M).
+DEQUANTIZED_MAX_FLOATS = 16 * 1024 * 1024
+# Up to this many dequantized weights (1 MB of float32) the copy drops the int8 weights
+# and single steps run the float32 tiles too: a step's weights stay in the cache, where
+# the tiles beat dequantizing every weight (the 1x64 model). Larger models keep their
+# single steps on the int8 weights, a quarter of the bytes to read per step (2x256).
+FLOAT_STEPS_MAX_FLOATS = 256 * 1024
 
 
 def checked_model(lib: ctypes.CDLL, library: Path, check: str) -> int:
@@ -101,6 +109,7 @@ class CRunner:
         self._model = checked_model(self._lib, library, "lstm_edge_check_model")
         if np.dtype(self.input_dtype).kind == "i":
             self._model = self._with_token_gates(config)
+        self._model = self._with_dequantized_panels(config)
         self.output_size = config.output_size
         self.layers, self.hidden = config.num_layers, config.hidden_size
         self.scratch_per_stream = scratch_floats_per_stream(config)
@@ -135,6 +144,49 @@ class CRunner:
                 f"({STATUS_MESSAGES.get(status, status)})"
             )
         return ctypes.addressof(self._model_copy)
+
+    def _with_dequantized_panels(self, config: ModelConfig) -> int:
+        """An int8 model whose matrices read w = q * scale from float32 panels
+        (`lstm_edge_dequantized_panels`), so batches and prefill chunks run the float32
+        register tiles without converting weights per call; single steps keep reading the
+        int8 weights unless the model is small (FLOAT_STEPS_MAX_FLOATS). Bit-identical to
+        the model without them. A float model, or one too large for the memory cap, is
+        returned as it is."""
+        lib = self._lib
+        pointer, size = ctypes.c_void_p, ctypes.c_size_t
+        lib.lstm_edge_dequantized_floats.argtypes = [pointer]
+        lib.lstm_edge_dequantized_floats.restype = size
+        floats = lib.lstm_edge_dequantized_floats(self._model)
+        if floats == 0 or floats > DEQUANTIZED_MAX_FLOATS:
+            return self._model
+        lib.lstm_edge_model_bytes.restype = size
+        lib.lstm_edge_layer_bytes.restype = size
+        lib.lstm_edge_dequantized_panels.argtypes = [pointer, pointer, size, ctypes.c_int32,
+                                                     pointer, size, pointer]  # fmt: skip
+        # aligned to 64 bytes (a cache line; the library keeps each matrix on one): a
+        # vector load split over two lines measured the tiles up to 1.5x slower
+        buffer = np.empty(floats + 16, np.float32)
+        start = (-buffer.ctypes.data % 64) // 4
+        self._panels = buffer[start : start + floats]
+        self._panel_layers = ctypes.create_string_buffer(
+            lib.lstm_edge_layer_bytes() * config.num_layers
+        )
+        self._panel_model = ctypes.create_string_buffer(lib.lstm_edge_model_bytes())
+        status = lib.lstm_edge_dequantized_panels(
+            self._model,
+            self._panels.ctypes.data,
+            floats,
+            int(floats > FLOAT_STEPS_MAX_FLOATS),  # keep_int8 for single steps
+            ctypes.addressof(self._panel_layers),
+            config.num_layers,
+            ctypes.addressof(self._panel_model),
+        )
+        if status != 0:
+            raise CompilerError(
+                f"{self.library}: the dequantized panels were refused "
+                f"({STATUS_MESSAGES.get(status, status)})"
+            )
+        return ctypes.addressof(self._panel_model)
 
     def _bind(self, config: ModelConfig) -> None:
         """`fast`: (binding.step, context) for Model.step, or None without the binding."""

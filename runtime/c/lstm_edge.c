@@ -11,9 +11,11 @@
  * independent, so -O2/-O3 vectorize the inner loop as written. On targets with vector
  * registers a tile of lanes x 32 outputs keeps its sums in registers over all the inputs
  * (a register-blocked matrix product, reading a panel's weights contiguously); elsewhere
- * a pass adds eight inputs at a time to y in memory. int8 matrices have kernels of their
- * own on such targets (tiles over a converted block for many lanes, one lane's sums in
- * registers for a single step), each doing the passes' arithmetic in the passes' order.
+ * a pass adds eight inputs at a time to y in memory. On such targets an int8 matrix is
+ * computed as the spec writes it, on dequantized weights w = q * scale with the float32
+ * tiles' arithmetic: a single step dequantizes each weight as it reads it, batches run the
+ * float32 tiles over a dequantized copy made at start-up (lstm_edge_dequantized_panels)
+ * or over blocks dequantized on the fly; the results are the same bits either way.
  */
 #include "lstm_edge.h"
 
@@ -26,9 +28,11 @@
  * projections and the head of a prefill chunk), each with its own x and y. A pass adds
  * eight inputs' contributions to the outputs of one panel (y is read and written once per
  * eight inputs); four lanes at a time share every weight load. Every output sums its
- * inputs in the same order and grouping whatever the number of lanes and whichever
- * kernel runs, so a batch, a prefill chunk and single steps give bit-identical results.
- * An int8 matrix scales each group of eight inputs' sum by its row scale. */
+ * inputs in the same order and grouping whatever the number of lanes, so a batch, a
+ * prefill chunk and single steps give bit-identical results. The passes run where the
+ * target has no register tiles (microcontrollers; see LSTM_EDGE_TILES), and there an int8
+ * matrix scales each group of eight inputs' sum by its row scale: one multiply per eight
+ * weights (hosts dequantize every weight, see the int8 kernels below). */
 #define LANES 4
 #define PANEL LSTM_EDGE_PANEL
 
@@ -95,12 +99,13 @@ DEFINE_PASSES(i8, int8_t)
 /* y[i] += M x[i] for nb lanes in passes of eight inputs: each pass runs over every panel
  * of M (see lstm_edge_matrix: a float32 matrix in panels of m->panel outputs, panel p's
  * weights [cols][w] input-major at p * panel * cols; panel 0 and an int8 matrix are one
- * panel). */
+ * panel). An int8 matrix's int8 weights, even when it carries a dequantized copy: a
+ * pass's results do not depend on what the caller computed at start-up. */
 static void gemm_passes(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
                         float *const *y)
 {
     const size_t cols = (size_t)m->cols;
-    const int32_t panel = m->f32 != NULL && m->panel > 0 ? m->panel : m->rows;
+    const int32_t panel = m->q == NULL && m->panel > 0 ? m->panel : m->rows;
     int32_t i, j, k, p0;
     for (j = 0; j < m->cols; j += 8) {
         const int32_t g = m->cols - j < 8 ? m->cols - j : 8; /* inputs in this pass */
@@ -121,7 +126,7 @@ static void gemm_passes(const lstm_edge_matrix *m, int32_t nb, const float *cons
                 for (k = 0; k < 8; ++k) {
                     d[k] = base + (k < g ? (size_t)k * ld : 0);
                 }
-                if (m->f32 != NULL) {
+                if (m->q == NULL) {
                     const float *w = m->f32;
                     if (lanes == LANES) {
                         pass4_f32(wp, w + d[0], w + d[1], w + d[2], w + d[3], w + d[4],
@@ -190,217 +195,133 @@ static void gemm_passes(const lstm_edge_matrix *m, int32_t nb, const float *cons
             }                                                                                \
         }                                                                                    \
     }
-DEFINE_TILE(tile8_f32, 8, 1, PANEL)
-DEFINE_TILE(tile4_f32, 4, 1, PANEL)
-DEFINE_TILE(tile1_f32, 1, 1, PANEL)
-DEFINE_TILE(tile1x4_f32, 1, 4, PANEL)
-DEFINE_TILE(narrow4_f32, 4, 1, 8)
-DEFINE_TILE(narrow1_f32, 1, 1, 8)
-DEFINE_TILE(col4_f32, 4, 1, 1)
-DEFINE_TILE(col1_f32, 1, 1, 1)
-#define TILE(NAME, ld, off, c0, x, y) NAME##_f32(k_n, ld, m->f32 + (off), c0, x, y)
+DEFINE_TILE(tile8, 8, 1, PANEL)
+DEFINE_TILE(tile4, 4, 1, PANEL)
+DEFINE_TILE(tile1, 1, 1, PANEL)
+DEFINE_TILE(tile1x4, 1, 4, PANEL)
+DEFINE_TILE(narrow4, 4, 1, 8)
+DEFINE_TILE(narrow1, 1, 1, 8)
+DEFINE_TILE(col4, 4, 1, 1)
+DEFINE_TILE(col1, 1, 1, 1)
 
-/* y[i] += M x[i] for nb lanes in register tiles. Full panels: eight lanes at a time (the
- * panel, cols x 128 bytes, stays in L1 for the next eight), then four, then one; a lone
- * lane takes four panels at a time (enough independent sums to keep the FMA units
- * busy); the last, narrower panel in columns of eight, then one. */
+/* y[i][c0 ..] += P x[i] for nb lanes, P one panel of ld <= PANEL outputs by k_n inputs at
+ * w ([k_n][ld]). A full panel: eight lanes at a time (the panel, k_n x 128 bytes, stays in
+ * L1 for the next eight), then four, then one; a narrower one in columns of eight, then
+ * one. */
+static void panel_tiles(int32_t k_n, size_t ld, const float *w, size_t c0, int32_t nb,
+                        const float *const *x, float *const *y)
+{
+    size_t c;
+    int32_t i;
+    if (ld == PANEL) {
+        for (i = 0; i + 8 <= nb; i += 8) {
+            tile8(k_n, PANEL, w, c0, x + i, y + i);
+        }
+        for (; i + 4 <= nb; i += 4) {
+            tile4(k_n, PANEL, w, c0, x + i, y + i);
+        }
+        for (; i < nb; ++i) {
+            tile1(k_n, PANEL, w, c0, x + i, y + i);
+        }
+        return;
+    }
+    for (c = 0; c + 8 <= ld; c += 8) {
+        for (i = 0; i + 4 <= nb; i += 4) {
+            narrow4(k_n, ld, w + c, c0 + c, x + i, y + i);
+        }
+        for (; i < nb; ++i) {
+            narrow1(k_n, ld, w + c, c0 + c, x + i, y + i);
+        }
+    }
+    for (; c < ld; ++c) {
+        for (i = 0; i + 4 <= nb; i += 4) {
+            col4(k_n, ld, w + c, c0 + c, x + i, y + i);
+        }
+        for (; i < nb; ++i) {
+            col1(k_n, ld, w + c, c0 + c, x + i, y + i);
+        }
+    }
+}
+
+/* y[i] += M x[i] for nb lanes of a matrix in float32 panels of PANEL outputs (its own
+ * weights, or an int8 matrix's dequantized copy) in register tiles, panel by panel; a
+ * lone lane takes four panels at a time (enough independent sums to keep the FMA units
+ * busy). */
 static void gemm_tiles(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
                        float *const *y)
 {
     const size_t rows = (size_t)m->rows, k_n_s = (size_t)m->cols;
     const size_t full = rows - rows % PANEL; /* outputs in full panels */
-    const int32_t k_n = m->cols;
     size_t c0 = 0;
-    int32_t i;
     if (nb == 1) {
         for (; c0 + 4 * PANEL <= full; c0 += 4 * PANEL) {
-            TILE(tile1x4, PANEL, c0 * k_n_s, c0, x, y);
+            tile1x4(m->cols, PANEL, m->f32 + c0 * k_n_s, c0, x, y);
         }
     }
-    for (; c0 < full; c0 += PANEL) {
-        for (i = 0; i + 8 <= nb; i += 8) {
-            TILE(tile8, PANEL, c0 * k_n_s, c0, x + i, y + i);
-        }
-        for (; i + 4 <= nb; i += 4) {
-            TILE(tile4, PANEL, c0 * k_n_s, c0, x + i, y + i);
-        }
-        for (; i < nb; ++i) {
-            TILE(tile1, PANEL, c0 * k_n_s, c0, x + i, y + i);
-        }
-    }
-    if (full < rows) {
-        const size_t ld = rows - full, base = full * k_n_s; /* the last panel: ld outputs */
-        for (c0 = 0; c0 + 8 <= ld; c0 += 8) {
-            for (i = 0; i + 4 <= nb; i += 4) {
-                TILE(narrow4, ld, base + c0, full + c0, x + i, y + i);
-            }
-            for (; i < nb; ++i) {
-                TILE(narrow1, ld, base + c0, full + c0, x + i, y + i);
-            }
-        }
-        for (; c0 < ld; ++c0) {
-            for (i = 0; i + 4 <= nb; i += 4) {
-                TILE(col4, ld, base + c0, full + c0, x + i, y + i);
-            }
-            for (; i < nb; ++i) {
-                TILE(col1, ld, base + c0, full + c0, x + i, y + i);
-            }
-        }
+    for (; c0 < rows; c0 += PANEL) {
+        const size_t ld = rows - c0 < PANEL ? rows - c0 : PANEL;
+        panel_tiles(m->cols, ld, m->f32 + c0 * k_n_s, c0, nb, x, y);
     }
 }
 
-/* int8 tiles, for many lanes: converting a weight to float costs as much as its
- * multiply-add, so a block of I8_BLOCK inputs x PANEL outputs is converted once into a
- * float buffer on the stack (8 KB) and every lane of the call reuses it. The tile does the
- * passes' arithmetic exactly: per group of eight inputs, t = x0 w0, then t += xk wk in
- * input order (MADD), then y += scale * t (MADD); a short last group reads the group's
- * first input's weights times a zero input, as the passes do. So a lane's outputs are
- * bit-identical whichever kernel runs and however lanes are grouped. The sums stay in
- * registers over the block (the passes load and store y every eight inputs). */
-#define I8_BLOCK 64
-#define I8_TILE_LANES 4
-#define DEFINE_I8_TILE(NAME, NL)                                                             \
-    static void NAME(int32_t groups, const float (*restrict w)[PANEL],                       \
-                     const float *restrict scale, const float *const *x, float *const *y,      \
-                     size_t c0)                                                              \
-    {                                                                                        \
-        float acc[NL][PANEL], t[NL][PANEL];                                                  \
-        int32_t g, k, l, c;                                                                  \
-        for (l = 0; l < NL; ++l) {                                                           \
-            for (c = 0; c < PANEL; ++c) {                                                    \
-                acc[l][c] = y[l][c0 + (size_t)c];                                            \
-            }                                                                                \
-        }                                                                                    \
-        for (g = 0; g < groups; ++g) {                                                       \
-            const float(*restrict wg)[PANEL] = w + 8 * g;                                     \
-            for (l = 0; l < NL; ++l) {                                                       \
-                const float x0 = x[l][8 * g];                                                \
-                for (c = 0; c < PANEL; ++c) {                                                \
-                    t[l][c] = x0 * wg[0][c];                                                 \
-                }                                                                            \
-            }                                                                                \
-            for (k = 1; k < 8; ++k) {                                                        \
-                for (l = 0; l < NL; ++l) {                                                   \
-                    const float xk = x[l][8 * g + k];                                        \
-                    for (c = 0; c < PANEL; ++c) {                                            \
-                        t[l][c] = MADD(xk, wg[k][c], t[l][c]);                               \
-                    }                                                                        \
-                }                                                                            \
-            }                                                                                \
-            for (l = 0; l < NL; ++l) {                                                       \
-                for (c = 0; c < PANEL; ++c) {                                                \
-                    acc[l][c] = MADD(scale[c], t[l][c], acc[l][c]);                          \
-                }                                                                            \
-            }                                                                                \
-        }                                                                                    \
-        for (l = 0; l < NL; ++l) {                                                           \
-            for (c = 0; c < PANEL; ++c) {                                                    \
-                y[l][c0 + (size_t)c] = acc[l][c];                                            \
-            }                                                                                \
-        }                                                                                    \
-    }
-DEFINE_I8_TILE(i8_tile4, I8_TILE_LANES)
-DEFINE_I8_TILE(i8_tile1, 1)
+/* The host arithmetic of an int8 matrix is the spec's: the weight is w = (float)q *
+ * scale[r], one float32 rounding (what the numpy reference and ONNX DequantizeLinear
+ * compute), and every output adds x[j] * w in input order with the float32 tiles' MADD.
+ * So an int8 output is bit-identical whichever kernel below runs, and equal to the float32
+ * tiles over a dequantized copy of the matrix (lstm_edge_dequantized_panels). */
 
-/* y[i] += M x[i] for nb lanes of an int8 matrix in int8 tiles: per PANEL outputs and
- * I8_BLOCK inputs, convert the block once, then run every lane over it. The last, narrower
- * panel is zero-padded to PANEL outputs (weights and scales), its lanes' outputs copied
- * into a padded buffer and back. */
+/* int8 tiles, for many lanes: a block of I8_BLOCK inputs x one panel's outputs is
+ * dequantized once into a float buffer on the stack (in the float32 panel layout, 16 KB)
+ * and the float32 tiles run every lane of the call over it. */
+#define I8_BLOCK 128
+
 static void gemm_i8_tiles(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
                           float *const *y)
 {
-    float w[I8_BLOCK][PANEL], scale[PANEL], xb[I8_TILE_LANES][I8_BLOCK];
-    float pad[I8_TILE_LANES][PANEL];
-    float *yp[I8_TILE_LANES];
+    float block[I8_BLOCK * PANEL + 16]; /* w, aligned to 64 bytes: whole-line vector loads */
+    float *const w = block + (64 - (uintptr_t)block % 64) % 64 / sizeof(float);
+    const float *xs[LSTM_EDGE_BATCH_BLOCK];
     const size_t rows = (size_t)m->rows;
-    size_t c0;
-    int32_t j0, k, c, i, l;
+    size_t c0, c;
+    int32_t j0, k, i;
     for (c0 = 0; c0 < rows; c0 += PANEL) {
-        const size_t wp = rows - c0 < PANEL ? rows - c0 : PANEL; /* outputs in this panel */
-        if (wp < PANEL) {
-            memset(w, 0, sizeof(w));
-            memset(scale, 0, sizeof(scale));
-        }
-        memcpy(scale, m->scale + c0, wp * sizeof(float));
+        const size_t ld = rows - c0 < PANEL ? rows - c0 : PANEL; /* outputs in this panel */
+        const float *restrict scale = m->scale + c0;
         for (j0 = 0; j0 < m->cols; j0 += I8_BLOCK) {
             const int32_t kn = m->cols - j0 < I8_BLOCK ? m->cols - j0 : I8_BLOCK;
-            const int32_t groups = (kn + 7) / 8;
-            for (k = 0; k < 8 * groups; ++k) {
-                /* a missing input reads its group's first input's weights (times zero) */
-                const size_t j = (size_t)(j0 + (k < kn ? k : k - k % 8));
-                const int8_t *restrict q = m->q + j * rows + c0;
-                float *restrict wk = w[k];
-                for (c = 0; c < (int32_t)wp; ++c) {
-                    wk[c] = (float)q[c];
+            for (k = 0; k < kn; ++k) {
+                const int8_t *restrict q = m->q + (size_t)(j0 + k) * rows + c0;
+                float *restrict wk = w + (size_t)k * ld;
+                for (c = 0; c < ld; ++c) {
+                    wk[c] = (float)q[c] * scale[c];
                 }
             }
-            for (i = 0; i < nb; i += i + I8_TILE_LANES <= nb ? I8_TILE_LANES : 1) {
-                const int32_t lanes = i + I8_TILE_LANES <= nb ? I8_TILE_LANES : 1;
-                float *const *yl = y + i;
-                const float *xl[I8_TILE_LANES];
-                size_t at = c0;
-                for (l = 0; l < lanes; ++l) {
-                    xl[l] = x[i + l] + j0;
-                    if (kn % 8 != 0) { /* a short last group: its inputs padded with zeros */
-                        for (k = 0; k < 8 * groups; ++k) {
-                            xb[l][k] = k < kn ? xl[l][k] : 0.0f;
-                        }
-                        xl[l] = xb[l];
-                    }
-                }
-                if (wp < PANEL) {
-                    for (l = 0; l < lanes; ++l) {
-                        memset(pad[l], 0, sizeof(pad[l]));
-                        memcpy(pad[l], y[i + l] + c0, wp * sizeof(float));
-                        yp[l] = pad[l];
-                    }
-                    yl = yp;
-                    at = 0;
-                }
-                if (lanes == I8_TILE_LANES) {
-                    i8_tile4(groups, (const float(*)[PANEL])w, scale, xl, yl, at);
-                } else {
-                    i8_tile1(groups, (const float(*)[PANEL])w, scale, xl, yl, at);
-                }
-                for (l = 0; l < lanes && wp < PANEL; ++l) {
-                    memcpy(y[i + l] + c0, pad[l], wp * sizeof(float));
-                }
+            for (i = 0; i < nb; ++i) {
+                xs[i] = x[i] + j0;
             }
+            panel_tiles(kn, ld, w, c0, nb, xs, y);
         }
     }
 }
 
 /* int8, one lane: NC outputs (at q, scale, y) summed in registers over all the inputs,
- * each weight converted as it is read (with one lane there is nothing to share a
- * converted block with). The passes' arithmetic exactly, as in the int8 tiles above. */
+ * each weight dequantized as it is read (with one lane there is nothing to share a
+ * dequantized block with; the int8 weights are a quarter of the float32 bytes to read). */
 #define DEFINE_I8_ROWS(NAME, NC)                                                             \
     static void NAME(int32_t cols, size_t ld, const int8_t *restrict q,                      \
                      const float *restrict scale, const float *restrict x, float *restrict y) \
     {                                                                                        \
-        float acc[NC];                                                                       \
-        int32_t j, k, c;                                                                     \
+        float acc[NC], s[NC];                                                                \
+        int32_t j, c;                                                                        \
         for (c = 0; c < NC; ++c) {                                                           \
             acc[c] = y[c];                                                                   \
+            s[c] = scale[c];                                                                 \
         }                                                                                    \
-        for (j = 0; j < cols; j += 8) {                                                      \
-            const int32_t g = cols - j < 8 ? cols - j : 8; /* inputs in this group */        \
-            const int8_t *restrict qk[8];                                                    \
-            float xk[8];                                                                     \
-            for (k = 0; k < 8; ++k) {                                                        \
-                /* a missing input: the group's first input's weights times zero */          \
-                qk[k] = q + (size_t)(j + (k < g ? k : 0)) * ld;                              \
-                xk[k] = k < g ? x[j + k] : 0.0f;                                             \
-            }                                                                                \
+        for (j = 0; j < cols; ++j) {                                                         \
+            const int8_t *restrict qj = q + (size_t)j * ld;                                  \
+            const float xj = x[j];                                                           \
             for (c = 0; c < NC; ++c) {                                                       \
-                float t = xk[0] * (float)qk[0][c];                                           \
-                t = MADD(xk[1], (float)qk[1][c], t);                                         \
-                t = MADD(xk[2], (float)qk[2][c], t);                                         \
-                t = MADD(xk[3], (float)qk[3][c], t);                                         \
-                t = MADD(xk[4], (float)qk[4][c], t);                                         \
-                t = MADD(xk[5], (float)qk[5][c], t);                                         \
-                t = MADD(xk[6], (float)qk[6][c], t);                                         \
-                t = MADD(xk[7], (float)qk[7][c], t);                                         \
-                acc[c] = MADD(scale[c], t, acc[c]);                                          \
+                acc[c] = MADD(xj, (float)qj[c] * s[c], acc[c]);                              \
             }                                                                                \
         }                                                                                    \
         for (c = 0; c < NC; ++c) {                                                           \
@@ -434,7 +355,9 @@ static void gemm_i8_rows(const lstm_edge_matrix *m, int32_t nb, const float *con
 
 /* Register tiles where the target has vector registers to hold them; elsewhere (a
  * Cortex-M4 has 32 float registers and no vector unit, so a tile would live on the stack)
- * the passes. Bit-identical either way (see the tiles). */
+ * the passes, with their own int8 arithmetic (per group of eight inputs a sum, then times
+ * the row scale: one multiply per eight weights instead of one per weight). Bit-identical
+ * batches, prefills and single steps either way. */
 #ifndef LSTM_EDGE_TILES
 #if defined(__SSE2__) || defined(__ARM_NEON) || defined(__ALTIVEC__) || defined(__riscv_v)
 #define LSTM_EDGE_TILES 1
@@ -443,20 +366,25 @@ static void gemm_i8_rows(const lstm_edge_matrix *m, int32_t nb, const float *con
 #endif
 #endif
 
-/* Lanes from which an int8 matrix takes the int8 tiles: below, converting a block costs
- * more than the passes' conversions it saves. */
-#define I8_TILE_MIN_LANES 16
-
-/* y[i] += M x[i] for nb lanes. */
+/* y[i] += M x[i] for nb lanes. On hosts an int8 matrix steps one lane with its int8
+ * weights (a quarter of the bytes to read), and several lanes over its dequantized panels
+ * when it carries them (lstm_edge_dequantized_panels), else over blocks dequantized on the
+ * fly: the same numbers in the same order (above), so the choice is speed alone. `again`:
+ * the caller runs one lane over M many times in a row (a prefill chunk's recurrence), so
+ * M's panels stay in cache and the float32 tiles run them faster than one lane
+ * dequantizes; a lone step reads every matrix once, from memory, and the int8 bytes win. */
 static void gemm_add(const lstm_edge_matrix *m, int32_t nb, const float *const *x,
-                     float *const *y)
+                     float *const *y, int again)
 {
-    if (LSTM_EDGE_TILES && m->f32 != NULL && m->panel == PANEL) {
-        gemm_tiles(m, nb, x, y);
-    } else if (LSTM_EDGE_TILES && m->q != NULL && nb >= I8_TILE_MIN_LANES) {
-        gemm_i8_tiles(m, nb, x, y);
-    } else if (LSTM_EDGE_TILES && m->q != NULL && nb == 1) {
+    const int panels = m->f32 != NULL && m->panel == PANEL;
+    if (!LSTM_EDGE_TILES) {
+        gemm_passes(m, nb, x, y);
+    } else if (m->q != NULL && nb == 1 && !(again && panels)) {
         gemm_i8_rows(m, nb, x, y);
+    } else if (panels) {
+        gemm_tiles(m, nb, x, y);
+    } else if (m->q != NULL) {
+        gemm_i8_tiles(m, nb, x, y);
     } else {
         gemm_passes(m, nb, x, y);
     }
@@ -541,11 +469,13 @@ static int matrix_ok(const lstm_edge_matrix *m, int32_t rows, int32_t cols)
     if (m->rows != rows || m->cols != cols || !count_ok(m->n_values, rows, cols)) {
         return 0;
     }
-    if (m->f32 != NULL) {
-        return m->q == NULL && m->scale == NULL && m->n_scale == 0 &&
+    if (m->q == NULL) {
+        return m->f32 != NULL && m->scale == NULL && m->n_scale == 0 &&
                (m->panel == 0 || m->panel == PANEL);
     }
-    return m->q != NULL && m->scale != NULL && count_ok(m->n_scale, rows, 1) && m->panel == 0;
+    /* int8, and its dequantized panels when it carries them */
+    return m->scale != NULL && count_ok(m->n_scale, rows, 1) &&
+           m->panel == (m->f32 != NULL ? PANEL : 0);
 }
 
 static int affine_ok(const lstm_edge_affine *a, int32_t n)
@@ -789,7 +719,7 @@ static void head(const lstm_edge_model *model, int32_t n, const float *const *x,
     for (i = 0; i < n; ++i) {
         memcpy(out[i], model->head_bias, (size_t)m->rows * sizeof(float));
     }
-    gemm_add(m, n, x, out);
+    gemm_add(m, n, x, out, 0);
     if (model->output.denormalize.scale != NULL) {
         for (i = 0; i < n; ++i) {
             scale_shift(m->rows, out[i], &model->output.denormalize, out[i]);
@@ -856,13 +786,13 @@ static void run_chunk(const lstm_edge_model *model, lstm_edge_state *states, int
             for (i = 0; i < lanes; ++i) {
                 memcpy(gates[i], layer->bias, 4 * h_bytes);
             }
-            gemm_add(&layer->w, lanes, in, gates);
+            gemm_add(&layer->w, lanes, in, gates, 0);
         }
         for (t = 0; t < tb; ++t) {
             for (b = 0; b < nb; ++b) {
                 hprev[b] = states[b].h + off;
             }
-            gemm_add(&layer->r, nb, hprev, gates + (size_t)t * (size_t)nb);
+            gemm_add(&layer->r, nb, hprev, gates + (size_t)t * (size_t)nb, tb > 1);
             for (b = 0; b < nb; ++b) {
                 cell_update(hidden, gates[t * nb + b], states[b].h + off, states[b].c + off);
                 memcpy(hseq[t * nb + b], states[b].h + off, h_bytes);
@@ -912,7 +842,7 @@ lstm_edge_status lstm_edge_token_gates(const lstm_edge_model *model, float *tabl
             memcpy(y[i], model->layers[0].bias, gates * sizeof(float));
             x[i] = embed(model, v0 + i, scratch + (size_t)i * e_size);
         }
-        gemm_add(&model->layers[0].w, n, x, y);
+        gemm_add(&model->layers[0].w, n, x, y, 0);
     }
     *out = *model;
     out->token_gates = table;
@@ -920,7 +850,112 @@ lstm_edge_status lstm_edge_token_gates(const lstm_edge_model *model, float *tabl
     return LSTM_EDGE_OK;
 }
 
+/* Floats from one dequantized matrix to the next: a matrix starts ALIGN_FLOATS floats (64
+ * bytes, a cache line) after the previous one's start, rounded up, so that a buffer
+ * aligned to 64 bytes gives every panel's vector loads whole cache lines (a load split
+ * over two lines measured the float32 tiles up to 1.5x slower). */
+#define ALIGN_FLOATS 16
+static uint64_t padded(uint64_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+/* n + the (padded) elements of matrix m if it is int8, or more than MAX_FLOATS (n is at
+ * most that, and so is a checked matrix's count: no uint64_t wrap). */
+static uint64_t add_int8_floats(uint64_t n, const lstm_edge_matrix *m)
+{
+    const uint64_t add = m->q != NULL ? padded((uint64_t)m->n_values) : 0;
+    return add > MAX_FLOATS - n ? MAX_FLOATS + 1 : n + add;
+}
+
+/* Elements of the dequantized panels of a checked model's int8 matrices (0 without any),
+ * or more than MAX_FLOATS when they would not fit one float array. */
+static uint64_t dequantized_floats(const lstm_edge_model *model)
+{
+    uint64_t n = add_int8_floats(0, &model->head);
+    int32_t l;
+    for (l = 0; l < model->num_layers && n <= MAX_FLOATS; ++l) {
+        n = add_int8_floats(add_int8_floats(n, &model->layers[l].w), &model->layers[l].r);
+    }
+    return n;
+}
+
+/* f[...] = (float)q * scale of an int8 matrix in panels of PANEL outputs (the float32
+ * layout, lstm_edge_matrix), and m reading them (and its int8 weights too if keep_int8);
+ * a float32 matrix is left alone. *at: the next free float of f, advanced past this
+ * matrix. */
+static void dequantize(lstm_edge_matrix *m, float *f, size_t *at, int32_t keep_int8)
+{
+    const size_t rows = (size_t)m->rows, cols = (size_t)m->cols;
+    float *const out = f + *at;
+    size_t p0, j, c;
+    if (m->q == NULL) {
+        return;
+    }
+    for (p0 = 0; p0 < rows; p0 += PANEL) {
+        const size_t wp = rows - p0 < PANEL ? rows - p0 : PANEL;
+        float *panel = out + p0 * cols;
+        for (j = 0; j < cols; ++j) {
+            const int8_t *q = m->q + j * rows + p0;
+            for (c = 0; c < wp; ++c) {
+                panel[j * wp + c] = (float)q[c] * m->scale[p0 + c];
+            }
+        }
+    }
+    m->f32 = out;
+    m->panel = PANEL;
+    if (!keep_int8) {
+        m->q = NULL;
+        m->scale = NULL;
+        m->n_scale = 0;
+    }
+    *at += (size_t)padded((uint64_t)(rows * cols));
+}
+
+lstm_edge_status lstm_edge_dequantized_panels(const lstm_edge_model *model, float *panels,
+                                              size_t panel_floats, int32_t keep_int8,
+                                              lstm_edge_layer *layers, size_t n_layers,
+                                              lstm_edge_model *out)
+{
+    const lstm_edge_status status = lstm_edge_check_model(model);
+    lstm_edge_model copy;
+    uint64_t need;
+    size_t at = 0;
+    int32_t l;
+    if (status != LSTM_EDGE_OK) {
+        return status;
+    }
+    if (panels == NULL || layers == NULL || out == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    need = dequantized_floats(model);
+    if (n_layers < (size_t)model->num_layers || need > MAX_FLOATS ||
+        (uint64_t)panel_floats < need) {
+        return LSTM_EDGE_ERR_BAD_SIZE;
+    }
+    copy = *model; /* read before anything is written: layers or out may be the model's */
+    for (l = 0; l < model->num_layers; ++l) {
+        lstm_edge_layer layer = model->layers[l];
+        dequantize(&layer.w, panels, &at, keep_int8);
+        dequantize(&layer.r, panels, &at, keep_int8);
+        layers[l] = layer;
+    }
+    dequantize(&copy.head, panels, &at, keep_int8);
+    copy.layers = layers;
+    *out = copy;
+    return LSTM_EDGE_OK;
+}
+
+size_t lstm_edge_dequantized_floats(const lstm_edge_model *model)
+{
+    uint64_t n;
+    if (lstm_edge_check_model(model) != LSTM_EDGE_OK) {
+        return 0;
+    }
+    n = dequantized_floats(model);
+    return n <= MAX_FLOATS ? (size_t)n : 0;
+}
+
 size_t lstm_edge_model_bytes(void) { return sizeof(lstm_edge_model); }
+
+size_t lstm_edge_layer_bytes(void) { return sizeof(lstm_edge_layer); }
 
 /* Every check of a batched call before the first write, so a refused call leaves every
  * state as it was. Exactly one of tokens / x is non-NULL (the public functions see to it). */

@@ -103,21 +103,25 @@ typedef enum lstm_edge_status {
  * [p * P * cols + j * w + (r - p * P)], p = r / P. Host builds use panels (the register
  * tiles read them; a matrix in one panel takes the slower passes there); microcontroller
  * builds use one panel (their passes pay per panel: on the Cortex-M4 panels of 32 cost
- * the default model's float step 21% more instructions). Exactly one of f32 / q is set; an int8 matrix has one float scale
- * per output row (value = q * scale[r]).
+ * the default model's float step 21% more instructions).
+ * A float32 matrix has f32 and no q. An int8 matrix has q and one float scale per output
+ * row (value = (float)q * scale[r], one float32 rounding, as ONNX DequantizeLinear); its
+ * f32 is NULL (panel 0) in generated model data, or holds those values in panels of
+ * LSTM_EDGE_PANEL (panel LSTM_EDGE_PANEL) as lstm_edge_dequantized_panels writes them.
  * The n_* fields (here and in every struct below) are the element counts of the arrays as
  * stored (LSTM_EDGE_COUNT of each; 0 for a NULL array): lstm_edge_check_model refuses a
  * model whose dimensions ask for more (or fewer) elements than its arrays hold. */
 typedef struct lstm_edge_matrix {
     int32_t rows;
     int32_t cols;
-    const float *f32;   /* rows x cols float32 in panels (above), or NULL */
+    const float *f32;   /* rows x cols float32 in panels (above); with q its dequantized
+                           copy, or NULL */
     const int8_t *q;    /* [cols][rows] int8, or NULL */
     const float *scale; /* [rows], with q */
-    size_t n_values;    /* elements of f32 (or of q): rows * cols */
+    size_t n_values;    /* elements of f32 and of q (each present one): rows * cols */
     size_t n_scale;     /* elements of scale: rows with q, 0 without */
-    int32_t panel;      /* float32: outputs per panel, LSTM_EDGE_PANEL or 0 (one panel);
-                           int8: 0 */
+    int32_t panel;      /* outputs per panel of f32: LSTM_EDGE_PANEL or 0 (one panel);
+                           an int8 matrix: 0 without f32, LSTM_EDGE_PANEL with it */
 } lstm_edge_matrix;
 
 typedef struct lstm_edge_layer {
@@ -200,9 +204,43 @@ lstm_edge_status lstm_edge_token_gates(const lstm_edge_model *model, float *tabl
                                        size_t table_floats, float *scratch,
                                        size_t scratch_floats, lstm_edge_model *out);
 
-/* sizeof(lstm_edge_model), for callers that allocate *out of lstm_edge_token_gates
- * without this header (a binding through a foreign-function interface). */
+/* Dequantized panels, for hosts: write w = (float)q * scale[r] of every int8 matrix of
+ * the model (each layer's W and R, the head) into `panels`, in panels of LSTM_EDGE_PANEL
+ * outputs (the float32 layout, lstm_edge_matrix), one matrix after the other (each
+ * starting a multiple of 16 floats into the buffer: align it to 64 bytes, a cache line,
+ * for the vector loads of the tiles; any alignment gives the same results), and write to
+ * *out a copy of *model whose int8 matrices read these panels (f32, panel
+ * LSTM_EDGE_PANEL); its layers are copied into layers [num_layers]. On hosts an int8
+ * matrix is computed on exactly these float32 values, in the float32 kernels' order,
+ * whichever kernel runs, so steps of *out equal those of *model bit for bit; the copy
+ * runs batches and prefill chunks in the float32 register tiles without converting
+ * weights per call.
+ * keep_int8 1: the copy's matrices keep their int8 weights as well, and single steps
+ * read those (a quarter of the bytes: faster when the model does not fit the cache);
+ * builds without register tiles (microcontrollers) read only the int8 weights, so the
+ * copy equals the model there too. keep_int8 0: the copy is a float32 model (faster
+ * single steps when the model fits the cache); equal to the model on hosts, while on
+ * builds without register tiles the int8 passes round their groups of eight inputs
+ * differently (the last bits).
+ * panels, layers and out must outlive *out and be non-NULL; panel_floats: at least
+ * lstm_edge_dequantized_floats(model) (for a model without int8 matrices, any: *out is
+ * then a plain copy); n_layers: at least num_layers. Nothing is written on a refused
+ * call. Other fields of *model are kept (a token gate table stays). */
+lstm_edge_status lstm_edge_dequantized_panels(const lstm_edge_model *model, float *panels,
+                                              size_t panel_floats, int32_t keep_int8,
+                                              lstm_edge_layer *layers, size_t n_layers,
+                                              lstm_edge_model *out);
+
+/* Floats lstm_edge_dequantized_panels needs: the sum over the model's int8 matrices of
+ * rows * cols rounded up to a multiple of 16 (0 for a model without any, or one that
+ * fails lstm_edge_check_model). */
+size_t lstm_edge_dequantized_floats(const lstm_edge_model *model);
+
+/* sizeof(lstm_edge_model) and sizeof(lstm_edge_layer), for callers that allocate the
+ * outputs of lstm_edge_token_gates and lstm_edge_dequantized_panels without this header
+ * (a binding through a foreign-function interface). */
 size_t lstm_edge_model_bytes(void);
+size_t lstm_edge_layer_bytes(void);
 
 /* One stream's recurrent state: caller-owned arrays of num_layers * hidden_size floats
  * each, layer-major (layer l at [l * H]). NAME_STATE_FLOATS in the generated header. */

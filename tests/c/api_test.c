@@ -27,13 +27,22 @@ static float logits1[N][V], logits2[N][V], logits_b[B][N][V];
 static int32_t tokens[B][N];
 static const float features[EXAMPLE_INPUT_SIZE] = {0.0f};
 static float table[V * 4 * EXAMPLE_HIDDEN], table_scratch[EXAMPLE_INPUT_SIZE];
+/* room for every matrix dequantized: layer 0's W and R, the other layers' W and R, the
+ * head, each rounded up to 16 floats */
+#define HID EXAMPLE_HIDDEN
+#define LAYERS (SF / HID)
+#define PAD16(n) (((n) + 15) / 16 * 16)
+#define ALL_WEIGHTS (PAD16(4 * HID * EXAMPLE_INPUT_SIZE) + PAD16(4 * HID * HID) + \
+                     (LAYERS - 1) * 2 * PAD16(4 * HID * HID) + PAD16(V * HID))
+static float panels[ALL_WEIGHTS];
+static lstm_edge_layer panel_layers[LAYERS];
 
 int main(void)
 {
     const lstm_edge_model *m = &EXAMPLE_MODEL;
     lstm_edge_state s1 = {h1, c1}, s2 = {h2, c2}, sb[B];
     lstm_edge_model broken = EXAMPLE_MODEL;
-    int32_t t, b, bad[3];
+    int32_t t, b, bad[3], keep;
 
     CHECK(lstm_edge_check_model(m) == LSTM_EDGE_OK);
     broken.format_version = LSTM_EDGE_FORMAT_VERSION + 1;
@@ -128,6 +137,67 @@ int main(void)
         }
         fast.n_token_gates -= 1; /* a table shorter than V x 4H is refused */
         CHECK(lstm_edge_check_model(&fast) == LSTM_EDGE_ERR_BAD_MODEL);
+    }
+
+    /* Dequantized panels: an int8 model's copy whose matrices read q * scale in float32
+     * panels steps to the same bits (single steps, a batch), keeping its int8 weights
+     * (keep 1) or not (keep 0: a float32 model, equal on hosts, where this test runs); a
+     * float model has nothing to dequantize. Refused calls write nothing. */
+    for (keep = 1; keep >= 0; --keep) {
+        lstm_edge_model fast, bad_model;
+        const size_t n = lstm_edge_dequantized_floats(m);
+        const int int8 = strcmp(m->scheme, "int8") == 0;
+        CHECK(n == (int8 ? (size_t)ALL_WEIGHTS : 0));
+        memset(&fast, 0, sizeof fast);
+        panels[0] = 7.0f;
+        if (n > 0) {
+            CHECK(lstm_edge_dequantized_panels(m, panels, n - 1, keep, panel_layers, LAYERS,
+                                               &fast) == LSTM_EDGE_ERR_BAD_SIZE);
+        }
+        CHECK(lstm_edge_dequantized_panels(m, panels, n, keep, panel_layers, LAYERS - 1,
+                                           &fast) == LSTM_EDGE_ERR_BAD_SIZE);
+        CHECK(lstm_edge_dequantized_panels(m, NULL, n, keep, panel_layers, LAYERS, &fast) ==
+              LSTM_EDGE_ERR_NULL);
+        CHECK(lstm_edge_dequantized_panels(m, panels, n, keep, NULL, LAYERS, &fast) ==
+              LSTM_EDGE_ERR_NULL);
+        CHECK(lstm_edge_dequantized_panels(m, panels, n, keep, panel_layers, LAYERS, NULL) ==
+              LSTM_EDGE_ERR_NULL);
+        CHECK(lstm_edge_dequantized_panels(&broken, panels, n, keep, panel_layers, LAYERS,
+                                           &fast) == LSTM_EDGE_ERR_BAD_MODEL);
+        CHECK(panels[0] == 7.0f && fast.layers == NULL);
+        CHECK(lstm_edge_dequantized_panels(m, panels, n, keep, panel_layers, LAYERS, &fast) ==
+              LSTM_EDGE_OK);
+        CHECK(lstm_edge_check_model(&fast) == LSTM_EDGE_OK && fast.layers == panel_layers);
+        CHECK(int8 ? fast.head.f32 == panels + n - (size_t)PAD16(V * HID) &&
+                         fast.head.panel == LSTM_EDGE_PANEL &&
+                         fast.head.q == (keep ? m->head.q : NULL)
+                   : fast.head.f32 == m->head.f32);
+        /* (head output r, input j): q * scale, at panel r / P, row j of that panel */
+        if (int8) {
+            const int32_t r = V - 1, j = HID - 1, p0 = r - r % LSTM_EDGE_PANEL;
+            const int32_t w = V - p0 < LSTM_EDGE_PANEL ? V - p0 : LSTM_EDGE_PANEL;
+            CHECK(fast.head.f32[p0 * HID + j * w + (r - p0)] ==
+                  (float)m->head.q[j * V + r] * m->head.scale[r]);
+        }
+        for (b = 0; b < B; ++b) {
+            lstm_edge_reset(&fast, &s2);
+            CHECK(lstm_edge_step_many(&fast, &s2, tokens[b], N, &logits2[0][0], scratch) ==
+                  LSTM_EDGE_OK);
+            CHECK(memcmp(logits_b[b], logits2, sizeof logits2) == 0);
+            lstm_edge_reset(&fast, &sb[b]);
+        }
+        CHECK(lstm_edge_step_batch(&fast, sb, B, &tokens[0][0], N, &logits_b[0][0][0], scratch,
+                                   sizeof scratch / sizeof scratch[0]) == LSTM_EDGE_OK);
+        for (b = 0; b < B; ++b) {
+            lstm_edge_reset(m, &s2);
+            CHECK(lstm_edge_step_many(m, &s2, tokens[b], N, &logits2[0][0], scratch) ==
+                  LSTM_EDGE_OK);
+            CHECK(memcmp(logits_b[b], logits2, sizeof logits2) == 0);
+        }
+        /* an int8 matrix with panels must say so (panel), and panels are LSTM_EDGE_PANEL */
+        bad_model = fast;
+        bad_model.head.panel = int8 && keep ? 0 : 7;
+        CHECK(lstm_edge_check_model(&bad_model) == LSTM_EDGE_ERR_BAD_MODEL);
     }
 
     /* NULLs and non-finite state */

@@ -129,6 +129,16 @@ static void refused_everywhere(const lstm_edge_model *bad, lstm_edge_status expe
     EXPECT_AT(lstm_edge_forecast_step_many(bad, &s, x, 1, out, scratch), expected);
     EXPECT_AT(lstm_edge_forecast_step_batch(bad, &s, 1, x, 1, out, scratch, 256), expected);
     CHECK_AT(h[0] == 7.0f && out[0] == 0.0f, line);
+    {
+        static float panels[256];
+        static lstm_edge_layer layers[2];
+        lstm_edge_model copy;
+        memset(&copy, 0, sizeof copy);
+        panels[0] = 7.0f;
+        CHECK_AT(lstm_edge_dequantized_floats(bad) == 0, line);
+        EXPECT_AT(lstm_edge_dequantized_panels(bad, panels, 256, 1, layers, 2, &copy), expected);
+        CHECK_AT(panels[0] == 7.0f && copy.layers == NULL, line);
+    }
 }
 
 #define REFUSED(model, status) refused_everywhere(&(model), (status), __LINE__)
@@ -213,7 +223,17 @@ static void hostile_models(void)
     two[0].r.n_values -= 1;
     REFUSED(m, LSTM_EDGE_ERR_BAD_MODEL);
     two[0] = lm_layers[0];
-    two[0].w.q = fw0_q; /* both f32 and q */
+    two[0].w.q = fw0_q; /* both f32 and q, no scales */
+    REFUSED(m, LSTM_EDGE_ERR_BAD_MODEL);
+
+    /* an int8 matrix's dequantized panels: f32 with panel LSTM_EDGE_PANEL, or neither */
+    two[0] = fc_layers[0];
+    two[0].w.f32 = fhead_w; /* panel 0 */
+    m = good_fc;
+    m.layers = two;
+    REFUSED(m, LSTM_EDGE_ERR_BAD_MODEL);
+    two[0].w.f32 = NULL;
+    two[0].w.panel = LSTM_EDGE_PANEL;
     REFUSED(m, LSTM_EDGE_ERR_BAD_MODEL);
 
     /* forecast: int8 scales and normalization arrays shorter than their dimensions */
@@ -279,6 +299,21 @@ static void null_pointers(void)
     EXPECT(lstm_edge_forecast_step_batch(&fc, &s, 1, NULL, 1, out, scratch, sf),
            LSTM_EDGE_ERR_NULL);
 
+    {
+        static float panels[48];
+        static lstm_edge_layer layers[1];
+        lstm_edge_model copy;
+        EXPECT(lstm_edge_dequantized_panels(NULL, panels, 48, 1, layers, 1, &copy),
+               LSTM_EDGE_ERR_NULL);
+        EXPECT(lstm_edge_dequantized_panels(&fc, NULL, 48, 1, layers, 1, &copy),
+               LSTM_EDGE_ERR_NULL);
+        EXPECT(lstm_edge_dequantized_panels(&fc, panels, 48, 1, NULL, 1, &copy),
+               LSTM_EDGE_ERR_NULL);
+        EXPECT(lstm_edge_dequantized_panels(&fc, panels, 48, 1, layers, 1, NULL),
+               LSTM_EDGE_ERR_NULL);
+        CHECK(lstm_edge_dequantized_floats(NULL) == 0);
+    }
+
     EXPECT(lstm_edge_anomaly_score(NULL, x, x, F, &score), LSTM_EDGE_ERR_NULL);
     EXPECT(lstm_edge_anomaly_score(x, x, x, F, NULL), LSTM_EDGE_ERR_NULL);
     EXPECT(lstm_edge_anomaly_score(x, x, x, 0, &score), LSTM_EDGE_ERR_BAD_SIZE);
@@ -330,6 +365,46 @@ static void bad_calls(void)
     EXPECT(lstm_edge_forecast_step(&fc, &s, x, out[0], scratch), LSTM_EDGE_OK);
     EXPECT(lstm_edge_check_state(&fc, &s), LSTM_EDGE_OK);
     CHECK(lstm_edge_status_str((lstm_edge_status)42) != NULL);
+
+    /* dequantized panels of the forecast model's int8 W [4H x F] and R [4H x H], each
+     * rounded up to 16 floats: too small a buffer or layers array is refused; the copy
+     * holds q * scale (one panel: 4H < 32) and steps to the same bits */
+    {
+        static float panels[32 + 16], h2[H], c2[H], out2[T];
+        static lstm_edge_layer layers[1];
+        lstm_edge_state s2 = {h2, c2};
+        lstm_edge_model copy;
+        const size_t n = LSTM_EDGE_COUNT(panels);
+        int32_t r, j, keep;
+        CHECK(lstm_edge_dequantized_floats(&fc) == n && lstm_edge_dequantized_floats(&lm) == 0);
+        EXPECT(lstm_edge_dequantized_panels(&fc, panels, n - 1, 1, layers, 1, &copy),
+               LSTM_EDGE_ERR_BAD_SIZE);
+        EXPECT(lstm_edge_dequantized_panels(&fc, panels, n, 1, layers, 0, &copy),
+               LSTM_EDGE_ERR_BAD_SIZE);
+        for (keep = 1; keep >= 0; --keep) { /* with the int8 weights, then float32 only */
+            EXPECT(lstm_edge_dequantized_panels(&fc, panels, n, keep, layers, 1, &copy),
+                   LSTM_EDGE_OK);
+            EXPECT(lstm_edge_check_model(&copy), LSTM_EDGE_OK);
+            CHECK(copy.layers == layers && layers[0].w.f32 == panels &&
+                  layers[0].r.f32 == panels + 32 && copy.head.f32 == fhead_w &&
+                  (layers[0].w.q != NULL) == keep && (layers[0].r.scale != NULL) == keep);
+            for (r = 0; r < 4 * H; ++r) {
+                for (j = 0; j < F; ++j) {
+                    CHECK(panels[j * 4 * H + r] == (float)fw0_q[j * 4 * H + r] * fw0_s[r]);
+                }
+            }
+            EXPECT(lstm_edge_reset(&fc, &s), LSTM_EDGE_OK);
+            EXPECT(lstm_edge_reset(&copy, &s2), LSTM_EDGE_OK);
+            EXPECT(lstm_edge_forecast_step(&fc, &s, x, out[0], scratch), LSTM_EDGE_OK);
+            EXPECT(lstm_edge_forecast_step(&copy, &s2, x, out2, scratch), LSTM_EDGE_OK);
+            EXPECT(lstm_edge_forecast_step_batch(&copy, &s2, 1, x, 1, out2, scratch, sf),
+                   LSTM_EDGE_OK);
+            EXPECT(lstm_edge_forecast_step_batch(&fc, &s, 1, x, 1, out[0], scratch, sf),
+                   LSTM_EDGE_OK);
+            CHECK(memcmp(out[0], out2, sizeof out2) == 0 && memcmp(h, h2, sizeof h2) == 0 &&
+                  memcmp(c, c2, sizeof c2) == 0);
+        }
+    }
 }
 
 int main(void)

@@ -8,9 +8,10 @@ import re
 import numpy as np
 import pytest
 
+from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.backends import c as cbackend
 from lstm_edge.runtime.backends import c_build, c_source
-from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
+from lstm_edge.runtime.config import HEAD_WEIGHT, UNK_CHAR, ModelConfig
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.model import load
 
@@ -283,7 +284,8 @@ def test_wide_model_batch_and_prefill_exact(wide, scheme):
 def test_token_gate_table_is_bit_identical(tiny, monkeypatch, which):
     # The runner computes layer 0's gate inputs per token once (lstm_edge_token_gates);
     # steps with the table equal steps without it bit for bit: single steps, a prefill
-    # (many lanes) and a batch of streams.
+    # (many lanes) and a batch of streams. (No dequantized panels here: the table alone.)
+    monkeypatch.setattr(cbackend, "DEQUANTIZED_MAX_FLOATS", 0)
     path = getattr(tiny, which)
     with_table = load(path, backend="c")
     assert with_table.runner._model != cbackend.checked_model(
@@ -329,3 +331,111 @@ def test_token_gate_table_refuses_bad_calls(tiny):
     ok = fn(raw, table.ctypes.data, rows, scratch.ctypes.data, scratch.size, ctypes.addressof(out))
     assert ok == 0 and np.isfinite(table).all() and not (table == 7.0).any()
     assert lib.lstm_edge_check_model(ctypes.addressof(out)) == 0
+
+
+def _forecast_int8(model_factory, folder):
+    _, write_models = model_factory
+    # 4H = 300 as the wide model (nine full panels and a narrow one), two layers
+    config = ModelConfig(
+        task="forecast",
+        hidden_size=75,
+        num_layers=2,
+        features=("a", "b"),
+        targets=("b",),
+        horizon=1,
+        feature_mean=(10.0, -3.0),
+        feature_std=(2.0, 0.5),
+        target_mean=(-3.0,),
+        target_std=(0.5,),
+    )
+    return write_models(folder, config, seed=4)[1]
+
+
+def _inputs(model, rng, batch, time):
+    if model.config.task == "forecast":
+        return model.config.spec.synthetic_inputs(model.config, batch * time, 5).reshape(
+            batch, time, -1
+        )
+    return rng.integers(0, model.config.vocab_size, size=(batch, time))
+
+
+@pytest.mark.parametrize("keep_int8", [True, False], ids=["int8-steps", "float-steps"])
+@pytest.mark.parametrize("which", ["tiny", "wide", "forecast"])
+def test_dequantized_panels_are_bit_identical(tiny, wide, model_factory, tmp_path,
+                                              monkeypatch, which, keep_int8):  # fmt: skip
+    # An int8 model's runner dequantizes its matrices once into float32 panels
+    # (lstm_edge_dequantized_panels): batches and prefill chunks run the float32 tiles on
+    # them, single steps the int8 kernel (or the float32 tiles too: a small model's copy
+    # drops the int8 weights), and without the panels batches dequantize blocks on the
+    # fly. Every one computes w = q * scale and adds x * w in input order: the same bits,
+    # with and without the panels, for 1, 2, 6, 9 and 70 streams (the 8-, 4- and 1-lane
+    # tiles, a full block of 64 and a partial one) and a prefill longer than a block; and
+    # close to numpy.
+    path = {"tiny": tiny.int8_path, "wide": wide[1]}.get(which) or _forecast_int8(
+        model_factory, tmp_path
+    )
+    monkeypatch.setattr(cbackend, "FLOAT_STEPS_MAX_FLOATS", 0 if keep_int8 else 1 << 30)
+    panels = load(path, backend="c")
+    assert panels.runner._panels.size > 0
+    monkeypatch.setattr(cbackend, "DEQUANTIZED_MAX_FLOATS", 0)
+    plain = load(path, backend="c")
+    assert not hasattr(plain.runner, "_panels")
+    ref = load(path, backend="numpy")
+    rng = np.random.default_rng(7)
+    for batch, time in ((1, 1), (2, 3), (6, 5), (9, 2), (c_source.BATCH_BLOCK + 6, 2),
+                        (1, c_source.BATCH_BLOCK + 37)):  # fmt: skip
+        x = _inputs(panels, rng, batch, time)
+        got, got_state = panels.step(x, panels.initial_state(batch))
+        want, want_state = plain.step(x, plain.initial_state(batch))
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_state.h, want_state.h)
+        np.testing.assert_array_equal(got_state.c, want_state.c)
+        for b in {0, batch - 1}:  # each stream alone, step by step (the one-lane kernel)
+            state = plain.initial_state(1)
+            for t in range(time):
+                one, state = plain.step(x[b : b + 1, t : t + 1], state)
+                np.testing.assert_array_equal(got[b, t], one[0, 0])
+            np.testing.assert_array_equal(got_state.c[:, b], state.c[:, 0])
+        ref_out, ref_state = ref.step(x, ref.initial_state(batch))
+        np.testing.assert_allclose(got, ref_out, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(got_state.c, ref_state.c, rtol=0, atol=ATOL)
+
+
+def test_dequantized_panels_refuse_bad_calls(tiny):
+    # The C function's own checks: panels or layers too small, a NULL pointer: refused
+    # with a status and nothing written; the copy it writes passes the model check and its
+    # panels hold q * scale; a float model has nothing to dequantize.
+    import ctypes
+
+    runner = load(tiny.int8_path, backend="c").runner
+    lib, cfg = runner._lib, tiny.config
+    raw = cbackend.checked_model(lib, tiny.int8_path, "lstm_edge_check_model")
+    fn = lib.lstm_edge_dequantized_panels
+    need = lib.lstm_edge_dequantized_floats(raw)
+    h, e, v, layers = cfg.hidden_size, cfg.embed_size, cfg.vocab_size, cfg.num_layers
+
+    def pad(n):  # each matrix starts on a 64-byte line: its size rounded up to 16 floats
+        return -(-n // 16) * 16
+
+    assert need == pad(4 * h * e) + pad(4 * h * h) * (2 * layers - 1) + pad(v * h)
+    assert runner._panels.size == need and runner._panels.ctypes.data % 64 == 0
+    panels = np.full(need, 7.0, np.float32)
+    lay = ctypes.create_string_buffer(lib.lstm_edge_layer_bytes() * layers)
+    out = ctypes.create_string_buffer(lib.lstm_edge_model_bytes())
+    args = [raw, panels.ctypes.data, need, 1, ctypes.addressof(lay), layers,
+            ctypes.addressof(out)]  # fmt: skip
+    for k, bad, status in ((2, need - 1, 3), (5, layers - 1, 3), (1, None, 1), (4, None, 1),
+                           (6, None, 1)):  # fmt: skip
+        assert fn(*args[:k], bad, *args[k + 1 :]) == status
+        assert (panels == 7.0).all() and out.raw == bytes(len(out.raw))
+    assert fn(*args) == 0 and lib.lstm_edge_check_model(ctypes.addressof(out)) == 0
+    # the head, last in the buffer: [H][V] (one panel: V < PANEL), q * scale in float32 as
+    # the numpy reference's weights (the rest of its padding is not read)
+    assert v < c_source.PANEL
+    head = read_artifact(tiny.int8_path).weights[HEAD_WEIGHT]
+    at = need - pad(v * h)
+    np.testing.assert_array_equal(panels[at : at + v * h].reshape(h, v), head)
+    float_raw = cbackend.checked_model(
+        load(tiny.float_path, backend="c").runner._lib, tiny.float_path, "lstm_edge_check_model"
+    )
+    assert lib.lstm_edge_dequantized_floats(float_raw) == 0
