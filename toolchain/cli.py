@@ -726,7 +726,8 @@ def web(
     """Predictive typing in the browser: a static site (index.html, engine.js, the model as
     WebAssembly) that runs the C library and the typing engine in the page.
 
-    Needs clang, wasm-ld and wasi-libc (Debian: apt-get install clang lld wasi-libc).
+    Needs clang, wasm-ld and wasi-libc (Debian: apt-get install clang-19 lld-19 wasi-libc;
+    an older clang builds only the 128-bit SIMD module, not the relaxed-SIMD one).
     See lstm_edge/toolchain/web.py.
     """
     from lstm_edge.toolchain import web as site_builder
