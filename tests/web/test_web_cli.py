@@ -124,10 +124,14 @@ def test_serve_prints_the_url_serves_the_site_and_stops_on_ctrl_c(tmp_path, site
     import urllib.request
 
     out = tmp_path / "site"
+    # Ctrl-C as an interactive shell delivers it: a shell without job control starts
+    # background commands with SIGINT ignored, and Python then keeps it ignored, so a suite
+    # run in the background (`... &`) would otherwise wait out the timeout below.
     proc = subprocess.Popen(
         [sys.executable, "-m", "lstm_edge.toolchain", "web", str(sites.float_path), "-o",
          str(out), "--serve", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         url = None
