@@ -138,12 +138,7 @@ class CRunner:
             scratch.size,
             ctypes.addressof(self._model_copy),
         )
-        if status != 0:
-            raise CompilerError(
-                f"{self.library}: the token gate table was refused "
-                f"({STATUS_MESSAGES.get(status, status)})"
-            )
-        return ctypes.addressof(self._model_copy)
+        return self._model_copy_or_raise(status, "the token gate table", self._model_copy)
 
     def _with_dequantized_panels(self, config: ModelConfig) -> int:
         """An int8 model whose matrices read w = q * scale from float32 panels
@@ -181,12 +176,15 @@ class CRunner:
             config.num_layers,
             ctypes.addressof(self._panel_model),
         )
+        return self._model_copy_or_raise(status, "the dequantized panels", self._panel_model)
+
+    def _model_copy_or_raise(self, status: int, what: str, copy: ctypes.Array) -> int:
+        """The address of a model copy the library wrote, or CompilerError naming what it
+        refused (a copy of a model it accepted at load: a bug, not bad input)."""
         if status != 0:
-            raise CompilerError(
-                f"{self.library}: the dequantized panels were refused "
-                f"({STATUS_MESSAGES.get(status, status)})"
-            )
-        return ctypes.addressof(self._panel_model)
+            reason = STATUS_MESSAGES.get(status, status)
+            raise CompilerError(f"{self.library}: the library refused {what} ({reason})")
+        return ctypes.addressof(copy)
 
     def _bind(self, config: ModelConfig) -> None:
         """`fast`: (binding.step, context) for Model.step, or None without the binding."""
