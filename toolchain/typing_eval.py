@@ -157,8 +157,8 @@ def simulate(
                     accepted[name][w] = i - start
         if progress is not None and (i % 100 == 99 or i == len(text) - 1):
             progress(i + 1)
-    phone = _saved(text, spans, accepted["phone"], auto_space=True)
-    no_space = _saved(text, spans, accepted["no-space"], auto_space=False)
+    phone = saved_keystrokes(text, spans, accepted["phone"], auto_space=True)
+    no_space = saved_keystrokes(text, spans, accepted["no-space"], auto_space=False)
     positions = int((word_of >= 0).sum())
     # The first keystroke has no `type` in it (nothing typed yet); every other one does.
     keystroke_lat = latencies[1:] if len(text) > 1 else latencies
@@ -195,7 +195,7 @@ def _count_hits(typed: int, intended: str, shown: list[str], hits: dict[str, int
         hits["start3"] += top3
 
 
-def _saved(
+def saved_keystrokes(
     text: str, spans: list[tuple[int, int]], accepted_at: list[int], auto_space: bool
 ) -> int:
     """Keystrokes saved by the accepted words (-1: never accepted) under one convention."""
