@@ -31,6 +31,7 @@ from lstm_edge.runtime.config import (
     HEAD_WEIGHT,
     INPUT_C0,
     INPUT_H0,
+    INPUT_HISTORY,
     META_CALIBRATION,
     META_CONFIG,
     META_FORMAT_VERSION,
@@ -38,6 +39,7 @@ from lstm_edge.runtime.config import (
     META_QUANTIZATION,
     META_SOURCE_SHA256,
     OUTPUT_CN,
+    OUTPUT_HISTORY,
     OUTPUT_HN,
     QUANT_SCHEMES,
     QUANT_SUFFIX,
@@ -90,6 +92,11 @@ BASE_OPS = frozenset(
         "MatMul",
         "Add",
         "Mul",  # forecast normalization: x * scale + shift
+        # the forecast highway (ar_lags > 0): its history and window sums
+        "Reshape",
+        "Sub",
+        "Max",
+        "Conv",
         "DequantizeLinear",
         "Cast",
     }
@@ -392,6 +399,10 @@ def _check_io(graph: op.Graph, config: ModelConfig, path: Path) -> None:
         OUTPUT_HN: (op.FLOAT, (layers, None, hidden)),
         OUTPUT_CN: (op.FLOAT, (layers, None, hidden)),
     }
+    history = spec.history_size(config)
+    if history:
+        expected_inputs[INPUT_HISTORY] = (op.FLOAT, (None, history))
+        expected_outputs[OUTPUT_HISTORY] = (op.FLOAT, (None, history))
     initializer_names = {t.name for t in graph.initializers}
     # Initializers may also be listed as graph inputs (required before IR 4, still allowed
     # after); they are defaults, not inputs the caller feeds.

@@ -62,10 +62,11 @@ class Model:
                 return got
         x, single = self._spec.check_inputs(self.config, inputs)
         self._check_state(state, x.shape[0])
-        y, hn, cn = self.runner.run(x, state.h, state.c)
-        if not _finite(y, hn, cn):
+        # runner.run(inputs, h, c[, history]) -> (outputs, hn, cn[, history_out])
+        y, hn, cn, *history = self.runner.run(x, *state.arrays)
+        if not _finite(y, hn, cn, *history):
             raise InputError(self._non_finite_message(y, hn, cn, single))
-        return (y[:, 0] if single else y), State._wrap(hn, cn, checked=True)
+        return (y[:, 0] if single else y), State._wrap(hn, cn, True, *history)
 
     def _non_finite_message(
         self, y: np.ndarray, hn: np.ndarray, cn: np.ndarray, single: bool
@@ -100,9 +101,23 @@ class Model:
                 f"state has shape {list(state.h.shape)} (expected [layers, batch, hidden] = "
                 f"{list(expected)} for {batch} {kind}stream(s))"
             )
+        size = self._spec.history_size(config)
+        found = None if state.history is None else state.history.shape[1]
+        if found != (size or None):
+            if not size:
+                raise InputError(
+                    f"state has a history of {found} values, but this model keeps none "
+                    f"(expected a state from model.initial_state(batch))"
+                )
+            raise InputError(
+                f"state has {'no history' if found is None else f'a history of {found} values'}"
+                f" (expected {size} values per stream: this model's highway reads the last "
+                f"{config.ar_lags} steps; start from model.initial_state(batch))"
+            )
         if state._checked:  # the runtime made it and tested it (zeros, or the last step)
             return
-        for name, value in (("h", state.h), ("c", state.c)):
+        named = (("h", state.h), ("c", state.c), ("history", state.history))
+        for name, value in named[: len(state.arrays)]:
             if not _finite(value):
                 raise InputError(
                     f"state.{name} contains NaN or Inf (expected finite values; start the "
