@@ -230,7 +230,8 @@ def _stream_header(name: str, config: ModelConfig, inputs: np.ndarray, source: s
     else:
         memory = f"""#define EXAMPLE_INT8_FULL 0
 #define EXAMPLE_STATE_FLOATS {upper}_STATE_FLOATS
-#define EXAMPLE_SCRATCH_FLOATS {upper}_SCRATCH_FLOATS"""
+#define EXAMPLE_SCRATCH_FLOATS {upper}_SCRATCH_FLOATS
+#define EXAMPLE_HISTORY_FLOATS {upper}_HISTORY_FLOATS"""
     source = re.sub(r"[^A-Za-z0-9 ._/-]", "_", source)  # it goes into a comment
     task = spec.c_example_macros(name)
     stream = spec.c_example_stream(name, inputs)

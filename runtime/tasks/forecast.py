@@ -355,6 +355,8 @@ class Forecast(TaskSpec):
                 f",\n    .output.last_index = (const int32_t[]){{ {index} }},\n"
                 f"    .output.n_last_index = {cfg.output_size}"
             )
+        if cfg.ar_lags:
+            fields += ",\n    .output.highway = " + _c_highway(arrays, artifact)
         return fields
 
     def c_header_macros(self, artifact: Any, name: str) -> str:
@@ -433,6 +435,26 @@ extern const float {name}_residual_scale[{_scale_size(cfg, upper)}];"""
 static const float example_stream[EXAMPLE_STREAM_LEN][EXAMPLE_INPUT_SIZE] = {{
 {rows}
 }};"""
+
+
+def _c_highway(arrays: Any, artifact: Any) -> str:
+    """The lstm_edge_highway initializer: bit-exact float32 copies of HIGHWAY_WEIGHT
+    ([O, 1, L + 1] -> [O][L + 1], oldest first) and HIGHWAY_BIAS, and per output the
+    feature column of HIGHWAY_SELECT's one (one-hot: the reader checked the tensor against
+    the config bit for bit)."""
+    cfg, w = artifact.config, artifact.weights
+    lags, n = cfg.ar_lags, cfg.output_size
+    weight = arrays.add(
+        "hw_weight",
+        f"{HIGHWAY_WEIGHT}: float32 [outputs {n}][lags + 1 = {lags + 1}], oldest first",
+        np.ascontiguousarray(w[HIGHWAY_WEIGHT][:, 0, :], np.float32),
+    )
+    bias = arrays.add("hw_bias", f"{HIGHWAY_BIAS}: float32 [outputs {n}]", w[HIGHWAY_BIAS])
+    select = ", ".join(str(int(i)) for i in np.argmax(w[HIGHWAY_SELECT], axis=0))
+    return (
+        f"{{ {lags}, {n}, (const int32_t[]){{ {select} }}, {weight}, {bias}, {n}, "
+        f"{count(weight)}, {count(bias)} }}"
+    )
 
 
 def _scale_size(cfg: ModelConfig, upper: str) -> str:
