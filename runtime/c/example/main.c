@@ -11,6 +11,9 @@
  *   calibration <ticks> <instructions>                           with COUNT_TICKS
  *   ok <steps>                                                   last line on success
  *
+ * A forecast model with a linear highway (EXAMPLE_HISTORY_FLOATS > 0) keeps the history of
+ * its past target values in the state too (state_history below, zeroed by the reset).
+ *
  * An int8-full model (EXAMPLE_INT8_FULL) runs through the integer library (lstm_edge_int.h):
  * int8 h and int16 c state, int16 scratch; the same stream, the same output lines.
  *
