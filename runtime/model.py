@@ -123,6 +123,17 @@ class Model:
                     f"state.{name} contains NaN or Inf (expected finite values; start the "
                     f"stream again from model.initial_state())"
                 )
+        if size:
+            # Element 0 is the highway's "seen" flag: 0 after a reset, 1 after a step. Any
+            # other value would blend the history with the current value.
+            seen = state.history[:, 0]
+            bad = np.flatnonzero((seen != 0) & (seen != 1))
+            if bad.size:
+                b = int(bad[0])
+                raise InputError(
+                    f"state.history[{b}, 0] is {float(seen[b])!r} (expected 0 after a reset "
+                    f"or 1 after a step: the flag that the history holds past values)"
+                )
 
 
 def load(
