@@ -675,3 +675,22 @@ def test_a_rewired_highway_is_refused_as_not_canonical(float_proto, tmp_path):
     t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) - 1, t.name))
     with pytest.raises(InvalidArtifactError, match=r"constant 'const.hw.keep' is int64"):
         read_artifact(save(proto, tmp_path / "keep.onnx"))
+
+
+def test_a_non_finite_history_out_is_refused_naming_the_stream(numpy_model):
+    """A backend whose history_out is not finite (none of the real ones can: it holds
+    checked inputs) is caught like a non-finite h or c, naming the stream."""
+    m = numpy_model
+
+    class NanHistory:
+        def run(self, x, h, c, history):
+            y, hn, cn, out = m.runner.run(x, h, c, history)
+            out = out.copy()
+            out[1, -1] = np.nan
+            return y, hn, cn, out
+
+    broken = rt.Model(m.config, m.scheme, "numpy", m.artifact, NanHistory())
+    state = m.initial_state(2)
+    with pytest.raises(InputError, match=r"inputs at stream 1 drive the state to NaN"):
+        broken.step(raw_values(m.config, (2, 3)), state)
+    assert not state.history.any()
