@@ -256,6 +256,9 @@ class ReferenceStream:
     h: np.ndarray  # final state [layers, 1, hidden]
     c: np.ndarray
     description: str  # where `inputs` came from ("held-out test split of ...")
+    # A forecast model with a highway: its final history [1, size] (from a reset one); the
+    # file's is compared with it like h and c. None: not compared (no highway).
+    history: np.ndarray | None = None
 
 
 def check_model_file(path: Path) -> None:
@@ -331,18 +334,23 @@ def compare_with_reference(
     batch = reference.inputs[None]
     want = (reference.h, reference.c)
     h0 = np.zeros_like(reference.h)
-    got_p, h_p, c_p = run_session(sess, batch, h0, h0)
-    got_s, h_s, c_s = run_steps(sess, batch, h0, h0)
+    # A graph with a history starts from a reset one (all zeros, as State.zeros).
+    size = config.spec.history_size(config)
+    history = (np.zeros((1, size), np.float32),) if size else ()
+    if reference.history is not None:
+        want = (*want, reference.history)
+    got_p, *state_p = run_session(sess, batch, h0, h0, *history)
+    got_s, *state_s = run_steps(sess, batch, h0, h0, *history)
     return tuple(
         compare_streams(
             config,
             reference.outputs,
             got,
             reference_state=want,
-            state=state,
+            state=tuple(state[: len(want)]),
             tolerance=CHECK_TOLERANCE,
         )
-        for got, state in ((got_p, (h_p, c_p)), (got_s, (h_s, c_s)))
+        for got, state in ((got_p, state_p), (got_s, state_s))
     )
 
 

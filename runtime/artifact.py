@@ -59,7 +59,7 @@ from lstm_edge.runtime.errors import (
     UnsupportedModelError,
 )
 from lstm_edge.runtime.files import parse_json
-from lstm_edge.runtime.format import META_DIGEST
+from lstm_edge.runtime.format import HIGHWAY_TENSORS, META_DIGEST
 from lstm_edge.runtime.graph import canonical_graph
 from lstm_edge.runtime.integer import META_INTEGER, IntegerScheme
 from lstm_edge.runtime.integer import SCHEME as INTEGER_SCHEME
@@ -448,7 +448,11 @@ def _check_config_tensors(
     producers = {out for n in graph.nodes for out in n.outputs}
     found: dict[str, np.ndarray] = {}
     for name, want in expected.items():
-        where = f"{path}: normalization tensor {name!r}"
+        # NORM_* follow from the statistics; HIGHWAY_* from ar_coef and the statistics.
+        highway = name in HIGHWAY_TENSORS
+        kind = "highway tensor" if highway else "normalization tensor"
+        source = "ar_coef and statistics" if highway else "normalization statistics"
+        where = f"{path}: {kind} {name!r}"
         if name not in tensors or name in producers:
             what = "computed by a node" if name in producers else "missing"
             raise InvalidArtifactError(
@@ -460,11 +464,13 @@ def _check_config_tensors(
         # difference, even -0.0 for 0.0 or a NaN, means the file was changed or mis-made.
         differ = np.flatnonzero(value.view(np.uint32) != want.view(np.uint32))
         if differ.size:
-            i = int(differ[0])
+            # NORM_* are 1-D (index i); the highway's tensors are 2-D and 3-D.
+            at = np.unravel_index(int(differ[0]), want.shape)
+            index = at[0] if len(at) == 1 else list(at)
             raise InvalidArtifactError(
-                f"{where} does not match the config's normalization statistics "
-                f"({differ.size} of {want.size} values differ; first at index {i}: found "
-                f"{float(value[i])!r}, expected {float(want[i])!r})"
+                f"{where} does not match the config's {source} "
+                f"({differ.size} of {want.size} values differ; first at index {index}: found "
+                f"{float(value[at])!r}, expected {float(want[at])!r})"
             )
         found[name] = _frozen(value)
     return found
