@@ -37,6 +37,12 @@
 static int8_t state_h[EXAMPLE_STATE_SIZE];
 static int16_t state_c[EXAMPLE_STATE_SIZE];
 static int16_t scratch[EXAMPLE_SCRATCH_SIZE];
+#if EXAMPLE_HISTORY_SIZE > 0 /* the forecast highway's float32 history */
+static float state_history[EXAMPLE_HISTORY_SIZE];
+#define STATE_INIT {state_h, state_c, state_history}
+#else
+#define STATE_INIT {state_h, state_c, NULL}
+#endif
 typedef lstm_edge_int_state example_state;
 #define CHECK_MODEL lstm_edge_int_check_model
 #define RESET lstm_edge_int_reset
@@ -46,6 +52,7 @@ typedef lstm_edge_int_state example_state;
 static float state_h[EXAMPLE_STATE_FLOATS];
 static float state_c[EXAMPLE_STATE_FLOATS];
 static float scratch[EXAMPLE_SCRATCH_FLOATS];
+#define STATE_INIT {state_h, state_c}
 typedef lstm_edge_state example_state;
 #define CHECK_MODEL lstm_edge_check_model
 #define RESET lstm_edge_reset
@@ -186,7 +193,7 @@ static int refuses_bad_input(example_state *state)
 
 int main(void)
 {
-    example_state state = {state_h, state_c};
+    example_state state = STATE_INIT;
     lstm_edge_status status = CHECK_MODEL(&EXAMPLE_MODEL);
     int32_t t;
 
