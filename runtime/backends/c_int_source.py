@@ -263,8 +263,7 @@ def int_model_sources(artifact: Any, name: str) -> IntSources:
                      scheme.sigmoid_table, np.int16)  # fmt: skip
     tnh = arrays.add("tanh_table", "tanh((256 k - 32768) / 4096) in Q0.15",
                      scheme.tanh_table, np.int16)  # fmt: skip
-    fp = IntSources("", "", arrays.nbytes, 3 * layers * h + 4 * history,
-                    2 * scratch_int16(n_in, h))
+    fp = IntSources("", "", arrays.nbytes, 3 * layers * h + 4 * history, 2 * scratch_int16(n_in, h))
     upper, spec = name.upper(), cfg.spec
     step = spec.c_step_function.replace("lstm_edge_", "lstm_edge_int_")
     hist_note = f" and {upper}_HISTORY_SIZE floats of highway history" if history else ""
