@@ -211,16 +211,21 @@ def _highway(arrays: IntArrays, artifact: Any) -> str:
         return ""
     n = artifact.config.output_size
     w = artifact.weights
-    index = arrays.add("highway_index", "highway: feature column of each output's target",
-                       highway_index(w), np.int32)  # fmt: skip
-    weight = arrays.add("highway_weight", f"{HIGHWAY_WEIGHT}: float32 [outputs {n}]"
-                        f"[lags {lags} + 1], oldest first", w[HIGHWAY_WEIGHT], np.float32)  # fmt: skip
-    bias = arrays.add("highway_bias", f"{HIGHWAY_BIAS}: float32 [outputs {n}]",
-                      w[HIGHWAY_BIAS], np.float32)  # fmt: skip
+    index = arrays.add(
+        "highway_index", "highway: feature column of each output's target",
+        highway_index(w), np.int32,
+    )  # fmt: skip
+    weight = arrays.add(
+        "highway_weight", f"{HIGHWAY_WEIGHT}: float32 [outputs {n}][lags {lags} + 1], oldest "
+        "first", w[HIGHWAY_WEIGHT], np.float32,
+    )  # fmt: skip
+    bias = arrays.add(
+        "highway_bias", f"{HIGHWAY_BIAS}: float32 [outputs {n}]", w[HIGHWAY_BIAS], np.float32
+    )
     return (
-        f",\n    .highway = {{ .lags = {lags}, .index = {index}, .weight = {weight}, .bias = {bias},\n"
-        f"                 .n_index = {count(index)}, .n_weight = {count(weight)},\n"
-        f"                 .n_bias = {count(bias)} }}"
+        f",\n    .highway = {{ .lags = {lags}, .index = {index}, .weight = {weight},\n"
+        f"                 .bias = {bias}, .n_index = {count(index)},\n"
+        f"                 .n_weight = {count(weight)}, .n_bias = {count(bias)} }}"
     )
 
 

@@ -30,7 +30,6 @@ from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.config import lstm_b, lstm_r, lstm_w
 from lstm_edge.runtime.errors import InputError
 from lstm_edge.runtime.format import HIGHWAY_BIAS, HIGHWAY_SELECT, HIGHWAY_WEIGHT
-from lstm_edge.runtime.tasks.forecast import apply_highway
 from lstm_edge.runtime.integer import (
     cell_values,
     codes,
@@ -45,6 +44,7 @@ from lstm_edge.runtime.integer import (
     table,
     to_q312,
 )
+from lstm_edge.runtime.tasks.forecast import apply_highway
 from lstm_edge.toolchain.export import build_onnx
 from lstm_edge.toolchain.model import EdgeLSTM
 
@@ -522,7 +522,7 @@ def _highway_scalar(w, z, history):
     kernel, bias = w[HIGHWAY_WEIGHT][:, 0], w[HIGHWAY_BIAS]
     index = [int(np.flatnonzero(col)[0]) for col in w[HIGHWAY_SELECT].T]
     n, lags = kernel.shape[0], kernel.shape[1] - 1
-    out = np.empty(z.shape[:2] + (n,), np.float32)
+    out = np.empty((*z.shape[:2], n), np.float32)
     hist = history.copy()
     for b in range(z.shape[0]):
         seen, rows = hist[b, 0], hist[b, 1:].reshape(lags, n).copy()
