@@ -374,9 +374,7 @@ class IntCRunner:
         states[:, 1] = cs.ctypes.data + np.arange(batch, dtype=np.uintp) * (2 * n_state)
         hist = np.array(history[0], np.float32, order="C") if history else None  # a copy
         if hist is not None:
-            states[:, 2] = hist.ctypes.data + np.arange(batch, dtype=np.uintp) * (
-                4 * hist.shape[1]
-            )
+            states[:, 2] = hist.ctypes.data + np.arange(batch, dtype=np.uintp) * (4 * hist.shape[1])
         x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
         out = np.empty((batch, time, self.output_size), np.float32)
         scratch = np.empty(self.scratch_size, np.int16)
