@@ -226,6 +226,7 @@ def _stream_header(name: str, config: ModelConfig, inputs: np.ndarray, source: s
     if scheme == INT_SCHEME:
         memory = f"""#define EXAMPLE_INT8_FULL 1
 #define EXAMPLE_STATE_SIZE {upper}_STATE_SIZE
+#define EXAMPLE_HISTORY_SIZE {upper}_HISTORY_SIZE
 #define EXAMPLE_SCRATCH_SIZE {upper}_SCRATCH_INT16"""
     else:
         memory = f"""#define EXAMPLE_INT8_FULL 0

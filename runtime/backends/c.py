@@ -330,8 +330,8 @@ class CRunner:
 
 # ---- int8-full: the integer library ------------------------------------------------------
 
-# lstm_edge_int_state {int8_t *h; int16_t *c;}: two pointers.
-IntStateStruct = ctypes.c_void_p * 2
+# lstm_edge_int_state {int8_t *h; int16_t *c; float *history;}: three pointers.
+IntStateStruct = ctypes.c_void_p * 3
 
 
 class IntCRunner:
@@ -388,17 +388,22 @@ class IntCRunner:
         return np.zeros(n, np.int8), np.zeros(n, np.int16), np.zeros(self.scratch_size, np.int16)
 
     def run(
-        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray, *history: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """(y, hn, cn), and with a history (the forecast highway) the history after the
+        last step too."""
         batch, time = inputs.shape[:2]
         # per stream in C ([batch][layers][hidden]); fresh arrays, the caller's untouched
         # the codes checked as the numpy reference checks them (the same message)
         hs = np.ascontiguousarray(codes(h, -H_MAX, H_MAX, "h").astype(np.int8).transpose(1, 0, 2))
         cs = np.ascontiguousarray(codes(c, C_MIN, C_MAX, "c").astype(np.int16).transpose(1, 0, 2))
         n_state = self.layers * self.hidden
-        states = np.empty((batch, 2), np.uintp)
+        states = np.zeros((batch, 3), np.uintp)
         states[:, 0] = hs.ctypes.data + np.arange(batch, dtype=np.uintp) * n_state
         states[:, 1] = cs.ctypes.data + np.arange(batch, dtype=np.uintp) * (2 * n_state)
+        hist = np.array(history[0], np.float32, order="C") if history else None  # a copy
+        if hist is not None:
+            states[:, 2] = hist.ctypes.data + np.arange(batch, dtype=np.uintp) * (4 * hist.shape[1])
         x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
         out = np.empty((batch, time, self.output_size), np.float32)
         scratch = np.empty(self.scratch_size, np.int16)
@@ -408,11 +413,9 @@ class IntCRunner:
         )  # fmt: skip
         if status != 0:
             raise InputError(f"the C step refused the call: {STATUS_MESSAGES.get(status, status)}")
-        return (
-            out,
-            np.ascontiguousarray(hs.transpose(1, 0, 2), dtype=np.float32),
-            np.ascontiguousarray(cs.transpose(1, 0, 2), dtype=np.float32),
-        )
+        hn = np.ascontiguousarray(hs.transpose(1, 0, 2), dtype=np.float32)
+        cn = np.ascontiguousarray(cs.transpose(1, 0, 2), dtype=np.float32)
+        return (out, hn, cn) if hist is None else (out, hn, cn, hist)
 
 
 def load(artifact: Artifact, **options) -> CRunner | IntCRunner:

@@ -40,6 +40,12 @@
 static int8_t state_h[EXAMPLE_STATE_SIZE];
 static int16_t state_c[EXAMPLE_STATE_SIZE];
 static int16_t scratch[EXAMPLE_SCRATCH_SIZE];
+#if EXAMPLE_HISTORY_SIZE > 0 /* the forecast highway's float32 history */
+static float state_history[EXAMPLE_HISTORY_SIZE];
+#define STATE_INIT {.h = state_h, .c = state_c, .history = state_history}
+#else
+#define STATE_INIT {.h = state_h, .c = state_c, .history = NULL}
+#endif
 typedef lstm_edge_int_state example_state;
 #define CHECK_MODEL lstm_edge_int_check_model
 #define RESET lstm_edge_int_reset
@@ -49,8 +55,12 @@ typedef lstm_edge_int_state example_state;
 static float state_h[EXAMPLE_STATE_FLOATS];
 static float state_c[EXAMPLE_STATE_FLOATS];
 static float scratch[EXAMPLE_SCRATCH_FLOATS];
-/* a forecast model's highway history (EXAMPLE_HISTORY_FLOATS > 0); one unused float else */
-static float state_history[EXAMPLE_HISTORY_FLOATS > 0 ? EXAMPLE_HISTORY_FLOATS : 1];
+#if EXAMPLE_HISTORY_FLOATS > 0 /* the forecast highway's history */
+static float state_history[EXAMPLE_HISTORY_FLOATS];
+#define STATE_INIT {.h = state_h, .c = state_c, .history = state_history}
+#else
+#define STATE_INIT {.h = state_h, .c = state_c, .history = NULL}
+#endif
 typedef lstm_edge_state example_state;
 #define CHECK_MODEL lstm_edge_check_model
 #define RESET lstm_edge_reset
@@ -191,7 +201,7 @@ static int refuses_bad_input(example_state *state)
 
 int main(void)
 {
-    example_state state = {.h = state_h, .c = state_c};
+    example_state state = STATE_INIT;
     lstm_edge_status status = CHECK_MODEL(&EXAMPLE_MODEL);
     int32_t t;
 
@@ -203,9 +213,6 @@ int main(void)
            EXAMPLE_MODEL.scheme, (int)EXAMPLE_MODEL.num_layers, (int)EXAMPLE_MODEL.hidden_size,
            (int)EXAMPLE_STREAM_LEN);
     describe();
-#if !EXAMPLE_INT8_FULL
-    state.history = EXAMPLE_HISTORY_FLOATS > 0 ? state_history : NULL;
-#endif
 #ifdef COUNT_TICKS
     calibrate();
 #endif
