@@ -275,6 +275,7 @@ class _Trainer:
 
         torch.manual_seed(run.seed)
         self.model = build_model(source.config, run.dropout)
+        task.initialize(self.model)  # a resumed run's weights replace these below
         self.val = self._normalized(source.val)
         if source.val_now is not None:  # persistence: the targets now, for `horizon` ahead
             now = self._normalized(Pairs(source.val.inputs, source.val_now)).targets

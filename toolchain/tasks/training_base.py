@@ -128,6 +128,10 @@ class TaskTraining:
         """The mean validation loss the best checkpoint is chosen by."""
         return None
 
+    def initialize(self, model: EdgeLSTM) -> None:
+        """Set a new model's starting weights where the task needs its own (the default:
+        torch's initialization as it is)."""
+
     def augment(self, config: ModelConfig, inputs: Any) -> Any:
         """A training chunk's inputs as the step reads them (the default: as they are)."""
         return inputs
