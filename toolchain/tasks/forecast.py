@@ -245,9 +245,7 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
         o.ar_lags, season, features, targets, train.shape[0], config.horizon
     )
     if lags:  # the linear highway: the baseline's fit, carried in the model
-        config = replace(
-            config, ar_lags=lags, ar_coef=series_mod.highway_coef(config, train, lags)
-        )
+        config = replace(config, ar_lags=lags, ar_coef=series_mod.highway_coef(config, train, lags))
     if season is not None:
         data["season_name"] = series_mod.season_name(season, series.step_seconds)
     return series, split, config, data
