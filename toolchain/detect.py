@@ -84,6 +84,7 @@ class DetectReport:
     # a model of each step ahead: {"ahead": s, **ForecastScores} per step ahead (the
     # baselines at s steps, the linear one fitted for s); empty otherwise
     accuracy_per_step: list[dict[str, Any]] = field(default_factory=list)
+    highway_lags: int = 0  # the model's linear highway (ar_lags; 0: none)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +98,7 @@ class DetectReport:
             "threshold": self.threshold,
             "calibration": self.calibration,
             "flagged_steps": int(self.flags.sum()),
+            "highway_lags": self.highway_lags,
             "flag_runs": [asdict(r) for r in self.runs],
             "labelled": self.faults is not None,
             "fault_events": None if self.faults is None else _fault_runs(self.faults),
@@ -250,6 +252,7 @@ def detect(model_path: Path, options: DetectOptions | None = None) -> DetectRepo
             outputs, data.targets, h, config.target_std, data.season, linear
         ),
         accuracy_per_step=_per_step(config, every, data),
+        highway_lags=config.ar_lags,
     )
     if options.out is not None:
         write_outputs(report, Path(options.out))
@@ -390,6 +393,13 @@ def plot(report: DetectReport):
     return fig
 
 
+def _verdict(scores: fe.ForecastScores, highway: int) -> str:
+    """The linear-baseline sentence: of the model, or of what its LSTM adds to the linear
+    highway it carries."""
+    verdict = fe.linear_verdict(scores, highway)
+    return verdict if highway else f"the model {verdict}"
+
+
 def render(report: DetectReport) -> list[Any]:
     """Rich renderables for the terminal: the flag runs and the summary lines."""
     table = Table(title=f"flagged runs (score > {report.threshold:g})")
@@ -418,7 +428,7 @@ def render(report: DetectReport) -> list[Any]:
             else ""
         )
         + (
-            f", vs linear {a.mase_linear_mean:.3f}; the model {fe.linear_verdict(a)}"
+            f", vs linear {a.mase_linear_mean:.3f}; {_verdict(a, report.highway_lags)}"
             if a.mase_linear_mean is not None
             else ""
         ),

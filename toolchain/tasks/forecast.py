@@ -177,6 +177,9 @@ class ForecastTraining(TaskTraining):
     ) -> dict[str, Any]:
         return {
             "series": {k: data[k] for k in ("source", "rows", "values_sha256")},
+            # the linear highway: its lagged changes (0: none) and why (runs that predate
+            # it record neither)
+            "highway": {k: data.get(k) for k in ("ar_lags", "ar_lags_source")},
             "val_persistence": {objective.metric: baseline},
         }
 
@@ -244,6 +247,7 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
     lags, data["ar_lags_source"] = series_mod.choose_ar_lags(
         o.ar_lags, season, features, targets, train.shape[0], config.horizon
     )
+    data["ar_lags"] = lags
     if lags:  # the linear highway: the baseline's fit, carried in the model
         config = replace(config, ar_lags=lags, ar_coef=series_mod.highway_coef(config, train, lags))
     if season is not None:

@@ -62,6 +62,7 @@ class SeriesStream:
     # for each (a direct s-step fit); empty for a model of t + horizon only
     steps_ahead: tuple[int, ...] = ()
     linear_ahead: tuple[fe.LinearAR | None, ...] = ()
+    highway_lags: int = 0  # the model's linear highway (ar_lags; 0: none)
 
     unit = "rows"  # what the source is counted in
 
@@ -86,6 +87,7 @@ class SeriesStream:
             "season": self.season,
             "season_name": self.season_name,
             "linear_baseline_lags": None if self.linear is None else self.linear.lags,
+            "highway_lags": self.highway_lags,
         } | ({"steps_ahead": list(self.steps_ahead)} if self.steps_ahead else {})
 
 
@@ -160,6 +162,7 @@ def build_series_stream(ckpt: Checkpoint, steps: int, csv_path: Path | None) -> 
         season_name=(ckpt.data or {}).get("season_name"),
         steps_ahead=ahead,
         linear_ahead=tuple(fit_baseline(ckpt, season, s) for s in ahead),
+        highway_lags=config.ar_lags,
     )
 
 
@@ -361,6 +364,11 @@ def render_forecast_table(report: Any) -> Table | Group:
         "least-squares autoregression on lagged changes fitted on the training split; below 1 "
         "beats the baseline"
     )
+    if report.stream.highway_lags:
+        table.caption += (
+            f"; the model includes a linear highway ({report.stream.highway_lags} lagged "
+            "changes): linear MASE is what its LSTM adds"
+        )
     if any(r.summary.per_step for r in report.results):
         return Group(table, render_per_step_table(report))
     return table
@@ -416,7 +424,14 @@ def _linear_note(report: Any) -> str:
     if not report.results:
         return ""
     scores = fe.ForecastScores(**report.results[0].summary.torch_truth)
+    highway = report.stream.highway_lags
+    if highway:
+        return f"\n\n**{_capital(fe.linear_verdict(scores, highway))}.**"
     return f"\n\n**The LSTM {fe.linear_verdict(scores)}.**"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def normalization_summary(cfg: ModelConfig) -> dict[str, str]:
@@ -500,6 +515,13 @@ class ForecastEval(TaskEval):
             f"{len(config.features)} features ({', '.join(config.features)}) -> "
             f"{len(config.targets)} targets ({', '.join(config.targets)}) {_ahead(config)}, "
             f"learnt as {config.target_kind}s"
+            + (
+                f", plus a linear highway (a least-squares autoregression on {config.ar_lags} "
+                "lagged changes of each target, fitted on the training split; the LSTM learns "
+                "what it leaves)"
+                if config.ar_lags
+                else ""
+            )
         )
 
     def summary_table(self, report: Any) -> str:
@@ -507,7 +529,8 @@ class ForecastEval(TaskEval):
 
     def snippet(self, config: ModelConfig) -> list[str]:
         return [
-            "state = model.initial_state(batch=1)  # caller-owned h and c",
+            "state = model.initial_state(batch=1)  # caller-owned h and c"
+            + (" (and the highway's history)" if config.ar_lags else ""),
             f"# one row of raw sensor values per step: {', '.join(config.features)}",
             f"row = np.array([{', '.join(f'{m:.4g}' for m in config.feature_mean)}])",
             "forecast, state = model.step(row[None], state)",
@@ -524,9 +547,10 @@ class ForecastEval(TaskEval):
     def info_config(self, config: ModelConfig) -> dict[str, Any]:
         """Column names joined, the statistics left to `normalization`."""
         stats = ("feature_mean", "feature_std", "target_mean", "target_std")
-        stats += ("change_mean", "change_std")
+        stats += ("change_mean", "change_std", "ar_coef")
         summary = {k: v for k, v in config.to_dict().items() if k not in stats}
         summary["target_kind"] = config.target_kind
+        summary["ar_lags"] = config.ar_lags  # the linear highway (0: none)
         summary["features"] = ", ".join(config.features)
         summary["targets"] = ", ".join(config.targets)
         return summary
