@@ -307,11 +307,9 @@ class TrainSettings:
         pipeline="forecast: change or level (default: by the validation split's range).",
     )
     ar_lags: str | None = option(
-        "forecast: the linear highway, a least-squares autoregression on this many lagged "
-        "changes of each target, fitted on the training split and carried in the model; "
-        "the LSTM learns what it leaves. auto: the linear baseline's count (season + 1, or "
-        "8 without a season); 0: no highway (the LSTM alone). Needs every target among "
-        "the features (auto without: 0).",
+        "forecast: lagged changes of the linear highway, an autoregression fitted on the "
+        "training split and carried in the model (the LSTM learns what it leaves). auto: "
+        "the linear baseline's (season + 1, or 8); 0: none. Needs the targets as features.",
         "--ar-lags",
         pipeline="forecast: lagged changes of the linear highway (auto, 0 = none, or N).",
     )
