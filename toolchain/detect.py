@@ -225,7 +225,8 @@ def detect(model_path: Path, options: DetectOptions | None = None) -> DetectRepo
     every = run_model(model, data.features)
     outputs = step_block(config, every, h)
     scores = fe.anomaly_scores(outputs, data.targets, h, calibration["residual_scale"])
-    scores[: h + fe.DETECT_WARMUP] = np.nan  # the state is still settling from zeros
+    # the state is still settling from zeros (and a highway's history filling)
+    scores[: h + fe.warmup(config, fe.DETECT_WARMUP)] = np.nan
     flags = fe.flag(scores, threshold)
     events = None if data.faults is None else fe.event_scores(flags, data.faults)
     linear = fe.fit_linear_ar(data.train, h, fe.ar_lags(data.season))

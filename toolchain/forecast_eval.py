@@ -49,6 +49,16 @@ DEFAULT_THRESHOLD_NOTE = "threshold: lstm-edge's default of 5 robust sigmas"
 # first forecast from a zero state is off by several robust sigmas (measured: the default
 # model's step-1 score is 7.4, a false alarm on every run), and it settles within a few.
 DETECT_WARMUP = 10
+
+
+def warmup(config: Any, steps: int) -> int:
+    """Steps from a reset state before a forecast counts: `steps`, or a model's linear
+    highway's lags if more. Its history fills only after ar_lags steps; before, the
+    autoregression reads changes that never happened as zeros (on a seasonal series
+    with a 25-row highway, detect flagged rows 11..18 of a clean trend, score 27)."""
+    return max(steps, getattr(config, "ar_lags", 0))
+
+
 # A fault event counts as detected if a flag falls in [start, stop + DETECT_LAG): the
 # forecast made from faulty inputs stays off for a few steps after the fault ends (the
 # LSTM state still holds it), and a flag that late still points at the right event.
@@ -417,9 +427,13 @@ def residual_scale(err: np.ndarray, target_std: Any) -> np.ndarray:
 
 
 def calibration_from_errors(
-    err: np.ndarray, target_std: Any, threshold: float = DEFAULT_THRESHOLD
+    err: np.ndarray,
+    target_std: Any,
+    threshold: float = DEFAULT_THRESHOLD,
+    skipped: int = CALIBRATION_WARMUP,
 ) -> dict[str, Any]:
-    """The META_CALIBRATION dict from training-split residuals (warm-up already dropped)."""
+    """The META_CALIBRATION dict from training-split residuals (the first `skipped`
+    steps, the warm-up, already dropped)."""
     scale = residual_scale(err, target_std)
     return {
         "residual_scale": [float(v) for v in scale],
@@ -427,7 +441,7 @@ def calibration_from_errors(
         "split": "train",
         "statistic": (
             f"{MAD_TO_SIGMA} * median |forecast - actual| per target over the training "
-            f"split (first {CALIBRATION_WARMUP} steps from a zero state skipped); robust "
+            f"split (first {skipped} steps from a zero state skipped); robust "
             f"to the faults the split contains; " + DEFAULT_THRESHOLD_NOTE
         ),
     }
@@ -452,9 +466,10 @@ def calibrate(ckpt: Checkpoint) -> dict[str, Any] | None:
 
     split = training(ckpt.config).held_out_stream(ckpt.data, ckpt.config, "train")
     h = ckpt.config.horizon
-    if split.targets.shape[0] <= CALIBRATION_WARMUP + h + 1:
+    skipped = warmup(ckpt.config, CALIBRATION_WARMUP)
+    if split.targets.shape[0] <= skipped + h + 1:
         return None
     # a model of each step ahead is calibrated on its forecast of t + horizon, as detect uses
     outputs = step_block(ckpt.config, torch_outputs(ckpt.model, split.inputs), h)
-    err = aligned_errors(outputs, split.targets, h)[CALIBRATION_WARMUP:]
-    return calibration_from_errors(err, ckpt.config.target_std)
+    err = aligned_errors(outputs, split.targets, h)[skipped:]
+    return calibration_from_errors(err, ckpt.config.target_std, skipped=skipped)
