@@ -238,20 +238,23 @@ def forecast_scores(
     season: int | None = None,
     linear: LinearAR | None = None,
     linear_rows: int | None = None,
+    skip: int = 0,
 ) -> ForecastScores:
     """MAE/RMSE of `outputs` against the truth, and MASE against persistence, seasonal
     persistence (with a season) and the linear baseline (when fitted), each over the
     steps where that baseline has a forecast. `linear_rows`: score the linear baseline on
     the first rows only (a stream that cycles a split jumps at each seam, and the jump
-    stays in the baseline's lagged changes for `lags` steps: not what it would see)."""
-    err = aligned_errors(outputs, targets, horizon)
+    stays in the baseline's lagged changes for `lags` steps: not what it would see).
+    `skip`: score from output `skip` on (the rows before only warm the state up; the
+    baselines read them as history too)."""
+    err = aligned_errors(outputs, targets, horizon)[skip:]
     std = np.asarray(target_std, dtype=np.float64)
     m, r = mae(err), rmse(err)
-    p = mae(aligned_errors(persistence_forecast(targets, horizon), targets, horizon))
+    p = mae(aligned_errors(persistence_forecast(targets, horizon), targets, horizon)[skip:])
     seasonal = mase_s = None
     if season is not None and season >= max(1, horizon):
         s_err = aligned_errors(seasonal_persistence_forecast(targets, horizon, season),
-                               targets, horizon)  # fmt: skip
+                               targets, horizon)[skip:]  # fmt: skip
         valid = ~np.isnan(s_err).any(axis=1)
         if valid.any():
             s_mae = mae(s_err[valid])
@@ -264,6 +267,7 @@ def forecast_scores(
         valid = ~np.isnan(l_err).any(axis=1)
         if linear_rows is not None:
             valid[max(0, linear_rows - horizon) :] = False  # truths past the first pass
+        l_err, valid = l_err[skip:], valid[skip:]
         if valid.any():
             l_mae = mae(l_err[valid])
             lin = [float(v) for v in l_mae]

@@ -55,6 +55,8 @@ def test_the_default_model_carries_the_highway_and_says_so(bundle: Path):
     assert "so MASE vs linear measures what the LSTM adds to it" in summary
     report = json.loads((bundle / "validation" / "report.json").read_text())
     assert report["passed"] and report["highway_lags"] == 25
+    # the test rows are read after the validation split's last 25 (the history filled)
+    assert report["warmup_rows"] == 25 and "after the last 25 rows" in report["series_source"]
     runs = {(r["scheme"], r["backend"]) for r in report["results"]}
     assert {("none", "numpy"), ("none", "ort"), ("int8", "numpy"), ("int8", "ort")} <= runs
     bench = json.loads((bundle / "bench.json").read_text())
