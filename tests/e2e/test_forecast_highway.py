@@ -57,6 +57,9 @@ def test_the_default_model_carries_the_highway_and_says_so(bundle: Path):
     assert report["passed"] and report["highway_lags"] == 25
     # the test rows are read after the validation split's last 25 (the history filled)
     assert report["warmup_rows"] == 25 and "after the last 25 rows" in report["series_source"]
+    # 300 steps cycle the 75 test rows: a seam is a jump the highway would echo for 25
+    # steps, so the truth is scored on the first pass only
+    assert report["series_cycled"] and report["truth_scored_rows"] == 75
     runs = {(r["scheme"], r["backend"]) for r in report["results"]}
     assert {("none", "numpy"), ("none", "ort"), ("int8", "numpy"), ("int8", "ort")} <= runs
     bench = json.loads((bundle / "bench.json").read_text())
