@@ -2,7 +2,7 @@
 follows the trend into rows above every training level (raw in, raw out), its anomaly
 detector stays quiet there, and the level model trained the same way does not keep up.
 Both without the linear highway (--ar-lags 0): the LSTM's targets alone (the highway is
-tests/e2e/test_forecast_highway.py).
+tests/e2e/test_forecast_highway_pipeline.py).
 """
 
 from __future__ import annotations
