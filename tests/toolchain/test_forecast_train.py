@@ -107,19 +107,24 @@ def test_cli_trains_on_a_csv_with_mae(tmp_path, csv_file):
     best = [m for m in read_metrics(out) if m["kind"] == "val" and m["best"]][-1]
     ahead = np.concatenate([val.targets[1:-1], val.targets[2:]], axis=1)
     # The linear highway by default (season 96: 97 lagged changes): the head learns the
-    # normalized targets minus the highway's forecast over the split as one stream.
+    # normalized targets minus the highway's forecast over the split as one stream, its
+    # history filled by the training split's last 97 rows.
     assert cfg.ar_lags == 97 and ckpt.data["ar_lags_source"].startswith("auto")
     x = torch.from_numpy(val.features[:-2])
+    tail = torch.from_numpy(held_out_series(ckpt.data, cfg, "train").features[-97:])
     with torch.no_grad():
-        highway, _ = ckpt.model.stages.highway(ckpt.model, x[None], None)
+        _, history = ckpt.model.stages.highway(ckpt.model, tail[None], None)
+        highway, _ = ckpt.model.stages.highway(ckpt.model, x[None], history)
         target = ckpt.model.normalize_targets(torch.from_numpy(ahead), x)
     pairs = Pairs(val.features[:-2], (target - highway[0]).numpy())
     mae = Objective("mae", "nmae", "normalized MAE", "rows_per_s")
     # Same model, data and op order: equal to float rounding of the summed loss.
     assert evaluate(ckpt.model, pairs, 1, 16, mae) == pytest.approx(best["loss"], rel=1e-6)
-    # ... which is the deployed model's error (highway included) in the loss's units.
+    # ... which is the deployed model's error (highway included, its history carried from
+    # the training rows; the LSTM from zeros) in the loss's units.
     with torch.no_grad():
-        y, _ = ckpt.model(x[None])
+        h0 = ckpt.model.initial_state(1)
+        y, _ = ckpt.model(x[None], (*h0, history))
         err = ckpt.model.normalize_targets(y[0], x) - target
     assert float(err.abs().mean()) == pytest.approx(best["loss"], rel=1e-5)
     assert json.loads((out / "train.json").read_text())["run"]["loss"] == "mae"

@@ -29,6 +29,9 @@ class Pairs:
 
     inputs: np.ndarray
     targets: np.ndarray
+    # forecast: the rows just before `inputs` in the series, which a model with the linear
+    # highway has read when it forecasts `inputs[0]` (its history); never scored
+    before: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
