@@ -44,6 +44,10 @@ from lstm_edge.runtime.config import (
     HEAD_WEIGHT,
     INPUT_C0,
     INPUT_H0,
+    INPUT_HISTORY,
+    OUTPUT_CN,
+    OUTPUT_HISTORY,
+    OUTPUT_HN,
     ModelConfig,
     lstm_b,
     lstm_r,
@@ -423,6 +427,9 @@ def session_run_loop(
     zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
     state = [(zeros, zeros)]
     names = [o.name for o in sess.get_outputs()]  # as the backend names them (None: per call)
+    history = config.spec.history_size(config)
+    if history:  # a forecast highway: its history is state too, fed back after a reset
+        return _session_run_history_loop(sess, config, toks, names, history)
 
     def body(k: int) -> None:
         h, c = state[0]
@@ -430,6 +437,26 @@ def session_run_loop(
             feed = {config.input_name: toks[i % len(toks)], INPUT_H0: h, INPUT_C0: c}
             _, h, c = sess.run(names, feed)
         state[0] = (h, c)
+
+    return body
+
+
+def _session_run_history_loop(
+    sess: Any, config: ModelConfig, toks: list[np.ndarray], names: list[str], size: int
+) -> Callable[[int], None]:
+    """`session_run_loop` of a graph with a history input (the forecast highway)."""
+    zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
+    state = [(zeros, zeros, np.zeros((1, size), np.float32))]
+    order = [names.index(n) for n in (OUTPUT_HN, OUTPUT_CN, OUTPUT_HISTORY)]
+
+    def body(k: int) -> None:
+        h, c, history = state[0]
+        for i in range(k):
+            feed = {config.input_name: toks[i % len(toks)], INPUT_H0: h, INPUT_C0: c,
+                    INPUT_HISTORY: history}  # fmt: skip
+            out = sess.run(names, feed)
+            h, c, history = (out[j] for j in order)
+        state[0] = (h, c, history)
 
     return body
 
@@ -448,23 +475,26 @@ def tract_loop(path: Path, config: ModelConfig) -> Callable[[int], None] | None:
     toks = [_with_time(t) for t in input_cycle(config, 1)]
     dims = ",".join(map(str, toks[0].shape))
     state_fact = f"{config.num_layers},1,{config.hidden_size},f32"
+    history = config.spec.history_size(config)  # a forecast highway's history, if any
     try:
         model = tract.onnx().load(str(path))
         model.set_input_fact(0, f"{dims},{TRACT_DTYPES[toks[0].dtype]}")
         model.set_input_fact(1, state_fact)
         model.set_input_fact(2, state_fact)
+        if history:
+            model.set_input_fact(3, f"1,{history},f32")
         runnable = model.into_model().into_runnable()
     except (tract.TractError, KeyError):
         return None
     zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
-    state = [(zeros, zeros)]
+    state = [(zeros, zeros, *([np.zeros((1, history), np.float32)] if history else []))]
 
     def body(k: int) -> None:
-        h, c = state[0]
+        st = state[0]
         for i in range(k):
-            _, hn, cn = runnable.run([toks[i % len(toks)], h, c])
-            h, c = hn.to_numpy(), cn.to_numpy()
-        state[0] = (h, c)
+            _, *out = runnable.run([toks[i % len(toks)], *st])
+            st = [v.to_numpy() for v in out]
+        state[0] = tuple(st)
 
     return body
 

@@ -275,9 +275,11 @@ class _Trainer:
 
         torch.manual_seed(run.seed)
         self.model = build_model(source.config, run.dropout)
+        task.initialize(self.model)  # a resumed run's weights replace these below
         self.val = self._normalized(source.val)
         if source.val_now is not None:  # persistence: the targets now, for `horizon` ahead
-            now = self._normalized(Pairs(source.val.inputs, source.val_now)).targets
+            now = Pairs(source.val.inputs, source.val_now, source.val.before)
+            now = self._normalized(now).targets
             loss = self.objective(torch.from_numpy(now), torch.from_numpy(self.val.targets))
             self.baseline = self.objective.value(float(loss))
         train = self._normalized(source.train)
