@@ -1,5 +1,5 @@
 /* api_highway_test.c: the C API's contract for a forecast model with a linear highway, as a
- * user's program sees it. Built by test_forecast_highway.py inside a generated bundle of
+ * user's program sees it. Built by test_forecast_highway_c.py inside a generated bundle of
  * such a model (example_stream.h names it and holds raw feature rows; N rows at least).
  * Exits 0 and prints "api ok" when every check holds; otherwise names the first failed
  * check. */

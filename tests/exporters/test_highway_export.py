@@ -1,7 +1,7 @@
 """Exporting and quantizing a forecast model with a linear highway (ar_lags > 0): the
 session helpers carry its history, the export check compares it, quantize keeps the
 config tensors (and the nodes reading them) float, and refuses a float file whose highway
-tensors were changed. Runtime values are tested in tests/runtime/test_forecast_highway.py.
+tensors were changed. Runtime values are tested in tests/runtime/test_forecast_highway_runtime.py.
 """
 
 from __future__ import annotations
