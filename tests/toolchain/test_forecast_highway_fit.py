@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -162,8 +163,17 @@ def test_cli_records_the_highway_and_ar_lags_0_is_the_model_without_it(tmp_path,
     train_rows = series_mod.held_out_series(auto.data, auto.config, "train").targets
     assert auto.config.ar_lags == 25
     assert auto.config.ar_coef == series_mod.highway_coef(auto.config, train_rows, 25)
-    why = "auto: the linear baseline's lagged changes (season 24 + 1)"
-    assert (auto.data["ar_lags"], auto.data["ar_lags_source"]) == (25, why)
+    # auto trained the LSTM alone too; after 2 steps the highway (the linear baseline
+    # from step 0) is the better on validation, and data.json says so with both figures.
+    why = auto.data["ar_lags_source"]
+    assert auto.data["ar_lags"] == 25
+    assert re.fullmatch(
+        r"auto: the linear baseline's lagged changes \(season 24 \+ 1\), kept by validation "
+        r"\(best validation nrmse (\d\.\d{4}) without, nrmse (\d\.\d{4}) with 25 lagged "
+        r"changes\)",
+        why,
+    )
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers
     run = json.loads((tmp_path / "auto" / "train.json").read_text())
     assert run["highway"] == {"ar_lags": 25, "ar_lags_source": why}
     info = json.loads(runner.invoke(app, ["info", str(tmp_path / "auto"), "--json"]).output)
@@ -205,6 +215,38 @@ def test_auto_without_the_targets_among_the_features_says_why(tmp_path, csv_file
     assert ckpt.config.ar_lags == 0 and ckpt.data["ar_lags_source"] == (
         "auto: no highway (['vibration'] are not features, so it has no past values)"
     )
+
+
+def test_auto_keeps_the_lstm_alone_where_validation_prefers_it(tmp_path, csv_file, monkeypatch):
+    """The run without the highway replaces the folder when its best validation is lower:
+    its weights, config and data.json, which records the choice and both figures."""
+    from lstm_edge.toolchain import train as train_mod
+
+    results = []
+    real = train_mod._train_once
+
+    def train_once(options, on_step):
+        result = real(options, on_step)
+        # Make the second run (no highway) the better one, whatever 2 steps gave.
+        if options.ar_lags == "0":
+            result = dataclasses.replace(result, best_val=0.0)
+        results.append(result)
+        return result
+
+    monkeypatch.setattr(train_mod, "_train_once", train_once)
+    r = _train_cli(tmp_path / "auto", csv_file)
+    assert r.exit_code == 0, r.output
+    ckpt = load_checkpoint(tmp_path / "auto")
+    assert ckpt.config.ar_lags == 0 and ckpt.config.ar_coef == ()
+    assert ckpt.data["ar_lags"] == 0
+    with_hw = results[0].best_val
+    assert ckpt.data["ar_lags_source"] == (
+        f"auto: validation chose no highway (best validation nrmse 0.0000 without, "
+        f"nrmse {with_hw:.4f} with 25 lagged changes)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["auto", "machine.csv"]
+    # The kept folder is a whole run: validate reads it.
+    assert runner.invoke(app, ["info", str(tmp_path / "auto")]).exit_code == 0
 
 
 def test_resume_keeps_the_highway(tmp_path, csv_file):
