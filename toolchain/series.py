@@ -787,17 +787,14 @@ def choose_ar_lags(
     targets: Sequence[str],
     train_rows: int,
     horizon: int,
-    builtin: bool = False,
 ) -> tuple[int, str]:
     """(lags, why): the linear highway's lagged changes. --ar-lags N as given (N > 0 needs
     every target among the features: the highway reads their past values there); auto
     the linear baseline's count (`forecast_eval.ar_lags`: season + 1, or 8), or 0 where the
-    highway cannot be fitted (a target that is not a feature, too short a training split)
-    and for the built-in signal (`builtin`): its motor temperature follows the load
-    columns through a thermal lag, not its own past, and the LSTM alone measured better
-    there (test MASE 0.708-0.730 against 0.748-0.753 with the highway, 2 seeds) and caught
-    5 of 6 fault events against 3 (the highway follows a slow fault as it follows a trend).
-    `why` is the sentence data.json records as `ar_lags_source`."""
+    highway cannot be fitted (a target that is not a feature, too short a training split).
+    Training then also fits the model without it and keeps the better on validation
+    (`train._keep_better_on_validation`). `why` is the sentence data.json records as
+    `ar_lags_source`."""
     from lstm_edge.toolchain import forecast_eval as fe
 
     lags = parse_ar_lags(asked)
@@ -817,8 +814,6 @@ def choose_ar_lags(
         return lags, "--ar-lags"
     if missing:
         return 0, f"auto: no highway ({missing} are not features, so it has no past values)"
-    if builtin:
-        return 0, "auto: no highway for the built-in signal (its target follows the load)"
     lags = fe.ar_lags(season)
     if train_rows <= lags + horizon + 1:
         return 0, f"auto: no highway (the training split's {train_rows} rows are too few)"

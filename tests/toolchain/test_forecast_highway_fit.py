@@ -117,14 +117,6 @@ def test_ar_lags_choice(asked, season, targets, expected):
     assert series_mod.choose_ar_lags(asked, season, ("a", "b"), targets, 200, 1) == expected
 
 
-def test_ar_lags_auto_leaves_the_builtin_signal_without_a_highway():
-    """The built-in signal's target follows its load columns: auto gives no highway there
-    (README's forecasting section has the measurement); --ar-lags N still gives one."""
-    why = "auto: no highway for the built-in signal (its target follows the load)"
-    assert series_mod.choose_ar_lags("auto", 96, ("a",), ("a",), 200, 1, True) == (0, why)
-    assert series_mod.choose_ar_lags("5", 96, ("a",), ("a",), 200, 1, True) == (5, "--ar-lags")
-
-
 @pytest.mark.parametrize(
     ("asked", "targets", "message"),
     [

@@ -257,7 +257,7 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
     data["target_kind_source"] = kind_source
     train = series_mod.select(series, config, *split.train).targets
     lags, data["ar_lags_source"] = series_mod.choose_ar_lags(
-        o.ar_lags, season, features, targets, train.shape[0], config.horizon, o.csv is None
+        o.ar_lags, season, features, targets, train.shape[0], config.horizon
     )
     data["ar_lags"] = lags
     if lags:  # the linear highway: the baseline's fit, carried in the model
