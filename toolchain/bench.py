@@ -534,7 +534,9 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
     runner, config = model.runner, model.config
     # float32 h, c and scratch; int8 h, int16 c and int16 scratch for int8-full
     h, c, scratch = runner.direct_buffers()
-    state = StateStruct(h.ctypes.data, c.ctypes.data)
+    # a forecast highway's history (zeros: a reset one), float32 in both libraries
+    history = np.zeros(config.spec.history_size(config), np.float32)
+    state = StateStruct(h.ctypes.data, c.ctypes.data, history.ctypes.data if history.size else None)
     dtype = config.spec.c_input_dtype
     xs = [np.ascontiguousarray(x, dtype=dtype) for x in input_cycle(config, 1)]
     x_addr = [x.ctypes.data for x in xs]
@@ -551,7 +553,7 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
             raise BenchInputError("the C step refused the bench's call")
 
     # The addresses above point into these arrays: the loop must keep them alive.
-    body.buffers = (h, c, state, xs, out, scratch)  # type: ignore[attr-defined]
+    body.buffers = (h, c, history, state, xs, out, scratch)  # type: ignore[attr-defined]
     return body
 
 

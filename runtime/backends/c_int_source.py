@@ -6,7 +6,7 @@ weights output-major (row r of W [4H][I] contiguous), the per-row int32 multipli
 shifts and Q3.12 biases, the per-unit cell formats, the two int16 gate tables, the int8
 embedding codes or the feature rows' float32 normalization and 1 / input scale, and the
 int8 head with its float32 scales, and a forecast model's linear highway (float32, from
-the config tensors; lstm_edge_int_highway). The task's header macros and names
+the config tensors; the float stage's output.highway). The task's header macros and names
 (vocabulary, feature and target names, horizon) are the float model's (`config.spec`).
 numpy only.
 """
@@ -21,8 +21,6 @@ import numpy as np
 from lstm_edge.runtime.backends.c_text import c_string, count, float_lines, int_lines
 from lstm_edge.runtime.config import FORMAT_VERSION, HEAD_BIAS
 from lstm_edge.runtime.errors import UnsupportedModelError
-from lstm_edge.runtime.format import HIGHWAY_BIAS, HIGHWAY_WEIGHT
-from lstm_edge.runtime.integer import highway_index
 
 SCHEME = "int8-full"
 TABLE_SIZE = 257  # LSTM_EDGE_INT_TABLE_SIZE
@@ -202,33 +200,6 @@ def _input_stage(arrays: IntArrays, artifact: Any) -> str:
     return f"{fields},\n    .input.inv_scale = {inv}"
 
 
-def _highway(arrays: IntArrays, artifact: Any) -> str:
-    """lstm_edge_int_model.highway: the feature column, weights (oldest first) and bias of
-    each output, as runtime/integer.py's `highway` reads them; nothing (a zero member)
-    without one. Starts with the comma that follows the previous member."""
-    lags = artifact.config.ar_lags
-    if not lags:
-        return ""
-    n = artifact.config.output_size
-    w = artifact.weights
-    index = arrays.add(
-        "highway_index", "highway: feature column of each output's target",
-        highway_index(w), np.int32,
-    )  # fmt: skip
-    weight = arrays.add(
-        "highway_weight", f"{HIGHWAY_WEIGHT}: float32 [outputs {n}][lags {lags} + 1], oldest "
-        "first", w[HIGHWAY_WEIGHT], np.float32,
-    )  # fmt: skip
-    bias = arrays.add(
-        "highway_bias", f"{HIGHWAY_BIAS}: float32 [outputs {n}]", w[HIGHWAY_BIAS], np.float32
-    )
-    return (
-        f",\n    .highway = {{ .lags = {lags}, .index = {index}, .weight = {weight},\n"
-        f"                 .bias = {bias}, .n_index = {count(index)},\n"
-        f"                 .n_weight = {count(weight)}, .n_bias = {count(bias)} }}"
-    )
-
-
 @dataclass(frozen=True)
 class IntSources:
     """NAME_model.h/.c of an int8-full model and its bytes (c_source wraps them into its
@@ -254,7 +225,6 @@ def int_model_sources(artifact: Any, name: str) -> IntSources:
     n_in, n_out = cfg.input_size, cfg.output_size
     arrays = IntArrays()
     stage = _input_stage(arrays, artifact)
-    highway = _highway(arrays, artifact)
     history = cfg.spec.history_size(cfg)
     layer_inits = [_layer(arrays, scheme, i, h) for i in range(layers)]
     head = arrays.add_head(
@@ -322,7 +292,7 @@ const lstm_edge_int_model {name}_model = {{
     .output_size = {n_out},
     .hidden_size = {h},
     .num_layers = {layers},
-    {stage}{highway},
+    {stage},
     .layers = layers,
     .head = {head},
     .head_scale = {head_scale},

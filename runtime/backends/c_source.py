@@ -211,13 +211,16 @@ def scheme_footprints(config: ModelConfig) -> dict[str, Footprint]:
     )
     int_params = layers * (4 * h * 5 + h)  # x/h multipliers and shifts, bias; cell_frac
     int_scratch = 2 * scratch_int16(config.input_size, h)
+    # int8-full's highway: the float stage's weights and bias (float32; its select is a
+    # compound literal, as above); its history is float32 state
     full = Footprint(
         weight_bytes=values
         + 4 * int_params
         + 4 * (2 * n_out + stage_floats)
+        + 4 * highway_floats
         + emb_values
         + 2 * 2 * TABLE_SIZE,
-        state_bytes=3 * layers * h,
+        state_bytes=3 * layers * h + 4 * config.spec.history_size(config),
         scratch_bytes=int_scratch,
         batch_scratch_bytes=int_scratch,
     )

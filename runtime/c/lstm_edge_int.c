@@ -541,7 +541,7 @@ NOINLINE void lstm_edge_int_quantize_row(const lstm_edge_int_model *model, const
     }
 }
 
-/* The forecast highway (lstm_edge_int_highway in the header): column `col` of the raw
+/* The forecast highway (output.highway; see lstm_edge_int.h): column `col` of the raw
  * row x normalized, exactly as lstm_edge_int_quantize_row computes it ... */
 static FLOAT_PART float normalized(const lstm_edge_int_model *model, const float *x, int32_t col)
 {
@@ -564,10 +564,10 @@ static FLOAT_PART float history_row(const float *history, int32_t n, int32_t r, 
 static FLOAT_PART float highway_value(const lstm_edge_int_model *model, int32_t o,
                                       const float *x, const float *history)
 {
-    const lstm_edge_int_highway *hw = &model->highway;
+    const lstm_edge_highway *hw = &model->output.highway;
     const int32_t lags = hw->lags, n = model->output_size;
     const float *w = hw->weight + (size_t)o * (size_t)(lags + 1);
-    const float v = normalized(model, x, hw->index[o]), unseen = 1.0f - history[0];
+    const float v = normalized(model, x, hw->select[o]), unseen = 1.0f - history[0];
     volatile float p = w[0] * history_row(history, n, 0, o, v, unseen);
     float acc = p;
     int32_t r;
@@ -583,11 +583,11 @@ static FLOAT_PART float highway_value(const lstm_edge_int_model *model, int32_t 
 NOINLINE void lstm_edge_int_advance_history(const lstm_edge_int_model *model, const float *x,
                                             float *history)
 {
-    const int32_t lags = model->highway.lags, n = model->output_size;
+    const int32_t lags = model->output.highway.lags, n = model->output_size;
     const float seen = history[0], unseen = 1.0f - seen;
     int32_t o, r;
     for (o = 0; o < n; ++o) {
-        const float v = normalized(model, x, model->highway.index[o]);
+        const float v = normalized(model, x, model->output.highway.select[o]);
         for (r = 0; r + 1 < lags; ++r) { /* row r + 1 is read before row r + 1 is written */
             history[1 + (size_t)r * (size_t)n + (size_t)o] =
                 history_row(history, n, r + 1, o, v, unseen);
@@ -608,7 +608,7 @@ NOINLINE void lstm_edge_int_output(const lstm_edge_int_model *model, int32_t fir
         const int32_t v = first + k;
         volatile float p = (float)acc[k] * model->head_scale[v];
         float y = p + model->head_bias[v];
-        if (model->highway.lags > 0 && history != NULL && x != NULL) {
+        if (model->output.highway.lags > 0 && history != NULL && x != NULL) {
             y = y + highway_value(model, v, x, history);
         }
         if (d->scale != NULL) {
@@ -635,7 +635,7 @@ static void head_out(const lstm_edge_int_model *model, const lstm_edge_int_state
         int32_t a[4];
         rows4(model->head, n, v, h, model->hidden_size, a);
         lstm_edge_int_output(model, v, n - v < 4 ? n - v : 4, a, x,
-                             model->highway.lags > 0 ? state->history : NULL, out);
+                             model->output.highway.lags > 0 ? state->history : NULL, out);
     }
 }
 
@@ -687,21 +687,22 @@ static int positive_finite(float v)
  * that match the outputs and lags, feature columns in range. */
 static int highway_ok(const lstm_edge_int_model *model)
 {
-    const lstm_edge_int_highway *hw = &model->highway;
+    const lstm_edge_highway *hw = &model->output.highway;
     const int32_t out = model->output_size;
     size_t k;
     if (hw->lags == 0) {
-        return hw->index == NULL && hw->weight == NULL && hw->bias == NULL &&
-               hw->n_index == 0 && hw->n_weight == 0 && hw->n_bias == 0;
+        return hw->n_outputs == 0 && hw->select == NULL && hw->weight == NULL &&
+               hw->bias == NULL && hw->n_select == 0 && hw->n_weight == 0 && hw->n_bias == 0;
     }
-    if (hw->lags < 0 || hw->lags > MAX_LAGS || model->task != LSTM_EDGE_TASK_FORECAST ||
-        model->input.vocab_size != 0 || hw->index == NULL || hw->weight == NULL ||
-        hw->bias == NULL || !count_ok(hw->n_index, out, 1) ||
+    if (hw->lags < 0 || hw->lags > MAX_LAGS || hw->n_outputs != out ||
+        model->task != LSTM_EDGE_TASK_FORECAST ||
+        model->input.vocab_size != 0 || hw->select == NULL || hw->weight == NULL ||
+        hw->bias == NULL || !count_ok(hw->n_select, out, 1) ||
         !count_ok(hw->n_weight, out, (int64_t)hw->lags + 1) || !count_ok(hw->n_bias, out, 1)) {
         return 0;
     }
-    for (k = 0; k < hw->n_index; ++k) {
-        if (hw->index[k] < 0 || hw->index[k] >= model->input_size) {
+    for (k = 0; k < hw->n_select; ++k) {
+        if (hw->select[k] < 0 || hw->select[k] >= model->input_size) {
             return 0;
         }
     }
@@ -876,7 +877,7 @@ size_t lstm_edge_int_scratch_size(const lstm_edge_int_model *model)
 
 static size_t history_size(const lstm_edge_int_model *model)
 {
-    return (size_t)LSTM_EDGE_INT_HISTORY_SIZE((size_t)model->highway.lags,
+    return (size_t)LSTM_EDGE_INT_HISTORY_SIZE((size_t)model->output.highway.lags,
                                               (size_t)model->output_size);
 }
 
@@ -891,13 +892,13 @@ lstm_edge_status lstm_edge_int_reset(const lstm_edge_int_model *model, lstm_edge
     if (status != LSTM_EDGE_OK) {
         return status;
     }
-    if (model->highway.lags > 0 && state->history == NULL) {
+    if (model->output.highway.lags > 0 && state->history == NULL) {
         return LSTM_EDGE_ERR_NULL;
     }
     n = (size_t)model->num_layers * (size_t)model->hidden_size;
     memset(state->h, 0, n);
     memset(state->c, 0, n * sizeof(int16_t));
-    if (model->highway.lags > 0) { /* all bits zero: 0.0f, the seen flag cleared */
+    if (model->output.highway.lags > 0) { /* all bits zero: 0.0f, the seen flag cleared */
         memset(state->history, 0, history_size(model) * sizeof(float));
     }
     return LSTM_EDGE_OK;
@@ -936,11 +937,11 @@ static lstm_edge_status check_batch(const lstm_edge_int_model *model,
     }
     for (k = 0; k < (size_t)batch; ++k) {
         if (states[k].h == NULL || states[k].c == NULL ||
-            (model->highway.lags > 0 && states[k].history == NULL)) {
+            (model->output.highway.lags > 0 && states[k].history == NULL)) {
             return LSTM_EDGE_ERR_NULL;
         }
     }
-    for (k = 0; k < (size_t)batch && model->highway.lags > 0; ++k) {
+    for (k = 0; k < (size_t)batch && model->output.highway.lags > 0; ++k) {
         const size_t n_history = history_size(model);
         size_t i;
         for (i = 0; i < n_history; ++i) {
@@ -993,7 +994,7 @@ static lstm_edge_status run_batch(const lstm_edge_int_model *model, lstm_edge_in
             if (out != NULL) {
                 head_out(model, &states[b], &sp, row, out + bt * n_out);
             }
-            if (model->highway.lags > 0) { /* a feature model: row is set */
+            if (model->output.highway.lags > 0) { /* a feature model: row is set */
                 lstm_edge_int_advance_history(model, row, states[b].history);
             }
         }

@@ -115,14 +115,9 @@ typedef struct lstm_edge_int_input_stage {
  *   acc    = weight[o][0] * row[0] + weight[o][1] * row[1] + ... + weight[o][lags] * v,
  *            summed left to right, then + bias[o]
  * and the history becomes (max(seen, 1), row[1], ..., row[lags - 1], v). lags 0 and
- * every pointer NULL / count 0: no highway. */
-typedef struct lstm_edge_int_highway {
-    int32_t lags;          /* L, 0 .. 4096 */
-    const int32_t *index;  /* [output]: the feature column of each output's target */
-    const float *weight;   /* [output][L + 1], oldest first */
-    const float *bias;     /* [output] */
-    size_t n_index, n_weight, n_bias;
-} lstm_edge_int_highway;
+ * every pointer NULL / count 0: no highway. The model's output.highway (lstm_edge.h's
+ * lstm_edge_highway, whose select is `index` here) holds it. */
+
 
 /* Floats of one stream's history: the seen flag and `lags` rows of `outputs` values. */
 #define LSTM_EDGE_INT_HISTORY_SIZE(lags, outputs) ((lags) > 0 ? 1 + (lags) * (outputs) : 0)
@@ -136,8 +131,8 @@ typedef struct lstm_edge_int_model {
     int32_t hidden_size;             /* H */
     int32_t num_layers;              /* L */
     lstm_edge_int_input_stage input;
-    lstm_edge_output_stage output;   /* as lstm_edge.h: forecast denormalize, change targets */
-    lstm_edge_int_highway highway;   /* forecast: the linear highway, or all zero */
+    lstm_edge_output_stage output;   /* as lstm_edge.h: forecast denormalize, change targets,
+                                        the linear highway (output.highway) */
     const lstm_edge_int_layer *layers; /* [L] */
     const int8_t *head;              /* [output][H] int8, output-major */
     const float *head_scale;         /* [output]: h scale of the last layer * head row scale */

@@ -452,6 +452,25 @@ def hw_model(request, tmp_path_factory, model_factory, require_tools) -> IntMode
     return IntModel(request.param, config, float_path, path, stream)
 
 
+def test_highway_footprints_match_the_generated_arrays(hw_model):
+    """scheme_footprints counts the highway (its arrays and its float32 history) in every
+    scheme as the generators emit them."""
+    from lstm_edge.exporters.quantize import quantize_proto, read_onnx
+
+    table = scheme_footprints(hw_model.config)
+    int8_path = hw_model.path.with_name("hw.int8.onnx")
+    int8_path.write_bytes(
+        quantize_proto(read_onnx(hw_model.float_path), "int8").SerializeToString()
+    )
+    for scheme, path in (("none", hw_model.float_path), ("int8", int8_path),
+                         ("int8-full", hw_model.path)):  # fmt: skip
+        fp = model_sources(rt.load(path, backend="numpy").artifact, "m").footprint
+        assert fp == table[scheme], scheme
+    cfg = hw_model.config
+    history = 4 * (1 + cfg.ar_lags * cfg.output_size)
+    assert table["int8-full"].state_bytes == 3 * cfg.num_layers * cfg.hidden_size + history
+
+
 def test_highway_c_is_bit_identical_to_numpy(hw_model):
     """Outputs, h, c and the history after the stream, as bits; the history holds the
     last ar_lags normalized target values, exactly the input stage's float32 values."""
