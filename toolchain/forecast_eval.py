@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lstm_edge.runtime.errors import LstmEdgeError
+from lstm_edge.toolchain.blas import blas_threads
 
 if TYPE_CHECKING:
     from lstm_edge.toolchain.checkpoint import Checkpoint
@@ -167,7 +168,9 @@ def _lagged_changes(col: np.ndarray, lags: int) -> np.ndarray:
 
 def fit_linear_ar(train_targets: np.ndarray, horizon: int, lags: int) -> LinearAR:
     """Least squares (numpy.linalg.lstsq) on the rows of the training split that have
-    `lags` changes of history and a truth `horizon` rows later."""
+    `lags` changes of history and a truth `horizon` rows later. One OpenBLAS thread: the
+    coefficients go into a highway model's config, and every process (a torchrun rank
+    too) must fit the same bits."""
     tgt = _2d(train_targets, "training targets")
     if tgt.shape[0] <= lags + horizon + 1:
         raise ForecastEvalError(
@@ -175,10 +178,11 @@ def fit_linear_ar(train_targets: np.ndarray, horizon: int, lags: int) -> LinearA
             f"{lags} lagged changes {horizon} step(s) ahead"
         )
     coef = []
-    for col in tgt.T:
-        x = _lagged_changes(col, lags)[lags : col.shape[0] - horizon]
-        y = (col[horizon:] - col[:-horizon])[lags:]
-        coef.append(np.linalg.lstsq(x, y, rcond=None)[0])
+    with blas_threads(1):
+        for col in tgt.T:
+            x = _lagged_changes(col, lags)[lags : col.shape[0] - horizon]
+            y = (col[horizon:] - col[:-horizon])[lags:]
+            coef.append(np.linalg.lstsq(x, y, rcond=None)[0])
     return LinearAR(horizon, lags, np.array(coef))
 
 

@@ -55,7 +55,7 @@ from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.files import sha256_file
 from lstm_edge.runtime.format import MAX_AR_LAGS
-from lstm_edge.runtime.tasks.forecast import FORECAST, output_ahead
+from lstm_edge.runtime.tasks.forecast import FORECAST
 from lstm_edge.toolchain.data import SPLITS, Split, split_corpus, split_from_record
 
 BUILTIN_SOURCE = "builtin:machine"
@@ -778,58 +778,6 @@ def parse_ar_lags(value: Any) -> int | None:
             f"integer 1 to {MAX_AR_LAGS}: lagged changes of the linear highway)"
         )
     return lags
-
-
-def choose_ar_lags(
-    asked: Any,
-    season: int | None,
-    features: Sequence[str],
-    targets: Sequence[str],
-    train_rows: int,
-    horizon: int,
-) -> tuple[int, str]:
-    """(lags, why): the linear highway's lagged changes. --ar-lags N as given (N > 0 needs
-    every target among the features: the highway reads their past values there); auto
-    the linear baseline's count (`forecast_eval.ar_lags`: season + 1, or 8), or 0 where the
-    highway cannot be fitted (a target that is not a feature, too short a training split).
-    Training then also fits the model without it and keeps the better on validation
-    (`train._keep_better_on_validation`). `why` is the sentence data.json records as
-    `ar_lags_source`."""
-    from lstm_edge.toolchain import forecast_eval as fe
-
-    lags = parse_ar_lags(asked)
-    missing = [t for t in targets if t not in features]
-    if lags is not None:
-        if lags and missing:
-            raise SeriesError(
-                f"--ar-lags {lags} needs every target among the features (the highway reads "
-                f"their past values there); {missing} are not features: add them to "
-                "--features or pass --ar-lags 0"
-            )
-        if lags and train_rows <= lags + horizon + 1:
-            raise SeriesError(
-                f"--ar-lags {lags}: the training split has {train_rows} rows, too few to fit "
-                f"{lags} lagged changes {horizon} step(s) ahead"
-            )
-        return lags, "--ar-lags"
-    if missing:
-        return 0, f"auto: no highway ({missing} are not features, so it has no past values)"
-    lags = fe.ar_lags(season)
-    if train_rows <= lags + horizon + 1:
-        return 0, f"auto: no highway (the training split's {train_rows} rows are too few)"
-    basis = f"season {season} + 1" if season is not None else "no season"
-    return lags, f"auto: the linear baseline's lagged changes ({basis})"
-
-
-def highway_coef(config: ModelConfig, train_targets: np.ndarray, lags: int) -> tuple[float, ...]:
-    """The config's ar_coef: per output (step-major blocks of targets, `output_ahead`) the
-    linear baseline fitted on the training split's targets that many steps ahead
-    (`forecast_eval.fit_linear_ar`), intercept first: the model then adds exactly the
-    forecast of the baseline it is compared with."""
-    from lstm_edge.toolchain import forecast_eval as fe
-
-    coef = [fe.fit_linear_ar(train_targets, ahead, lags).coef for ahead in output_ahead(config)]
-    return tuple(float(v) for v in np.concatenate(coef).ravel())
 
 
 # ---- the record in the checkpoint -------------------------------------------------------------

@@ -47,8 +47,13 @@ def bundle(tmp_path_factory) -> Path:
 def test_the_default_model_carries_the_highway_and_says_so(bundle: Path):
     ckpt = load_checkpoint(bundle / "checkpoint")
     assert ckpt.config.ar_lags == PERIOD + 1 and ckpt.config.target_kind == "change"
-    why = "auto: the linear baseline's lagged changes (season 24 + 1)"
-    assert ckpt.data["ar_lags_source"] == why
+    # auto trained the LSTM alone too; on a trend and a clean cycle validation keeps the
+    # highway, and the record gives both figures
+    why = ckpt.data["ar_lags_source"]
+    assert why.startswith(
+        "auto: the linear baseline's lagged changes (season 24 + 1), kept by validation "
+        "(best validation nrmse "
+    ), why
     summary = " ".join((bundle / "SUMMARY.md").read_text().split())
     assert "plus a linear highway (a least-squares autoregression on 25 lagged changes" in summary
     assert f"Linear highway: 25 lagged changes ({why})." in summary

@@ -24,6 +24,7 @@ from lstm_edge.toolchain.checkpoint import CONFIG_FILE, load_checkpoint
 from lstm_edge.toolchain.cli import app
 from lstm_edge.toolchain.model import build_model
 from lstm_edge.toolchain.series import Series, SeriesError, builtin_signal, write_csv
+from lstm_edge.toolchain.tasks import forecast as forecast_training
 from lstm_edge.toolchain.tasks import training
 from lstm_edge.toolchain.train import TrainingError, TrainingInterrupted, TrainOptions, train
 
@@ -65,7 +66,7 @@ def test_the_highway_is_the_linear_baseline_fit_per_output_step_major():
     series = _series()
     config = _config(series, horizon=2)  # outputs a+1, b+1, a+2, b+2
     train = series_mod.select(series, config, 0, 54).targets
-    coef = np.array(series_mod.highway_coef(config, train, 3)).reshape(4, 4)
+    coef = np.array(forecast_training.highway_coef(config, train, 3)).reshape(4, 4)
     y = train.astype(np.float64)
     for row, (ahead, k) in enumerate([(1, 0), (1, 1), (2, 0), (2, 1)]):
         np.testing.assert_allclose(coef[row], _by_hand(y[:, k], ahead, 3), rtol=1e-9, atol=1e-12)
@@ -82,7 +83,7 @@ def test_a_new_highway_model_forecasts_exactly_as_the_linear_baseline():
     config = _config(series, horizon=1)
     train = series_mod.select(series, config, 0, 72).targets
     config = dataclasses.replace(
-        config, ar_lags=4, ar_coef=series_mod.highway_coef(config, train, 4)
+        config, ar_lags=4, ar_coef=forecast_training.highway_coef(config, train, 4)
     )
     model = build_model(config)
     training(config).initialize(model)
@@ -114,7 +115,7 @@ def test_a_new_highway_model_forecasts_exactly_as_the_linear_baseline():
     ],
 )  # fmt: skip
 def test_ar_lags_choice(asked, season, targets, expected):
-    assert series_mod.choose_ar_lags(asked, season, ("a", "b"), targets, 200, 1) == expected
+    assert forecast_training.choose_ar_lags(asked, season, ("a", "b"), targets, 200, 1) == expected
 
 
 @pytest.mark.parametrize(
@@ -131,7 +132,7 @@ def test_ar_lags_choice(asked, season, targets, expected):
 )  # fmt: skip
 def test_bad_ar_lags_are_refused(asked, targets, message):
     with pytest.raises(SeriesError, match=message):
-        series_mod.choose_ar_lags(asked, None, ("a", "b"), targets, 200, 1)
+        forecast_training.choose_ar_lags(asked, None, ("a", "b"), targets, 200, 1)
 
 
 @pytest.fixture
@@ -154,7 +155,7 @@ def test_cli_records_the_highway_and_ar_lags_0_is_the_model_without_it(tmp_path,
     auto = load_checkpoint(tmp_path / "auto")
     train_rows = series_mod.held_out_series(auto.data, auto.config, "train").targets
     assert auto.config.ar_lags == 25
-    assert auto.config.ar_coef == series_mod.highway_coef(auto.config, train_rows, 25)
+    assert auto.config.ar_coef == forecast_training.highway_coef(auto.config, train_rows, 25)
     # auto trained the LSTM alone too; after 2 steps the highway (the linear baseline
     # from step 0) is the better on validation, and data.json says so with both figures.
     why = auto.data["ar_lags_source"]

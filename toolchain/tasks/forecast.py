@@ -5,6 +5,7 @@ Its data lives in lstm_edge.toolchain.series."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -15,6 +16,7 @@ from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.tasks.forecast import FORECAST, last_value_index, output_ahead
 from lstm_edge.toolchain import data as data_mod
+from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain import series as series_mod
 from lstm_edge.toolchain.tasks.training_base import HeldOut, Pairs, Source, TaskTraining, take
 
@@ -256,12 +258,12 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
     data["season_source"] = season_source if season is not None else "none found"
     data["target_kind_source"] = kind_source
     train = series_mod.select(series, config, *split.train).targets
-    lags, data["ar_lags_source"] = series_mod.choose_ar_lags(
+    lags, data["ar_lags_source"] = choose_ar_lags(
         o.ar_lags, season, features, targets, train.shape[0], config.horizon
     )
     data["ar_lags"] = lags
     if lags:  # the linear highway: the baseline's fit, carried in the model
-        config = replace(config, ar_lags=lags, ar_coef=series_mod.highway_coef(config, train, lags))
+        config = replace(config, ar_lags=lags, ar_coef=highway_coef(config, train, lags))
     if season is not None:
         data["season_name"] = series_mod.season_name(season, series.step_seconds)
     return series, split, config, data
@@ -300,3 +302,51 @@ def _resumed(options: TrainSettings, resume: dict[str, Any]) -> tuple[Any, Any, 
 
 
 TRAINING = ForecastTraining()
+
+
+def choose_ar_lags(
+    asked: Any,
+    season: int | None,
+    features: Sequence[str],
+    targets: Sequence[str],
+    train_rows: int,
+    horizon: int,
+) -> tuple[int, str]:
+    """(lags, why): the linear highway's lagged changes. --ar-lags N as given (N > 0 needs
+    every target among the features: the highway reads their past values there); auto
+    the linear baseline's count (`forecast_eval.ar_lags`: season + 1, or 8), or 0 where the
+    highway cannot be fitted (a target that is not a feature, too short a training split).
+    Training then also fits the model without it and keeps the better on validation
+    (`train._keep_better_on_validation`). `why` is the sentence data.json records as
+    `ar_lags_source`."""
+    lags = series_mod.parse_ar_lags(asked)
+    missing = [t for t in targets if t not in features]
+    if lags is not None:
+        if lags and missing:
+            raise series_mod.SeriesError(
+                f"--ar-lags {lags} needs every target among the features (the highway reads "
+                f"their past values there); {missing} are not features: add them to "
+                "--features or pass --ar-lags 0"
+            )
+        if lags and train_rows <= lags + horizon + 1:
+            raise series_mod.SeriesError(
+                f"--ar-lags {lags}: the training split has {train_rows} rows, too few to fit "
+                f"{lags} lagged changes {horizon} step(s) ahead"
+            )
+        return lags, "--ar-lags"
+    if missing:
+        return 0, f"auto: no highway ({missing} are not features, so it has no past values)"
+    lags = fe.ar_lags(season)
+    if train_rows <= lags + horizon + 1:
+        return 0, f"auto: no highway (the training split's {train_rows} rows are too few)"
+    basis = f"season {season} + 1" if season is not None else "no season"
+    return lags, f"auto: the linear baseline's lagged changes ({basis})"
+
+
+def highway_coef(config: ModelConfig, train_targets: np.ndarray, lags: int) -> tuple[float, ...]:
+    """The config's ar_coef: per output (step-major blocks of targets, `output_ahead`) the
+    linear baseline fitted on the training split's targets that many steps ahead
+    (`forecast_eval.fit_linear_ar`), intercept first: the model then adds exactly the
+    forecast of the baseline it is compared with."""
+    coef = [fe.fit_linear_ar(train_targets, ahead, lags).coef for ahead in output_ahead(config)]
+    return tuple(float(v) for v in np.concatenate(coef).ravel())
