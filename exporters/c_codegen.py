@@ -226,11 +226,13 @@ def _stream_header(name: str, config: ModelConfig, inputs: np.ndarray, source: s
     if scheme == INT_SCHEME:
         memory = f"""#define EXAMPLE_INT8_FULL 1
 #define EXAMPLE_STATE_SIZE {upper}_STATE_SIZE
+#define EXAMPLE_HISTORY_SIZE {upper}_HISTORY_SIZE
 #define EXAMPLE_SCRATCH_SIZE {upper}_SCRATCH_INT16"""
     else:
         memory = f"""#define EXAMPLE_INT8_FULL 0
 #define EXAMPLE_STATE_FLOATS {upper}_STATE_FLOATS
-#define EXAMPLE_SCRATCH_FLOATS {upper}_SCRATCH_FLOATS"""
+#define EXAMPLE_SCRATCH_FLOATS {upper}_SCRATCH_FLOATS
+#define EXAMPLE_HISTORY_FLOATS {upper}_HISTORY_FLOATS"""
     source = re.sub(r"[^A-Za-z0-9 ._/-]", "_", source)  # it goes into a comment
     task = spec.c_example_macros(name)
     stream = spec.c_example_stream(name, inputs)

@@ -162,7 +162,9 @@ class StreamComparison:
     max_abs_err: float  # max of step_errors
     argmax_step: int  # the step of max_abs_err (the first non-finite step if any)
     mean_abs_err: float  # mean of step_errors
-    state_err: float | None  # max abs error of the final (h, c), unscaled; None: not compared
+    # max abs error of the final state ((h, c), and the history of a forecast highway),
+    # unscaled; None: not compared
+    state_err: float | None
     tolerance: float | None  # the bound max_abs_err was held to; None: not checked
     passed: bool  # max_abs_err <= tolerance (True when no tolerance was given)
     unit: str  # what the errors measure (`spec.error_unit`)

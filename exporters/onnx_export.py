@@ -29,6 +29,7 @@ from lstm_edge.runtime.config import (
     FORMAT_VERSION,
     INPUT_C0,
     INPUT_H0,
+    INPUT_HISTORY,
     INPUT_TOKENS,
     META_CALIBRATION,
     META_CONFIG,
@@ -37,6 +38,7 @@ from lstm_edge.runtime.config import (
     META_QUANTIZATION,
     META_SOURCE_SHA256,
     OUTPUT_CN,
+    OUTPUT_HISTORY,
     OUTPUT_HN,
     ModelConfig,
 )
@@ -166,6 +168,14 @@ def build_graph(config: ModelConfig, weights: Mapping[str, np.ndarray]) -> onnx.
         helper.make_tensor_value_info(OUTPUT_HN, TensorProto.FLOAT, state_shape),
         helper.make_tensor_value_info(OUTPUT_CN, TensorProto.FLOAT, state_shape),
     ]
+    history = config.spec.history_size(config)
+    if history:  # the forecast highway's state (INPUT_HISTORY)
+        inputs.append(
+            helper.make_tensor_value_info(INPUT_HISTORY, TensorProto.FLOAT, [DIM_BATCH, history])
+        )
+        outputs.append(
+            helper.make_tensor_value_info(OUTPUT_HISTORY, TensorProto.FLOAT, [DIM_BATCH, history])
+        )
     return helper.make_graph(nodes, "lstm_edge", inputs, outputs, initializer=inits)
 
 
@@ -246,6 +256,9 @@ class ReferenceStream:
     h: np.ndarray  # final state [layers, 1, hidden]
     c: np.ndarray
     description: str  # where `inputs` came from ("held-out test split of ...")
+    # A forecast model with a highway: its final history [1, size] (from a reset one); the
+    # file's is compared with it like h and c. None: not compared (no highway).
+    history: np.ndarray | None = None
 
 
 def check_model_file(path: Path) -> None:
@@ -267,30 +280,49 @@ def ort_session(path_or_bytes: Path | bytes):
 
 def _io_names(sess) -> tuple[str, str]:
     """The session's main input and output names (tokens/logits or features/forecast)."""
-    state = (INPUT_H0, INPUT_C0, OUTPUT_HN, OUTPUT_CN)
+    state = (INPUT_H0, INPUT_C0, INPUT_HISTORY, OUTPUT_HN, OUTPUT_CN, OUTPUT_HISTORY)
     (inp,) = [i.name for i in sess.get_inputs() if i.name not in state]
     (out,) = [o.name for o in sess.get_outputs() if o.name not in state]
     return inp, out
 
 
-def run_session(sess, inputs: np.ndarray, h: np.ndarray, c: np.ndarray):
-    """One session.run over either task's graph: inputs (tokens [batch, time] or features
-    [batch, time, F]) -> (main output [batch, time, out], hn, cn)."""
+def _history_input(sess) -> int:
+    """The history size of a graph with a forecast highway (INPUT_HISTORY), else 0."""
+    for i in sess.get_inputs():
+        if i.name == INPUT_HISTORY:
+            return int(i.shape[1])
+    return 0
+
+
+def run_session(sess, inputs: np.ndarray, h: np.ndarray, c: np.ndarray, *history: np.ndarray):
+    """One session.run over any task's graph: inputs (tokens [batch, time] or features
+    [batch, time, F]) -> (main output [batch, time, out], hn, cn). A graph with a history
+    (the forecast highway) starts from a reset history unless one is given; given one, the
+    history after the call is returned as a fourth value."""
     inp, out = _io_names(sess)
     dtype = np.int64 if inp == INPUT_TOKENS else np.float32
-    y, hn, cn = sess.run(
-        [out, OUTPUT_HN, OUTPUT_CN], {inp: inputs.astype(dtype), INPUT_H0: h, INPUT_C0: c}
-    )
-    return y, hn, cn
+    feeds = {inp: inputs.astype(dtype), INPUT_H0: h, INPUT_C0: c}
+    outputs = [out, OUTPUT_HN, OUTPUT_CN]
+    size = _history_input(sess)
+    if size:
+        feeds[INPUT_HISTORY] = (
+            history[0] if history else np.zeros((inputs.shape[0], size), np.float32)
+        )
+        outputs.append(OUTPUT_HISTORY)
+    got = sess.run(outputs, feeds)
+    return tuple(got) if history else tuple(got[:3])
 
 
-def run_steps(sess, inputs: np.ndarray, h: np.ndarray, c: np.ndarray):
-    """One session.run per time step with the state carried; output [batch, time, out]."""
+def run_steps(sess, inputs: np.ndarray, h: np.ndarray, c: np.ndarray, *history: np.ndarray):
+    """One session.run per time step with the state carried (the history too, if the graph
+    has one); output [batch, time, out]. Returns as `run_session`."""
+    size = _history_input(sess)
+    carried = list(history) or ([np.zeros((inputs.shape[0], size), np.float32)] if size else [])
     out = []
     for t in range(inputs.shape[1]):
-        y, h, c = run_session(sess, inputs[:, t : t + 1], h, c)
+        y, h, c, *carried = run_session(sess, inputs[:, t : t + 1], h, c, *carried)
         out.append(y)
-    return np.concatenate(out, axis=1), h, c
+    return (np.concatenate(out, axis=1), h, c, *(carried if history else []))
 
 
 def compare_with_reference(
@@ -302,18 +334,23 @@ def compare_with_reference(
     batch = reference.inputs[None]
     want = (reference.h, reference.c)
     h0 = np.zeros_like(reference.h)
-    got_p, h_p, c_p = run_session(sess, batch, h0, h0)
-    got_s, h_s, c_s = run_steps(sess, batch, h0, h0)
+    # A graph with a history starts from a reset one (all zeros, as State.zeros).
+    size = config.spec.history_size(config)
+    history = (np.zeros((1, size), np.float32),) if size else ()
+    if reference.history is not None:
+        want = (*want, reference.history)
+    got_p, *state_p = run_session(sess, batch, h0, h0, *history)
+    got_s, *state_s = run_steps(sess, batch, h0, h0, *history)
     return tuple(
         compare_streams(
             config,
             reference.outputs,
             got,
             reference_state=want,
-            state=state,
+            state=tuple(state[: len(want)]),
             tolerance=CHECK_TOLERANCE,
         )
-        for got, state in ((got_p, (h_p, c_p)), (got_s, (h_s, c_s)))
+        for got, state in ((got_p, state_p), (got_s, state_s))
     )
 
 

@@ -9,9 +9,10 @@
   `MatMulInteger`): ONNX Runtime only, which the metadata states.
 - fp16: every weight stored as float16 and `Cast` back to float32 in the graph.
 
-A forecast model's NORM_* tensors (input/output normalization) stay float32 initializers
-in every scheme: they are not logical weights, so no scheme touches them, and readers
-check them bit for bit against the config.
+A forecast model's config tensors (NORM_* normalization, HIGHWAY_* linear highway) stay
+float32 initializers in every scheme: they are not logical weights, so no scheme touches
+them (int8-dynamic leaves the nodes reading them float), and readers check them bit for
+bit against the config.
 
 Each result carries in its metadata the scheme, where the scales come from and the max
 abs error of every weight tensor (JSON under META_QUANT_TENSORS); every other key
@@ -64,7 +65,7 @@ from lstm_edge.runtime.errors import (
     LstmEdgeError,
 )
 from lstm_edge.runtime.files import atomic_write
-from lstm_edge.runtime.format import META_DIGEST
+from lstm_edge.runtime.format import HIGHWAY_TENSORS, META_DIGEST
 from lstm_edge.runtime.integer import META_INTEGER
 
 SCHEMES = ("int8", "int8-dynamic", "fp16", "int8-full")
@@ -192,13 +193,17 @@ def float_artifact(model: onnx.ModelProto, where: str) -> tuple[ModelConfig, dic
 
 
 def _check_norm_tensors(inits: dict[str, TensorProto], config: ModelConfig, where: str) -> None:
-    """A forecast artifact's NORM_* initializers must be exactly what its config implies;
-    quantizing a file whose normalization was changed would carry the damage along."""
+    """A forecast artifact's NORM_* (and HIGHWAY_*) initializers must be exactly what its
+    config implies; quantizing a file whose normalization was changed would carry the
+    damage along."""
     for name, want in config.spec.config_tensors(config).items():
         found = numpy_helper.to_array(inits[name]) if name in inits else None
         if found is None or found.dtype != np.float32 or not np.array_equal(found, want):
-            state = "missing" if found is None else "different from the config's statistics"
-            raise InvalidArtifactError(f"{where}: normalization tensor {name!r} is {state}")
+            highway = name in HIGHWAY_TENSORS
+            source = "ar_coef and statistics" if highway else "statistics"
+            state = "missing" if found is None else f"different from the config's {source}"
+            kind = "highway tensor" if highway else "normalization tensor"
+            raise InvalidArtifactError(f"{where}: {kind} {name!r} is {state}")
 
 
 # ---- the schemes -------------------------------------------------------------------------
@@ -371,10 +376,19 @@ def _dequantize_like(
     return None
 
 
+def _config_tensor_nodes(model: onnx.ModelProto, config: ModelConfig) -> list[str]:
+    """Names of the nodes that read a config tensor (forecast: the NORM_* and HIGHWAY_*
+    MatMul and Conv): quantize_dynamic would otherwise quantize those operands (and their
+    activations) like weights, and the file would lose the exact float32 tensors every
+    reader checks against the config."""
+    names = set(config.spec.config_tensors(config))
+    return [n.name for n in model.graph.node if names.intersection(n.input)]
+
+
 def _dynamic_proto(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    _, weights = float_artifact(model, "model")
+    config, weights = float_artifact(model, "model")
     with tempfile.TemporaryDirectory(prefix="lstm-edge-quant-") as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8-dynamic.onnx"
         src.write_bytes(model.SerializeToString())
@@ -390,7 +404,12 @@ def _dynamic_proto(model: onnx.ModelProto) -> onnx.ModelProto:
             # 0.978) on AVX2 where VNNI gave 0.15; with |q| <= 63 no sum can saturate, so
             # the file computes the same on every x86 CPU.
             quantize_dynamic(
-                src, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True
+                src,
+                dst,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=True,
+                nodes_to_exclude=_config_tensor_nodes(model, config),
             )
         finally:
             root.setLevel(level)

@@ -31,6 +31,7 @@ from lstm_edge.runtime.config import (
     HEAD_WEIGHT,
     INPUT_C0,
     INPUT_H0,
+    INPUT_HISTORY,
     META_CALIBRATION,
     META_CONFIG,
     META_FORMAT_VERSION,
@@ -38,6 +39,7 @@ from lstm_edge.runtime.config import (
     META_QUANTIZATION,
     META_SOURCE_SHA256,
     OUTPUT_CN,
+    OUTPUT_HISTORY,
     OUTPUT_HN,
     QUANT_SCHEMES,
     QUANT_SUFFIX,
@@ -57,7 +59,7 @@ from lstm_edge.runtime.errors import (
     UnsupportedModelError,
 )
 from lstm_edge.runtime.files import parse_json
-from lstm_edge.runtime.format import META_DIGEST
+from lstm_edge.runtime.format import HIGHWAY_TENSORS, META_DIGEST
 from lstm_edge.runtime.graph import canonical_graph
 from lstm_edge.runtime.integer import META_INTEGER, IntegerScheme
 from lstm_edge.runtime.integer import SCHEME as INTEGER_SCHEME
@@ -90,6 +92,11 @@ BASE_OPS = frozenset(
         "MatMul",
         "Add",
         "Mul",  # forecast normalization: x * scale + shift
+        # the forecast highway (ar_lags > 0): its history and window sums
+        "Reshape",
+        "Sub",
+        "Max",
+        "Conv",
         "DequantizeLinear",
         "Cast",
     }
@@ -392,6 +399,10 @@ def _check_io(graph: op.Graph, config: ModelConfig, path: Path) -> None:
         OUTPUT_HN: (op.FLOAT, (layers, None, hidden)),
         OUTPUT_CN: (op.FLOAT, (layers, None, hidden)),
     }
+    history = spec.history_size(config)
+    if history:
+        expected_inputs[INPUT_HISTORY] = (op.FLOAT, (None, history))
+        expected_outputs[OUTPUT_HISTORY] = (op.FLOAT, (None, history))
     initializer_names = {t.name for t in graph.initializers}
     # Initializers may also be listed as graph inputs (required before IR 4, still allowed
     # after); they are defaults, not inputs the caller feeds.
@@ -437,7 +448,11 @@ def _check_config_tensors(
     producers = {out for n in graph.nodes for out in n.outputs}
     found: dict[str, np.ndarray] = {}
     for name, want in expected.items():
-        where = f"{path}: normalization tensor {name!r}"
+        # NORM_* follow from the statistics; HIGHWAY_* from ar_coef and the statistics.
+        highway = name in HIGHWAY_TENSORS
+        kind = "highway tensor" if highway else "normalization tensor"
+        source = "ar_coef and statistics" if highway else "normalization statistics"
+        where = f"{path}: {kind} {name!r}"
         if name not in tensors or name in producers:
             what = "computed by a node" if name in producers else "missing"
             raise InvalidArtifactError(
@@ -449,11 +464,13 @@ def _check_config_tensors(
         # difference, even -0.0 for 0.0 or a NaN, means the file was changed or mis-made.
         differ = np.flatnonzero(value.view(np.uint32) != want.view(np.uint32))
         if differ.size:
-            i = int(differ[0])
+            # NORM_* are 1-D (index i); the highway's tensors are 2-D and 3-D.
+            at = np.unravel_index(int(differ[0]), want.shape)
+            index = at[0] if len(at) == 1 else list(at)
             raise InvalidArtifactError(
-                f"{where} does not match the config's normalization statistics "
-                f"({differ.size} of {want.size} values differ; first at index {i}: found "
-                f"{float(value[i])!r}, expected {float(want[i])!r})"
+                f"{where} does not match the config's {source} "
+                f"({differ.size} of {want.size} values differ; first at index {index}: found "
+                f"{float(value[at])!r}, expected {float(want[at])!r})"
             )
         found[name] = _frozen(value)
     return found

@@ -24,6 +24,7 @@ from lstm_edge.runtime.format import (  # noqa: F401
     INPUT_C0,
     INPUT_FEATURES,
     INPUT_H0,
+    INPUT_HISTORY,
     INPUT_TOKENS,
     MAX_DIM,
     MAX_HORIZON,
@@ -41,6 +42,7 @@ from lstm_edge.runtime.format import (  # noqa: F401
     NORM_OUT_SHIFT,
     OUTPUT_CN,
     OUTPUT_FORECAST,
+    OUTPUT_HISTORY,
     OUTPUT_HN,
     OUTPUT_LOGITS,
     QUANT_SCHEMES,
@@ -95,6 +97,13 @@ class ModelConfig:
     # forecast: "last" (outputs are the targets at t + horizon) or "each" (the targets at
     # each step ahead t + 1 .. t + horizon, step-major; change statistics one per output)
     horizon_outputs: str = "last"
+    # forecast: the linear highway (`runtime.tasks.forecast`, INPUT_HISTORY). ar_lags: how
+    # many past changes of each output's target it reads (0: none); ar_coef: per output,
+    # an intercept then ar_lags coefficients of target[t - j] - target[t - j - 1] (j = 0 ..
+    # ar_lags - 1), in raw units: the forecast of target[t + ahead] - target[t] that a
+    # least-squares autoregression on the training split gave.
+    ar_lags: int = 0
+    ar_coef: tuple[float, ...] = ()
     format_version: int = FORMAT_VERSION
     # char-lm token models (brought from elsewhere): ids without characters. `tokens` is
     # the vocabulary size when `vocab` is empty; `token_names` optional display names.

@@ -54,6 +54,22 @@ NORM_OUT_SHIFT = "norm.out.shift"  # [targets] mean
 # Change targets only: forecast += features @ NORM_LAST_SELECT, the last observed value of
 # each target (a one-hot [features, targets] matrix; the product is exact in float32).
 NORM_LAST_SELECT = "norm.last.select"
+# Forecast with a linear highway (config ar_lags > 0) only: the graph also reads and returns
+# the history of each output's target, float32 [batch, 1 + ar_lags * outputs]: element 0
+# is 1 once a step was taken (0 after a reset), then the normalized target values of the
+# last ar_lags steps, oldest first, one row of `outputs` values per step. The highway adds
+# a linear autoregression over that history and the current value to the head's output:
+# HIGHWAY_SELECT picks each output's target from the normalized features (one-hot [features,
+# outputs], exact), HIGHWAY_WEIGHT [outputs, 1, ar_lags + 1] (oldest first) and
+# HIGHWAY_BIAS [outputs] are its coefficients in the head's standard units. All three
+# follow from the config's ar_coef and statistics (`highway_tensors`), never quantized.
+INPUT_HISTORY = "history"
+OUTPUT_HISTORY = "history_out"
+HIGHWAY_SELECT = "highway.select"
+HIGHWAY_WEIGHT = "highway.weight"
+HIGHWAY_BIAS = "highway.bias"
+HIGHWAY_TENSORS = (HIGHWAY_SELECT, HIGHWAY_WEIGHT, HIGHWAY_BIAS)
+MAX_AR_LAGS = 4096
 QUANT_SUFFIX = ".q"
 SCALE_SUFFIX = ".scale"
 ZERO_POINT_SUFFIX = ".zero_point"

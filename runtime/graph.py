@@ -34,7 +34,8 @@ DIM_TIME = "time"
 @dataclass(frozen=True)
 class CanonicalGraph:
     nodes: tuple[StageNode, ...]  # in graph order
-    constants: dict[str, np.ndarray]  # int64 initializers the nodes read (const.*), in order
+    # initializers the nodes read (const.*: int64, and the stages' own), in order
+    constants: dict[str, np.ndarray]
 
 
 def const_start(layer: int) -> str:
@@ -95,4 +96,5 @@ def canonical_graph(config) -> CanonicalGraph:
         StageNode("MatMul", ("y_btH", HEAD_WEIGHT), (HEAD_MATMUL_OUT,), "head_matmul"),
         *spec.output_stage(config),
     ]
+    constants.update(spec.stage_constants(config))
     return CanonicalGraph(nodes=tuple(nodes), constants=constants)

@@ -41,8 +41,18 @@ float32 (the task needs real-valued inputs and outputs); a target without an FPU
 them in soft-float. They are defined here as float32 operations in a fixed order, so C
 without FMA contraction gives the same bits.
 
+The forecast highway (runtime/tasks/forecast.py, "the linear highway") is float32 too,
+one step at a time in a fixed order (`highway`): its window sums are a handful of
+multiply-adds per output and step, nothing the integer recurrence would gain from, and
+the history it reads holds past normalized target values, which int8 codes would round
+away (the AR's coefficients are fitted on exact changes). The float graph sums each
+window in float64 and rounds once; this scheme sums in float32, oldest lag first, so a
+microcontroller's float32 (or soft-float) arithmetic gives the same bits.
+
 The runtime's `State` stays float32: for an int8-full model its h and c hold the integer
-codes (exactly representable in float32). `codes` converts and checks them.
+codes (exactly representable in float32). `codes` converts and checks them. A highway
+model's history is float32 values, as for every scheme: the seen flag, then L rows of
+the outputs' normalized target values, oldest first.
 
 numpy only.
 """
@@ -58,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from lstm_edge.runtime.errors import InputError, InvalidArtifactError
+from lstm_edge.runtime.format import HIGHWAY_BIAS, HIGHWAY_SELECT, HIGHWAY_WEIGHT
 
 SCHEME = "int8-full"
 META_INTEGER = "lstm_edge.quant.integer"  # JSON: `IntegerScheme.to_json`
@@ -251,6 +262,49 @@ def head(scheme: IntegerScheme, h_last: np.ndarray) -> np.ndarray:
     return acc.astype(np.float32) * scheme.head_scale
 
 
+def highway_index(weights: Mapping[str, np.ndarray]) -> np.ndarray:
+    """int32 [outputs]: the feature column each output's highway reads (HIGHWAY_SELECT is
+    one-hot, one column per output)."""
+    return np.argmax(weights[HIGHWAY_SELECT], axis=0).astype(np.int32)
+
+
+def highway(
+    weights: Mapping[str, np.ndarray], z: np.ndarray, history: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The forecast highway in float32: normalized rows z [B, T, F] (the input stage's
+    output, the same float32 values layer 0's codes are quantized from) and the history
+    [B, 1 + L * O] -> (highway [B, T, O] in the head's standard units, history after the
+    last step).
+
+    Per step t, output o, every operation one float32 rounding in this order:
+        v      = z[t, index[o]]                            (the target's normalized value)
+        rows   = rows * seen + v * (1 - seen)              (each of the L history rows)
+        acc    = W[o, 0] * rows[0]; acc = acc + W[o, r] * window[r] for r = 1 .. L,
+                 window = (rows[0], ..., rows[L - 1], v)   (oldest first)
+        out    = acc + B[o]
+        rows   = window[1:], seen = max(seen, 1)
+    The blend runs every step, not once per call as in the graph: it is the identity
+    once seen is 1, and a stream stepped one row at a time gives the bits of one call."""
+    kernel = weights[HIGHWAY_WEIGHT][:, 0, :].T[None]  # [1, L + 1, O], oldest first
+    bias = weights[HIGHWAY_BIAS]
+    lags, n = kernel.shape[1] - 1, kernel.shape[2]
+    batch, time = z.shape[:2]
+    v = np.asarray(z, np.float32)[:, :, highway_index(weights)]  # [B, T, O]
+    one = np.float32(1.0)
+    seen = history[:, :1].astype(np.float32)[:, :, None]  # [B, 1, 1]
+    rows = history[:, 1:].astype(np.float32).reshape(batch, lags, n)
+    out = np.empty((batch, time, n), np.float32)
+    for t in range(time):
+        vt = v[:, t, None]  # [B, 1, O]
+        rows = rows * seen + vt * (one - seen)
+        window = np.concatenate([rows, vt], axis=1)  # [B, L + 1, O]
+        # accumulate is sequential in the input's dtype: ((p0 + p1) + p2) + ... in float32
+        acc = np.add.accumulate(window * kernel, axis=1)[:, -1]
+        out[:, t] = acc + bias
+        rows, seen = window[:, 1:], np.maximum(seen, one)
+    return out, np.concatenate([seen[:, 0], rows.reshape(batch, lags * n)], axis=1)
+
+
 def codes(value: np.ndarray, low: int, high: int, name: str) -> np.ndarray:
     """A state array of integer codes held in float32 -> int64, refusing anything else."""
     if value.size and (
@@ -283,11 +337,16 @@ class IntegerRunner:
     task: Any  # TaskSpec
 
     def run(
-        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray, *history: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """(y, hn, cn), and with a history (the forecast highway) also the history after
+        the last step."""
         s = self.scheme
         tokens = s.embedding_q is not None  # else float32 rows, normalized by the task first
         x = inputs if tokens else self.task.apply_input_stage(self.weights, inputs)
+        hw = history_out = None
+        if history:
+            hw, history_out = highway(self.weights, x, history[0])
         xq = input_codes(s, x)  # [B, T, in]
         hq = [codes(h[k], -H_MAX, H_MAX, "h") for k in range(len(s.layers))]
         cq = [codes(c[k], C_MIN, C_MAX, "c") for k in range(len(s.layers))]
@@ -298,9 +357,13 @@ class IntegerRunner:
                 hq[k], cq[k] = step_layer(layer, s, layer_in, hq[k], cq[k])
                 layer_in = hq[k]
             outputs.append(head(s, layer_in))
-        y = self.task.apply_output_stage(self.weights, np.stack(outputs, axis=1), inputs)
+        head_out = np.stack(outputs, axis=1)
         as32 = [np.stack(v).astype(np.float32) for v in (hq, cq)]
-        return y, as32[0], as32[1]
+        if hw is None:
+            y = self.task.apply_output_stage(self.weights, head_out, inputs)
+            return y, as32[0], as32[1]
+        y = self.task.apply_output_stage(self.weights, head_out, inputs, hw)
+        return y, as32[0], as32[1], history_out
 
 
 # ---- parsing --------------------------------------------------------------------------------

@@ -62,23 +62,28 @@ class Model:
                 return got
         x, single = self._spec.check_inputs(self.config, inputs)
         self._check_state(state, x.shape[0])
-        y, hn, cn = self.runner.run(x, state.h, state.c)
-        if not _finite(y, hn, cn):
-            raise InputError(self._non_finite_message(y, hn, cn, single))
-        return (y[:, 0] if single else y), State._wrap(hn, cn, checked=True)
+        # runner.run(inputs, h, c[, history]) -> (outputs, hn, cn[, history_out])
+        y, hn, cn, *history = self.runner.run(x, *state.arrays)
+        if not _finite(y, hn, cn, *history):
+            raise InputError(self._non_finite_message(y, (hn, cn, *history), single))
+        return (y[:, 0] if single else y), State._wrap(hn, cn, True, *history)
 
     def _non_finite_message(
-        self, y: np.ndarray, hn: np.ndarray, cn: np.ndarray, single: bool
+        self, y: np.ndarray, state: tuple[np.ndarray, ...], single: bool
     ) -> str:
         """Name the first (stream, step) whose output is not finite, or the stream whose
-        state is not; the caller's state was not touched."""
+        state (hn, cn[, history_out]) is not; the caller's state was not touched."""
         bad = np.argwhere(~np.isfinite(y))
         if bad.size:
             b, t = int(bad[0][0]), int(bad[0][1])
             where = f"stream {b}" if single else f"stream {b}, step {t}"
             what = f"the {self.config.output_name} output"
         else:
-            b = int(np.argwhere(~(np.isfinite(hn) & np.isfinite(cn)))[0][1])
+            hn, cn, *history = state
+            streams = ~(np.isfinite(hn) & np.isfinite(cn)).all(axis=(0, 2))  # [batch]
+            for h in history:  # [batch, size]
+                streams |= ~np.isfinite(h).all(axis=1)
+            b = int(np.flatnonzero(streams)[0])
             where, what = f"stream {b}", "the state"
         return (
             f"{self.artifact.path}: the inputs at {where} drive {what} to NaN or Inf on the "
@@ -100,13 +105,38 @@ class Model:
                 f"state has shape {list(state.h.shape)} (expected [layers, batch, hidden] = "
                 f"{list(expected)} for {batch} {kind}stream(s))"
             )
+        size = self._spec.history_size(config)
+        found = None if state.history is None else state.history.shape[1]
+        if found != (size or None):
+            if not size:
+                raise InputError(
+                    f"state has a history of {found} values, but this model keeps none "
+                    f"(expected a state from model.initial_state(batch))"
+                )
+            raise InputError(
+                f"state has {'no history' if found is None else f'a history of {found} values'}"
+                f" (expected {size} values per stream: this model's highway reads the last "
+                f"{config.ar_lags} steps; start from model.initial_state(batch))"
+            )
         if state._checked:  # the runtime made it and tested it (zeros, or the last step)
             return
-        for name, value in (("h", state.h), ("c", state.c)):
+        named = (("h", state.h), ("c", state.c), ("history", state.history))
+        for name, value in named[: len(state.arrays)]:
             if not _finite(value):
                 raise InputError(
                     f"state.{name} contains NaN or Inf (expected finite values; start the "
                     f"stream again from model.initial_state())"
+                )
+        if size:
+            # Element 0 is the highway's "seen" flag: 0 after a reset, 1 after a step. Any
+            # other value would blend the history with the current value.
+            seen = state.history[:, 0]
+            bad = np.flatnonzero((seen != 0) & (seen != 1))
+            if bad.size:
+                b = int(bad[0])
+                raise InputError(
+                    f"state.history[{b}, 0] is {float(seen[b])!r} (expected 0 after a reset "
+                    f"or 1 after a step: the flag that the history holds past values)"
                 )
 
 

@@ -44,12 +44,17 @@ from lstm_edge.runtime.config import (
     HEAD_WEIGHT,
     INPUT_C0,
     INPUT_H0,
+    INPUT_HISTORY,
+    OUTPUT_CN,
+    OUTPUT_HISTORY,
+    OUTPUT_HN,
     ModelConfig,
     lstm_b,
     lstm_r,
     lstm_w,
 )
 from lstm_edge.runtime.errors import LstmEdgeError, UnsupportedModelError
+from lstm_edge.toolchain.blas import blas_threads
 from lstm_edge.toolchain.model import EdgeLSTM, build_model, torch_stages
 from lstm_edge.toolchain.validate_run import onednn
 
@@ -123,48 +128,6 @@ def time_interleaved(
 
 
 # ---- threads -------------------------------------------------------------------------------
-
-# OpenBLAS' thread setters under the names numpy's wheels have shipped them with.
-_BLAS_SETTERS = (
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-)
-
-
-@contextlib.contextmanager
-def blas_threads(n: int) -> Iterator[bool]:
-    """Run numpy's OpenBLAS with `n` threads for the block; yields whether that worked.
-
-    Why: on this shared 2-core machine a multi-threaded OpenBLAS matvec of the default
-    model measured 1-9 ms instead of ~0.1 ms single-threaded (threads spin against other
-    processes). numpy has no API for this, so the library numpy loaded is found in
-    /proc/self/maps and its setter called through ctypes (what threadpoolctl does).
-    """
-    lib = None
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and "/" in ln})
-        for path in paths:
-            cand = ctypes.CDLL(path)
-            for setter, getter in _BLAS_SETTERS:
-                if hasattr(cand, setter) and hasattr(cand, getter):
-                    lib = (getattr(cand, setter), getattr(cand, getter))
-                    break
-            if lib:
-                break
-    except OSError:
-        lib = None
-    if lib is None:
-        yield False
-        return
-    setter, getter = lib
-    before = int(getter())
-    setter(ctypes.c_int(n))
-    try:
-        yield True
-    finally:
-        setter(ctypes.c_int(before))
 
 
 @contextlib.contextmanager
@@ -423,6 +386,9 @@ def session_run_loop(
     zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
     state = [(zeros, zeros)]
     names = [o.name for o in sess.get_outputs()]  # as the backend names them (None: per call)
+    history = config.spec.history_size(config)
+    if history:  # a forecast highway: its history is state too, fed back after a reset
+        return _session_run_history_loop(sess, config, toks, names, history)
 
     def body(k: int) -> None:
         h, c = state[0]
@@ -430,6 +396,26 @@ def session_run_loop(
             feed = {config.input_name: toks[i % len(toks)], INPUT_H0: h, INPUT_C0: c}
             _, h, c = sess.run(names, feed)
         state[0] = (h, c)
+
+    return body
+
+
+def _session_run_history_loop(
+    sess: Any, config: ModelConfig, toks: list[np.ndarray], names: list[str], size: int
+) -> Callable[[int], None]:
+    """`session_run_loop` of a graph with a history input (the forecast highway)."""
+    zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
+    state = [(zeros, zeros, np.zeros((1, size), np.float32))]
+    order = [names.index(n) for n in (OUTPUT_HN, OUTPUT_CN, OUTPUT_HISTORY)]
+
+    def body(k: int) -> None:
+        h, c, history = state[0]
+        for i in range(k):
+            feed = {config.input_name: toks[i % len(toks)], INPUT_H0: h, INPUT_C0: c,
+                    INPUT_HISTORY: history}  # fmt: skip
+            out = sess.run(names, feed)
+            h, c, history = (out[j] for j in order)
+        state[0] = (h, c, history)
 
     return body
 
@@ -448,23 +434,26 @@ def tract_loop(path: Path, config: ModelConfig) -> Callable[[int], None] | None:
     toks = [_with_time(t) for t in input_cycle(config, 1)]
     dims = ",".join(map(str, toks[0].shape))
     state_fact = f"{config.num_layers},1,{config.hidden_size},f32"
+    history = config.spec.history_size(config)  # a forecast highway's history, if any
     try:
         model = tract.onnx().load(str(path))
         model.set_input_fact(0, f"{dims},{TRACT_DTYPES[toks[0].dtype]}")
         model.set_input_fact(1, state_fact)
         model.set_input_fact(2, state_fact)
+        if history:
+            model.set_input_fact(3, f"1,{history},f32")
         runnable = model.into_model().into_runnable()
     except (tract.TractError, KeyError):
         return None
     zeros = np.zeros((config.num_layers, 1, config.hidden_size), dtype=np.float32)
-    state = [(zeros, zeros)]
+    state = [(zeros, zeros, *([np.zeros((1, history), np.float32)] if history else []))]
 
     def body(k: int) -> None:
-        h, c = state[0]
+        st = state[0]
         for i in range(k):
-            _, hn, cn = runnable.run([toks[i % len(toks)], h, c])
-            h, c = hn.to_numpy(), cn.to_numpy()
-        state[0] = (h, c)
+            _, *out = runnable.run([toks[i % len(toks)], *st])
+            st = [v.to_numpy() for v in out]
+        state[0] = tuple(st)
 
     return body
 
@@ -504,7 +493,9 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
     runner, config = model.runner, model.config
     # float32 h, c and scratch; int8 h, int16 c and int16 scratch for int8-full
     h, c, scratch = runner.direct_buffers()
-    state = StateStruct(h.ctypes.data, c.ctypes.data)
+    # a forecast highway's history (zeros: a reset one), float32 in both libraries
+    history = np.zeros(config.spec.history_size(config), np.float32)
+    state = StateStruct(h.ctypes.data, c.ctypes.data, history.ctypes.data if history.size else None)
     dtype = config.spec.c_input_dtype
     xs = [np.ascontiguousarray(x, dtype=dtype) for x in input_cycle(config, 1)]
     x_addr = [x.ctypes.data for x in xs]
@@ -521,7 +512,7 @@ def c_direct_loop(model: Any) -> Callable[[int], None]:
             raise BenchInputError("the C step refused the bench's call")
 
     # The addresses above point into these arrays: the loop must keep them alive.
-    body.buffers = (h, c, state, xs, out, scratch)  # type: ignore[attr-defined]
+    body.buffers = (h, c, history, state, xs, out, scratch)  # type: ignore[attr-defined]
     return body
 
 

@@ -815,7 +815,7 @@ def pipeline(
     data: dict[str, Any] = Shared(
         PipelineOptions,
         *("task", "corpus", "csv", "target", "features", "time_column", "label_column"),
-        *("horizon", "season", "target_kind", "text_column"),
+        *("horizon", "season", "target_kind", "ar_lags", "text_column"),
         pipeline=True,
     ),
     from_ckpt: Path | None = typer.Option(

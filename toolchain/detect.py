@@ -84,6 +84,7 @@ class DetectReport:
     # a model of each step ahead: {"ahead": s, **ForecastScores} per step ahead (the
     # baselines at s steps, the linear one fitted for s); empty otherwise
     accuracy_per_step: list[dict[str, Any]] = field(default_factory=list)
+    highway_lags: int = 0  # the model's linear highway (ar_lags; 0: none)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +98,7 @@ class DetectReport:
             "threshold": self.threshold,
             "calibration": self.calibration,
             "flagged_steps": int(self.flags.sum()),
+            "highway_lags": self.highway_lags,
             "flag_runs": [asdict(r) for r in self.runs],
             "labelled": self.faults is not None,
             "fault_events": None if self.faults is None else _fault_runs(self.faults),
@@ -223,7 +225,8 @@ def detect(model_path: Path, options: DetectOptions | None = None) -> DetectRepo
     every = run_model(model, data.features)
     outputs = step_block(config, every, h)
     scores = fe.anomaly_scores(outputs, data.targets, h, calibration["residual_scale"])
-    scores[: h + fe.DETECT_WARMUP] = np.nan  # the state is still settling from zeros
+    # the state is still settling from zeros (and a highway's history filling)
+    scores[: h + fe.warmup(config, fe.DETECT_WARMUP)] = np.nan
     flags = fe.flag(scores, threshold)
     events = None if data.faults is None else fe.event_scores(flags, data.faults)
     linear = fe.fit_linear_ar(data.train, h, fe.ar_lags(data.season))
@@ -250,6 +253,7 @@ def detect(model_path: Path, options: DetectOptions | None = None) -> DetectRepo
             outputs, data.targets, h, config.target_std, data.season, linear
         ),
         accuracy_per_step=_per_step(config, every, data),
+        highway_lags=config.ar_lags,
     )
     if options.out is not None:
         write_outputs(report, Path(options.out))
@@ -390,6 +394,13 @@ def plot(report: DetectReport):
     return fig
 
 
+def _verdict(scores: fe.ForecastScores, highway: int) -> str:
+    """The linear-baseline sentence: of the model, or of what its LSTM adds to the linear
+    highway it carries."""
+    verdict = fe.linear_verdict(scores, highway)
+    return verdict if highway else f"the model {verdict}"
+
+
 def render(report: DetectReport) -> list[Any]:
     """Rich renderables for the terminal: the flag runs and the summary lines."""
     table = Table(title=f"flagged runs (score > {report.threshold:g})")
@@ -418,7 +429,7 @@ def render(report: DetectReport) -> list[Any]:
             else ""
         )
         + (
-            f", vs linear {a.mase_linear_mean:.3f}; the model {fe.linear_verdict(a)}"
+            f", vs linear {a.mase_linear_mean:.3f}; {_verdict(a, report.highway_lags)}"
             if a.mase_linear_mean is not None
             else ""
         ),

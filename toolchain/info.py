@@ -266,7 +266,11 @@ def _data_summary(data: dict[str, Any], unit: str) -> dict[str, Any]:
             and len(span) == 2
             and all(isinstance(v, int) for v in span)
         }
-    for key in ("target_kind_source", "season_source"):  # forecast: why, if recorded
+    for key in (
+        "target_kind_source",
+        "ar_lags_source",
+        "season_source",
+    ):  # forecast: why, if recorded
         if isinstance(data.get(key), str):
             summary[key] = data[key]
     return summary

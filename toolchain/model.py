@@ -20,7 +20,9 @@ from torch import nn
 
 from lstm_edge.runtime.config import ModelConfig
 
-State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, batch, hidden]
+# (h, c), each [layers, batch, hidden]; a forecast model with a highway (ar_lags > 0) also
+# carries its history [batch, size] as a third tensor (`forward`).
+State = tuple[torch.Tensor, ...]
 
 
 class TorchStages:
@@ -91,8 +93,18 @@ class EdgeLSTM(nn.Module):
     ) -> tuple[torch.Tensor, State]:
         """char-lm: tokens int64 [batch, time] -> logits [batch, time, vocab].
         forecast: raw features float32 [batch, time, features] -> raw predictions
-        [batch, time, targets] of the targets `horizon` steps later. Also returns (h, c)."""
+        [batch, time, targets] of the targets `horizon` steps later. Also returns (h, c);
+        a model with a highway reads and returns (h, c, history), a missing history being
+        a reset one."""
+        history = None
+        if state is not None and len(state) == 3:
+            *state, history = state
+            state = tuple(state)
         out, state = self.forward_normalized(inputs, state)
+        if self.config.ar_lags:  # the forecast highway: + its linear autoregression
+            highway, history = self.stages.highway(self, inputs, history)
+            out = out + highway
+            state = (*state, history)
         return self.stages.output(self, out, inputs), state
 
     def normalize_targets(

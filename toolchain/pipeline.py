@@ -374,9 +374,14 @@ def summary_text(result: PipelineResult, options: PipelineOptions) -> str:
         f"Model ({config.task}): {config.num_layers}-layer LSTM, hidden {config.hidden_size}, "
         f"{shape}. Checkpoint: `{result.checkpoint}`.",
     ]
-    why = _data_record(result.checkpoint).get("target_kind_source")
+    record = _data_record(result.checkpoint)
+    why = record.get("target_kind_source")
     if why is not None:  # forecast: why changes or levels
         parts[-1] += f" Target kind {config.target_kind}: {why}."
+    why = record.get("ar_lags_source")
+    if why is not None:  # forecast: why this linear highway (or none)
+        lags = getattr(config, "ar_lags", 0)
+        parts[-1] += f" Linear highway: {f'{lags} lagged changes' if lags else 'none'} ({why})."
     if result.train is not None:
         t = result.train
         baseline = f" (persistence: {t.baseline:.3f})" if t.baseline is not None else ""

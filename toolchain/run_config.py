@@ -306,6 +306,13 @@ class TrainSettings:
         choices=("change", "level"),
         pipeline="forecast: change or level (default: by the validation split's range).",
     )
+    ar_lags: str | None = option(
+        "forecast: lagged changes of the linear highway, an autoregression fitted on the "
+        "training split and carried in the model (the LSTM learns what it leaves). auto: "
+        "the linear baseline's (season + 1, or 8); 0: none. Needs the targets as features.",
+        "--ar-lags",
+        pipeline="forecast: lagged changes of the linear highway (auto, 0 = none, or N).",
+    )
     hidden: int | None = option(
         "LSTM hidden size.", min=1, shows_default=True, pipeline="LSTM hidden size."
     )

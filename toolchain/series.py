@@ -54,6 +54,7 @@ import numpy as np
 from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.files import sha256_file
+from lstm_edge.runtime.format import MAX_AR_LAGS
 from lstm_edge.runtime.tasks.forecast import FORECAST
 from lstm_edge.toolchain.data import SPLITS, Split, split_corpus, split_from_record
 
@@ -756,6 +757,27 @@ def check_long_enough(series: Series, split: Split, seq_len: int, horizon: int) 
                 f"{series.source} is too short: its {name} split has {n} rows, which must be "
                 f"more than the horizon ({horizon}) to score any forecast"
             )
+
+
+# ---- the linear highway ---------------------------------------------------------------------
+
+AR_LAGS_AUTO = "auto"
+
+
+def parse_ar_lags(value: Any) -> int | None:
+    """--ar-lags: None or "auto" -> None (the linear baseline's count); otherwise an
+    integer 0 (no highway) .. MAX_AR_LAGS, as an int or its decimal text."""
+    if value is None or value == AR_LAGS_AUTO:
+        return None
+    lags = value
+    if isinstance(value, str) and value.strip().isdigit():
+        lags = int(value.strip())
+    if isinstance(lags, bool) or not isinstance(lags, int) or not 0 <= lags <= MAX_AR_LAGS:
+        raise SeriesError(
+            f"--ar-lags is {value!r} (expected {AR_LAGS_AUTO!r}, 0 for no highway, or an "
+            f"integer 1 to {MAX_AR_LAGS}: lagged changes of the linear highway)"
+        )
+    return lags
 
 
 # ---- the record in the checkpoint -------------------------------------------------------------

@@ -73,7 +73,7 @@ static void input_major(const float *w)
 
 int main(void)
 {
-    lstm_edge_state state = {h, c};
+    lstm_edge_state state = {.h = h, .c = c};
     double times[REPEATS], t0;
     int rep, t, n = EXAMPLE_STREAM_LEN;
     float sink = 0.0f;

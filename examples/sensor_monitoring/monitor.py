@@ -79,7 +79,8 @@ def monitor(model: Model, lines: Iterable[str], where: str, threshold: float | N
             predicted = pending.popleft()  # made `horizon` rows ago for this row
             error = np.abs(predicted - actual) / scale
             score = float(error.max())
-            if t >= config.horizon + WARMUP and score > limit:
+            # a linear highway's history fills in ar_lags rows (as in `lstm-edge detect`)
+            if t >= config.horizon + max(WARMUP, config.ar_lags) and score > limit:
                 k = int(error.argmax())
                 alerts += 1
                 print(

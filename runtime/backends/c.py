@@ -37,7 +37,7 @@ from lstm_edge.runtime.errors import InputError, UnsupportedModelError
 from lstm_edge.runtime.integer import C_MAX, C_MIN, H_MAX, codes
 
 # Mirrors of runtime/c/lstm_edge.h; tests/c checks they still match the header.
-StateStruct = ctypes.c_void_p * 2  # lstm_edge_state {float *h; float *c;}
+StateStruct = ctypes.c_void_p * 3  # lstm_edge_state {float *h; float *c; float *history;}
 STATUS_MESSAGES = {
     1: "a required pointer is NULL",
     2: "token id out of range",
@@ -113,6 +113,8 @@ class CRunner:
         self.output_size = config.output_size
         self.layers, self.hidden = config.num_layers, config.hidden_size
         self.scratch_per_stream = scratch_floats_per_stream(config)
+        # floats of a stream's highway history (lstm_edge_state.history), 0 without one
+        self.history_size = config.spec.history_size(config)
         self._bind(config)
 
     def _with_token_gates(self, config: ModelConfig) -> int:
@@ -187,9 +189,9 @@ class CRunner:
         return ctypes.addressof(copy)
 
     def _bind(self, config: ModelConfig) -> None:
-        """`fast`: (binding.step, context) for Model.step, or None without the binding."""
-        from lstm_edge.runtime.state import State
-
+        """`fast`: (binding.step, context) for Model.step, or None without the binding and
+        for a model with a highway (the thin step carries no history; Model.step then runs
+        `run`, whose raw call still goes through the binding)."""
         binding = build_binding()
         self.fast = None
         # raw_call(states, batch, x, time, out, scratch, scratch_floats) -> status
@@ -197,8 +199,17 @@ class CRunner:
         self.binding = "ctypes"
         if binding is None:
             return
+        ctx = self._bind_context(binding, config)
+        self.fast = None if self.history_size else (binding.step, ctx)
+        self.raw_call = functools.partial(binding.call, ctx)
+        self.binding = "cpython"
+
+    def _bind_context(self, binding, config: ModelConfig):
+        """The binding's context of this model (its step function, model and sizes)."""
+        from lstm_edge.runtime.state import State
+
         tokens = np.dtype(self.input_dtype).kind == "i"
-        ctx = binding.bind(
+        return binding.bind(
             ctypes.cast(self._step, ctypes.c_void_p).value,
             self._model,
             State,
@@ -211,41 +222,54 @@ class CRunner:
             self.scratch_per_stream,
             BATCH_BLOCK,
         )
-        self.fast = (binding.step, ctx)
-        self.raw_call = functools.partial(binding.call, ctx)
-        self.binding = "cpython"
 
     def run(
-        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray, *history: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
         """inputs: tokens [batch, time] (char-lm) or raw features [batch, time, F]
-        (forecast); returns logits / forecasts [batch, time, output_size], hn, cn."""
+        (forecast); returns logits / forecasts [batch, time, output_size], hn, cn, and for
+        a model with a highway given its history [batch, S] the history after the last
+        step (as the numpy reference)."""
+        if history and history[0].shape[1] != self.history_size:
+            raise InputError(
+                f"history has {history[0].shape[1]} values per stream (expected "
+                f"{self.history_size})"
+            )
+        if self.history_size and not history:
+            raise InputError(
+                f"this model's highway needs a history of {self.history_size} values per "
+                f"stream (expected run(x, h, c, history))"
+            )
         if inputs.shape[0] == 1:
-            return self._run_one(inputs, h, c)
+            return self._run_one(inputs, h, c, *history)
         batch, time = inputs.shape[:2]
         # The C state is per stream ([batch][layers][hidden]); these copies become the new
         # state, so the caller's arrays are never written (np.array always copies).
         hs = np.array(h.transpose(1, 0, 2), dtype=np.float32, order="C")
         cs = np.array(c.transpose(1, 0, 2), dtype=np.float32, order="C")
         offsets = np.arange(batch, dtype=np.uintp) * (self.layers * self.hidden * 4)
-        states = np.empty((batch, 2), np.uintp)  # lstm_edge_state {float *h; float *c;}
+        states = np.zeros((batch, 3), np.uintp)  # lstm_edge_state {h; c; history}
         states[:, 0] = hs.ctypes.data + offsets
         states[:, 1] = cs.ctypes.data + offsets
+        if history:
+            hist = np.array(history[0], dtype=np.float32, order="C")  # the new history
+            states[:, 2] = hist.ctypes.data + np.arange(batch, dtype=np.uintp) * (4 * hist.shape[1])
         x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
         out = np.empty((batch, time, self.output_size), np.float32)
         scratch = np.empty(self._lanes(batch, time) * self.scratch_per_stream, np.float32)
         self.call(
             states.ctypes.data, batch, x.ctypes.data, time, out.ctypes.data, scratch.ctypes.data
         )
-        return (
+        outs = (
             out,
             np.ascontiguousarray(hs.transpose(1, 0, 2)),
             np.ascontiguousarray(cs.transpose(1, 0, 2)),
         )
+        return (*outs, hist) if history else outs
 
     def _run_one(
-        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray, *history: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
         """One stream, the common streaming case, with the Python side kept to a minimum:
         [layers, 1, hidden] already is the C layout of one stream, and the new h, c, the
         outputs, the inputs and the scratch share ONE fresh buffer, so a single pointer
@@ -255,7 +279,8 @@ class CRunner:
         n_out = time * self.output_size
         n_in = inputs.size  # int32 token ids or float32 features: 4 bytes each
         n_scratch = self._lanes(1, time) * self.scratch_per_stream
-        buf = np.empty(2 * n_state + n_out + n_in + n_scratch, np.float32)
+        n_hist = self.history_size if history else 0  # the new history, after the scratch
+        buf = np.empty(2 * n_state + n_out + n_in + n_scratch + n_hist, np.float32)
         hs = buf[:n_state].reshape(h.shape)
         cs = buf[n_state : 2 * n_state].reshape(c.shape)
         out = buf[2 * n_state : 2 * n_state + n_out].reshape(1, time, self.output_size)
@@ -264,7 +289,11 @@ class CRunner:
         cs[...] = c
         x.view(self.input_dtype)[:] = inputs.reshape(-1)
         base = buf.ctypes.data
-        state = StateStruct(base, base + 4 * n_state)
+        hist = None
+        if history:
+            hist = buf[buf.size - n_hist :].reshape(1, n_hist)
+            hist[...] = history[0]
+        state = StateStruct(base, base + 4 * n_state, None if hist is None else hist.ctypes.data)
         self.call(
             ctypes.addressof(state),
             1,
@@ -273,7 +302,7 @@ class CRunner:
             base + 4 * 2 * n_state,
             base + 4 * (2 * n_state + n_out + n_in),
         )
-        return out, hs, cs
+        return (out, hs, cs) if hist is None else (out, hs, cs, hist)
 
     @staticmethod
     def _lanes(batch: int, time: int) -> int:
@@ -301,8 +330,8 @@ class CRunner:
 
 # ---- int8-full: the integer library ------------------------------------------------------
 
-# lstm_edge_int_state {int8_t *h; int16_t *c;}: two pointers, as StateStruct.
-IntStateStruct = ctypes.c_void_p * 2
+# lstm_edge_int_state {int8_t *h; int16_t *c; float *history;}: three pointers.
+IntStateStruct = ctypes.c_void_p * 3
 
 
 class IntCRunner:
@@ -359,17 +388,22 @@ class IntCRunner:
         return np.zeros(n, np.int8), np.zeros(n, np.int16), np.zeros(self.scratch_size, np.int16)
 
     def run(
-        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray, *history: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """(y, hn, cn), and with a history (the forecast highway) the history after the
+        last step too."""
         batch, time = inputs.shape[:2]
         # per stream in C ([batch][layers][hidden]); fresh arrays, the caller's untouched
         # the codes checked as the numpy reference checks them (the same message)
         hs = np.ascontiguousarray(codes(h, -H_MAX, H_MAX, "h").astype(np.int8).transpose(1, 0, 2))
         cs = np.ascontiguousarray(codes(c, C_MIN, C_MAX, "c").astype(np.int16).transpose(1, 0, 2))
         n_state = self.layers * self.hidden
-        states = np.empty((batch, 2), np.uintp)
+        states = np.zeros((batch, 3), np.uintp)
         states[:, 0] = hs.ctypes.data + np.arange(batch, dtype=np.uintp) * n_state
         states[:, 1] = cs.ctypes.data + np.arange(batch, dtype=np.uintp) * (2 * n_state)
+        hist = np.array(history[0], np.float32, order="C") if history else None  # a copy
+        if hist is not None:
+            states[:, 2] = hist.ctypes.data + np.arange(batch, dtype=np.uintp) * (4 * hist.shape[1])
         x = np.ascontiguousarray(inputs, dtype=self.input_dtype)
         out = np.empty((batch, time, self.output_size), np.float32)
         scratch = np.empty(self.scratch_size, np.int16)
@@ -379,11 +413,9 @@ class IntCRunner:
         )  # fmt: skip
         if status != 0:
             raise InputError(f"the C step refused the call: {STATUS_MESSAGES.get(status, status)}")
-        return (
-            out,
-            np.ascontiguousarray(hs.transpose(1, 0, 2), dtype=np.float32),
-            np.ascontiguousarray(cs.transpose(1, 0, 2), dtype=np.float32),
-        )
+        hn = np.ascontiguousarray(hs.transpose(1, 0, 2), dtype=np.float32)
+        cn = np.ascontiguousarray(cs.transpose(1, 0, 2), dtype=np.float32)
+        return (out, hn, cn) if hist is None else (out, hn, cn, hist)
 
 
 def load(artifact: Artifact, **options) -> CRunner | IntCRunner:

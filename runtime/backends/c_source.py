@@ -37,6 +37,7 @@ from lstm_edge.runtime.config import (
     lstm_w,
 )
 from lstm_edge.runtime.errors import UnsupportedModelError
+from lstm_edge.runtime.format import HIGHWAY_BIAS, HIGHWAY_WEIGHT
 
 # Mirrors of runtime/c/lstm_edge.h; tests/c checks they still match the header.
 BATCH_BLOCK = 64
@@ -86,7 +87,7 @@ class Footprint:
     """Bytes the model needs on a device."""
 
     weight_bytes: int  # const data in flash: weights, scales, biases
-    state_bytes: int  # RAM per stream: h and c of every layer
+    state_bytes: int  # RAM per stream: h and c of every layer (and a highway's history)
     scratch_bytes: int  # RAM shared by the streams of one step call (one stream)
     batch_scratch_bytes: int  # RAM to step LSTM_EDGE_BATCH_BLOCK streams at once
 
@@ -172,7 +173,7 @@ def footprint(config: ModelConfig, weight_bytes: int) -> Footprint:
     scratch = 4 * scratch_floats_per_stream(config)
     return Footprint(
         weight_bytes=weight_bytes,
-        state_bytes=4 * 2 * layers * h,
+        state_bytes=4 * (2 * layers * h + config.spec.history_size(config)),
         scratch_bytes=scratch,
         batch_scratch_bytes=BATCH_BLOCK * scratch,
     )
@@ -193,6 +194,9 @@ def scheme_footprints(config: ModelConfig) -> dict[str, Footprint]:
     # select matrix is not: C adds the last value by index)
     norm = config.spec.config_tensors(config)
     stage_floats = sum(norm[k].size for k in NORM_C_ARRAYS if k in norm)
+    # the forecast highway's weights and biases, float32 in every float scheme (its select
+    # is an int32 compound literal, not counted, as last_index)
+    highway_floats = sum(norm[k].size for k in (HIGHWAY_WEIGHT, HIGHWAY_BIAS) if k in norm)
     mats = [(4 * h, config.input_size if i == 0 else h) for i in range(layers)]
     mats += [(4 * h, h)] * layers
     values = sum(r * c for r, c in mats) + h * n_out  # LSTM W, R and the head
@@ -200,19 +204,23 @@ def scheme_footprints(config: ModelConfig) -> dict[str, Footprint]:
     biases = 4 * layers * h + n_out  # Wb + Rb per layer, the head bias: float32
     emb_values = 0 if emb is None else emb[0] * emb[1]
     emb_rows = 0 if emb is None else emb[0]
-    float_fp = footprint(config, 4 * (values + biases + stage_floats + emb_values))
+    stage_floats_c = stage_floats + highway_floats
+    float_fp = footprint(config, 4 * (values + biases + stage_floats_c + emb_values))
     int8_fp = footprint(
-        config, values + 4 * rows + 4 * (biases + stage_floats) + emb_values + 4 * emb_rows
+        config, values + 4 * rows + 4 * (biases + stage_floats_c) + emb_values + 4 * emb_rows
     )
     int_params = layers * (4 * h * 5 + h)  # x/h multipliers and shifts, bias; cell_frac
     int_scratch = 2 * scratch_int16(config.input_size, h)
+    # int8-full's highway: the float stage's weights and bias (float32; its select is a
+    # compound literal, as above); its history is float32 state
     full = Footprint(
         weight_bytes=values
         + 4 * int_params
         + 4 * (2 * n_out + stage_floats)
+        + 4 * highway_floats
         + emb_values
         + 2 * 2 * TABLE_SIZE,
-        state_bytes=3 * layers * h,
+        state_bytes=3 * layers * h + 4 * config.spec.history_size(config),
         scratch_bytes=int_scratch,
         batch_scratch_bytes=int_scratch,
     )
@@ -287,7 +295,8 @@ def _header(artifact: Artifact, name: str, fp: Footprint) -> str:
  * Source artifact: task {cfg.task}, format version {FORMAT_VERSION}, scheme {artifact.scheme},
  * sha256 {artifact.sha256}.
  * Weights and scales: {fp.weight_bytes} bytes of const data (flash).
- * RAM per stream: {upper}_STATE_FLOATS floats each for h and c; scratch per step call:
+ * RAM per stream: {upper}_STATE_FLOATS floats each for h and c (and {upper}_HISTORY_FLOATS for
+ * the history of a forecast highway); scratch per step call:
  * {upper}_SCRATCH_FLOATS floats (or {upper}_BATCH_SCRATCH_FLOATS for batched calls).
  * Step it with {spec.c_step_function} (see lstm_edge.h). */
 #ifndef {guard}
@@ -305,6 +314,9 @@ def _header(artifact: Artifact, name: str, fp: Footprint) -> str:
 #define {upper}_WEIGHT_BYTES {fp.weight_bytes}
 /* Floats in each of lstm_edge_state.h and .c of one stream. */
 #define {upper}_STATE_FLOATS ({layers} * {h})
+/* Floats of lstm_edge_state.history of one stream: 1 + lags * outputs for a forecast model
+ * with a linear highway, 0 for a model without (its history may be NULL). */
+#define {upper}_HISTORY_FLOATS {spec.history_size(cfg)}
 /* Scratch floats for one-stream step calls. */
 #define {upper}_SCRATCH_FLOATS LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM({n_in}, {h})
 /* Scratch floats for batched calls and runs of steps: LSTM_EDGE_BATCH_BLOCK lanes at once. */

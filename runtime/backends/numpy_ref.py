@@ -17,6 +17,7 @@ from lstm_edge.runtime.errors import InputError, UnsupportedModelError
 from lstm_edge.runtime.format import HEAD_WEIGHT, lstm_b, lstm_r, lstm_w
 from lstm_edge.runtime.integer import IntegerRunner
 from lstm_edge.runtime.tasks import TaskSpec
+from lstm_edge.runtime.tasks.forecast import apply_highway
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -71,11 +72,15 @@ class NumpyRunner:
         object.__setattr__(self, "exact", exact)
 
     def run(
-        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """inputs: tokens int64 [batch, time] or features float32 [batch, time, F]."""
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray, *history: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """inputs: tokens int64 [batch, time] or features float32 [batch, time, F]; with a
+        history (the forecast highway) also returns the history after the last step."""
         w = self.weights
         x = self.task.apply_input_stage(w, inputs)  # [batch, T, in]
+        highway = None
+        if history:
+            highway, history_out = apply_highway(w, x, history[0])
         X = x.transpose(1, 0, 2)  # [T, batch, in]
         Y_h, Y_c = [], []
         for layer in range(self.num_layers):
@@ -90,8 +95,11 @@ class NumpyRunner:
             Y_h.append(H_n)
             Y_c.append(C_n)
         head = (X.transpose(1, 0, 2) @ self.exact[HEAD_WEIGHT]).astype(np.float32)
-        y = self.task.apply_output_stage(w, head, inputs)
-        return y, np.stack(Y_h), np.stack(Y_c)
+        if highway is None:
+            y = self.task.apply_output_stage(w, head, inputs)
+            return y, np.stack(Y_h), np.stack(Y_c)
+        y = self.task.apply_output_stage(w, head, inputs, highway)
+        return y, np.stack(Y_h), np.stack(Y_c), history_out
 
 
 def load(artifact: Artifact, **options) -> NumpyRunner | IntegerRunner:

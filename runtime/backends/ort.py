@@ -28,7 +28,15 @@ import numpy as np
 import onnxruntime as ort
 
 from lstm_edge.runtime.artifact import BASE_OPS, DYNAMIC_OPS, Artifact, require_ops
-from lstm_edge.runtime.config import INPUT_C0, INPUT_H0, OUTPUT_CN, OUTPUT_HN, ModelConfig
+from lstm_edge.runtime.config import (
+    INPUT_C0,
+    INPUT_H0,
+    INPUT_HISTORY,
+    OUTPUT_CN,
+    OUTPUT_HISTORY,
+    OUTPUT_HN,
+    ModelConfig,
+)
 from lstm_edge.runtime.errors import InputError, InvalidArtifactError, UnsupportedModelError
 from lstm_edge.runtime.state import _VDOT, State
 
@@ -112,7 +120,7 @@ class OrtRunner:
         finite) of the right shape, inputs the task's own checks pass (their errors are
         the general path's, raised from the same function), finite outputs. Anything else
         returns None, and Model.step's general path runs and raises its usual errors."""
-        if type(state) is not State or not state._checked:
+        if type(state) is not State or not state._checked or state.history is not None:
             return None
         x, single = self._check(self._config, inputs)
         h = state.h
@@ -129,19 +137,22 @@ class OrtRunner:
         return (y[:, 0] if single else y), State._wrap(hn, cn, True)
 
     def run(
-        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, inputs: np.ndarray, h: np.ndarray, c: np.ndarray, *history: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
         # onnxruntime returns new arrays, so they can become the next State uncopied.
         feeds = {self._input: inputs, INPUT_H0: h, INPUT_C0: c}
+        outputs = self._outputs
+        if history:  # the forecast highway's state
+            feeds[INPUT_HISTORY] = history[0]
+            outputs = [*outputs, OUTPUT_HISTORY]
         try:
-            y, hn, cn = self.session.run(self._outputs, feeds)
+            return tuple(self.session.run(outputs, feeds))
         except Exception as e:  # onnxruntime's own untyped errors (Fail, InvalidArgument, ...)
             text = str(e).strip()
             first = text.splitlines()[0] if text else type(e).__name__
             raise InvalidArtifactError(
                 f"{self.path}: onnxruntime failed to run a step ({type(e).__name__}: {first})"
             ) from None
-        return y, hn, cn
 
 
 def _binding_step(

@@ -508,6 +508,33 @@ static int last_index_ok(const lstm_edge_model *model)
     return 1;
 }
 
+/* The highway is absent (all zero/NULL), or, for a forecast model, consistent: lags >= 1,
+ * one output per model output, each reading a feature column, and its arrays as long as
+ * those dimensions ask. The history (1 + lags * outputs floats) then fits size_t: lags *
+ * outputs is less than the weight array's element count. */
+static int highway_ok(const lstm_edge_model *model)
+{
+    const lstm_edge_highway *hw = &model->output.highway;
+    size_t k;
+    if (hw->lags == 0) {
+        return hw->n_outputs == 0 && hw->select == NULL && hw->weight == NULL &&
+               hw->bias == NULL && hw->n_select == 0 && hw->n_weight == 0 && hw->n_bias == 0;
+    }
+    if (model->task != LSTM_EDGE_TASK_FORECAST || hw->lags < 1 || hw->lags == INT32_MAX ||
+        hw->n_outputs != model->output_size || hw->select == NULL || hw->weight == NULL ||
+        hw->bias == NULL || !count_ok(hw->n_select, hw->n_outputs, 1) ||
+        !count_ok(hw->n_weight, hw->n_outputs, hw->lags + 1) ||
+        !count_ok(hw->n_bias, hw->n_outputs, 1)) {
+        return 0;
+    }
+    for (k = 0; k < hw->n_select; ++k) {
+        if (hw->select[k] < 0 || hw->select[k] >= model->input_size) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The embedding input stage is set and consistent with its arrays: exactly one of the
  * float32 and the int8 (with scales) table. */
 static int embedding_ok(const lstm_edge_model *model)
@@ -588,7 +615,8 @@ lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model)
     }
     if (model->layers == NULL || (uint64_t)model->n_layers_stored != (uint64_t)model->num_layers ||
         model->head_bias == NULL || !count_ok(model->n_head_bias, model->output_size, 1) ||
-        !stages_ok(model) || !matrix_ok(&model->head, model->output_size, hidden)) {
+        !stages_ok(model) || !highway_ok(model) ||
+        !matrix_ok(&model->head, model->output_size, hidden)) {
         return LSTM_EDGE_ERR_BAD_MODEL;
     }
     for (l = 0; l < model->num_layers; ++l) {
@@ -624,14 +652,33 @@ static size_t state_floats(const lstm_edge_model *model)
     return (size_t)model->num_layers * (size_t)model->hidden_size;
 }
 
-/* The checks every function on a model and one state starts with. */
+/* Floats of one stream's history: 1 + lags * outputs, or 0 without a highway. Only for a
+ * model that passed lstm_edge_check_model (then it fits size_t, see highway_ok). */
+static size_t history_floats(const lstm_edge_model *model)
+{
+    const lstm_edge_highway *hw = &model->output.highway;
+    return hw->lags > 0 ? 1 + (size_t)hw->lags * (size_t)hw->n_outputs : 0;
+}
+
+size_t lstm_edge_history_floats(const lstm_edge_model *model)
+{
+    return lstm_edge_check_model(model) == LSTM_EDGE_OK ? history_floats(model) : 0;
+}
+
+/* The checks every function on a model and one state starts with: a highway model's
+ * state needs its history too. */
 static lstm_edge_status check_model_state(const lstm_edge_model *model,
                                           const lstm_edge_state *state)
 {
+    lstm_edge_status status;
     if (model == NULL || state == NULL || state->h == NULL || state->c == NULL) {
         return LSTM_EDGE_ERR_NULL;
     }
-    return lstm_edge_check_model(model);
+    status = lstm_edge_check_model(model);
+    if (status == LSTM_EDGE_OK && history_floats(model) > 0 && state->history == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
+    return status;
 }
 
 lstm_edge_status lstm_edge_reset(const lstm_edge_model *model, lstm_edge_state *state)
@@ -642,6 +689,9 @@ lstm_edge_status lstm_edge_reset(const lstm_edge_model *model, lstm_edge_state *
     }
     memset(state->h, 0, state_floats(model) * sizeof(float));
     memset(state->c, 0, state_floats(model) * sizeof(float));
+    if (history_floats(model) > 0) {
+        memset(state->history, 0, history_floats(model) * sizeof(float));
+    }
     return LSTM_EDGE_OK;
 }
 
@@ -660,6 +710,11 @@ lstm_edge_status lstm_edge_check_state(const lstm_edge_model *model, const lstm_
     }
     for (k = 0; k < state_floats(model); ++k) {
         if (!finite(state->h[k]) || !finite(state->c[k])) {
+            return LSTM_EDGE_ERR_NONFINITE_STATE;
+        }
+    }
+    for (k = 0; k < history_floats(model); ++k) {
+        if (!finite(state->history[k])) {
             return LSTM_EDGE_ERR_NONFINITE_STATE;
         }
     }
@@ -709,8 +764,7 @@ static const float *layer0_input(const lstm_edge_model *model, const int32_t *to
     return buf;
 }
 
-/* out[i] = head_bias + head * x[i] for n lanes. A forecast model's output stage then
- * denormalizes in place. */
+/* out[i] = head_bias + head * x[i] for n lanes. */
 static void head(const lstm_edge_model *model, int32_t n, const float *const *x,
                  float *const *out)
 {
@@ -720,9 +774,65 @@ static void head(const lstm_edge_model *model, int32_t n, const float *const *x,
         memcpy(out[i], model->head_bias, (size_t)m->rows * sizeof(float));
     }
     gemm_add(m, n, x, out, 0);
+}
+
+/* A forecast model's output stage, in place: standard units -> raw values. */
+static void denormalize(const lstm_edge_model *model, int32_t n, float *const *out)
+{
+    int32_t i;
     if (model->output.denormalize.scale != NULL) {
         for (i = 0; i < n; ++i) {
-            scale_shift(m->rows, out[i], &model->output.denormalize, out[i]);
+            scale_shift(model->output_size, out[i], &model->output.denormalize, out[i]);
+        }
+    }
+}
+
+/* The linear highway (lstm_edge.h) of a chunk's lanes (lane t * nb + b), each stream's
+ * steps in time order: adds lane i's highway to out[i] (the head output in standard
+ * units; out NULL: none) and advances states[b].history. z[i]: lane i's normalized
+ * features. After a reset (seen != 1) the rows are first filled as the spec writes it,
+ * row * seen + v * (1 - seen), each product rounded on its own (volatile: no fused
+ * multiply-add) as numpy and the ONNX graph round them; with seen 1 that is the row
+ * itself. The window sum runs in double and is rounded once, as the numpy reference. */
+static void highway(const lstm_edge_model *model, lstm_edge_state *states, int32_t nb,
+                    int32_t tb, const float *const *z, float *const *out)
+{
+    const lstm_edge_highway *hw = &model->output.highway;
+    const size_t n = (size_t)hw->n_outputs, lags = (size_t)hw->lags;
+    size_t o, r;
+    int32_t b, t;
+    for (b = 0; b < nb; ++b) {
+        float *const hist = states[b].history, *const rows = hist + 1;
+        for (t = 0; t < tb; ++t) {
+            const int32_t i = t * nb + b;
+            const float seen = hist[0];
+            if (seen != 1.0f) {
+                const float unseen = 1.0f - seen;
+                for (r = 0; r < lags; ++r) {
+                    for (o = 0; o < n; ++o) {
+                        volatile float kept = rows[r * n + o] * seen;
+                        volatile float filled = z[i][hw->select[o]] * unseen;
+                        rows[r * n + o] = kept + filled;
+                    }
+                }
+            }
+            for (o = 0; o < n; ++o) {
+                const float *const w = hw->weight + o * (lags + 1);
+                const float v = z[i][hw->select[o]];
+                double sum = (double)w[lags] * (double)v;
+                for (r = 0; r < lags; ++r) {
+                    sum += (double)w[r] * (double)rows[r * n + o];
+                }
+                if (out != NULL) {
+                    out[i][o] += (float)(sum + (double)hw->bias[o]);
+                }
+            }
+            /* the window without its oldest row: the next step's past */
+            memmove(rows, rows + n, (lags - 1) * n * sizeof(float));
+            for (o = 0; o < n; ++o) {
+                rows[(lags - 1) * n + o] = z[i][hw->select[o]];
+            }
+            hist[0] = seen < 1.0f ? 1.0f : seen; /* max(seen, 1); NaN stays NaN */
         }
     }
 }
@@ -765,6 +875,7 @@ static void run_chunk(const lstm_edge_model *model, lstm_edge_state *states, int
     float *gates[LSTM_EDGE_BATCH_BLOCK];
     float *hseq[LSTM_EDGE_BATCH_BLOCK];
     const float *table = tok != NULL ? model->token_gates : NULL;
+    const float *z[LSTM_EDGE_BATCH_BLOCK]; /* forecast lanes' normalized features */
     int32_t i, b, t, l;
 
     for (i = 0; i < lanes; ++i) {
@@ -774,6 +885,7 @@ static void run_chunk(const lstm_edge_model *model, lstm_edge_state *states, int
         in[i] = table != NULL ? NULL
                               : layer0_input(model, tok != NULL ? &tok[i] : NULL,
                                              tok != NULL ? NULL : x[i], s + 8 * (size_t)hidden);
+        z[i] = in[i]; /* kept in scratch at 8H for the whole chunk */
     }
     for (l = 0; l < model->num_layers; ++l) {
         const lstm_edge_layer *layer = &model->layers[l];
@@ -804,6 +916,12 @@ static void run_chunk(const lstm_edge_model *model, lstm_edge_state *states, int
     }
     if (out != NULL) {
         head(model, lanes, in, out);
+    }
+    if (model->output.highway.lags > 0) { /* forecast: every lane has features */
+        highway(model, states, nb, tb, z, out);
+    }
+    if (out != NULL) {
+        denormalize(model, lanes, out);
         add_last_values(model, lanes, x, out);
     }
 }
@@ -989,7 +1107,8 @@ static lstm_edge_status check_batch(const lstm_edge_model *model, const lstm_edg
         return LSTM_EDGE_ERR_BAD_SIZE;
     }
     for (k = 0; k < (size_t)batch; ++k) {
-        if (states[k].h == NULL || states[k].c == NULL) {
+        if (states[k].h == NULL || states[k].c == NULL ||
+            (history_floats(model) > 0 && states[k].history == NULL)) {
             return LSTM_EDGE_ERR_NULL;
         }
     }

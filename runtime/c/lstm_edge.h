@@ -11,6 +11,10 @@
  *             multiply then add, as the ONNX graph's Mul and Add); the head output is
  *             denormalized as head * out_scale + out_shift into raw predictions
  *             [n_targets] of the targets `horizon` steps later (NAME_HORIZON).
+ *             A forecast model may carry a linear highway (output.highway, the artifact's
+ *             HIGHWAY_* tensors): a fixed autoregression over the last `lags` values of each
+ *             output's target, added to the head output; its past values live in the
+ *             stream's state (lstm_edge_state.history, NAME_HISTORY_FLOATS floats).
  * Calling a token step on a forecast model (or a forecast step on a char-lm model) returns
  * LSTM_EDGE_ERR_WRONG_TASK.
  *
@@ -20,8 +24,24 @@
  *           tokens [batch, time]                    lstm_edge_step_batch(...)
  *           out, state = model.step(x [1, F], st)   lstm_edge_forecast_step(&model, &state, x, out, scratch)
  *           x [batch, time, F]                      lstm_edge_forecast_step_batch(...)
- * Unlike Python the C step updates the state in place; copy the h/c arrays to keep a
- * snapshot (beam search, backspace).
+ * Unlike Python the C step updates the state in place; copy the h/c (and history) arrays
+ * to keep a snapshot (beam search, backspace).
+ *
+ * The linear highway (forecast models with NAME_HISTORY_FLOATS > 0; Python
+ * runtime/tasks/forecast.py "the linear highway"). The state's history holds
+ * 1 + lags * n_outputs floats: element 0 is the "seen" flag (0 after lstm_edge_reset,
+ * 1 after a step), then `lags` rows of n_outputs normalized target values, oldest first.
+ * Per step and output o, with z the normalized features (the input stage's output):
+ *   v      = z[select[o]]                                  (the target's normalized value)
+ *   past_r = row_r * seen + v * (1 - seen), r = 0 .. lags-1 (every row is v after a reset:
+ *            the first steps add no change that never happened)
+ *   hw     = sum_r weight[o][r] * window[r] + bias[o], window = (past_0 .., past_lags-1, v),
+ *            summed in double and rounded to float once (as the numpy reference)
+ *   out[o] = head[o] + head_bias[o] + hw, then the output stage (denormalize, + last value)
+ * and the history becomes (max(seen, 1), window[1 ..]): the same numbers as the ONNX graph
+ * and the Python runtime's history state, so a Python State's history is this array.
+ * The history advances on every step, also when out is NULL (warming a stream up).
+ * A model without a highway ignores state->history (it may be NULL).
  *
  * Semantics are those of the ONNX graph the model came from: the input stage, then per
  * layer the ONNX LSTM (gate order i, o, f, c; f = sigmoid, g = h = tanh), then the linear
@@ -81,7 +101,8 @@ typedef enum lstm_edge_task {
 
 typedef enum lstm_edge_status {
     LSTM_EDGE_OK = 0,
-    LSTM_EDGE_ERR_NULL = 1,            /* a required pointer is NULL */
+    LSTM_EDGE_ERR_NULL = 1,            /* a required pointer is NULL (state->history included,
+                                          for a model with a highway) */
     LSTM_EDGE_ERR_BAD_TOKEN = 2,       /* a token id is outside [0, vocab_size) */
     LSTM_EDGE_ERR_BAD_SIZE = 3,        /* batch or time < 0, scratch too small, n < 1, or a
                                           size (model dimensions, batch * time) too large
@@ -89,7 +110,7 @@ typedef enum lstm_edge_status {
     LSTM_EDGE_ERR_BAD_MODEL = 4,       /* model data inconsistent (a dimension that does not
                                           match its array's length, a NULL array) or of
                                           another format version */
-    LSTM_EDGE_ERR_NONFINITE_STATE = 5, /* NaN or Inf in h or c */
+    LSTM_EDGE_ERR_NONFINITE_STATE = 5, /* NaN or Inf in h, c or the history */
     LSTM_EDGE_ERR_WRONG_TASK = 6,      /* token step on a forecast model, or the reverse */
     LSTM_EDGE_ERR_NONFINITE_INPUT = 7  /* NaN or Inf in a forecast input (fill missing
                                           sensor values before stepping) */
@@ -159,6 +180,23 @@ typedef struct lstm_edge_input_stage {
                                       scale = 1 / std, shift = -mean / std (training split) */
 } lstm_edge_input_stage;
 
+/* The forecast linear highway (see the header comment): per output o, a fixed linear
+ * autoregression over the last `lags` normalized values of the feature column select[o]
+ * and its current one, in the head's standard units. float32 copies of the artifact's
+ * HIGHWAY_WEIGHT [O][1][lags + 1] (oldest first) and HIGHWAY_BIAS [O]; select is the
+ * column of HIGHWAY_SELECT's one in output o's column. All zero/NULL (lags 0) for a model
+ * without a highway and for the other tasks. */
+typedef struct lstm_edge_highway {
+    int32_t lags;          /* L >= 1, or 0: no highway */
+    int32_t n_outputs;     /* O: the model's output_size */
+    const int32_t *select; /* [O] feature column of output o's target */
+    const float *weight;   /* [O][L + 1], oldest first: weight[o][L] multiplies v now */
+    const float *bias;     /* [O] */
+    size_t n_select;       /* elements of select: O */
+    size_t n_weight;       /* elements of weight: O * (L + 1) */
+    size_t n_bias;         /* elements of bias: O */
+} lstm_edge_highway;
+
 /* What follows the head (bias included). All zero/NULL for char-lm (logits are the
  * head's output). */
 typedef struct lstm_edge_output_stage {
@@ -168,6 +206,8 @@ typedef struct lstm_edge_output_stage {
                                      (the last observed value; scale/shift are the change's
                                      std/mean); NULL for level targets and char-lm */
     size_t n_last_index;          /* elements of last_index: n_targets, or 0 */
+    lstm_edge_highway highway;    /* forecast: added to the head output before the
+                                     denormalization; all zero without a highway */
 } lstm_edge_output_stage;
 
 typedef struct lstm_edge_model {
@@ -243,11 +283,20 @@ size_t lstm_edge_model_bytes(void);
 size_t lstm_edge_layer_bytes(void);
 
 /* One stream's recurrent state: caller-owned arrays of num_layers * hidden_size floats
- * each, layer-major (layer l at [l * H]). NAME_STATE_FLOATS in the generated header. */
+ * each, layer-major (layer l at [l * H]), NAME_STATE_FLOATS in the generated header; and
+ * for a model with a highway the history of its past target values, 1 + lags * n_outputs
+ * floats (NAME_HISTORY_FLOATS, lstm_edge_history_floats; the layout is in the header
+ * comment). history may be NULL for a model without a highway (NAME_HISTORY_FLOATS 0);
+ * initialize the struct by name, e.g. {.h = h, .c = c, .history = history}. */
 typedef struct lstm_edge_state {
     float *h;
     float *c;
+    float *history;
 } lstm_edge_state;
+
+/* Floats of a stream's history: 1 + lags * n_outputs for a model with a highway, 0 for
+ * one without (and for a NULL model or one that fails lstm_edge_check_model). */
+size_t lstm_edge_history_floats(const lstm_edge_model *model);
 
 /* Check the model data (format version, task, dimensions against the element counts of
  * the arrays present, pointers: the stages of the other task must be zero/NULL). Every
@@ -257,10 +306,12 @@ typedef struct lstm_edge_state {
  * layer) and returns its status instead of reading outside the arrays. */
 lstm_edge_status lstm_edge_check_model(const lstm_edge_model *model);
 
-/* Zero h and c (the Python initial_state). */
+/* Zero h and c, and the history of a model with a highway (the Python initial_state).
+ * LSTM_EDGE_ERR_NULL for a NULL h or c, or a NULL history of a highway model. */
 lstm_edge_status lstm_edge_reset(const lstm_edge_model *model, lstm_edge_state *state);
 
-/* LSTM_EDGE_ERR_NONFINITE_STATE if h or c holds NaN/Inf; the step does not check this. */
+/* LSTM_EDGE_ERR_NONFINITE_STATE if h or c (or the history of a highway model) holds
+ * NaN/Inf; the step does not check this. LSTM_EDGE_ERR_NULL as for lstm_edge_reset. */
 lstm_edge_status lstm_edge_check_state(const lstm_edge_model *model, const lstm_edge_state *state);
 
 /* ---- char-lm models (LSTM_EDGE_ERR_WRONG_TASK on a forecast model) ---- */
@@ -290,7 +341,8 @@ lstm_edge_status lstm_edge_step_batch(const lstm_edge_model *model, lstm_edge_st
 /* One step of one stream: x [F] raw feature values (in the order of NAME_feature_names),
  * out [n_targets] raw predictions of the targets NAME_HORIZON steps later (may be NULL to
  * only advance the state). NaN/Inf in x returns LSTM_EDGE_ERR_NONFINITE_INPUT before the
- * state is touched. scratch: NAME_SCRATCH_FLOATS. */
+ * state is touched; so does a NULL state->history of a highway model (LSTM_EDGE_ERR_NULL).
+ * scratch: NAME_SCRATCH_FLOATS. */
 lstm_edge_status lstm_edge_forecast_step(const lstm_edge_model *model, lstm_edge_state *state,
                                          const float *x, float *out, float *scratch);
 

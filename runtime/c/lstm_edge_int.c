@@ -5,8 +5,9 @@
  * saturation is the one runtime/integer.py (the definition) does; the comments name the
  * spec's primitive each function is.
  *
- * Float appears only in lstm_edge_int_quantize_row and lstm_edge_int_output, kept out of
- * line (NOINLINE), so that on an MCU without an FPU every other function is integer
+ * Float appears only in lstm_edge_int_quantize_row, lstm_edge_int_output and
+ * lstm_edge_int_advance_history (the forecast highway's history), kept out of line
+ * (NOINLINE), so that on an MCU without an FPU every other function is integer
  * instructions only; tests/c disassembles the Cortex-M3 build to check it.
  */
 #include "lstm_edge_int.h"
@@ -16,9 +17,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define NOINLINE __attribute__((noinline))
 #define SPECIALIZE inline __attribute__((always_inline)) /* one copy per constant argument */
+#define FLOAT_PART inline __attribute__((always_inline)) /* inside a float stage's body */
 #else
 #define NOINLINE
 #define SPECIALIZE inline
+#define FLOAT_PART inline
 #endif
 
 /* ---- dot products ----------------------------------------------------------------------- */
@@ -538,8 +541,65 @@ NOINLINE void lstm_edge_int_quantize_row(const lstm_edge_int_model *model, const
     }
 }
 
+/* The forecast highway (output.highway; see lstm_edge_int.h): column `col` of the raw
+ * row x normalized, exactly as lstm_edge_int_quantize_row computes it ... */
+static FLOAT_PART float normalized(const lstm_edge_int_model *model, const float *x, int32_t col)
+{
+    const lstm_edge_affine *a = &model->input.normalize;
+    volatile float p = x[col] * a->scale[col];
+    return p + a->shift[col];
+}
+
+/* ... one history row of output o after the reset blend: row * seen + v * unseen ... */
+static FLOAT_PART float history_row(const float *history, int32_t n, int32_t r, int32_t o,
+                                    float v, float unseen)
+{
+    volatile float kept = history[1 + (size_t)r * (size_t)n + (size_t)o] * history[0];
+    volatile float filled = v * unseen;
+    return kept + filled;
+}
+
+/* ... and output o's highway before this step's row x is in the history: the window
+ * sum, oldest first, left to right, then the bias. Volatile products: no FMA. */
+static FLOAT_PART float highway_value(const lstm_edge_int_model *model, int32_t o,
+                                      const float *x, const float *history)
+{
+    const lstm_edge_highway *hw = &model->output.highway;
+    const int32_t lags = hw->lags, n = model->output_size;
+    const float *w = hw->weight + (size_t)o * (size_t)(lags + 1);
+    const float v = normalized(model, x, hw->select[o]), unseen = 1.0f - history[0];
+    volatile float p = w[0] * history_row(history, n, 0, o, v, unseen);
+    float acc = p;
+    int32_t r;
+    for (r = 1; r < lags; ++r) {
+        p = w[r] * history_row(history, n, r, o, v, unseen);
+        acc = acc + p;
+    }
+    p = w[lags] * v;
+    acc = acc + p;
+    return acc + hw->bias[o];
+}
+
+NOINLINE void lstm_edge_int_advance_history(const lstm_edge_int_model *model, const float *x,
+                                            float *history)
+{
+    const int32_t lags = model->output.highway.lags, n = model->output_size;
+    const float seen = history[0], unseen = 1.0f - seen;
+    int32_t o, r;
+    for (o = 0; o < n; ++o) {
+        const float v = normalized(model, x, model->output.highway.select[o]);
+        for (r = 0; r + 1 < lags; ++r) { /* row r + 1 is read before row r + 1 is written */
+            history[1 + (size_t)r * (size_t)n + (size_t)o] =
+                history_row(history, n, r + 1, o, v, unseen);
+        }
+        history[1 + (size_t)(lags - 1) * (size_t)n + (size_t)o] = v;
+    }
+    history[0] = seen > 1.0f ? seen : 1.0f; /* last: every row above read the old flag */
+}
+
 NOINLINE void lstm_edge_int_output(const lstm_edge_int_model *model, int32_t first, int32_t n,
-                                   const int32_t *acc, const float *x, float *out)
+                                   const int32_t *acc, const float *x, const float *history,
+                                   float *out)
 {
     const lstm_edge_affine *d = &model->output.denormalize;
     const lstm_edge_output_stage *o = &model->output;
@@ -548,6 +608,9 @@ NOINLINE void lstm_edge_int_output(const lstm_edge_int_model *model, int32_t fir
         const int32_t v = first + k;
         volatile float p = (float)acc[k] * model->head_scale[v];
         float y = p + model->head_bias[v];
+        if (model->output.highway.lags > 0 && history != NULL && x != NULL) {
+            y = y + highway_value(model, v, x, history);
+        }
         if (d->scale != NULL) {
             p = y * d->scale[v];
             y = p + d->shift[v];
@@ -563,6 +626,7 @@ NOINLINE void lstm_edge_int_output(const lstm_edge_int_model *model, int32_t fir
  * their float stage. */
 static void head_out(const lstm_edge_int_model *model, const lstm_edge_int_state *state,
                      const scratch_parts *sp, const float *x, float *out)
+/* (state->history is the one before this step's row: lstm_edge_int_output reads it) */
 {
     const int16_t *h = head_input(model, state, sp);
     const int32_t n = model->output_size;
@@ -570,7 +634,8 @@ static void head_out(const lstm_edge_int_model *model, const lstm_edge_int_state
     for (v = 0; v < n; v += 4) {
         int32_t a[4];
         rows4(model->head, n, v, h, model->hidden_size, a);
-        lstm_edge_int_output(model, v, n - v < 4 ? n - v : 4, a, x, out);
+        lstm_edge_int_output(model, v, n - v < 4 ? n - v : 4, a, x,
+                             model->output.highway.lags > 0 ? state->history : NULL, out);
     }
 }
 
@@ -615,6 +680,35 @@ static int positive_finite(float v)
     return bits != 0 && bits < 0x7f800000u; /* sign bit clear, not zero, not Inf/NaN */
 }
 
+/* Most lags a highway may have (MAX_AR_LAGS of runtime/format.py). */
+#define MAX_LAGS 4096
+
+/* No highway (lags 0, every pointer NULL and count 0), or a forecast model's: counts
+ * that match the outputs and lags, feature columns in range. */
+static int highway_ok(const lstm_edge_int_model *model)
+{
+    const lstm_edge_highway *hw = &model->output.highway;
+    const int32_t out = model->output_size;
+    size_t k;
+    if (hw->lags == 0) {
+        return hw->n_outputs == 0 && hw->select == NULL && hw->weight == NULL &&
+               hw->bias == NULL && hw->n_select == 0 && hw->n_weight == 0 && hw->n_bias == 0;
+    }
+    if (hw->lags < 0 || hw->lags > MAX_LAGS || hw->n_outputs != out ||
+        model->task != LSTM_EDGE_TASK_FORECAST ||
+        model->input.vocab_size != 0 || hw->select == NULL || hw->weight == NULL ||
+        hw->bias == NULL || !count_ok(hw->n_select, out, 1) ||
+        !count_ok(hw->n_weight, out, (int64_t)hw->lags + 1) || !count_ok(hw->n_bias, out, 1)) {
+        return 0;
+    }
+    for (k = 0; k < hw->n_select; ++k) {
+        if (hw->select[k] < 0 || hw->select[k] >= model->input_size) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int stages_ok(const lstm_edge_int_model *model)
 {
     const lstm_edge_int_input_stage *in = &model->input;
@@ -645,6 +739,9 @@ static int stages_ok(const lstm_edge_int_model *model)
                 return 0;
             }
         }
+    }
+    if (!highway_ok(model)) {
+        return 0;
     }
     switch (model->task) {
     case LSTM_EDGE_TASK_CHAR_LM:
@@ -778,6 +875,12 @@ size_t lstm_edge_int_scratch_size(const lstm_edge_int_model *model)
     return lstm_edge_int_check_model(model) == LSTM_EDGE_OK ? scratch_size(model) : 0;
 }
 
+static size_t history_size(const lstm_edge_int_model *model)
+{
+    return (size_t)LSTM_EDGE_INT_HISTORY_SIZE((size_t)model->output.highway.lags,
+                                              (size_t)model->output_size);
+}
+
 lstm_edge_status lstm_edge_int_reset(const lstm_edge_int_model *model, lstm_edge_int_state *state)
 {
     lstm_edge_status status;
@@ -789,9 +892,15 @@ lstm_edge_status lstm_edge_int_reset(const lstm_edge_int_model *model, lstm_edge
     if (status != LSTM_EDGE_OK) {
         return status;
     }
+    if (model->output.highway.lags > 0 && state->history == NULL) {
+        return LSTM_EDGE_ERR_NULL;
+    }
     n = (size_t)model->num_layers * (size_t)model->hidden_size;
     memset(state->h, 0, n);
     memset(state->c, 0, n * sizeof(int16_t));
+    if (model->output.highway.lags > 0) { /* all bits zero: 0.0f, the seen flag cleared */
+        memset(state->history, 0, history_size(model) * sizeof(float));
+    }
     return LSTM_EDGE_OK;
 }
 
@@ -827,8 +936,18 @@ static lstm_edge_status check_batch(const lstm_edge_int_model *model,
         return LSTM_EDGE_ERR_BAD_SIZE;
     }
     for (k = 0; k < (size_t)batch; ++k) {
-        if (states[k].h == NULL || states[k].c == NULL) {
+        if (states[k].h == NULL || states[k].c == NULL ||
+            (model->output.highway.lags > 0 && states[k].history == NULL)) {
             return LSTM_EDGE_ERR_NULL;
+        }
+    }
+    for (k = 0; k < (size_t)batch && model->output.highway.lags > 0; ++k) {
+        const size_t n_history = history_size(model);
+        size_t i;
+        for (i = 0; i < n_history; ++i) {
+            if (!finite_bits(states[k].history[i])) {
+                return LSTM_EDGE_ERR_NONFINITE_STATE;
+            }
         }
     }
     if (tokens != NULL) {
@@ -874,6 +993,9 @@ static lstm_edge_status run_batch(const lstm_edge_int_model *model, lstm_edge_in
             lstm_edge_int_layers_step(model, &states[b], in, scratch);
             if (out != NULL) {
                 head_out(model, &states[b], &sp, row, out + bt * n_out);
+            }
+            if (model->output.highway.lags > 0) { /* a feature model: row is set */
+                lstm_edge_int_advance_history(model, row, states[b].history);
             }
         }
     }

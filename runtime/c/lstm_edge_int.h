@@ -8,10 +8,12 @@
  * this library is bit-identical to it (tests/c), so no float instruction runs in the
  * recurrent step and an MCU without an FPU steps it in integer instructions only.
  *
- * Float appears only in two small stages outside the recurrence, each its own function:
+ * Float appears only in small stages outside the recurrence, each its own function:
  *   lstm_edge_int_quantize_row  feature rows: x * in_scale + in_shift, then to int8 codes
- *   lstm_edge_int_output        the head's int32 sums times their scales, + bias, the task's
- *                               output stage (forecast: denormalize, change targets)
+ *   lstm_edge_int_output        the head's int32 sums times their scales, + bias, the
+ *                               forecast highway, the task's output stage (forecast:
+ *                               denormalize, change targets)
+ *   lstm_edge_int_advance_history  the forecast highway's history after a step
  * Both are float32 with two roundings per multiply-add, as numpy computes them: build with
  * -ffp-contract=off (no FMA), or the last bit can differ. A token model run without
  * outputs (a prefill) executes no float at all.
@@ -26,6 +28,9 @@
  *   lstm_edge_*_step_batch      lstm_edge_int_step_batch, lstm_edge_int_forecast_step_batch
  * The state is the integer codes: h int8 (real value h * h_scale of the layer), c int16
  * (real value c * 2^-cell_frac[unit]); RAM per stream L * H * 3 bytes (float: L * H * 8).
+ * A forecast model with a linear highway (ar_lags > 0) also keeps a float32 history per
+ * stream: the seen flag and the last ar_lags normalized values of each output's target,
+ * 4 * (1 + ar_lags * outputs) bytes (LSTM_EDGE_INT_HISTORY_SIZE floats).
  */
 #ifndef LSTM_EDGE_INT_H
 #define LSTM_EDGE_INT_H
@@ -100,6 +105,23 @@ typedef struct lstm_edge_int_input_stage {
     float inv_scale;           /* feature rows: 1 / layer 0's input scale (float32) */
 } lstm_edge_int_input_stage;
 
+/* The forecast highway (runtime/tasks/forecast.py, "the linear highway"): per output o a
+ * fixed linear autoregression over the last `lags` normalized values of its target and
+ * the current one, added to the head's output in standard units (after the head bias,
+ * before denormalizing). Float32, each operation one rounding, in runtime/integer.py's
+ * order (`highway`):
+ *   v      = x[index[o]] * in_scale + in_shift       (as lstm_edge_int_quantize_row)
+ *   row[r] = history[r] * seen + v * (1 - seen)      (r = 0 .. lags - 1, oldest first)
+ *   acc    = weight[o][0] * row[0] + weight[o][1] * row[1] + ... + weight[o][lags] * v,
+ *            summed left to right, then + bias[o]
+ * and the history becomes (max(seen, 1), row[1], ..., row[lags - 1], v). lags 0 and
+ * every pointer NULL / count 0: no highway. The model's output.highway (lstm_edge.h's
+ * lstm_edge_highway, whose select is `index` here) holds it. */
+
+
+/* Floats of one stream's history: the seen flag and `lags` rows of `outputs` values. */
+#define LSTM_EDGE_INT_HISTORY_SIZE(lags, outputs) ((lags) > 0 ? 1 + (lags) * (outputs) : 0)
+
 typedef struct lstm_edge_int_model {
     int32_t format_version;          /* LSTM_EDGE_FORMAT_VERSION */
     int32_t layout;                  /* LSTM_EDGE_INT_LAYOUT of the gate matrices */
@@ -109,7 +131,8 @@ typedef struct lstm_edge_int_model {
     int32_t hidden_size;             /* H */
     int32_t num_layers;              /* L */
     lstm_edge_int_input_stage input;
-    lstm_edge_output_stage output;   /* as lstm_edge.h: forecast denormalize, change targets */
+    lstm_edge_output_stage output;   /* as lstm_edge.h: forecast denormalize, change targets,
+                                        the linear highway (output.highway) */
     const lstm_edge_int_layer *layers; /* [L] */
     const int8_t *head;              /* [output][H] int8, output-major */
     const float *head_scale;         /* [output]: h scale of the last layer * head row scale */
@@ -121,10 +144,13 @@ typedef struct lstm_edge_int_model {
     size_t n_layers_stored, n_head, n_head_scale, n_head_bias, n_sigmoid_table, n_tanh_table;
 } lstm_edge_int_model;
 
-/* One stream's state: num_layers * hidden_size codes each, layer-major. */
+/* One stream's state: num_layers * hidden_size codes each, layer-major; and for a model
+ * with a highway its history (LSTM_EDGE_INT_HISTORY_SIZE floats: the seen flag, then the
+ * rows oldest first; NULL and never read without a highway). */
 typedef struct lstm_edge_int_state {
     int8_t *h;
     int16_t *c;
+    float *history;
 } lstm_edge_int_state;
 
 /* Check the model data as lstm_edge_check_model does (dimensions against the n_* element
@@ -135,7 +161,7 @@ lstm_edge_status lstm_edge_int_check_model(const lstm_edge_int_model *model);
 /* int16 scratch elements one step call needs; 0 for a model that fails its check. */
 size_t lstm_edge_int_scratch_size(const lstm_edge_int_model *model);
 
-/* Zero h and c. */
+/* Zero h and c (and the history: the next step starts it from its own row). */
 lstm_edge_status lstm_edge_int_reset(const lstm_edge_int_model *model, lstm_edge_int_state *state);
 
 /* ---- token models (char-lm, classify of text) ---- */
@@ -156,7 +182,9 @@ lstm_edge_status lstm_edge_int_step_batch(const lstm_edge_int_model *model,
 
 /* ---- feature-row models (forecast, classify of rows) ---- */
 
-/* One row of raw values x [F]; NaN/Inf is refused before the state is touched. */
+/* One row of raw values x [F]; NaN/Inf is refused before the state is touched, as is
+ * a NULL or non-finite history of a highway model (LSTM_EDGE_ERR_NULL,
+ * LSTM_EDGE_ERR_NONFINITE_STATE). The history advances with every row, out NULL or not. */
 lstm_edge_status lstm_edge_int_forecast_step(const lstm_edge_int_model *model,
                                              lstm_edge_int_state *state, const float *x,
                                              float *out, int16_t *scratch);
@@ -183,10 +211,16 @@ void lstm_edge_int_head(const lstm_edge_int_model *model, const lstm_edge_int_st
 void lstm_edge_int_quantize_row(const lstm_edge_int_model *model, const float *x, int8_t *x_q);
 
 /* Float stage: the sums acc [n] of outputs first .. first + n - 1 -> those elements of
- * out [output]: acc * head_scale + head_bias, then the task's output stage (x: the raw
- * row of a feature model, for change targets; else NULL). */
+ * out [output]: acc * head_scale + head_bias, + the highway (history: the stream's history
+ * before this step's row x, or NULL without a highway), then the task's output stage
+ * (x: the raw row of a feature model, for change targets and the highway; else NULL). */
 void lstm_edge_int_output(const lstm_edge_int_model *model, int32_t first, int32_t n,
-                          const int32_t *acc, const float *x, float *out);
+                          const int32_t *acc, const float *x, const float *history,
+                          float *out);
+
+/* Float stage: the highway's history after the step of raw row x (x finite). */
+void lstm_edge_int_advance_history(const lstm_edge_int_model *model, const float *x,
+                                   float *history);
 
 #ifdef __cplusplus
 }

@@ -320,6 +320,7 @@ static int run(const ctx *k, const void *x, npy_intp batch, npy_intp time, const
     for (b = 0; b < batch; ++b) {
         states[b].h = hb + b * n;
         states[b].c = cb + b * n;
+        states[b].history = NULL; /* bind() is only called for models without a highway */
     }
     status = k->step(k->model, states, (int32_t)batch, x, (int32_t)time, y, k->scratch,
                      k->scratch_floats);

@@ -114,6 +114,16 @@ class TaskSpec:
         (never quantized; readers check them bit for bit)."""
         return {}
 
+    def history_size(self, config: ModelConfig) -> int:
+        """Floats of the per-stream history state beside h and c (INPUT_HISTORY, e.g. the
+        forecast highway's past values); 0: the graph has none."""
+        return 0
+
+    def stage_constants(self, config: ModelConfig) -> dict[str, np.ndarray]:
+        """Constants the stages' nodes read besides the weights and config tensors (e.g.
+        Slice bounds), in the order the exporter writes them."""
+        return {}
+
     # ---- the stages -------------------------------------------------------------------
 
     def input_stage(self, config: ModelConfig) -> list[StageNode]:

@@ -23,7 +23,12 @@ from lstm_edge.runtime.backends.c_text import count, float_lines, names_array
 from lstm_edge.runtime.errors import InputError, InvalidArtifactError, InvalidConfigError
 from lstm_edge.runtime.format import (
     HEAD_BIAS,
+    HIGHWAY_BIAS,
+    HIGHWAY_SELECT,
+    HIGHWAY_WEIGHT,
     INPUT_FEATURES,
+    INPUT_HISTORY,
+    MAX_AR_LAGS,
     MAX_DIM,
     MAX_HORIZON,
     NORM_IN_SCALE,
@@ -32,6 +37,7 @@ from lstm_edge.runtime.format import (
     NORM_OUT_SCALE,
     NORM_OUT_SHIFT,
     OUTPUT_FORECAST,
+    OUTPUT_HISTORY,
 )
 from lstm_edge.runtime.tasks.base import (
     HEAD_MATMUL_OUT,
@@ -60,9 +66,18 @@ class Forecast(TaskSpec):
         "change_mean",
         "change_std",
         "horizon_outputs",
+        "ar_lags",
+        "ar_coef",
     )
     optional_fields = MappingProxyType(
-        {"target_kind": "level", "change_mean": (), "change_std": (), "horizon_outputs": "last"}
+        {
+            "target_kind": "level",
+            "change_mean": (),
+            "change_std": (),
+            "horizon_outputs": "last",
+            "ar_lags": 0,
+            "ar_coef": (),
+        }
     )
     list_fields = (
         "features",
@@ -73,6 +88,7 @@ class Forecast(TaskSpec):
         "target_std",
         "change_mean",
         "change_std",
+        "ar_coef",
     )
     input_name = INPUT_FEATURES  # float32 [batch, time, features]
     # float32 [batch, time, outputs]: the targets at t + horizon, or with horizon_outputs
@@ -128,14 +144,22 @@ class Forecast(TaskSpec):
                 f"{len(config.targets) * steps_ahead(config)} outputs (expected at most {MAX_DIM})"
             )
         _check_target_kind(config)
+        _check_highway(config)
         # The graph computes in float32: statistics finite as float64 may still overflow
         # there (std 1e39) or give a scale of 0 or Inf (1 / 1e-40), which would silently
         # zero a feature or blow up every forecast.
         with np.errstate(over="ignore", divide="ignore"):  # the overflow is reported below
             norms = normalization_tensors(config)
         for name, values in norms.items():
-            if name == NORM_LAST_SELECT:
+            if name in (NORM_LAST_SELECT, HIGHWAY_SELECT):
                 continue  # ones and zeros
+            if name in (HIGHWAY_WEIGHT, HIGHWAY_BIAS):
+                if not np.isfinite(values).all():
+                    raise InvalidConfigError(
+                        f"ar_coef with the training statistics gives {name} values that are "
+                        "not finite in float32 (expected coefficients of a moderate size)"
+                    )
+                continue
             is_scale = name in (NORM_IN_SCALE, NORM_OUT_SCALE)
             bad = np.flatnonzero(~np.isfinite(values) | ((values == 0) & is_scale))
             if bad.size:
@@ -160,6 +184,12 @@ class Forecast(TaskSpec):
     def config_tensors(self, config: ModelConfig) -> dict[str, np.ndarray]:
         return normalization_tensors(config)
 
+    def history_size(self, config: ModelConfig) -> int:
+        return 1 + config.ar_lags * config.output_size if config.ar_lags else 0
+
+    def stage_constants(self, config: ModelConfig) -> dict[str, np.ndarray]:
+        return highway_constants(config) if config.ar_lags else {}
+
     def input_stage(self, config: ModelConfig) -> list[StageNode]:
         # Raw sensor values -> standard units with the training-split statistics.
         return [
@@ -172,9 +202,14 @@ class Forecast(TaskSpec):
         # the raw change, to which the last observed value of each target is added.
         change = config.target_kind == "change"
         y = "y_change" if change else OUTPUT_FORECAST
-        nodes = [
-            StageNode("Add", (HEAD_MATMUL_OUT, HEAD_BIAS), ("head_out",), "head_bias"),
-            StageNode("Mul", ("head_out", NORM_OUT_SCALE), ("y_scaled",), "norm_out_mul"),
+        nodes = [StageNode("Add", (HEAD_MATMUL_OUT, HEAD_BIAS), ("head_out",), "head_bias")]
+        head = "head_out"
+        if config.ar_lags:
+            nodes += highway_stage(config)
+            nodes.append(StageNode("Add", (head, HIGHWAY_OUT), ("head_hw",), "add_highway"))
+            head = "head_hw"
+        nodes += [
+            StageNode("Mul", (head, NORM_OUT_SCALE), ("y_scaled",), "norm_out_mul"),
             StageNode("Add", ("y_scaled", NORM_OUT_SHIFT), (y,), "norm_out_add"),
         ]
         if change:
@@ -190,9 +225,15 @@ class Forecast(TaskSpec):
         return inputs * weights[NORM_IN_SCALE] + weights[NORM_IN_SHIFT]  # [batch, T, F]
 
     def apply_output_stage(
-        self, weights: dict[str, np.ndarray], y: np.ndarray, inputs: np.ndarray
+        self,
+        weights: dict[str, np.ndarray],
+        y: np.ndarray,
+        inputs: np.ndarray,
+        highway: np.ndarray | None = None,
     ) -> np.ndarray:
         y = y + weights[HEAD_BIAS]
+        if highway is not None:  # the linear highway (`apply_highway`), in standard units
+            y = y + highway
         y = y * weights[NORM_OUT_SCALE] + weights[NORM_OUT_SHIFT]  # standard -> raw
         if NORM_LAST_SELECT in weights:  # change targets: + the last observed value
             y = y + inputs @ weights[NORM_LAST_SELECT]
@@ -314,6 +355,8 @@ class Forecast(TaskSpec):
                 f",\n    .output.last_index = (const int32_t[]){{ {index} }},\n"
                 f"    .output.n_last_index = {cfg.output_size}"
             )
+        if cfg.ar_lags:
+            fields += ",\n    .output.highway = " + _c_highway(arrays, artifact)
         return fields
 
     def c_header_macros(self, artifact: Any, name: str) -> str:
@@ -394,6 +437,26 @@ static const float example_stream[EXAMPLE_STREAM_LEN][EXAMPLE_INPUT_SIZE] = {{
 }};"""
 
 
+def _c_highway(arrays: Any, artifact: Any) -> str:
+    """The lstm_edge_highway initializer: bit-exact float32 copies of HIGHWAY_WEIGHT
+    ([O, 1, L + 1] -> [O][L + 1], oldest first) and HIGHWAY_BIAS, and per output the
+    feature column of HIGHWAY_SELECT's one (one-hot: the reader checked the tensor against
+    the config bit for bit)."""
+    cfg, w = artifact.config, artifact.weights
+    lags, n = cfg.ar_lags, cfg.output_size
+    weight = arrays.add(
+        "hw_weight",
+        f"{HIGHWAY_WEIGHT}: float32 [outputs {n}][lags + 1 = {lags + 1}], oldest first",
+        np.ascontiguousarray(w[HIGHWAY_WEIGHT][:, 0, :], np.float32),
+    )
+    bias = arrays.add("hw_bias", f"{HIGHWAY_BIAS}: float32 [outputs {n}]", w[HIGHWAY_BIAS])
+    select = ", ".join(str(int(i)) for i in np.argmax(w[HIGHWAY_SELECT], axis=0))
+    return (
+        f"{{ {lags}, {n}, (const int32_t[]){{ {select} }}, {weight}, {bias}, {n}, "
+        f"{count(weight)}, {count(bias)} }}"
+    )
+
+
 def _scale_size(cfg: ModelConfig, upper: str) -> str:
     """The residual scales are one per target: of the t + horizon forecast, which a model
     of each step ahead outputs last (at forecast + (HORIZON - 1) * TARGETS)."""
@@ -462,11 +525,18 @@ def normalization_tensors(config: ModelConfig) -> dict[str, np.ndarray]:
         ),
     }
     if change:
-        index = last_value_index(config)
-        select = np.zeros((len(config.features), index.size), np.float32)
-        select[index, np.arange(index.size)] = 1.0
-        tensors[NORM_LAST_SELECT] = select
+        tensors[NORM_LAST_SELECT] = _target_select(config)
+    if config.ar_lags:
+        tensors.update(highway_tensors(config))
     return tensors
+
+
+def _target_select(config: ModelConfig) -> np.ndarray:
+    """One-hot float32 [features, outputs]: the feature column of each output's target."""
+    index = last_value_index(config)
+    select = np.zeros((len(config.features), index.size), np.float32)
+    select[index, np.arange(index.size)] = 1.0
+    return select
 
 
 def last_value_index(config: ModelConfig) -> np.ndarray:
@@ -474,6 +544,170 @@ def last_value_index(config: ModelConfig) -> np.ndarray:
     target."""
     one = [config.features.index(t) for t in config.targets]
     return np.array(one * steps_ahead(config), np.int32)
+
+
+# ---- the linear highway ---------------------------------------------------------------
+# A model with ar_lags > 0 adds to its head's output (standard units) a fixed linear
+# autoregression of each output's target: the least-squares fit on the training split's
+# changes that the linear baseline is (toolchain/forecast_eval.py), so the network only
+# learns what that fit leaves over. A recurrent state cannot hold a season's worth of exact
+# past values, which such a fit needs (weekly CO2: the value 52 weeks ago); the history
+# state holds them.
+#
+# Per step t and output o, with z the normalized features (the input stage's output):
+#   v[t] = z[t] @ HIGHWAY_SELECT[:, o]                       (the target's value)
+#   past = history rows (v[t - L] .. v[t - 1]); after a reset (element 0 == 0) every row
+#          is v[t] itself, as if the target had stood still, so the first steps add no
+#          change that never happened
+#   highway[t, o] = sum_r HIGHWAY_WEIGHT[o, 0, r] * window[r] + HIGHWAY_BIAS[o],
+#          window = (past..., v[t]), r = 0 oldest
+#   history_out = (1, the last L rows of (past..., v[t])) after the call's last step.
+# The graph computes the window sums of a whole call as one grouped Conv over time.
+
+HIGHWAY_OUT = "highway_out"
+# The int64 constants the highway's nodes read (`highway_constants`).
+_HW_C0, _HW_C1, _HW_AXIS1 = "const.hw.0", "const.hw.1", "const.hw.axis1"
+_HW_END, _HW_KEEP, _HW_ONE = "const.hw.end", "const.hw.keep", "const.hw.one"
+_HW_PAST_SHAPE, _HW_SEEN_SHAPE = "const.hw.past_shape", "const.hw.seen_shape"
+_HW_FLAT_SHAPE = "const.hw.flat_shape"
+
+
+def highway_constants(config: ModelConfig) -> dict[str, np.ndarray]:
+    """The constants of `highway_stage` in the order the exporter writes them."""
+    lags, outputs = config.ar_lags, config.output_size
+    i64 = functools.partial(np.array, dtype=np.int64)
+    return {
+        _HW_C0: i64([0]),
+        _HW_C1: i64([1]),
+        _HW_AXIS1: i64([1]),
+        _HW_END: i64([np.iinfo(np.int64).max]),
+        _HW_KEEP: i64([-lags]),
+        _HW_PAST_SHAPE: i64([0, lags, outputs]),
+        _HW_SEEN_SHAPE: i64([0, 1, 1]),
+        _HW_FLAT_SHAPE: i64([0, lags * outputs]),
+        _HW_ONE: np.array([1.0], np.float32),
+    }
+
+
+def highway_stage(config: ModelConfig) -> list[StageNode]:
+    """Nodes from X_STAGE_OUT and INPUT_HISTORY to HIGHWAY_OUT [batch, time, outputs] and
+    OUTPUT_HISTORY (see the comment above)."""
+    n = config.output_size
+    return [
+        StageNode("MatMul", (X_STAGE_OUT, HIGHWAY_SELECT), ("hw_v",), "hw_select"),
+        StageNode("Slice", (INPUT_HISTORY, _HW_C0, _HW_C1, _HW_AXIS1), ("hw_seen",), "hw_seen"),
+        StageNode("Slice", (INPUT_HISTORY, _HW_C1, _HW_END, _HW_AXIS1), ("hw_rows",), "hw_rows"),
+        StageNode("Reshape", ("hw_rows", _HW_PAST_SHAPE), ("hw_past",), "hw_past"),
+        StageNode("Reshape", ("hw_seen", _HW_SEEN_SHAPE), ("hw_seen3",), "hw_seen3"),
+        StageNode("Slice", ("hw_v", _HW_C0, _HW_C1, _HW_AXIS1), ("hw_first",), "hw_first"),
+        StageNode("Mul", ("hw_past", "hw_seen3"), ("hw_kept",), "hw_kept"),
+        StageNode("Sub", (_HW_ONE, "hw_seen3"), ("hw_unseen",), "hw_unseen"),
+        StageNode("Mul", ("hw_first", "hw_unseen"), ("hw_filled",), "hw_filled"),
+        StageNode("Add", ("hw_kept", "hw_filled"), ("hw_past_eff",), "hw_past_eff"),
+        StageNode("Concat", ("hw_past_eff", "hw_v"), ("hw_seq",), "hw_seq", {"axis": 1}),
+        StageNode("Transpose", ("hw_seq",), ("hw_seq_t",), "hw_seq_t", {"perm": [0, 2, 1]}),
+        StageNode(
+            "Conv",
+            ("hw_seq_t", HIGHWAY_WEIGHT, HIGHWAY_BIAS),
+            ("hw_conv",),
+            "hw_conv",
+            {"group": n, "kernel_shape": [config.ar_lags + 1]},
+        ),
+        StageNode("Transpose", ("hw_conv",), (HIGHWAY_OUT,), "hw_out", {"perm": [0, 2, 1]}),
+        StageNode("Slice", ("hw_seq", _HW_KEEP, _HW_END, _HW_AXIS1), ("hw_last",), "hw_last"),
+        StageNode("Reshape", ("hw_last", _HW_FLAT_SHAPE), ("hw_last_flat",), "hw_last_flat"),
+        StageNode("Max", ("hw_seen", _HW_ONE), ("hw_seen_out",), "hw_seen_out"),
+        StageNode(
+            "Concat", ("hw_seen_out", "hw_last_flat"), (OUTPUT_HISTORY,), "hw_history", {"axis": 1}
+        ),
+    ]
+
+
+def apply_highway(
+    weights: dict[str, np.ndarray], z: np.ndarray, history: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The highway in numpy: normalized features z [batch, T, F] and history [batch, S]
+    -> (highway [batch, T, outputs] float32, history_out [batch, S] float32). The window
+    sums are computed in float64 and rounded once (the reference's most exact step)."""
+    kernel = weights[HIGHWAY_WEIGHT]  # [O, 1, L + 1]
+    n, lags = kernel.shape[0], kernel.shape[2] - 1
+    batch = z.shape[0]
+    v = z @ weights[HIGHWAY_SELECT]  # [batch, T, O], exact (one-hot)
+    seen = history[:, :1].reshape(batch, 1, 1)
+    past = history[:, 1:].reshape(batch, lags, n)
+    one = np.float32(1.0)
+    past = past * seen + v[:, :1] * (one - seen)
+    seq = np.concatenate([past, v], axis=1)  # [batch, L + T, O]
+    windows = np.lib.stride_tricks.sliding_window_view(seq, lags + 1, axis=1)  # [b, T, O, L+1]
+    sums = np.einsum("btor,or->bto", windows.astype(np.float64), kernel[:, 0].astype(np.float64))
+    highway = (sums + weights[HIGHWAY_BIAS].astype(np.float64)).astype(np.float32)
+    out = np.concatenate(
+        [np.maximum(history[:, :1], one), seq[:, seq.shape[1] - lags :].reshape(batch, -1)],
+        axis=1,
+    )
+    return highway, out.astype(np.float32)
+
+
+def highway_tensors(config: ModelConfig) -> dict[str, np.ndarray]:
+    """HIGHWAY_SELECT, HIGHWAY_WEIGHT, HIGHWAY_BIAS of a config with ar_lags > 0: its raw
+    autoregression on changes rewritten over the window of normalized values.
+
+    For output o (target value y, normalized v = (y - m) / s with the feature's statistics)
+    the fit forecasts y[t + ahead] - y[t] = c + sum_j a_j (y[t - j] - y[t - j - 1]), which
+    is c + s * sum_i beta_i v[t - i] with beta_0 = a_0, beta_i = a_i - a_(i-1), beta_L =
+    -a_(L-1). The head's units are (change - change_mean) / change_std for change targets,
+    (level - target_mean) / target_std for levels, where the level also adds y[t] itself."""
+    lags, n = config.ar_lags, config.output_size
+    coef = np.asarray(config.ar_coef, np.float64).reshape(n, 1 + lags)
+    index = last_value_index(config)
+    f_mean = np.asarray(config.feature_mean, np.float64)[index]
+    f_std = np.asarray(config.feature_std, np.float64)[index]
+    a = coef[:, 1:]
+    beta = np.zeros((n, lags + 1))
+    beta[:, :lags] += a
+    beta[:, 1:] -= a  # beta[:, i] = a_i - a_(i-1), lag i steps back
+    change = config.target_kind == "change"
+    if change:
+        scale = np.asarray(config.change_std, np.float64)
+        bias = (coef[:, 0] - np.asarray(config.change_mean, np.float64)) / scale
+    else:
+        t_mean = np.tile(np.asarray(config.target_mean, np.float64), steps_ahead(config))
+        scale = np.tile(np.asarray(config.target_std, np.float64), steps_ahead(config))
+        beta[:, 0] += 1.0  # the level is y[t] + the change
+        bias = (f_mean + coef[:, 0] - t_mean) / scale
+    weight = f_std[:, None] * beta / scale[:, None]  # [O, lag 0 .. L]
+    with np.errstate(over="ignore"):
+        return {
+            HIGHWAY_SELECT: _target_select(config),
+            HIGHWAY_WEIGHT: weight[:, ::-1].astype(np.float32)[:, None, :],  # oldest first
+            HIGHWAY_BIAS: bias.astype(np.float32),
+        }
+
+
+def _check_highway(config: ModelConfig) -> None:
+    """ar_lags 0 (no highway, no ar_coef) or 1 .. MAX_AR_LAGS with every target among the
+    features (the highway reads its values there) and 1 + ar_lags finite coefficients per
+    output."""
+    lags = config.ar_lags
+    if isinstance(lags, bool) or not isinstance(lags, int) or not 0 <= lags <= MAX_AR_LAGS:
+        raise InvalidConfigError(f"ar_lags is {lags!r} (expected an integer 0 to {MAX_AR_LAGS})")
+    coef = config.ar_coef
+    n = (1 + lags) * len(config.targets) * steps_ahead(config) if lags else 0
+    if not isinstance(coef, tuple) or len(coef) != n:
+        found = len(coef) if isinstance(coef, tuple) else repr(coef)
+        raise InvalidConfigError(
+            f"ar_coef has {found} values (expected {n}: per output an intercept and "
+            f"ar_lags = {lags} coefficients; none without a highway)"
+        )
+    for i, v in enumerate(coef):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not finite(v):
+            raise InvalidConfigError(f"ar_coef[{i}] is {v!r} (expected a finite number)")
+    missing = [t for t in config.targets if lags and t not in config.features]
+    if missing:
+        raise InvalidConfigError(
+            f"ar_lags > 0 needs each target among the features (the highway reads its past "
+            f"values there); {missing} are not features"
+        )
 
 
 HORIZON_OUTPUTS = ("last", "each")

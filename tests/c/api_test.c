@@ -40,7 +40,7 @@ static lstm_edge_layer panel_layers[LAYERS];
 int main(void)
 {
     const lstm_edge_model *m = &EXAMPLE_MODEL;
-    lstm_edge_state s1 = {h1, c1}, s2 = {h2, c2}, sb[B];
+    lstm_edge_state s1 = {.h = h1, .c = c1}, s2 = {.h = h2, .c = c2}, sb[B];
     lstm_edge_model broken = EXAMPLE_MODEL;
     int32_t t, b, bad[3], keep;
 
@@ -95,6 +95,7 @@ int main(void)
     for (b = 0; b < B; ++b) {
         sb[b].h = hb[b];
         sb[b].c = cb[b];
+        sb[b].history = NULL;
         lstm_edge_reset(m, &sb[b]);
         for (t = 0; t < N; ++t) {
             tokens[b][t] = example_stream[(b * 7 + t) % EXAMPLE_STREAM_LEN];

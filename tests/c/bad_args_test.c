@@ -113,7 +113,7 @@ static lstm_edge_model fc_model(void)
 static void refused_everywhere(const lstm_edge_model *bad, lstm_edge_status expected, int line)
 {
     static float h[64], c[64], scratch[256], out[64];
-    lstm_edge_state s = {h, c};
+    lstm_edge_state s = {.h = h, .c = c};
     const int32_t tok = 1;
     const float x[F] = {1.0f, 2.0f, 3.0f};
     memset(out, 0, sizeof out);
@@ -266,7 +266,7 @@ static void null_pointers(void)
 {
     const lstm_edge_model lm = lm_model(), fc = fc_model();
     static float h[H], c[H], scratch[4 * LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(E, H)], out[V];
-    lstm_edge_state s = {h, c}, no_h = {NULL, c}, no_c = {h, NULL};
+    lstm_edge_state s = {.h = h, .c = c}, no_h = {.h = NULL, .c = c}, no_c = {.h = h, .c = NULL};
     const int32_t tok = 1;
     const float x[F] = {1.0f, 2.0f, 3.0f};
     const size_t sf = LSTM_EDGE_COUNT(scratch);
@@ -324,7 +324,7 @@ static void bad_calls(void)
 {
     const lstm_edge_model lm = lm_model(), fc = fc_model();
     static float h[H], c[H], scratch[4 * LSTM_EDGE_SCRATCH_FLOATS_PER_STREAM(E, H)], out[2][V];
-    lstm_edge_state s = {h, c};
+    lstm_edge_state s = {.h = h, .c = c};
     const int32_t toks[2] = {1, 2}, bad_toks[2] = {1, V};
     const float x[F] = {1.0f, 2.0f, 3.0f};
     const size_t sf = LSTM_EDGE_COUNT(scratch);
@@ -372,7 +372,7 @@ static void bad_calls(void)
     {
         static float panels[32 + 16], h2[H], c2[H], out2[T];
         static lstm_edge_layer layers[1];
-        lstm_edge_state s2 = {h2, c2};
+        lstm_edge_state s2 = {.h = h2, .c = c2};
         lstm_edge_model copy;
         const size_t n = LSTM_EDGE_COUNT(panels);
         int32_t r, j, keep;

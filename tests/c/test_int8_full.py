@@ -7,11 +7,14 @@ scaled weights), is calibrated on one seeded stream (its "training split") and c
 over 10,000 steps of another (its held-out stream; the classify rows one is the built-in
 set's test sequences, cycled): outputs as float32 bits, h and c as integer codes. Then the
 c backend's state conversion, the codegen bundle on the host, the Cortex-M3 build (no
-FPU) under QEMU and its disassembly, and the Cortex-M4 build under QEMU.
+FPU) under QEMU and its disassembly, and the Cortex-M4 build under QEMU. Last, forecast
+models with the linear highway (a float32 history in the state), bit for bit as well.
 """
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import re
 import subprocess
 from dataclasses import dataclass
@@ -27,7 +30,9 @@ from lstm_edge.runtime.backends.c_build import LIBRARY_DIR
 from lstm_edge.runtime.backends.c_source import model_sources, scheme_footprints
 from lstm_edge.runtime.config import UNK_CHAR, ModelConfig
 from lstm_edge.runtime.errors import InputError
+from lstm_edge.runtime.tasks.forecast import output_ahead
 from lstm_edge.toolchain import classify_data as cd
+from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain.calibrate import chunks, measure
 
 HELD_OUT_STEPS = 10_000
@@ -264,8 +269,9 @@ def test_qemu_build_prints_numpys_bits(int_model, tmp_path, require_tools, targe
 SOFT_FLOAT = re.compile(
     r"__aeabi_(?:f|d|[a-z0-9]*2[fd]\b|[a-z0-9]*[fd]2)|__[a-z]*(?:sf|df)[0-9a-z]*\b"
 )
-# The two float stages, outside the recurrence (lstm_edge_int.h): allowed to use float.
-FLOAT_STAGES = {"lstm_edge_int_quantize_row", "lstm_edge_int_output"}
+# The float stages, outside the recurrence (lstm_edge_int.h): allowed to use float.
+FLOAT_STAGES = {"lstm_edge_int_quantize_row", "lstm_edge_int_output",
+                "lstm_edge_int_advance_history"}  # fmt: skip
 
 
 def soft_float_calls(obj: Path) -> dict[str, set[str]]:
@@ -297,6 +303,7 @@ def test_cortex_m3_step_path_calls_no_soft_float(tmp_path, require_tools):
     # the check sees soft-float where it is: the float stages call the helpers
     assert {"__aeabi_fmul", "__aeabi_fadd", "__aeabi_i2f"} <= calls["lstm_edge_int_output"]
     assert "__aeabi_fmul" in calls["lstm_edge_int_quantize_row"]
+    assert {"__aeabi_fmul", "__aeabi_fadd"} <= calls["lstm_edge_int_advance_history"]
     step_path = {f: c for f, c in calls.items() if f not in FLOAT_STAGES}
     assert {"lstm_edge_int_layers_step", "lstm_edge_int_step", "lstm_edge_int_head"} <= set(
         step_path
@@ -395,3 +402,181 @@ def test_every_rescale_mode_gives_the_same_bits(int_model, forced, monkeypatch, 
     assert modes and set(modes) == ({0} if forced == "64-bit" else {2})
     _assert_bits(got, ref, f"{int_model.task} outputs, {forced}")
     _assert_bits(state.c, ref_state.c, f"{int_model.task} c, {forced}")
+
+
+# ---- the forecast highway ---------------------------------------------------------------------
+
+HIGHWAY_STEPS = 3000
+# (ar_lags, target_kind, horizon, horizon_outputs): a short and a season-long history,
+# change and level targets, one output per target and one per target and step ahead
+HIGHWAYS = {
+    "lags5-change-h1": (5, "change", 1, "last"),
+    "lags53-level-h3each": (53, "level", 3, "each"),
+    "lags53-change-h3each": (53, "change", 3, "each"),
+}
+
+
+def highway_config(base: ModelConfig, lags: int, kind: str, horizon: int, outputs: str,
+                   train: np.ndarray) -> ModelConfig:  # fmt: skip
+    """`base` with a highway: the linear AR fitted on the training stream's targets, per
+    output (step-major, as the outputs) its intercept and `lags` coefficients."""
+    n = len(base.targets) * (horizon if outputs == "each" else 1)
+    change = kind == "change"
+    cfg = dataclasses.replace(
+        base, target_kind=kind, horizon=horizon, horizon_outputs=outputs,
+        change_mean=tuple(np.linspace(-0.3, 0.4, n)) if change else (),
+        change_std=tuple(np.linspace(0.8, 3.0, n)) if change else (),
+    )  # fmt: skip
+    targets = train[:, [cfg.features.index(t) for t in cfg.targets]].astype(np.float64)
+    coef = [fe.fit_linear_ar(targets, ahead, lags).coef for ahead in output_ahead(cfg)]
+    flat = tuple(float(v) for v in np.concatenate(coef).ravel())
+    return dataclasses.replace(cfg, ar_lags=lags, ar_coef=flat)
+
+
+@pytest.fixture(scope="module", params=list(HIGHWAYS))
+def hw_model(request, tmp_path_factory, model_factory, require_tools) -> IntModel:
+    from lstm_edge.toolchain.export import build_onnx
+
+    require_tools("cc")
+    tiny_model, _ = model_factory
+    base = _configs()["forecast"]
+    train = base.spec.synthetic_inputs(base, CALIBRATION_STEPS, seed=0)
+    config = highway_config(base, *HIGHWAYS[request.param], train)
+    folder = tmp_path_factory.mktemp(request.param)
+    float_path = folder / "hw.onnx"
+    float_path.write_bytes(build_onnx(tiny_model(config, seed=3)).SerializeToString())
+    ranges = measure(float_path, chunks(train, CALIBRATION_STEPS), {"data": "seeded stream 0"})
+    path = folder / "hw.int8full.onnx"
+    quantize_file(float_path, path, "int8-full", ranges=ranges)
+    stream = config.spec.synthetic_inputs(config, HIGHWAY_STEPS, seed=1)
+    return IntModel(request.param, config, float_path, path, stream)
+
+
+def test_highway_footprints_match_the_generated_arrays(hw_model):
+    """scheme_footprints counts the highway (its arrays and its float32 history) in every
+    scheme as the generators emit them."""
+    from lstm_edge.exporters.quantize import quantize_proto, read_onnx
+
+    table = scheme_footprints(hw_model.config)
+    int8_path = hw_model.path.with_name("hw.int8.onnx")
+    int8_path.write_bytes(
+        quantize_proto(read_onnx(hw_model.float_path), "int8").SerializeToString()
+    )
+    for scheme, path in (("none", hw_model.float_path), ("int8", int8_path),
+                         ("int8-full", hw_model.path)):  # fmt: skip
+        fp = model_sources(rt.load(path, backend="numpy").artifact, "m").footprint
+        assert fp == table[scheme], scheme
+    cfg = hw_model.config
+    history = 4 * (1 + cfg.ar_lags * cfg.output_size)
+    assert table["int8-full"].state_bytes == 3 * cfg.num_layers * cfg.hidden_size + history
+
+
+def test_highway_c_is_bit_identical_to_numpy(hw_model):
+    """Outputs, h, c and the history after the stream, as bits; the history holds the
+    last ar_lags normalized target values, exactly the input stage's float32 values."""
+    ref, ref_state = _run(hw_model.path, "numpy", hw_model.stream)
+    got, state = _run(hw_model.path, "c", hw_model.stream)
+    _assert_bits(got, ref, f"{hw_model.task} outputs")
+    for name in ("h", "c", "history"):
+        _assert_bits(getattr(state, name), getattr(ref_state, name), f"{hw_model.task} {name}")
+    cfg = hw_model.config
+    model = rt.load(hw_model.path, backend="numpy")
+    z = cfg.spec.apply_input_stage(model.artifact.weights, hw_model.stream[None])[0]
+    index = [cfg.features.index(t) for t in cfg.targets] * (cfg.output_size // len(cfg.targets))
+    want = np.concatenate([[1.0], z[-cfg.ar_lags :, index].ravel()]).astype(np.float32)
+    _assert_bits(state.history[0], want, "history rows")
+    assert np.isfinite(got).all() and got.std(axis=0).min() > 0
+
+
+def test_highway_single_steps_batches_and_an_outputless_prefill(hw_model):
+    """Step by step and as one call, the same bits (history included); a batch of a
+    fresh stream and one carried from an earlier state; and the C library's prefill
+    without outputs (out NULL) still advances the history."""
+    model = rt.load(hw_model.path, backend="c")
+    stream, other = hw_model.stream[:200], hw_model.stream[200:400]
+    whole, whole_state = model.step(stream[None], model.initial_state(1))
+    state, outs = model.initial_state(1), []
+    for t in range(len(stream)):
+        y, state = model.step(stream[None, t : t + 1], state)
+        outs.append(y[0, 0])
+    _assert_bits(np.stack(outs), whole[0], "single steps")
+    _assert_bits(state.history, whole_state.history, "single steps history")
+    both, after = model.step(
+        np.stack([other, other]), rt.State.stack([model.initial_state(1), state])
+    )
+    ref = rt.load(hw_model.path, backend="numpy")
+    want0, _ = ref.step(other[None], ref.initial_state(1))
+    want1, want_state = ref.step(other[None], state)
+    _assert_bits(both[0], want0[0], "batch stream 0 (reset)")
+    _assert_bits(both[1], want1[0], "batch stream 1 (carried)")
+    _assert_bits(after.history[1:], want_state.history, "batch history")
+    # out NULL: the recurrence and the history advance, nothing else is written
+    runner = model.runner
+    n = runner.layers * runner.hidden
+    h, c = np.zeros(n, np.int8), np.zeros(n, np.int16)
+    history = np.full(hw_model.config.spec.history_size(hw_model.config), 7.0, np.float32)
+    history[0] = 0.0  # reset: the rows are not read
+    struct = (ctypes.c_void_p * 3)(h.ctypes.data, c.ctypes.data, history.ctypes.data)
+    x = np.ascontiguousarray(stream, np.float32)
+    scratch = np.empty(runner.scratch_size, np.int16)
+    status = runner.raw_call(ctypes.addressof(struct), 1, x.ctypes.data, len(x), None,
+                             scratch.ctypes.data, scratch.size)  # fmt: skip
+    assert status == 0
+    _assert_bits(history, whole_state.history[0], "prefill history")
+    _assert_bits(c.astype(np.float32), whole_state.c[:, 0].ravel(), "prefill c")
+
+
+def test_highway_history_checked_by_the_library(hw_model):
+    """A NULL history is refused (LSTM_EDGE_ERR_NULL, 1), a non-finite one too
+    (LSTM_EDGE_ERR_NONFINITE_STATE, 5), the state untouched; reset zeroes it."""
+    runner = rt.load(hw_model.path, backend="c").runner
+    lib = runner._lib
+    n = runner.layers * runner.hidden
+    h, c = np.ones(n, np.int8), np.ones(n, np.int16)
+    size = hw_model.config.spec.history_size(hw_model.config)
+    x = np.ascontiguousarray(hw_model.stream[:3], np.float32)
+    out = np.empty((3, hw_model.config.output_size), np.float32)
+    scratch = np.empty(runner.scratch_size, np.int16)
+
+    def call(history_ptr) -> int:
+        struct = (ctypes.c_void_p * 3)(h.ctypes.data, c.ctypes.data, history_ptr)
+        return runner.raw_call(ctypes.addressof(struct), 1, x.ctypes.data, 3, out.ctypes.data,
+                               scratch.ctypes.data, scratch.size)  # fmt: skip
+
+    assert call(None) == 1
+    history = np.ones(size, np.float32)
+    history[-1] = np.inf
+    assert call(history.ctypes.data) == 5
+    assert (h == 1).all() and (c == 1).all() and history[0] == 1.0
+    lib.lstm_edge_int_reset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    struct = (ctypes.c_void_p * 3)(h.ctypes.data, c.ctypes.data, history.ctypes.data)
+    assert lib.lstm_edge_int_reset(runner._model, ctypes.addressof(struct)) == 0
+    assert not history.any() and not h.any() and not c.any()
+    no_history = (ctypes.c_void_p * 3)(h.ctypes.data, c.ctypes.data, None)
+    assert lib.lstm_edge_int_reset(runner._model, ctypes.addressof(no_history)) == 1
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m3", "cortex-m4"])
+def test_highway_bundle_prints_numpys_bits(hw_model, tmp_path, require_tools, target):
+    """The codegen bundle's example (history in its state) on the host and under QEMU on
+    the boards (the M3 without FPU: the highway in soft-float): every output of every
+    step, bit for bit."""
+    steps = HIGHWAY_STEPS
+    out = tmp_path / "b"
+    report = cg.codegen(
+        hw_model.path, out, cg.CodegenOptions(name="m", target=target, steps=steps),
+        lambda c: cg.ExampleStream(hw_model.stream, "held-out stream"),
+    )  # fmt: skip
+    assert report.scheme == "int8-full"
+    flags = ("-DPRINT_EVERY=1",)
+    if target == "host":
+        cmd = [str(cg.build_host(out, "m", tmp_path / "m", flags, "int8-full"))]
+    else:
+        require_tools(cg.ARM_CC, cg.QEMU_CMD[0])
+        elf = cg.build_cortex_m(out, "m", target, "int8-full", flags, "all.elf")
+        cmd = [cg.QEMU_CMD[0], *cg.BOARDS[target].qemu[1:], "-kernel", str(elf)]
+    run = cg.run_example(cmd, hw_model.config.output_size, cg.QEMU_TIMEOUT_S)
+    assert sorted(run.outputs) == list(range(steps))
+    got = np.stack([run.outputs[t] for t in range(steps)])
+    ref, _ = _run(hw_model.path, "numpy", hw_model.stream)
+    _assert_bits(got, ref, f"{hw_model.task} {target}")

@@ -84,27 +84,34 @@ def test_each_step_ahead_scored_against_hand_computed_baselines(runs):
         assert cfg.change_mean[s - 1] == pytest.approx(change.mean(), rel=1e-5)
         assert cfg.change_std[s - 1] == pytest.approx(change.std(), rel=1e-5)
     test = held_out_series(ckpt.data, cfg, "test")
-    y = test.targets[:, 0].astype(np.float64)
-    assert y.size == TEST_ROWS and report["steps_ahead"] == [1, 2, 3]
-    out = torch_outputs(ckpt.model, test.features.astype(np.float32)).astype(np.float64)
+    assert test.targets.shape[0] == TEST_ROWS and report["steps_ahead"] == [1, 2, 3]
+    # The model carries the linear highway (by default): validate reads the validation
+    # split's last ar_lags rows first, filling its history, and scores the test rows.
+    w = report["warmup_rows"]
+    assert w == cfg.ar_lags == PERIOD + 1 == report["highway_lags"]
+    val = held_out_series(ckpt.data, cfg, "val")
+    y = np.concatenate([val.targets[-w:, 0], test.targets[:, 0]]).astype(np.float64)
+    x = np.concatenate([val.features[-w:], test.features]).astype(np.float32)
+    out = torch_outputs(ckpt.model, x).astype(np.float64)
+    n = y.size
     lags = report["linear_baseline_lags"]
     assert lags == PERIOD + 1
     for result in report["results"]:
         assert [p["ahead"] for p in result["per_step"]] == [1, 2, 3]
         for p in result["per_step"]:
             s, got = p["ahead"], p["torch"]
-            model_err = np.abs(out[: y.size - s, s - 1] - y[s:])
-            persistence = np.abs(y[: y.size - s] - y[s:]).mean()
+            model_err = np.abs(out[w : n - s, s - 1] - y[w + s :])  # forecasts from the test rows
+            persistence = np.abs(y[w : n - s] - y[w + s :]).mean()
             assert got["persistence_mae"][0] == pytest.approx(persistence, rel=1e-9)
             assert got["mase"][0] == pytest.approx(model_err.mean() / persistence, rel=1e-5)
-            seasonal = np.abs(y[: y.size - PERIOD] - y[PERIOD:])  # truth t+s vs t+s-PERIOD
-            seasonal_model = model_err[PERIOD - s :]
+            # truth t+s vs t+s-PERIOD (the warm-up rows reach back that far)
+            seasonal = np.abs(y[w + s - PERIOD : n - PERIOD] - y[w + s :])
             assert got["seasonal_mae"][0] == pytest.approx(seasonal.mean(), rel=1e-9)
-            want = seasonal_model.mean() / seasonal.mean()
+            want = model_err.mean() / seasonal.mean()
             assert got["mase_seasonal"][0] == pytest.approx(want, rel=1e-5)
-            linear = np.abs(_hand_linear(train, y, s, lags)[: y.size - s] - y[s:])[lags:]
+            linear = np.abs(_hand_linear(train, y, s, lags)[w : n - s] - y[w + s :])
             assert got["linear_mae"][0] == pytest.approx(linear.mean(), rel=1e-6)
-            want = model_err[lags:].mean() / linear.mean()
+            want = model_err.mean() / linear.mean()
             assert got["mase_linear"][0] == pytest.approx(want, rel=1e-5)
         # the main columns score t + horizon, the last step ahead
         assert result["torch_truth"] == result["per_step"][-1]["torch"]

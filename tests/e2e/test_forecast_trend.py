@@ -1,6 +1,8 @@
 """A clean trending, seasonal series end to end: a change-target model trained on it
 follows the trend into rows above every training level (raw in, raw out), its anomaly
 detector stays quiet there, and the level model trained the same way does not keep up.
+Both without the linear highway (--ar-lags 0): the LSTM's targets alone (the highway is
+tests/e2e/test_forecast_highway_pipeline.py).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def _train_and_detect(root: Path, csv: Path, kind: str):
     train(
         TrainOptions(
             out=out / "ckpt", task="forecast", csv=csv, target=("value",), time_column="time",
-            target_kind=None if kind == "change" else kind, hidden=8, seq_len=24,
+            target_kind=None if kind == "change" else kind, ar_lags="0", hidden=8, seq_len=24,
             batch_size=8, steps=250, eval_every=250, lr=2e-2, threads=1, progress=False,
         )
     )  # fmt: skip

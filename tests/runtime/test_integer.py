@@ -1,6 +1,7 @@
 """The int8-full scheme's numpy reference (runtime/integer.py) and its parameters
 (exporters/quantize_full.py): each primitive against values worked out by hand, one layer's
-integer step against a float64 LSTM step within a derived bound, and the state check."""
+integer step against a float64 LSTM step within a derived bound, the state check, and
+the forecast highway's float32 stage against a scalar loop and the float graph's."""
 
 from __future__ import annotations
 
@@ -28,11 +29,13 @@ from lstm_edge.exporters.quantize_full import (
 from lstm_edge.runtime.artifact import read_artifact
 from lstm_edge.runtime.config import lstm_b, lstm_r, lstm_w
 from lstm_edge.runtime.errors import InputError
+from lstm_edge.runtime.format import HIGHWAY_BIAS, HIGHWAY_SELECT, HIGHWAY_WEIGHT
 from lstm_edge.runtime.integer import (
     cell_values,
     codes,
     dot,
     head,
+    highway,
     input_codes,
     lut,
     rmul,
@@ -41,6 +44,7 @@ from lstm_edge.runtime.integer import (
     table,
     to_q312,
 )
+from lstm_edge.runtime.tasks.forecast import apply_highway
 from lstm_edge.toolchain.export import build_onnx
 from lstm_edge.toolchain.model import EdgeLSTM
 
@@ -497,3 +501,89 @@ def test_chunks_batches_and_single_steps_give_the_same_bits(full_path):
         y, alone = model.step(tokens[1:2, t], alone)
         np.testing.assert_array_equal(y[0], whole[1, t])
     np.testing.assert_array_equal(alone.c[:, 0], end.c[:, 1])
+
+
+# ---- the forecast highway in float32 -----------------------------------------------------------
+
+
+def _highway_weights(rng, features: int, outputs: int, lags: int) -> dict[str, np.ndarray]:
+    select = np.zeros((features, outputs), np.float32)
+    select[rng.integers(0, features, outputs), np.arange(outputs)] = 1.0
+    return {
+        HIGHWAY_SELECT: select,
+        HIGHWAY_WEIGHT: rng.normal(0, 0.7, (outputs, 1, lags + 1)).astype(np.float32),
+        HIGHWAY_BIAS: rng.normal(0, 0.3, outputs).astype(np.float32),
+    }
+
+
+def _highway_scalar(w, z, history):
+    """The definition written out one float32 scalar at a time (integer.py's docstring)."""
+    f32 = np.float32
+    kernel, bias = w[HIGHWAY_WEIGHT][:, 0], w[HIGHWAY_BIAS]
+    index = [int(np.flatnonzero(col)[0]) for col in w[HIGHWAY_SELECT].T]
+    n, lags = kernel.shape[0], kernel.shape[1] - 1
+    out = np.empty((*z.shape[:2], n), np.float32)
+    hist = history.copy()
+    for b in range(z.shape[0]):
+        seen, rows = hist[b, 0], hist[b, 1:].reshape(lags, n).copy()
+        for t in range(z.shape[1]):
+            for o in range(n):
+                v = z[b, t, index[o]]
+                window = [f32(rows[r, o] * seen) + f32(v * f32(f32(1) - seen))
+                          for r in range(lags)] + [v]  # fmt: skip
+                acc = f32(kernel[o, 0] * window[0])
+                for r in range(1, lags + 1):
+                    acc = f32(acc + f32(kernel[o, r] * window[r]))
+                out[b, t, o] = f32(acc + bias[o])
+                rows[:, o] = window[1:]
+            seen = max(seen, f32(1))
+        hist[b] = np.concatenate([[seen], rows.ravel()])
+    return out, hist
+
+
+@pytest.mark.parametrize("lags", [1, 5, 53])
+def test_highway_is_the_scalar_float32_definition_bit_for_bit(lags):
+    """A reset stream (rows ignored however they are filled) and a carried one, over a
+    call of several steps: integer.py's vectorized stage equals the scalar loop."""
+    rng = np.random.default_rng(lags)
+    w = _highway_weights(rng, features=4, outputs=3, lags=lags)
+    z = rng.normal(0, 2, (2, 7, 4)).astype(np.float32)
+    history = rng.normal(0, 1, (2, 1 + 3 * lags)).astype(np.float32)
+    history[0, 0], history[1, 0] = 0.0, 1.0
+    got, got_hist = highway(w, z, history)
+    want, want_hist = _highway_scalar(w, z, history)
+    assert got.dtype == got_hist.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    np.testing.assert_array_equal(got_hist.view(np.uint32), want_hist.view(np.uint32))
+    # reset: the rows are the first value; the step after sees its own past
+    assert got_hist[0, 0] == 1.0 and got_hist[0, 1:].reshape(lags, 3)[-1].tolist() == [
+        float(z[0, -1, int(np.flatnonzero(c)[0])]) for c in w[HIGHWAY_SELECT].T
+    ]
+    # step by step, the same bits as one call
+    hist, steps = history, []
+    for t in range(z.shape[1]):
+        y, hist = highway(w, z[:, t : t + 1], hist)
+        steps.append(y[:, 0])
+    np.testing.assert_array_equal(np.stack(steps, 1), got)
+    np.testing.assert_array_equal(hist, got_hist)
+
+
+@pytest.mark.parametrize("lags", [5, 53])
+def test_highway_is_the_float_graphs_within_float32_summation_error(lags):
+    """The float graph (apply_highway) sums each window in float64 and rounds once; the
+    scheme's float32 running sum differs by at most its rounding: (lags + 2) half-ulps of
+    the largest partial sum, bounded by the sum of |terms|. The histories are equal."""
+    rng = np.random.default_rng(10 + lags)
+    w = _highway_weights(rng, features=3, outputs=4, lags=lags)
+    z = rng.normal(0, 2, (2, 60, 3)).astype(np.float32)
+    history = rng.normal(0, 1, (2, 1 + 4 * lags)).astype(np.float32)
+    history[0, 0], history[1, 0] = 0.0, 1.0
+    got, got_hist = highway(w, z, history)
+    want, want_hist = apply_highway(w, z, history)
+    np.testing.assert_array_equal(got_hist, want_hist)
+    largest = max(np.abs(z).max(), np.abs(history[:, 1:]).max())  # any window value
+    terms = np.abs(w[HIGHWAY_WEIGHT][:, 0]).sum(axis=1) * largest + np.abs(w[HIGHWAY_BIAS])
+    bound = (lags + 2) * np.finfo(np.float32).eps * terms
+    err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    assert (err <= bound).all(), float((err / bound).max())
+    assert err.max() > 0  # not the same computation: the bound is what is checked

@@ -71,8 +71,12 @@ def test_forecast_held_out_stream_is_validates_stream(forecast_ckpt, steps):
     assert np.array_equal(s.targets, data.targets[take]) and s.targets.dtype == np.float32
     assert (s.rows, s.cycled) == (rows, steps > rows)
     validates = build_series_stream(ckpt, steps, None)
-    assert np.array_equal(validates.features, s.inputs)
-    assert np.array_equal(validates.targets, s.targets)
+    # A model with the linear highway reads the validation split's last ar_lags rows first
+    # (all 20 here: fewer than its 97 lags), to fill its history; they are not scored.
+    val = held_out_series(ckpt.data, ckpt.config, "val")
+    assert ckpt.config.ar_lags == 97 and validates.warmup_rows == 20 == len(val.features)
+    assert np.array_equal(validates.features, np.concatenate([val.features, s.inputs]))
+    assert np.array_equal(validates.targets, np.concatenate([val.targets, s.targets]))
     assert (validates.source_rows, validates.cycled) == (rows, steps > rows)
     assert validates.season == data.season
 

@@ -28,6 +28,7 @@ _SERIES_OPTIONS = {
     "--label-column": "label_column",
     "--season": "season",
     "--target-kind": "target_kind",
+    "--ar-lags": "ar_lags",
 }
 
 

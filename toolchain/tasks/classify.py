@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     from lstm_edge.toolchain.run_config import RunConfig, TrainSettings
 
 # Options of the other tasks' data, refused here (flag -> TrainSettings field).
-_OTHER_OPTIONS = {"--corpus": "corpus", "--target": "target", "--season": "season"}
+_OTHER_OPTIONS = {
+    "--corpus": "corpus",
+    "--target": "target",
+    "--season": "season",
+    "--ar-lags": "ar_lags",
+}
 
 
 class ClassifyTraining(TaskTraining):

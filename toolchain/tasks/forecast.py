@@ -5,6 +5,8 @@ Its data lives in lstm_edge.toolchain.series."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,6 +16,7 @@ from lstm_edge.runtime.config import ModelConfig
 from lstm_edge.runtime.errors import LstmEdgeError
 from lstm_edge.runtime.tasks.forecast import FORECAST, last_value_index, output_ahead
 from lstm_edge.toolchain import data as data_mod
+from lstm_edge.toolchain import forecast_eval as fe
 from lstm_edge.toolchain import series as series_mod
 from lstm_edge.toolchain.tasks.training_base import HeldOut, Pairs, Source, TaskTraining, take
 
@@ -93,13 +96,18 @@ class ForecastTraining(TaskTraining):
         h = config.horizon
 
         def pairs(name: str) -> tuple[Pairs, np.ndarray]:
-            rows = series_mod.select(series, config, *getattr(split, name))
+            start, stop = getattr(split, name)
+            rows = series_mod.select(series, config, start, stop)
             now = rows.targets[:-h]
             ahead = output_ahead(config)  # [h], or [1, ..., h]: one target block each
             later = [rows.targets[s : rows.targets.shape[0] - h + s] for s in ahead]
-            return Pairs(rows.features[:-h], np.concatenate(later, axis=1)), np.tile(
-                now, len(ahead)
-            )
+            # the rows a highway's history holds at the split's start (none for train)
+            before = series_mod.select(series, config, max(0, start - config.ar_lags), start)
+            return Pairs(
+                rows.features[:-h],
+                np.concatenate(later, axis=1),
+                before.features if config.ar_lags and start > 0 else None,
+            ), np.tile(now, len(ahead))
 
         val, val_now = pairs("val")
         return Source(config, data, pairs("train")[0], val, val_now)
@@ -124,7 +132,13 @@ class ForecastTraining(TaskTraining):
         chunk, uniform in +-LEVEL_SHIFT_STDS training stds. The change to predict is the
         same at any level, and a model that saw only the training split's levels fails
         where a trend leaves them (measured on weekly CO2: test MASE 1.07 without, 0.84
-        with); the shifts teach it that the level carries no information of its own."""
+        with); the shifts teach it that the level carries no information of its own.
+
+        With the linear highway the targets stay right: they are the changes minus the
+        highway's forecast computed once on the unshifted split (`normalized`), and on
+        change targets that forecast reads only differences of the target's values (its
+        window weights sum to zero), so a level shift leaves it as it was. Level targets
+        get no shifts at all."""
         if config.target_kind != "change":
             return inputs
         import torch
@@ -137,14 +151,39 @@ class ForecastTraining(TaskTraining):
         out[..., index] += shift.to(inputs.dtype)
         return out
 
+    def initialize(self, model: EdgeLSTM) -> None:
+        """A model with the linear highway starts as the linear baseline: its head (weight
+        and bias) at zero adds nothing to the highway's forecast, and training moves it
+        only where the LSTM improves on that (the best-validation checkpoint, step 0
+        included, is never worse than the baseline on the validation split)."""
+        if model.config.ar_lags:
+            import torch
+
+            with torch.no_grad():
+                model.head.weight.zero_()
+                model.head.bias.zero_()
+
     def normalized(self, model: EdgeLSTM, pairs: Pairs) -> Pairs:
-        """Targets in the standard units of the loss (`normalize_targets`)."""
+        """Targets in the standard units of the loss (`normalize_targets`). With the linear
+        highway, what it leaves: the targets minus its contribution, computed with the
+        torch highway over the whole split as one stream, exactly what the deployed model
+        adds when it reads the split: from a reset history for the training split, after
+        the `before` rows for the validation split (the training split's last ar_lags
+        rows, as a model in service has read them; from a reset, weekly CO2's validation
+        loss was mostly the 53 of its 113 rows where the history fills). The head
+        (`forward_normalized`, what training runs) learns the rest."""
         import torch
 
         with torch.no_grad():
-            y = model.normalize_targets(
-                torch.from_numpy(pairs.targets), torch.from_numpy(pairs.inputs)
-            )
+            inputs = torch.from_numpy(pairs.inputs)
+            y = model.normalize_targets(torch.from_numpy(pairs.targets), inputs)
+            if model.config.ar_lags:
+                history = None
+                if pairs.before is not None and len(pairs.before):
+                    before = torch.from_numpy(pairs.before)[None]
+                    _, history = model.stages.highway(model, before, None)
+                highway, _ = model.stages.highway(model, inputs[None], history)
+                y = y - highway[0]
         return Pairs(pairs.inputs, y.numpy())
 
     def run_info(
@@ -152,6 +191,9 @@ class ForecastTraining(TaskTraining):
     ) -> dict[str, Any]:
         return {
             "series": {k: data[k] for k in ("source", "rows", "values_sha256")},
+            # the linear highway: its lagged changes (0: none) and why (runs that predate
+            # it record neither)
+            "highway": {k: data.get(k) for k in ("ar_lags", "ar_lags_source")},
             "val_persistence": {objective.metric: baseline},
         }
 
@@ -215,6 +257,13 @@ def _new(options: TrainSettings, probe: RunConfig) -> tuple[Any, Any, ModelConfi
     )
     data["season_source"] = season_source if season is not None else "none found"
     data["target_kind_source"] = kind_source
+    train = series_mod.select(series, config, *split.train).targets
+    lags, data["ar_lags_source"] = choose_ar_lags(
+        o.ar_lags, season, features, targets, train.shape[0], config.horizon
+    )
+    data["ar_lags"] = lags
+    if lags:  # the linear highway: the baseline's fit, carried in the model
+        config = replace(config, ar_lags=lags, ar_coef=highway_coef(config, train, lags))
     if season is not None:
         data["season_name"] = series_mod.season_name(season, series.step_seconds)
     return series, split, config, data
@@ -243,7 +292,61 @@ def _resumed(options: TrainSettings, resume: dict[str, Any]) -> tuple[Any, Any, 
                 f"{name} differs from the run being resumed ({recorded[name]}); a resumed "
                 "run keeps its data"
             )
+    lags = series_mod.parse_ar_lags(options.ar_lags)
+    if lags is not None and lags != config.ar_lags:
+        raise TrainingError(
+            f"--ar-lags {lags} differs from the run being resumed (ar_lags "
+            f"{config.ar_lags}); a resumed run keeps its model"
+        )
     return series, data_mod.split_from_record(data), config, data
 
 
 TRAINING = ForecastTraining()
+
+
+def choose_ar_lags(
+    asked: Any,
+    season: int | None,
+    features: Sequence[str],
+    targets: Sequence[str],
+    train_rows: int,
+    horizon: int,
+) -> tuple[int, str]:
+    """(lags, why): the linear highway's lagged changes. --ar-lags N as given (N > 0 needs
+    every target among the features: the highway reads their past values there); auto
+    the linear baseline's count (`forecast_eval.ar_lags`: season + 1, or 8), or 0 where the
+    highway cannot be fitted (a target that is not a feature, too short a training split).
+    Training then also fits the model without it and keeps the better on validation
+    (`train._keep_better_on_validation`). `why` is the sentence data.json records as
+    `ar_lags_source`."""
+    lags = series_mod.parse_ar_lags(asked)
+    missing = [t for t in targets if t not in features]
+    if lags is not None:
+        if lags and missing:
+            raise series_mod.SeriesError(
+                f"--ar-lags {lags} needs every target among the features (the highway reads "
+                f"their past values there); {missing} are not features: add them to "
+                "--features or pass --ar-lags 0"
+            )
+        if lags and train_rows <= lags + horizon + 1:
+            raise series_mod.SeriesError(
+                f"--ar-lags {lags}: the training split has {train_rows} rows, too few to fit "
+                f"{lags} lagged changes {horizon} step(s) ahead"
+            )
+        return lags, "--ar-lags"
+    if missing:
+        return 0, f"auto: no highway ({missing} are not features, so it has no past values)"
+    lags = fe.ar_lags(season)
+    if train_rows <= lags + horizon + 1:
+        return 0, f"auto: no highway (the training split's {train_rows} rows are too few)"
+    basis = f"season {season} + 1" if season is not None else "no season"
+    return lags, f"auto: the linear baseline's lagged changes ({basis})"
+
+
+def highway_coef(config: ModelConfig, train_targets: np.ndarray, lags: int) -> tuple[float, ...]:
+    """The config's ar_coef: per output (step-major blocks of targets, `output_ahead`) the
+    linear baseline fitted on the training split's targets that many steps ahead
+    (`forecast_eval.fit_linear_ar`), intercept first: the model then adds exactly the
+    forecast of the baseline it is compared with."""
+    coef = [fe.fit_linear_ar(train_targets, ahead, lags).coef for ahead in output_ahead(config)]
+    return tuple(float(v) for v in np.concatenate(coef).ravel())

@@ -29,6 +29,9 @@ class Pairs:
 
     inputs: np.ndarray
     targets: np.ndarray
+    # forecast: the rows just before `inputs` in the series, which a model with the linear
+    # highway has read when it forecasts `inputs[0]` (its history); never scored
+    before: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -127,6 +130,10 @@ class TaskTraining:
     ) -> float | None:
         """The mean validation loss the best checkpoint is chosen by."""
         return None
+
+    def initialize(self, model: EdgeLSTM) -> None:
+        """Set a new model's starting weights where the task needs its own (the default:
+        torch's initialization as it is)."""
 
     def augment(self, config: ModelConfig, inputs: Any) -> Any:
         """A training chunk's inputs as the step reads them (the default: as they are)."""

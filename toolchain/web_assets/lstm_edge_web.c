@@ -375,7 +375,8 @@ int32_t web_init_state(float *h, float *c, int32_t batch)
 {
     int32_t b;
     for (b = 0; b < batch; ++b) {
-        lstm_edge_state s = {h + (size_t)b * NET_STATE_FLOATS, c + (size_t)b * NET_STATE_FLOATS};
+        lstm_edge_state s = {.h = h + (size_t)b * NET_STATE_FLOATS,
+                             .c = c + (size_t)b * NET_STATE_FLOATS};
         lstm_edge_status st = lstm_edge_reset(&net_model, &s);
         if (st != LSTM_EDGE_OK) {
             return (int32_t)st;

@@ -11,6 +11,9 @@
  *   calibration <ticks> <instructions>                           with COUNT_TICKS
  *   ok <steps>                                                   last line on success
  *
+ * A forecast model with a linear highway (EXAMPLE_HISTORY_FLOATS > 0) keeps the history of
+ * its past target values in the state too (state_history below, zeroed by the reset).
+ *
  * An int8-full model (EXAMPLE_INT8_FULL) runs through the integer library (lstm_edge_int.h):
  * int8 h and int16 c state, int16 scratch; the same stream, the same output lines.
  *
@@ -37,6 +40,12 @@
 static int8_t state_h[EXAMPLE_STATE_SIZE];
 static int16_t state_c[EXAMPLE_STATE_SIZE];
 static int16_t scratch[EXAMPLE_SCRATCH_SIZE];
+#if EXAMPLE_HISTORY_SIZE > 0 /* the forecast highway's float32 history */
+static float state_history[EXAMPLE_HISTORY_SIZE];
+#define STATE_INIT {.h = state_h, .c = state_c, .history = state_history}
+#else
+#define STATE_INIT {.h = state_h, .c = state_c, .history = NULL}
+#endif
 typedef lstm_edge_int_state example_state;
 #define CHECK_MODEL lstm_edge_int_check_model
 #define RESET lstm_edge_int_reset
@@ -46,6 +55,12 @@ typedef lstm_edge_int_state example_state;
 static float state_h[EXAMPLE_STATE_FLOATS];
 static float state_c[EXAMPLE_STATE_FLOATS];
 static float scratch[EXAMPLE_SCRATCH_FLOATS];
+#if EXAMPLE_HISTORY_FLOATS > 0 /* the forecast highway's history */
+static float state_history[EXAMPLE_HISTORY_FLOATS];
+#define STATE_INIT {.h = state_h, .c = state_c, .history = state_history}
+#else
+#define STATE_INIT {.h = state_h, .c = state_c, .history = NULL}
+#endif
 typedef lstm_edge_state example_state;
 #define CHECK_MODEL lstm_edge_check_model
 #define RESET lstm_edge_reset
@@ -186,7 +201,7 @@ static int refuses_bad_input(example_state *state)
 
 int main(void)
 {
-    example_state state = {state_h, state_c};
+    example_state state = STATE_INIT;
     lstm_edge_status status = CHECK_MODEL(&EXAMPLE_MODEL);
     int32_t t;
 
