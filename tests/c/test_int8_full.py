@@ -201,20 +201,25 @@ def test_token_models_step_through_the_binding_and_refuse_bad_codes_alike(int_mo
             model.step(stream[None, :1], rt.State(h, c))
 
 
+def _footprint_table_matches_the_arrays(model: IntModel) -> dict:
+    """scheme_footprints of the model's shape, each scheme checked against the bytes of
+    the arrays the generator emits for its float, int8 and int8-full artifacts."""
+    from lstm_edge.exporters.quantize import quantize_proto, read_onnx
+
+    table = scheme_footprints(model.config)
+    int8_path = model.path.with_name(model.path.stem + ".int8.onnx")
+    int8_path.write_bytes(quantize_proto(read_onnx(model.float_path), "int8").SerializeToString())
+    for scheme, path in (("none", model.float_path), ("int8", int8_path),
+                         ("int8-full", model.path)):  # fmt: skip
+        fp = model_sources(rt.load(path, backend="numpy").artifact, "m").footprint
+        assert fp == table[scheme], scheme
+    return table
+
+
 def test_footprint_formulas_match_the_generated_arrays(int_model):
     """codegen's per-scheme table (scheme_footprints) is computed from the shapes; for each
     scheme it must equal the bytes of the arrays the generator actually emits."""
-    from lstm_edge.exporters.quantize import quantize_proto, read_onnx
-
-    table = scheme_footprints(int_model.config)
-    int8_path = int_model.path.with_name(int_model.task + ".int8.onnx")
-    int8_path.write_bytes(
-        quantize_proto(read_onnx(int_model.float_path), "int8").SerializeToString()
-    )
-    for scheme, path in (("none", int_model.float_path), ("int8", int8_path),
-                         ("int8-full", int_model.path)):  # fmt: skip
-        fp = model_sources(rt.load(path, backend="numpy").artifact, "m").footprint
-        assert fp == table[scheme], scheme
+    table = _footprint_table_matches_the_arrays(int_model)
     cfg = int_model.config
     assert table["int8-full"].state_bytes == 3 * cfg.num_layers * cfg.hidden_size
     assert table["none"].state_bytes == 8 * cfg.num_layers * cfg.hidden_size
@@ -455,17 +460,7 @@ def hw_model(request, tmp_path_factory, model_factory, require_tools) -> IntMode
 def test_highway_footprints_match_the_generated_arrays(hw_model):
     """scheme_footprints counts the highway (its arrays and its float32 history) in every
     scheme as the generators emit them."""
-    from lstm_edge.exporters.quantize import quantize_proto, read_onnx
-
-    table = scheme_footprints(hw_model.config)
-    int8_path = hw_model.path.with_name("hw.int8.onnx")
-    int8_path.write_bytes(
-        quantize_proto(read_onnx(hw_model.float_path), "int8").SerializeToString()
-    )
-    for scheme, path in (("none", hw_model.float_path), ("int8", int8_path),
-                         ("int8-full", hw_model.path)):  # fmt: skip
-        fp = model_sources(rt.load(path, backend="numpy").artifact, "m").footprint
-        assert fp == table[scheme], scheme
+    table = _footprint_table_matches_the_arrays(hw_model)
     cfg = hw_model.config
     history = 4 * (1 + cfg.ar_lags * cfg.output_size)
     assert table["int8-full"].state_bytes == 3 * cfg.num_layers * cfg.hidden_size + history
