@@ -686,7 +686,12 @@ def _keep_better_on_validation(
     )
     alt = Path(tempfile.mkdtemp(prefix=f".{out.name}.no-highway-", dir=out.parent))
     try:
-        alone = _train_once(replace(options, out=alt, ar_lags="0", force=True), on_step)
+        try:
+            alone = _train_once(replace(options, out=alt, ar_lags="0", force=True), on_step)
+        except TrainingInterrupted:
+            # The run with the highway is whole; say the comparison did not happen.
+            _record_choice(out, f"{source} (the comparison without it was interrupted)")
+            raise TrainingInterrupted(with_highway.steps, out) from None
         keep_alone = alone.best_val < with_highway.best_val
         both = (
             f"best validation {metric.format(alone.best_val)} without, "

@@ -242,6 +242,30 @@ def test_auto_keeps_the_lstm_alone_where_validation_prefers_it(tmp_path, csv_fil
     assert runner.invoke(app, ["info", str(tmp_path / "auto")]).exit_code == 0
 
 
+def test_an_interrupted_comparison_keeps_the_run_with_the_highway(tmp_path, csv_file, monkeypatch):
+    """Ctrl-C during the run without the highway: the run with it stays whole in its
+    folder, data.json says the comparison did not happen, no temporary folder is left."""
+    from lstm_edge.toolchain import train as train_mod
+
+    real = train_mod._train_once
+
+    def train_once(options, on_step):
+        if options.ar_lags == "0":
+            raise TrainingInterrupted(1, options.out)
+        return real(options, on_step)
+
+    monkeypatch.setattr(train_mod, "_train_once", train_once)
+    r = _train_cli(tmp_path / "auto", csv_file)
+    assert r.exit_code == 130, r.output
+    ckpt = load_checkpoint(tmp_path / "auto")
+    assert ckpt.config.ar_lags == 25
+    assert ckpt.data["ar_lags_source"] == (
+        "auto: the linear baseline's lagged changes (season 24 + 1) (the comparison without "
+        "it was interrupted)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["auto", "machine.csv"]
+
+
 def test_resume_keeps_the_highway(tmp_path, csv_file):
     def options(**kw) -> TrainOptions:
         base = dict(task="forecast", csv=csv_file, target=("vibration",), time_column="time")
