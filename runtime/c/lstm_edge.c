@@ -793,7 +793,8 @@ static void denormalize(const lstm_edge_model *model, int32_t n, float *const *o
  * features. After a reset (seen != 1) the rows are first filled as the spec writes it,
  * row * seen + v * (1 - seen), each product rounded on its own (volatile: no fused
  * multiply-add) as numpy and the ONNX graph round them; with seen 1 that is the row
- * itself. The window sum runs in double and is rounded once, as the numpy reference. */
+ * itself. The window sum runs in float32 (a Cortex-M4 has no double unit): within
+ * (L + 1) float32 roundings of the numpy reference's float64 sum. */
 static void highway(const lstm_edge_model *model, lstm_edge_state *states, int32_t nb,
                     int32_t tb, const float *const *z, float *const *out)
 {
@@ -819,12 +820,12 @@ static void highway(const lstm_edge_model *model, lstm_edge_state *states, int32
             for (o = 0; o < n; ++o) {
                 const float *const w = hw->weight + o * (lags + 1);
                 const float v = z[i][hw->select[o]];
-                double sum = (double)w[lags] * (double)v;
+                float sum = w[lags] * v;
                 for (r = 0; r < lags; ++r) {
-                    sum += (double)w[r] * (double)rows[r * n + o];
+                    sum += w[r] * rows[r * n + o];
                 }
                 if (out != NULL) {
-                    out[i][o] += (float)(sum + (double)hw->bias[o]);
+                    out[i][o] += sum + hw->bias[o];
                 }
             }
             /* the window without its oldest row: the next step's past */

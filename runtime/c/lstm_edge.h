@@ -36,7 +36,7 @@
  *   past_r = row_r * seen + v * (1 - seen), r = 0 .. lags-1 (every row is v after a reset:
  *            the first steps add no change that never happened)
  *   hw     = sum_r weight[o][r] * window[r] + bias[o], window = (past_0 .., past_lags-1, v),
- *            summed in double and rounded to float once (as the numpy reference)
+ *            summed in float32 (no double unit on a Cortex-M4; numpy sums in float64)
  *   out[o] = head[o] + head_bias[o] + hw, then the output stage (denormalize, + last value)
  * and the history becomes (max(seen, 1), window[1 ..]): the same numbers as the ONNX graph
  * and the Python runtime's history state, so a Python State's history is this array.
